@@ -1,0 +1,122 @@
+/**
+ * norn's configuration: read from the environment once, validated with zod, every problem reported
+ * together. Nothing else in norn reads `process.env` (main.ts passes it in), so tests build configs
+ * from plain objects.
+ */
+import { z } from 'zod';
+import { NornError } from './errors.js';
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** Every variable norn reads, with its default. The README table is generated from the same facts. */
+export const EnvSchema = z.object({
+  /** HTTP port of the api. */
+  PORT: int(0).max(65535).default(8080),
+  /** Address the api binds to. Anything but loopback requires NORN_API_TOKEN. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** Redis for queues and pub/sub. Must run with maxmemory-policy noeviction (and AOF in production). */
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** PostgreSQL: the durable truth (apps, runs, saga event log). */
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/norn'),
+  /** Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST. */
+  NORN_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** How many steps one worker process runs at once. */
+  NORN_WORKER_CONCURRENCY: int(1).max(1000).default(4),
+  /** Prefix of every BullMQ key and pub/sub channel: separate installations may share one Redis. */
+  NORN_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('norn'),
+  /** SIGTERM: how long running steps may take to finish before they are handed back to the queue. */
+  NORN_SHUTDOWN_GRACE_MS: int(0).default(25_000),
+  /** A run's app lease expires this long after its last heartbeat (then the sweeper checks the run). */
+  NORN_LEASE_TTL_MS: int(1_000).default(30_000),
+  /** How often a worker running a step renews its app lease. */
+  NORN_LEASE_HEARTBEAT_MS: int(100).default(5_000),
+  /** How often each process sweeps for expired leases, stuck cancels and unadmitted runs. */
+  NORN_SWEEP_INTERVAL_MS: int(100).default(5_000),
+  /** BullMQ job lock: a killed worker's step is picked up again after about lock + stalled interval. */
+  NORN_LOCK_DURATION_MS: int(1_000).default(30_000),
+  NORN_STALLED_INTERVAL_MS: int(500).default(15_000),
+  /** How many times a step may stall (its worker died) before it fails. */
+  NORN_MAX_STALLED_COUNT: int(0).default(2),
+  /** After a cancel, how long a step may take to stop before the run is ended without it. */
+  NORN_CANCEL_GRACE_MS: int(0).default(5_000),
+  /** WebSocket ping interval; a client that misses one ping is dropped. */
+  NORN_WS_HEARTBEAT_MS: int(100).default(15_000),
+  /** Apply database migrations when a process starts (the `migrate` command always does). */
+  NORN_MIGRATE_ON_START: bool.default(true),
+  /** A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register. */
+  NORN_PIPELINES_MODULE: z.string().min(1).optional(),
+  /** pino level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.output<typeof EnvSchema>;
+
+export interface Config {
+  http: { port: number; host: string; apiToken: string | undefined };
+  redisUrl: string;
+  databaseUrl: string;
+  queuePrefix: string;
+  worker: {
+    concurrency: number;
+    shutdownGraceMs: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    maxStalledCount: number;
+  };
+  lease: { ttlMs: number; heartbeatMs: number };
+  sweepIntervalMs: number;
+  cancelGraceMs: number;
+  wsHeartbeatMs: number;
+  migrateOnStart: boolean;
+  pipelinesModule: string | undefined;
+  logLevel: Env['LOG_LEVEL'];
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+export const isLoopback = (host: string) => LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/** Parses the environment; throws one CONFIG_INVALID error listing every problem. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings mean "unset", as in most shells' `VAR= cmd`.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  if (parsed.success) {
+    const e = parsed.data;
+    if (!e.NORN_API_TOKEN && !isLoopback(e.HOST)) {
+      problems.push(`NORN_API_TOKEN: required when HOST is not loopback (HOST=${e.HOST}); without a token the api only binds to 127.0.0.1`);
+    }
+    if (e.NORN_LEASE_HEARTBEAT_MS * 2 > e.NORN_LEASE_TTL_MS) {
+      problems.push('NORN_LEASE_HEARTBEAT_MS: must be at most half of NORN_LEASE_TTL_MS, or leases expire between heartbeats');
+    }
+  }
+  if (problems.length > 0 || !parsed.success) {
+    throw new NornError('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, { details: { problems } });
+  }
+  const e = parsed.data;
+  return {
+    http: { port: e.PORT, host: e.HOST, apiToken: e.NORN_API_TOKEN },
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    queuePrefix: e.NORN_QUEUE_PREFIX,
+    worker: {
+      concurrency: e.NORN_WORKER_CONCURRENCY,
+      shutdownGraceMs: e.NORN_SHUTDOWN_GRACE_MS,
+      lockDurationMs: e.NORN_LOCK_DURATION_MS,
+      stalledIntervalMs: e.NORN_STALLED_INTERVAL_MS,
+      maxStalledCount: e.NORN_MAX_STALLED_COUNT,
+    },
+    lease: { ttlMs: e.NORN_LEASE_TTL_MS, heartbeatMs: e.NORN_LEASE_HEARTBEAT_MS },
+    sweepIntervalMs: e.NORN_SWEEP_INTERVAL_MS,
+    cancelGraceMs: e.NORN_CANCEL_GRACE_MS,
+    wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
+    migrateOnStart: e.NORN_MIGRATE_ON_START,
+    pipelinesModule: e.NORN_PIPELINES_MODULE,
+    logLevel: e.LOG_LEVEL,
+  };
+}
