@@ -1,0 +1,64 @@
+/**
+ * The HTTP api as a function of its dependencies (tests call `app.request()` without a port).
+ * /healthz and /readyz are open; /api/* and /admin/queues need the bearer token; webhooks (later)
+ * check their own signatures.
+ */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { HonoAdapter } from '@bull-board/hono';
+import { serveStatic } from '@hono/node-server/serve-static';
+import type { Queue } from 'bullmq';
+import { Hono } from 'hono';
+import type { Db } from '../shared/db.js';
+import type { Logger } from '../shared/logger.js';
+import type { Redis } from '../shared/redis.js';
+import type { AppStore } from '../shared/store/apps.js';
+import type { EventStore } from '../shared/store/events.js';
+import type { RunStore } from '../shared/store/runs.js';
+import type { RunService } from '../queues/runs.js';
+import { requireToken } from './auth.js';
+import { toErrorResponse } from './http-errors.js';
+import { appRoutes } from './routes/apps.js';
+import { deploymentRoutes, sagaRoutes } from './routes/deployments.js';
+
+export interface ApiDeps {
+  apps: AppStore;
+  store: RunStore;
+  events: EventStore;
+  runs: RunService;
+  db: Db;
+  redis: Redis;
+  log: Logger;
+  apiToken: string | undefined;
+  /** The pipeline `POST /api/apps/:id/deploy` runs. */
+  deployPipeline: string;
+  /** Queues shown on Bull Board. */
+  queues: Queue[];
+}
+
+export function createApi(deps: ApiDeps) {
+  const app = new Hono();
+  app.onError((err, c) => toErrorResponse(err, c, deps.log));
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', async (c) => {
+    const checks = await Promise.allSettled([deps.db.query('SELECT 1'), deps.redis.ping()]);
+    const [db, redis] = checks.map((r) => (r.status === 'fulfilled' ? 'ok' : 'unavailable'));
+    const ok = db === 'ok' && redis === 'ok';
+    return c.json({ ok, postgres: db, redis }, ok ? 200 : 503);
+  });
+
+  app.use('/api/*', requireToken(deps.apiToken));
+  app.route('/api/apps', appRoutes(deps));
+  app.route('/api/deployments', deploymentRoutes(deps));
+  app.route('/api/sagas', sagaRoutes(deps));
+
+  const board = new HonoAdapter(serveStatic);
+  createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  board.setBasePath('/admin/queues');
+  app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  app.route('/admin/queues', board.registerPlugin());
+  return app;
+}

@@ -1,0 +1,32 @@
+/** /api/deployments and /api/sagas: a run's record, cancel, resume, and its saga's events. */
+import { Hono } from 'hono';
+import { notFound } from '../../shared/errors.js';
+import type { ApiDeps } from '../app.js';
+
+export function deploymentRoutes({ runs, store }: ApiDeps) {
+  return new Hono()
+    .get('/:id', async (c) => {
+      const run = await store.getRun(c.req.param('id'));
+      if (!run) throw notFound(`deployment ${c.req.param('id')}`);
+      return c.json({ deployment: run, steps: await store.steps(run.id) });
+    })
+    .post('/:id/cancel', async (c) => {
+      const run = await store.getRun(c.req.param('id'));
+      if (!run) throw notFound(`deployment ${c.req.param('id')}`);
+      const { status } = await runs.cancel(run.id, 'cancelled by request');
+      return c.json({ deploymentId: run.id, status }, 202);
+    })
+    .post('/:id/resume', async (c) => {
+      const run = await store.getRun(c.req.param('id'));
+      if (!run) throw notFound(`deployment ${c.req.param('id')}`);
+      return c.json({ ...(await runs.resume(run.id, 'api')), resumedFrom: run.id }, 202);
+    });
+}
+
+export function sagaRoutes({ store, events }: ApiDeps) {
+  return new Hono().get('/:id/events', async (c) => {
+    const run = await store.getRunBySaga(c.req.param('id'));
+    if (!run) throw notFound(`saga ${c.req.param('id')}`);
+    return c.json({ sagaId: run.sagaId, deploymentId: run.id, events: await events.bySaga(run.sagaId) });
+  });
+}

@@ -1,0 +1,23 @@
+/** Redis pub/sub: events (after they are committed to PostgreSQL) and cancel broadcasts. */
+import type { Redis } from 'ioredis';
+import { channels, type EventEnvelope } from '../shared/events.js';
+
+export class EventBus {
+  private readonly ch: ReturnType<typeof channels>;
+
+  constructor(private readonly redis: Redis, prefix: string) {
+    this.ch = channels(prefix);
+  }
+
+  /** Publishes committed events in order. Losing one is tolerated: relays catch up from PostgreSQL. */
+  async publish(events: readonly EventEnvelope[] | undefined): Promise<void> {
+    if (!events?.length) return;
+    const pipeline = this.redis.pipeline();
+    for (const e of events) pipeline.publish(this.ch.events, JSON.stringify(e));
+    await pipeline.exec();
+  }
+
+  async broadcastCancel(runId: string): Promise<void> {
+    await this.redis.publish(this.ch.cancel, runId);
+  }
+}

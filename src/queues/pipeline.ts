@@ -1,0 +1,98 @@
+/**
+ * A pipeline is data: a name, a version, and ordered steps with their handlers. The engine runs
+ * every pipeline the same way (src/queues/flow.ts, src/workers/processor.ts); deploy, forge,
+ * teardown and the test pipelines differ only in their definitions.
+ */
+import type { RunCommandOptions, RunCommandResult } from '../shared/exec.js';
+import { NornError } from '../shared/errors.js';
+
+export interface StepContext {
+  run: { id: string; appId: string; sagaId: string; pipeline: string; version: string; params: Record<string, unknown> };
+  step: { name: string; index: number; total: number; attempt: number };
+  /** Aborted on cancel, on worker shutdown, and when the run lost its app lease. Pass it on. */
+  signal: AbortSignal;
+  /** A line for the step's log (Bull Board's Logs tab and the worker log). */
+  log(line: string): void;
+  /** Output of an earlier step of this run (or of the run it resumes), or undefined. */
+  output<T = unknown>(step: string): Promise<T | undefined>;
+  outputs(): Promise<Record<string, unknown>>;
+  /** runCommand bound to this step's signal: cancel reaches the program and its children. */
+  exec(argv: readonly string[], options?: Omit<RunCommandOptions, 'signal'>): Promise<RunCommandResult>;
+}
+
+export interface StepDefinition<S = unknown> {
+  name: string;
+  /** Returns the step's output (JSON), saved in PostgreSQL and readable by later steps. */
+  run(ctx: StepContext, services: S): Promise<unknown>;
+  /** BullMQ attempts for this step (default 1). Every step must be idempotent anyway. */
+  attempts?: number;
+  backoffMs?: number;
+}
+
+export interface PipelineDefinition<S = unknown> {
+  name: string;
+  /** Recorded on every run; a run only ever executes the definition version it started with. */
+  version: string;
+  /** Event type prefix (deploy → deploy.queued, deploy.step …); defaults to the name. */
+  events?: string;
+  /** BullMQ queue of its steps (default "steps"). */
+  queue?: string;
+  steps: ReadonlyArray<StepDefinition<S>>;
+  /** Extra payload for `<prefix>.completed`, from all step outputs (e.g. deploy's imageTag). */
+  summarize?(outputs: Record<string, unknown>): Record<string, unknown>;
+}
+
+export const DEFAULT_QUEUE = 'steps';
+const NAME = /^[a-z][a-z0-9-]{0,40}$/;
+
+export function validatePipeline(def: PipelineDefinition<never>): void {
+  const problems: string[] = [];
+  if (!NAME.test(def.name)) problems.push(`name "${def.name}" must match ${NAME}`);
+  if (!/^[A-Za-z0-9._-]{1,40}$/.test(def.version)) problems.push(`version "${def.version}" must be 1-40 of [A-Za-z0-9._-]`);
+  if (def.steps.length === 0) problems.push('needs at least one step');
+  const seen = new Set<string>();
+  for (const s of def.steps) {
+    if (!NAME.test(s.name)) problems.push(`step "${s.name}" must match ${NAME}`);
+    if (seen.has(s.name)) problems.push(`step "${s.name}" appears twice`);
+    seen.add(s.name);
+  }
+  if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue)) problems.push(`queue "${def.queue}" may not contain ":"`);
+  if (problems.length) throw new NornError('PIPELINE_UNKNOWN', `pipeline ${def.name}@${def.version}: ${problems.join('; ')}`);
+}
+
+/** Every pipeline definition a process knows, by name and version. */
+export class PipelineRegistry<S = unknown> {
+  private readonly byKey = new Map<string, PipelineDefinition<S>>();
+  private readonly latestByName = new Map<string, PipelineDefinition<S>>();
+
+  constructor(defs: ReadonlyArray<PipelineDefinition<S>> = []) {
+    for (const d of defs) this.register(d);
+  }
+
+  /** Registers a definition; the last one registered under a name is what new runs use. */
+  register(def: PipelineDefinition<S>): this {
+    validatePipeline(def as PipelineDefinition<never>);
+    this.byKey.set(`${def.name}@${def.version}`, def);
+    this.latestByName.set(def.name, def);
+    return this;
+  }
+
+  latest(name: string): PipelineDefinition<S> {
+    const def = this.latestByName.get(name);
+    if (!def) throw new NornError('PIPELINE_UNKNOWN', `no pipeline named "${name}" is registered`);
+    return def;
+  }
+
+  get(name: string, version: string): PipelineDefinition<S> {
+    const def = this.byKey.get(`${name}@${version}`);
+    if (!def) {
+      throw new NornError('PIPELINE_UNKNOWN',
+        `this worker does not have pipeline ${name}@${version} (it has ${[...this.byKey.keys()].join(', ') || 'none'}); runs execute the version they started with`);
+    }
+    return def;
+  }
+
+  queues(): string[] {
+    return [...new Set([...this.byKey.values()].map((d) => d.queue ?? DEFAULT_QUEUE))];
+  }
+}

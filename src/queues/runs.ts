@@ -1,0 +1,197 @@
+/**
+ * Starting, cancelling and resuming runs, shared by the api and the workers. PostgreSQL decides
+ * (norn_* functions: admission, policy, fencing); this class carries out what it decided in BullMQ
+ * and on the event bus.
+ */
+import { randomUUID } from 'node:crypto';
+import { FlowProducer, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { NornError, notFound } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
+import type { EventBus } from './bus.js';
+import { buildFlow, rootJobId } from './flow.js';
+import { DEFAULT_QUEUE, type PipelineRegistry } from './pipeline.js';
+
+export interface RunServiceDeps {
+  store: RunStore;
+  bus: EventBus;
+  registry: PipelineRegistry<unknown>;
+  /** A connection for the FlowProducer and Queue handles (shared; BullMQ duplicates as needed). */
+  connection: Redis;
+  prefix: string;
+  log: Logger;
+}
+
+export interface RunRequest {
+  appId: string;
+  pipeline: string;
+  params?: Record<string, unknown>;
+  policy?: ConcurrencyPolicy;
+  requestedBy?: string;
+}
+
+export interface RunAccepted {
+  deploymentId: string;
+  sagaId: string;
+  status: string;
+  /** Runs of this app ahead of this one (0: it is running now or next). */
+  position: number;
+}
+
+export class RunService {
+  private readonly flows: FlowProducer;
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(private readonly deps: RunServiceDeps) {
+    this.flows = new FlowProducer({ connection: deps.connection, prefix: deps.prefix });
+  }
+
+  queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.deps.connection, prefix: this.deps.prefix });
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  /** Records the request, applies the app's policy, and starts it if the app is free. */
+  async request(req: RunRequest): Promise<RunAccepted> {
+    const def = this.deps.registry.latest(req.pipeline);
+    const result = await this.deps.store.requestRun({
+      id: randomUUID(),
+      sagaId: randomUUID(),
+      appId: req.appId,
+      pipeline: def.name,
+      version: def.version,
+      eventPrefix: def.events ?? def.name,
+      queue: def.queue ?? DEFAULT_QUEUE,
+      steps: def.steps.map((s) => s.name),
+      params: req.params ?? {},
+      policy: req.policy ?? 'queue',
+      requestedBy: req.requestedBy,
+    });
+    return this.afterRequest(result);
+  }
+
+  /** A new run of the same pipeline version; steps the earlier run completed are reported skipped. */
+  async resume(runId: string, requestedBy?: string): Promise<RunAccepted> {
+    const old = await this.deps.store.getRun(runId);
+    if (!old) throw notFound(`deployment ${runId}`);
+    if (old.status !== 'failed' && old.status !== 'cancelled') {
+      throw new NornError('CONFLICT', `deployment ${runId} is ${old.status}; only failed or cancelled runs can be resumed`);
+    }
+    const done = (await this.deps.store.steps(runId)).filter((s) => s.status === 'complete' || s.status === 'skipped');
+    const result = await this.deps.store.requestRun({
+      id: randomUUID(),
+      sagaId: randomUUID(),
+      appId: old.appId,
+      pipeline: old.pipeline,
+      version: old.pipelineVersion,
+      eventPrefix: old.eventPrefix,
+      queue: old.queue,
+      steps: old.steps,
+      params: old.params,
+      policy: old.policy,
+      resumedFrom: old.id,
+      skip: done.map((s) => s.name),
+      requestedBy,
+    });
+    return this.afterRequest(result);
+  }
+
+  private async afterRequest(result: Awaited<ReturnType<RunStore['requestRun']>>): Promise<RunAccepted> {
+    if (result.action === 'no-app') throw notFound('app');
+    if (result.action === 'rejected') {
+      const busy = result.busy!;
+      throw new NornError('CONFLICT', `app ${busy.appId} is busy with deployment ${busy.id} (policy: reject)`, {
+        details: { runningDeploymentId: busy.id, runningSagaId: busy.sagaId, status: busy.status },
+      });
+    }
+    const run = result.run!;
+    await this.deps.bus.publish(result.events);
+    for (const old of result.toCancel ?? []) await this.stopRunning(old);
+    await this.start(result.next);
+    const status = result.next?.id === run.id ? 'running' : 'queued';
+    return { deploymentId: run.id, sagaId: run.sagaId, status, position: result.position ?? 0 };
+  }
+
+  /** Adds the flow of a run that PostgreSQL just admitted. Idempotent (job ids derive from the run). */
+  async start(run: RunRef | null | undefined): Promise<void> {
+    if (!run) return;
+    let def;
+    try {
+      def = this.deps.registry.get(run.pipeline, run.version);
+    } catch {
+      def = undefined; // started by a process without this version: default retry options
+    }
+    await this.flows.add(buildFlow(run, def));
+  }
+
+  /** Publishes a transition's events and starts whatever run it admitted. */
+  async apply(t: Transition): Promise<void> {
+    await this.deps.bus.publish(t.events);
+    await this.start(t.next);
+  }
+
+  async cancel(runId: string, reason = 'cancelled by request'): Promise<{ status: string }> {
+    const t = await this.deps.store.requestCancel(runId, reason);
+    if (t.action === 'missing') throw notFound(`deployment ${runId}`);
+    await this.apply(t);
+    if (t.action === 'cancelling' && t.run) await this.stopRunning(t.run);
+    const now = await this.deps.store.getRun(runId);
+    return { status: now?.status ?? t.status ?? 'unknown' };
+  }
+
+  /**
+   * Stops a running run: workers abort its active step (the processor then ends the run); if no
+   * step is active (waiting between steps, or no worker alive), the flow is removed and the run
+   * ended here.
+   */
+  async stopRunning(run: RunRef): Promise<void> {
+    await this.deps.bus.broadcastCancel(run.id);
+    const queue = this.queue(run.queue);
+    const root = rootJobId(run);
+    const state = await queue.getJobState(root);
+    const removed = state === 'unknown' ? 1 : await queue.remove(root, { removeChildren: true });
+    if (removed === 1) {
+      const t = await this.deps.store.stepFail(run.id, null, 'cancelled', { final: true, cancelled: true });
+      await this.apply(t);
+    }
+  }
+
+  /**
+   * Recovery, run periodically by every process (idempotent, so several may overlap):
+   * expired leases, cancels nobody finished, and queued runs nobody admitted.
+   */
+  async sweep(cancelGraceMs: number): Promise<void> {
+    const { store, log } = this.deps;
+    for (const run of await store.expiredLeases()) {
+      const queue = this.queue(run.queue);
+      const state = await queue.getJobState(rootJobId(run));
+      if (state === 'unknown') {
+        if (await store.notStarted(run.id)) {
+          log.warn({ runId: run.id }, 'admitted run had no flow; adding it');
+          await this.start(run);
+          await store.renewExpired(run.id);
+        } else {
+          const t = await store.stepFail(run.id, null, 'lease expired and the run has no jobs left in the queue', { final: true, cancelled: false });
+          await this.apply(t);
+        }
+      } else if (state === 'failed' || state === 'completed') {
+        const t = await store.stepFail(run.id, null, `lease expired after the flow ended (${state})`, { final: true, cancelled: false });
+        await this.apply(t);
+      } else {
+        await store.renewExpired(run.id); // alive in the queue (waiting, active, or recovering from a stall)
+      }
+    }
+    for (const run of await store.stuckCancels(cancelGraceMs)) await this.stopRunning(run);
+    for (const appId of await store.appsWaitingForAdmission()) await this.start(await store.admit(appId));
+  }
+
+  async close(): Promise<void> {
+    await this.flows.close();
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The run store: typed calls of the norn_* state-machine functions (001_foundation.sql) plus the
+ * read queries the api needs. Every transition is one round trip and returns the events it appended.
+ */
+import type { Db } from '../db.js';
+import type { EventEnvelope } from '../events.js';
+
+export type RunStatus = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+export type ConcurrencyPolicy = 'queue' | 'supersede' | 'reject';
+
+/** What the state machine hands back about a run (norn_run_json). */
+export interface RunRef {
+  id: string;
+  appId: string;
+  sagaId: string;
+  pipeline: string;
+  version: string;
+  eventPrefix: string;
+  queue: string;
+  steps: string[];
+  status: RunStatus;
+  params: Record<string, unknown>;
+}
+
+export interface Transition {
+  action: string;
+  status?: RunStatus;
+  events?: EventEnvelope[];
+  next?: RunRef | null;
+  params?: Record<string, unknown>;
+  sagaId?: string;
+  attempt?: number;
+}
+
+export interface RequestRunInput {
+  id: string;
+  sagaId: string;
+  appId: string;
+  pipeline: string;
+  version: string;
+  eventPrefix: string;
+  queue: string;
+  steps: string[];
+  params: Record<string, unknown>;
+  policy: ConcurrencyPolicy;
+  resumedFrom?: string;
+  skip?: string[];
+  requestedBy?: string;
+}
+
+export interface RequestRunResult {
+  action: 'queued' | 'rejected' | 'no-app';
+  run?: RunRef;
+  busy?: RunRef;
+  position?: number;
+  events?: EventEnvelope[];
+  toCancel?: RunRef[];
+  next?: RunRef | null;
+}
+
+export interface StepRecord {
+  index: number;
+  name: string;
+  status: string;
+  attempts: number;
+  error: string | null;
+  worker: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+}
+
+export interface RunRecord {
+  id: string;
+  appId: string;
+  sagaId: string;
+  pipeline: string;
+  pipelineVersion: string;
+  status: RunStatus;
+  policy: ConcurrencyPolicy;
+  params: Record<string, unknown>;
+  steps: string[];
+  eventPrefix: string;
+  queue: string;
+  resumedFrom: string | null;
+  requestedBy: string | null;
+  error: string | null;
+  failedStep: string | null;
+  cancelReason: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+const RUN_COLUMNS = `id, app_id AS "appId", saga_id AS "sagaId", pipeline, pipeline_version AS "pipelineVersion",
+  status, policy, params, steps, event_prefix AS "eventPrefix", queue_name AS queue, resumed_from AS "resumedFrom",
+  requested_by AS "requestedBy", error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
+  created_at AS "createdAt", started_at AS "startedAt", finished_at AS "finishedAt"`;
+
+export class RunStore {
+  constructor(
+    private readonly db: Db,
+    /** Identifies this process in leases ("who holds it"). */
+    readonly holder: string,
+    private readonly leaseTtlMs: number,
+  ) {}
+
+  private async call<T>(sql: string, args: unknown[]): Promise<T> {
+    const { rows } = await this.db.query<{ r: T }>(sql, args);
+    return rows[0]!.r;
+  }
+
+  requestRun(i: RequestRunInput): Promise<RequestRunResult> {
+    return this.call(
+      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) AS r',
+      [i.id, i.sagaId, i.appId, i.pipeline, i.version, i.eventPrefix, i.queue, i.steps, i.params, i.policy,
+        i.resumedFrom ?? null, i.skip ?? [], i.requestedBy ?? null, this.holder, this.leaseTtlMs],
+    );
+  }
+
+  admit(appId: string): Promise<RunRef | null> {
+    return this.call('SELECT norn_admit_app($1,$2,$3) AS r', [appId, this.holder, this.leaseTtlMs]);
+  }
+
+  stepStart(runId: string, step: string, worker: string): Promise<Transition> {
+    return this.call('SELECT norn_step_start($1,$2,$3,$4) AS r', [runId, step, worker, this.leaseTtlMs]);
+  }
+
+  stepFinish(runId: string, step: string, status: 'complete' | 'skipped', output: unknown, durationMs: number,
+    summary?: Record<string, unknown>): Promise<Transition> {
+    return this.call('SELECT norn_step_finish($1,$2,$3,$4,$5,$6,$7,$8) AS r', [
+      runId, step, status, output === undefined ? null : JSON.stringify(output), Math.round(durationMs),
+      summary ?? null, this.holder, this.leaseTtlMs]);
+  }
+
+  stepFail(runId: string, step: string | null, error: string, opts: { final: boolean; cancelled: boolean; durationMs?: number }): Promise<Transition> {
+    return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8) AS r', [
+      runId, step, error, opts.final, opts.cancelled,
+      opts.durationMs === undefined ? null : Math.round(opts.durationMs), this.holder, this.leaseTtlMs]);
+  }
+
+  requestCancel(runId: string, reason: string): Promise<Transition & { run?: RunRef }> {
+    return this.call('SELECT norn_request_cancel($1,$2) AS r', [runId, reason]);
+  }
+
+  /** Extends the lease while a step runs; false means the run no longer holds its app (fenced). */
+  async heartbeat(runId: string, worker: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE app_leases SET heartbeat_at = clock_timestamp(), holder = $2,
+         expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0)
+       WHERE deployment_id = $1`, [runId, worker, this.leaseTtlMs]);
+    return rowCount === 1;
+  }
+
+  /** Renews an expired lease on behalf of a run that is still alive in the queue. */
+  async renewExpired(runId: string): Promise<void> {
+    await this.db.query(
+      `UPDATE app_leases SET expires_at = clock_timestamp() + make_interval(secs => $2::int / 1000.0)
+       WHERE deployment_id = $1`, [runId, this.leaseTtlMs]);
+  }
+
+  async outputs(runId: string): Promise<Record<string, unknown>> {
+    const { rows } = await this.db.query<{ name: string; output: unknown }>(
+      `SELECT name, output FROM deployment_steps WHERE deployment_id = $1 AND status IN ('complete', 'skipped') ORDER BY idx`,
+      [runId]);
+    return Object.fromEntries(rows.map((r) => [r.name, r.output ?? null]));
+  }
+
+  async getRun(id: string): Promise<RunRecord | null> {
+    if (!isUuid(id)) return null;
+    const { rows } = await this.db.query<RunRecord>(`SELECT ${RUN_COLUMNS} FROM deployments WHERE id = $1`, [id]);
+    return rows[0] ?? null;
+  }
+
+  async getRunBySaga(sagaId: string): Promise<RunRecord | null> {
+    if (!isUuid(sagaId)) return null;
+    const { rows } = await this.db.query<RunRecord>(`SELECT ${RUN_COLUMNS} FROM deployments WHERE saga_id = $1`, [sagaId]);
+    return rows[0] ?? null;
+  }
+
+  async listRuns(appId: string, limit = 20): Promise<RunRecord[]> {
+    const { rows } = await this.db.query<RunRecord>(
+      `SELECT ${RUN_COLUMNS} FROM deployments WHERE app_id = $1 ORDER BY request_seq DESC LIMIT $2`, [appId, limit]);
+    return rows;
+  }
+
+  async steps(runId: string): Promise<StepRecord[]> {
+    const { rows } = await this.db.query<StepRecord>(
+      `SELECT idx AS index, name, status, attempts, error, worker, started_at AS "startedAt",
+              finished_at AS "finishedAt", duration_ms AS "durationMs"
+       FROM deployment_steps WHERE deployment_id = $1 ORDER BY idx`, [runId]);
+    return rows;
+  }
+
+  /** Who holds the app and what waits behind it, in the order it will run. */
+  async leaseView(appId: string) {
+    const lease = await this.db.query(
+      `SELECT l.deployment_id AS "deploymentId", l.holder, l.acquired_at AS "acquiredAt",
+              l.heartbeat_at AS "heartbeatAt", l.expires_at AS "expiresAt", d.status, d.pipeline
+       FROM app_leases l JOIN deployments d ON d.id = l.deployment_id WHERE l.app_id = $1`, [appId]);
+    const waiting = await this.db.query(
+      `SELECT id AS "deploymentId", saga_id AS "sagaId", pipeline, params, created_at AS "requestedAt"
+       FROM deployments WHERE app_id = $1 AND status = 'queued' ORDER BY request_seq`, [appId]);
+    return { holder: lease.rows[0] ?? null, waiting: waiting.rows };
+  }
+
+  // ---- sweeper queries -------------------------------------------------------------------------
+
+  async expiredLeases(): Promise<RunRef[]> {
+    const { rows } = await this.db.query<{ r: RunRef }>(
+      `SELECT norn_run_json(d) AS r FROM app_leases l JOIN deployments d ON d.id = l.deployment_id
+       WHERE l.expires_at < clock_timestamp()`);
+    return rows.map((x) => x.r);
+  }
+
+  async stuckCancels(olderThanMs: number): Promise<RunRef[]> {
+    const { rows } = await this.db.query<{ r: RunRef }>(
+      `SELECT norn_run_json(d) AS r FROM deployments d WHERE status = 'cancelling'
+       AND cancel_requested_at < clock_timestamp() - make_interval(secs => $1::int / 1000.0)`, [olderThanMs]);
+    return rows.map((x) => x.r);
+  }
+
+  async appsWaitingForAdmission(): Promise<string[]> {
+    const { rows } = await this.db.query<{ app_id: string }>(
+      `SELECT DISTINCT d.app_id FROM deployments d WHERE d.status = 'queued'
+       AND NOT EXISTS (SELECT 1 FROM app_leases l WHERE l.app_id = d.app_id)`);
+    return rows.map((r) => r.app_id);
+  }
+
+  /** True when no step of the run has started yet (its flow may never have been added). */
+  async notStarted(runId: string): Promise<boolean> {
+    const { rows } = await this.db.query(
+      `SELECT 1 FROM deployment_steps WHERE deployment_id = $1 AND status <> 'pending' LIMIT 1`, [runId]);
+    return rows.length === 0;
+  }
+}
+
+export const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);

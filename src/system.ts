@@ -1,0 +1,130 @@
+/**
+ * Wires norn's parts from a Config: the one place that opens connections. main.ts uses it for the
+ * real processes; tests use it to run api and workers in-process against their own database and
+ * queue prefix.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import type { Server } from 'node:http';
+import { createApi } from './api/app.js';
+import { EventRelay } from './api/relay.js';
+import type { Config } from './shared/config.js';
+import { createDb, type Db } from './shared/db.js';
+import { migrate } from './shared/db/migrate.js';
+import { createLogger, type Logger } from './shared/logger.js';
+import { createRedis, type Redis } from './shared/redis.js';
+import { AppStore } from './shared/store/apps.js';
+import { EventStore } from './shared/store/events.js';
+import { RunStore } from './shared/store/runs.js';
+import { EventBus } from './queues/bus.js';
+import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
+import { RunService } from './queues/runs.js';
+import { makeWorkerId, startWorkerFleet, type WorkerFleet } from './workers/fleet.js';
+
+export interface SystemOptions<S> {
+  pipelines: ReadonlyArray<PipelineDefinition<S>>;
+  services: S;
+  log?: Logger;
+  /** Pipeline run by POST /api/apps/:id/deploy. */
+  deployPipeline?: string;
+}
+
+export interface RunningApi {
+  url: string;
+  port: number;
+  relay: EventRelay;
+  close(): Promise<void>;
+}
+
+export class NornSystem<S = unknown> {
+  readonly db: Db;
+  readonly redis: Redis;
+  readonly log: Logger;
+  readonly registry: PipelineRegistry<S>;
+  readonly store: RunStore;
+  readonly apps: AppStore;
+  readonly events: EventStore;
+  readonly bus: EventBus;
+  readonly runs: RunService;
+  private readonly closers: Array<() => Promise<unknown>> = [];
+
+  constructor(readonly config: Config, private readonly options: SystemOptions<S>) {
+    this.log = options.log ?? createLogger(config.logLevel);
+    this.db = createDb(config.databaseUrl);
+    this.redis = createRedis(config.redisUrl, 'worker');
+    this.registry = new PipelineRegistry(options.pipelines);
+    this.store = new RunStore(this.db, makeWorkerId(), config.lease.ttlMs);
+    this.apps = new AppStore(this.db);
+    this.events = new EventStore(this.db);
+    this.bus = new EventBus(this.redis, config.queuePrefix);
+    this.runs = new RunService({
+      store: this.store, bus: this.bus, registry: this.registry as PipelineRegistry<unknown>,
+      connection: this.redis, prefix: config.queuePrefix, log: this.log,
+    });
+  }
+
+  async migrate(): Promise<string[]> {
+    const applied = await migrate(this.db);
+    if (applied.length) this.log.info({ applied }, 'database migrated');
+    return applied;
+  }
+
+  async startWorker(): Promise<WorkerFleet> {
+    const fleet = await startWorkerFleet({
+      config: this.config, store: this.store, runs: this.runs, registry: this.registry,
+      services: this.options.services, log: this.log,
+    });
+    this.closers.push(() => fleet.close());
+    return fleet;
+  }
+
+  createApi() {
+    return createApi({
+      apps: this.apps, store: this.store, events: this.events, runs: this.runs, db: this.db, redis: this.redis,
+      log: this.log, apiToken: this.config.http.apiToken, deployPipeline: this.options.deployPipeline ?? 'deploy',
+      queues: this.registry.queues().map((q) => this.runs.queue(q)),
+    });
+  }
+
+  /** Serves the api and the /ws relay; resolves once listening. Port 0 picks a free port. */
+  async startApi(port = this.config.http.port): Promise<RunningApi> {
+    const app = this.createApi();
+    const relay = new EventRelay({
+      subscriber: createRedis(this.config.redisUrl, 'subscriber'), events: this.events, store: this.store,
+      prefix: this.config.queuePrefix, heartbeatMs: this.config.wsHeartbeatMs, apiToken: this.config.http.apiToken,
+      log: this.log,
+    });
+    await relay.start();
+    const server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port, hostname: this.config.http.host }, () => resolve(s));
+    });
+    relay.attach(server as Server);
+    const address = server.address();
+    const actual = typeof address === 'object' && address ? address.port : port;
+    const host = this.config.http.host.includes(':') ? `[${this.config.http.host}]` : this.config.http.host;
+    const sweeper = setInterval(() => {
+      this.runs.sweep(this.config.cancelGraceMs).catch((err) => this.log.warn({ err }, 'sweep failed'));
+    }, this.config.sweepIntervalMs);
+    const running: RunningApi = {
+      url: `http://${host}:${actual}`,
+      port: actual,
+      relay,
+      close: async () => {
+        clearInterval(sweeper);
+        await relay.close();
+        await new Promise<void>((r) => { server.close(() => r()); (server as Server).closeAllConnections?.(); });
+      },
+    };
+    this.closers.push(() => running.close());
+    this.log.info({ url: running.url }, 'api listening');
+    return running;
+  }
+
+  /** Closes what was started, newest first, then the connections. */
+  async close(): Promise<void> {
+    for (const close of this.closers.reverse()) await close().catch((err) => this.log.warn({ err }, 'close failed'));
+    this.closers.length = 0;
+    await this.runs.close();
+    await this.redis.quit().catch(() => {});
+    await this.db.end();
+  }
+}

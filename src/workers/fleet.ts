@@ -1,0 +1,94 @@
+/**
+ * A worker process: one BullMQ Worker per pipeline queue, the cancel listener, the sweeper, and
+ * graceful shutdown (finish running steps within the grace period, then hand them back).
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../shared/config.js';
+import { channels } from '../shared/events.js';
+import type { Logger } from '../shared/logger.js';
+import { createRedis } from '../shared/redis.js';
+import type { RunStore } from '../shared/store/runs.js';
+import type { PipelineRegistry } from '../queues/pipeline.js';
+import type { RunService } from '../queues/runs.js';
+import { ActiveSteps, createProcessor } from './processor.js';
+
+export interface FleetDeps<S> {
+  config: Config;
+  store: RunStore;
+  runs: RunService;
+  registry: PipelineRegistry<S>;
+  services: S;
+  log: Logger;
+}
+
+export interface WorkerFleet {
+  id: string;
+  active: ActiveSteps;
+  /** Stops taking steps; running ones get `graceMs` to finish, then are handed back to the queue. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export const makeWorkerId = () => `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFleet> {
+  const { config, log } = deps;
+  const id = deps.store.holder;
+  const active = new ActiveSteps();
+  const processor = createProcessor({
+    store: deps.store, runs: deps.runs, registry: deps.registry, services: deps.services, active,
+    workerId: id, heartbeatMs: config.lease.heartbeatMs, cancelGraceMs: config.cancelGraceMs, log,
+  });
+
+  const connection = createRedis(config.redisUrl, 'worker');
+  const workers = deps.registry.queues().map((queue) => {
+    const w = new Worker(queue, processor, {
+      connection,
+      prefix: config.queuePrefix,
+      concurrency: config.worker.concurrency,
+      lockDuration: config.worker.lockDurationMs,
+      stalledInterval: config.worker.stalledIntervalMs,
+      maxStalledCount: config.worker.maxStalledCount,
+    });
+    w.on('error', (err) => log.error({ err, queue }, 'worker error'));
+    w.on('failed', (job, err) => log.debug({ jobId: job?.id, err: err.message }, 'step job failed'));
+    return w;
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+  const subscriber: Redis = createRedis(config.redisUrl, 'subscriber');
+  const cancelChannel = channels(config.queuePrefix).cancel;
+  subscriber.on('message', (channel: string, runId: string) => {
+    if (channel === cancelChannel && active.abort(runId, 'cancelled')) log.info({ runId }, 'cancelling running step');
+  });
+  await subscriber.subscribe(cancelChannel);
+
+  let sweeping = false;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    deps.runs.sweep(config.cancelGraceMs).catch((err) => log.warn({ err }, 'sweep failed')).finally(() => { sweeping = false; });
+  }, config.sweepIntervalMs);
+
+  log.info({ workerId: id, queues: deps.registry.queues(), concurrency: config.worker.concurrency }, 'worker started');
+
+  return {
+    id,
+    active,
+    async close(graceMs = config.worker.shutdownGraceMs) {
+      clearInterval(sweeper);
+      const closing = Promise.all(workers.map((w) => w.close()));
+      const timer = setTimeout(() => {
+        if (active.size) log.warn({ steps: active.size }, 'grace period over: handing running steps back to the queue');
+        active.abortAll('shutdown');
+      }, graceMs);
+      await closing;
+      clearTimeout(timer);
+      await subscriber.quit().catch(() => {});
+      await connection.quit().catch(() => {});
+      log.info({ workerId: id }, 'worker stopped');
+    },
+  };
+}

@@ -1,0 +1,121 @@
+/** The pipeline engine on real Redis and PostgreSQL: flows, failures, outputs, versions, retries. */
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { registerApp, testEnv, testSystem, waitForRun } from '../support/norn.js';
+import { chain9 } from '../support/pipelines.js';
+import { rootJobId } from '../../src/queues/flow.js';
+
+let tdb: TestDatabase;
+beforeAll(async () => { tdb = await createTestDatabase(); });
+afterAll(async () => { await tdb.drop(); });
+
+const traceFile = () => join(mkdtempSync(join(tmpdir(), 'norn-trace-')), 'trace');
+const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' '));
+
+async function started(pipelines = undefined as Parameters<typeof testSystem>[1]) {
+  const system = testSystem(testEnv(tdb.url), pipelines);
+  onTestFinished(() => system.close());
+  await system.startWorker();
+  return system;
+}
+
+describe('pipeline engine', () => {
+  it('runs every step as a child job in order, deepest first, and records outputs and events', async () => {
+    const system = await started();
+    await registerApp(system, 'alpha');
+    const trace = traceFile();
+    const run = await system.runs.request({ appId: 'alpha', pipeline: 'chain', params: { trace } });
+    const done = await waitForRun(system, run.deploymentId);
+    expect(done.status).toBe('succeeded');
+    expect(done.pipelineVersion).toBe('1');
+
+    const starts = lines(trace).filter((l) => l[2] === 'start').map((l) => l[1]);
+    expect(starts).toEqual(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9']);
+
+    // The flow: root is the last step, its child the one before, job ids derived from the run id.
+    const queue = system.runs.queue('steps');
+    const root = await queue.getJob(rootJobId({ id: run.deploymentId, steps: chain9.steps.map((s) => s.name) }));
+    expect(root?.id).toBe(`${run.deploymentId}.s9`);
+    expect(root?.name).toBe('s9');
+
+    // A step reads the outputs of all earlier steps.
+    const outputs = await system.store.outputs(run.deploymentId);
+    expect((outputs.s3 as { seen: string[] }).seen).toEqual(['s1', 's2']);
+    expect((outputs.s9 as { seen: string[] }).seen).toEqual(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8']);
+
+    const events = await system.events.bySaga(run.sagaId);
+    const types = events.map((e) => `${e.type}${e.payload.status ? ':' + e.payload.status : ''}`);
+    expect(types[0]).toBe('deploy.queued');
+    expect(types.filter((t) => t === 'deploy.step:running')).toHaveLength(9);
+    expect(types.filter((t) => t === 'deploy.step:complete')).toHaveLength(9);
+    expect(types.at(-1)).toBe('deploy.completed');
+    expect(events.at(-1)!.payload).toEqual({ sagaId: run.sagaId, imageTag: 'test:9' });
+    const complete3 = events.find((e) => e.payload.step === 's3' && e.payload.status === 'complete')!;
+    expect(complete3.payload).toMatchObject({ step: 's3', sagaId: run.sagaId, index: 3, total: 9 });
+    expect(typeof complete3.payload.durationMs).toBe('number');
+    // Envelope ids grow; per-app sequence is gapless.
+    const seqs = events.map((e) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(seqs.at(-1)! - seqs[0]! + 1).toBe(seqs.length);
+    expect(events.every((e, i) => i === 0 || e.id > events[i - 1]!.id)).toBe(true);
+  });
+
+  it('fails the run at a failing step; later steps are recorded not run, never left waiting', async () => {
+    const system = await started();
+    await registerApp(system, 'beta');
+    const trace = traceFile();
+    const run = await system.runs.request({ appId: 'beta', pipeline: 'chain', params: { trace, fail: { s3: 'boom at s3' } } });
+    const done = await waitForRun(system, run.deploymentId);
+    expect(done).toMatchObject({ status: 'failed', failedStep: 's3' });
+    expect(done.error).toContain('boom at s3');
+    const steps = await system.store.steps(run.deploymentId);
+    expect(steps.map((s) => s.status)).toEqual(['complete', 'complete', 'failed', ...Array(6).fill('not_run')]);
+    expect(lines(trace).map((l) => l[1])).not.toContain('s4');
+    const events = await system.events.bySaga(run.sagaId);
+    expect(events.at(-1)).toMatchObject({ type: 'deploy.failed', payload: { sagaId: run.sagaId, step: 's3' } });
+    // The app is free again: the next run starts.
+    const next = await system.runs.request({ appId: 'beta', pipeline: 'chain', params: {} });
+    expect((await waitForRun(system, next.deploymentId)).status).toBe('succeeded');
+    // BullMQ: the root job ended failed rather than waiting for ever.
+    const root = await system.runs.queue('steps').getJob(`${run.deploymentId}.s9`);
+    await expect.poll(() => root?.getState()).toBe('failed');
+  });
+
+  it('retries a retryable step within its attempts and the run completes', async () => {
+    const system = await started();
+    await registerApp(system, 'gamma');
+    const run = await system.runs.request({ appId: 'gamma', pipeline: 'chain', params: { flaky: { s4: 2 } } });
+    expect((await waitForRun(system, run.deploymentId)).status).toBe('succeeded');
+    const s4 = (await system.store.steps(run.deploymentId)).find((s) => s.name === 's4')!;
+    expect(s4.attempts).toBe(3);
+    const events = await system.events.bySaga(run.sagaId);
+    const retries = events.filter((e) => e.payload.step === 's4' && e.payload.status === 'failed');
+    expect(retries).toHaveLength(2);
+    expect(retries.every((e) => e.payload.willRetry === true)).toBe(true);
+  });
+
+  it('runs the pipeline version a run started with, even after a newer one is registered', async () => {
+    const v2 = { ...chain9, version: '2', steps: chain9.steps.slice(0, 2) };
+    const system = await started([chain9, v2, { ...chain9, version: '1-old', name: 'other' }]);
+    await registerApp(system, 'delta');
+    const run = await system.runs.request({ appId: 'delta', pipeline: 'chain', params: {} });
+    const done = await waitForRun(system, run.deploymentId);
+    expect(done.pipelineVersion).toBe('2');
+    expect(done.steps).toEqual(['s1', 's2']);
+    // A failed v1 run resumed after v2 exists still runs v1's nine steps.
+    const system1 = testSystem(testEnv(tdb.url), [chain9]);
+    onTestFinished(() => system1.close());
+    await system1.startWorker();
+    await registerApp(system1, 'epsilon');
+    const failed = await system1.runs.request({ appId: 'epsilon', pipeline: 'chain', params: { fail: { s2: 'x' } } });
+    expect((await waitForRun(system1, failed.deploymentId)).status).toBe('failed');
+    const resumed = await system.runs.resume(failed.deploymentId);
+    // `system` has both versions; the resumed run pins v1 (but s2 still fails with the same params).
+    const r = await waitForRun(system, resumed.deploymentId);
+    expect(r.pipelineVersion).toBe('1');
+    expect(r.steps).toHaveLength(9);
+  });
+});

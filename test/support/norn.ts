@@ -1,0 +1,60 @@
+/** Runs norn in-process for a test: its own database (per file), queue prefix and pub/sub channels. */
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../src/shared/config.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import type { PipelineDefinition } from '../../src/queues/pipeline.js';
+import type { RunStatus } from '../../src/shared/store/runs.js';
+import { NornSystem } from '../../src/system.js';
+import { pipelines as testPipelines } from './pipelines.js';
+
+/** Test timings: stalls detected in ~3 s, leases expire after 4 s, sweeps every 0.5 s. */
+export function testEnv(databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: inject('redisUrl'),
+    DATABASE_URL: databaseUrl,
+    NORN_QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
+    NORN_LOCK_DURATION_MS: '2000',
+    NORN_STALLED_INTERVAL_MS: '1000',
+    NORN_LEASE_TTL_MS: '4000',
+    NORN_LEASE_HEARTBEAT_MS: '500',
+    NORN_SWEEP_INTERVAL_MS: '500',
+    NORN_CANCEL_GRACE_MS: '2000',
+    NORN_WS_HEARTBEAT_MS: '500',
+    NORN_MIGRATE_ON_START: 'false',
+    NORN_WORKER_CONCURRENCY: '4',
+    NORN_SHUTDOWN_GRACE_MS: '3000',
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    ...overrides,
+  };
+}
+
+export function testSystem(env: Record<string, string>, pipelines: PipelineDefinition[] = testPipelines, deployPipeline = 'chain') {
+  const config: Config = loadConfig(env);
+  return new NornSystem(config, { pipelines, services: {}, log: silentLogger, deployPipeline });
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const TERMINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export function waitForRun(system: NornSystem, id: string, statuses: RunStatus[] = TERMINAL, timeoutMs = 20_000) {
+  return waitFor(async () => {
+    const run = await system.store.getRun(id);
+    return run && statuses.includes(run.status) ? run : undefined;
+  }, `run ${id} to be ${statuses.join('|')}`, timeoutMs);
+}
+
+export async function registerApp(system: NornSystem, name: string, extra: Record<string, unknown> = {}) {
+  const spec = { name, processes: { web: { port: 8080 } }, ...extra };
+  await system.apps.upsert(name, spec, JSON.stringify(spec), 'json');
+}

@@ -1,0 +1,69 @@
+/**
+ * Pipelines defined by the tests. Also loaded by worker/api subprocesses through
+ * NORN_PIPELINES_MODULE, so in-process and out-of-process workers run the same definitions.
+ * Behaviour is driven by run params (TestParams).
+ */
+import { appendFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PipelineDefinition, StepContext, StepDefinition } from '../../src/queues/pipeline.js';
+import { NornError } from '../../src/shared/errors.js';
+
+export interface TestParams {
+  /** A file each step appends "<runId> <step> start|end <pid> <attempt>" to. */
+  trace?: string;
+  sleepMs?: Record<string, number>;
+  /** Step → error message: the step fails (not retryable). */
+  fail?: Record<string, string>;
+  /** Step → how many attempts fail (retryable) before it succeeds. */
+  flaky?: Record<string, number>;
+  /** Step that runs a child `sleep` carrying this marker, to check cancel kills it. */
+  childSleep?: { step: string; marker: string };
+  /** Step that ignores its AbortSignal (checks the cancel grace). */
+  stubborn?: string;
+}
+
+function trace(ctx: StepContext, what: string) {
+  const p = ctx.run.params as TestParams;
+  if (p.trace) appendFileSync(p.trace, `${ctx.run.id} ${ctx.step.name} ${what} ${process.pid} ${ctx.step.attempt}\n`);
+}
+
+function testStep(name: string, attempts = 1): StepDefinition {
+  return {
+    name,
+    attempts,
+    backoffMs: 50,
+    async run(ctx) {
+      const p = ctx.run.params as TestParams;
+      trace(ctx, 'start');
+      if (p.childSleep?.step === name) {
+        await ctx.exec(['sh', '-c', `sleep 300; echo ${p.childSleep.marker}`]);
+      }
+      const ms = p.sleepMs?.[name];
+      if (ms) await (p.stubborn === name ? sleep(ms) : sleep(ms, undefined, { signal: ctx.signal }));
+      if (p.fail?.[name]) throw new NornError('STEP_FAILED', p.fail[name]!);
+      if (p.flaky?.[name] && ctx.step.attempt <= p.flaky[name]!) throw new Error(`flaky ${name} attempt ${ctx.step.attempt}`);
+      const seen = await ctx.outputs();
+      trace(ctx, 'end');
+      return { step: name, pid: process.pid, seen: Object.keys(seen) };
+    },
+  };
+}
+
+const names = (n: number) => Array.from({ length: n }, (_, i) => `s${i + 1}`);
+
+export const chain9: PipelineDefinition = {
+  name: 'chain',
+  version: '1',
+  events: 'deploy',
+  steps: names(9).map((n) => testStep(n, n === 's4' ? 3 : 1)),
+  summarize: (outputs) => ({ imageTag: `test:${Object.keys(outputs).length}` }),
+};
+
+export const short3: PipelineDefinition = {
+  name: 'short',
+  version: '1',
+  events: 'forge',
+  steps: names(3).map((n) => testStep(n)),
+};
+
+export const pipelines = [chain9, short3];
