@@ -24,8 +24,6 @@ export interface SystemOptions<S> {
   pipelines: ReadonlyArray<PipelineDefinition<S>>;
   services: S;
   log?: Logger;
-  /** Pipeline run by POST /api/apps/:id/deploy. */
-  deployPipeline?: string;
 }
 
 export interface RunningApi {
@@ -80,7 +78,7 @@ export class NornSystem<S = unknown> {
   createApi() {
     return createApi({
       apps: this.apps, store: this.store, events: this.events, runs: this.runs, db: this.db, redis: this.redis,
-      log: this.log, apiToken: this.config.http.apiToken, deployPipeline: this.options.deployPipeline ?? 'deploy',
+      log: this.log, apiToken: this.config.http.apiToken, deployPipeline: this.config.deployPipeline,
       queues: this.registry.queues().map((q) => this.runs.queue(q)),
     });
   }

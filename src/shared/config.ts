@@ -48,6 +48,8 @@ export const EnvSchema = z.object({
   NORN_MIGRATE_ON_START: bool.default(true),
   /** A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register. */
   NORN_PIPELINES_MODULE: z.string().min(1).optional(),
+  /** The pipeline POST /api/apps/:id/deploy runs (a custom one may come from NORN_PIPELINES_MODULE). */
+  NORN_DEPLOY_PIPELINE: z.string().regex(/^[a-z][a-z0-9-]*$/).default('deploy'),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -72,6 +74,7 @@ export interface Config {
   wsHeartbeatMs: number;
   migrateOnStart: boolean;
   pipelinesModule: string | undefined;
+  deployPipeline: string;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -117,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
     migrateOnStart: e.NORN_MIGRATE_ON_START,
     pipelinesModule: e.NORN_PIPELINES_MODULE,
+    deployPipeline: e.NORN_DEPLOY_PIPELINE,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -26,13 +26,14 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     NORN_SHUTDOWN_GRACE_MS: '3000',
     LOG_LEVEL: 'silent',
     PORT: '0',
+    NORN_DEPLOY_PIPELINE: 'chain',
     ...overrides,
   };
 }
 
-export function testSystem(env: Record<string, string>, pipelines: PipelineDefinition[] = testPipelines, deployPipeline = 'chain') {
+export function testSystem(env: Record<string, string>, pipelines: PipelineDefinition[] = testPipelines) {
   const config: Config = loadConfig(env);
-  return new NornSystem(config, { pipelines, services: {}, log: silentLogger, deployPipeline });
+  return new NornSystem(config, { pipelines, services: {}, log: silentLogger });
 }
 
 export async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {

@@ -20,6 +20,7 @@ export interface TestParams {
   childSleep?: { step: string; marker: string };
   /** Step that ignores its AbortSignal (checks the cancel grace). */
   stubborn?: string;
+  ref?: string;
 }
 
 function trace(ctx: StepContext, what: string) {
@@ -38,7 +39,9 @@ function testStep(name: string, attempts = 1): StepDefinition {
       if (p.childSleep?.step === name) {
         await ctx.exec(['sh', '-c', `sleep 300; echo ${p.childSleep.marker}`]);
       }
-      const ms = p.sleepMs?.[name];
+      // Over HTTP only `ref` reaches a run: ref "sleep-<ms>" makes s2 sleep that long.
+      const refSleep = typeof p.ref === 'string' && name === 's2' ? /^sleep-(\d+)$/.exec(p.ref)?.[1] : undefined;
+      const ms = p.sleepMs?.[name] ?? (refSleep ? Number(refSleep) : undefined);
       if (ms) await (p.stubborn === name ? sleep(ms) : sleep(ms, undefined, { signal: ctx.signal }));
       if (p.fail?.[name]) throw new NornError('STEP_FAILED', p.fail[name]!);
       if (p.flaky?.[name] && ctx.step.attempt <= p.flaky[name]!) throw new Error(`flaky ${name} attempt ${ctx.step.attempt}`);
