@@ -16,6 +16,9 @@ export interface StepJobData {
   total: number;
 }
 
+/** Name of the standalone job that runs a pipeline's finalizer after a failed or cancelled run. */
+export const FINALIZE_JOB = '__finalize';
+
 /** Job ids derive from the run id, so adding the same run twice is a no-op. No ':' allowed. */
 export const stepJobId = (runId: string, step: string) => `${runId}.${step}`;
 export const rootJobId = (run: Pick<RunRef, 'id' | 'steps'>) => stepJobId(run.id, run.steps[run.steps.length - 1]!);

@@ -7,7 +7,12 @@ import type { RunCommandOptions, RunCommandResult } from '../shared/exec.js';
 import { NornError } from '../shared/errors.js';
 
 export interface StepContext {
-  run: { id: string; appId: string; sagaId: string; pipeline: string; version: string; params: Record<string, unknown> };
+  run: {
+    id: string; appId: string; sagaId: string; pipeline: string; version: string;
+    params: Record<string, unknown>;
+    /** The app spec pinned when the run was requested. */
+    spec: Record<string, unknown>;
+  };
   step: { name: string; index: number; total: number; attempt: number };
   /** Aborted on cancel, on worker shutdown, and when the run lost its app lease. Pass it on. */
   signal: AbortSignal;
@@ -38,11 +43,22 @@ export interface PipelineDefinition<S = unknown> {
   /** BullMQ queue of its steps (default "steps"). */
   queue?: string;
   steps: ReadonlyArray<StepDefinition<S>>;
+  /**
+   * A step (one of `steps`) that also runs after the run failed or was cancelled, e.g. deploy's
+   * cleanup. It must cope with earlier steps not having run.
+   */
+  finalizer?: string;
   /** Extra payload for `<prefix>.completed`, from all step outputs (e.g. deploy's imageTag). */
   summarize?(outputs: Record<string, unknown>): Record<string, unknown>;
 }
 
 export const DEFAULT_QUEUE = 'steps';
+
+/** Return this from a step to report it `skipped` (e.g. "no build.test configured"). */
+export class StepSkipped {
+  constructor(readonly reason: string) {}
+}
+export const skipStep = (reason: string) => new StepSkipped(reason);
 const NAME = /^[a-z][a-z0-9-]{0,40}$/;
 
 export function validatePipeline(def: PipelineDefinition<never>): void {
@@ -56,6 +72,7 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
     if (seen.has(s.name)) problems.push(`step "${s.name}" appears twice`);
     seen.add(s.name);
   }
+  if (def.finalizer !== undefined && !seen.has(def.finalizer)) problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
   if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue)) problems.push(`queue "${def.queue}" may not contain ":"`);
   if (problems.length) throw new NornError('PIPELINE_UNKNOWN', `pipeline ${def.name}@${def.version}: ${problems.join('; ')}`);
 }

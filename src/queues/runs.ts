@@ -10,7 +10,7 @@ import { NornError, notFound } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
-import { buildFlow, rootJobId } from './flow.js';
+import { buildFlow, FINALIZE_JOB, rootJobId } from './flow.js';
 import { DEFAULT_QUEUE, type PipelineRegistry } from './pipeline.js';
 
 export interface RunServiceDeps {
@@ -29,6 +29,7 @@ export interface RunRequest {
   params?: Record<string, unknown>;
   policy?: ConcurrencyPolicy;
   requestedBy?: string;
+  spec?: Record<string, unknown>;
 }
 
 export interface RunAccepted {
@@ -71,6 +72,8 @@ export class RunService {
       params: req.params ?? {},
       policy: req.policy ?? 'queue',
       requestedBy: req.requestedBy,
+      spec: req.spec,
+      finalizer: def.finalizer,
     });
     return this.afterRequest(result);
   }
@@ -83,6 +86,7 @@ export class RunService {
       throw new NornError('CONFLICT', `deployment ${runId} is ${old.status}; only failed or cancelled runs can be resumed`);
     }
     const done = (await this.deps.store.steps(runId)).filter((s) => s.status === 'complete' || s.status === 'skipped');
+    const ctx = await this.deps.store.runContext(runId);
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
       sagaId: randomUUID(),
@@ -97,6 +101,8 @@ export class RunService {
       resumedFrom: old.id,
       skip: done.map((s) => s.name),
       requestedBy,
+      spec: ctx?.spec,
+      finalizer: ctx?.finalizer ?? undefined,
     });
     return this.afterRequest(result);
   }
@@ -129,10 +135,22 @@ export class RunService {
     await this.flows.add(buildFlow(run, def));
   }
 
-  /** Publishes a transition's events and starts whatever run it admitted. */
-  async apply(t: Transition): Promise<void> {
+  /**
+   * Publishes a transition's events and starts whatever run it admitted. When the transition ended
+   * run `runId` (failed or cancelled), its pipeline's finalizer is scheduled.
+   */
+  async apply(t: Transition, runId?: string): Promise<void> {
     await this.deps.bus.publish(t.events);
+    if (runId && t.action === 'ended') await this.scheduleFinalizer(runId);
     await this.start(t.next);
+  }
+
+  /** A standalone job (id `<run>.finally`, so at most one) that runs the finalizer step. */
+  async scheduleFinalizer(runId: string): Promise<void> {
+    const ctx = await this.deps.store.runContext(runId);
+    if (!ctx?.finalizer || !ctx.startedAt) return; // nothing ran, nothing to clean up
+    await this.queue(ctx.queue).add(FINALIZE_JOB, { runId, appId: ctx.appId, pipeline: ctx.pipeline, version: ctx.version, step: ctx.finalizer, index: -1, total: 0 },
+      { jobId: `${runId}.finally`, attempts: 3, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } });
   }
 
   async cancel(runId: string, reason = 'cancelled by request'): Promise<{ status: string }> {
@@ -157,7 +175,7 @@ export class RunService {
     const removed = state === 'unknown' ? 1 : await queue.remove(root, { removeChildren: true });
     if (removed === 1) {
       const t = await this.deps.store.stepFail(run.id, null, 'cancelled', { final: true, cancelled: true });
-      await this.apply(t);
+      await this.apply(t, run.id);
     }
   }
 
@@ -177,11 +195,11 @@ export class RunService {
           await store.renewExpired(run.id);
         } else {
           const t = await store.stepFail(run.id, null, 'lease expired and the run has no jobs left in the queue', { final: true, cancelled: false });
-          await this.apply(t);
+          await this.apply(t, run.id);
         }
       } else if (state === 'failed' || state === 'completed') {
         const t = await store.stepFail(run.id, null, `lease expired after the flow ended (${state})`, { final: true, cancelled: false });
-        await this.apply(t);
+        await this.apply(t, run.id);
       } else {
         await store.renewExpired(run.id); // alive in the queue (waiting, active, or recovering from a stall)
       }

@@ -10,8 +10,8 @@ import { isNornError, toError } from '../shared/errors.js';
 import { runCommand } from '../shared/exec.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore, Transition } from '../shared/store/runs.js';
-import type { StepJobData } from '../queues/flow.js';
-import type { PipelineRegistry, StepContext } from '../queues/pipeline.js';
+import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
+import { StepSkipped, type PipelineRegistry, type StepContext } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 
 export type AbortReason = 'cancelled' | 'shutdown' | 'lease-lost';
@@ -49,6 +49,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
   return async function processStep(job: Job<StepJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<null> {
     const d = job.data;
+    if (job.name === FINALIZE_JOB) return runFinalizer(job, bullSignal);
     const begin = await store.stepStart(d.runId, d.step, deps.workerId);
     switch (begin.action) {
       case 'run':
@@ -60,7 +61,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         return null;
       }
       case 'cancel': {
-        await runs.apply(await store.stepFail(d.runId, d.step, 'cancelled', { final: true, cancelled: true }));
+        await runs.apply(await store.stepFail(d.runId, d.step, 'cancelled', { final: true, cancelled: true }), d.runId);
         throw new UnrecoverableError('CANCELLED: run cancelled before this step started');
       }
       default:
@@ -99,7 +100,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       const error = cancelled ? 'cancelled' : describe(err);
       const final = cancelled || err instanceof UnrecoverableError || (isNornError(err) && !err.retryable) ||
         job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      await runs.apply(await store.stepFail(d.runId, d.step, error, { final, cancelled, durationMs }));
+      await runs.apply(await store.stepFail(d.runId, d.step, error, { final, cancelled, durationMs }), d.runId);
       if (final) throw new UnrecoverableError(cancelled ? 'CANCELLED' : error);
       throw toError(err);
     } finally {
@@ -108,13 +109,37 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       deps.active.delete(d.runId);
     }
 
-    const t = await store.stepFinish(d.runId, d.step, 'complete', output, performance.now() - started, await summary(d, output));
+    const t = output instanceof StepSkipped
+      ? await store.stepFinish(d.runId, d.step, 'skipped', { skipped: output.reason }, performance.now() - started, await summary(d, undefined))
+      : await store.stepFinish(d.runId, d.step, 'complete', output, performance.now() - started, await summary(d, output));
     await runs.apply(t);
     if (t.action !== 'ok') throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${t.status ?? t.action}; step result discarded`);
     return null;
   };
 
   /** The `<prefix>.completed` payload, computed by the last step from every output including its own. */
+  /** Runs a finalizer (e.g. cleanup) for a run that already ended; BullMQ retries it on failure. */
+  async function runFinalizer(job: Job<StepJobData>, bullSignal?: AbortSignal): Promise<null> {
+    const d = job.data;
+    const ctx = await store.runContext(d.runId);
+    if (!ctx) return null;
+    const stepDef = deps.registry.get(d.pipeline, d.version).steps.find((s) => s.name === d.step);
+    if (!stepDef) throw new UnrecoverableError(`PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step}`);
+    const controller = new AbortController();
+    bullSignal?.addEventListener('abort', () => controller.abort('shutdown'), { once: true });
+    const started = performance.now();
+    const begin: Transition = { action: 'run', params: ctx.params, spec: ctx.spec, sagaId: ctx.sagaId, attempt: job.attemptsMade + 1 };
+    try {
+      const output = await stepDef.run(makeContext(job, begin, controller.signal), deps.services);
+      await runs.apply(await store.finalizerDone(d.runId, d.step, 'complete', output instanceof StepSkipped ? { skipped: output.reason } : output, null, performance.now() - started));
+    } catch (err) {
+      if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
+      await runs.apply(await store.finalizerDone(d.runId, d.step, 'failed', null, describe(err), performance.now() - started));
+      throw new UnrecoverableError(describe(err));
+    }
+    return null;
+  }
+
   async function summary(d: StepJobData, own: unknown): Promise<Record<string, unknown> | undefined> {
     if (d.index !== d.total - 1) return undefined;
     const def = deps.registry.get(d.pipeline, d.version);
@@ -128,7 +153,10 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     let cached: Promise<Record<string, unknown>> | undefined;
     const outputs = () => (cached ??= store.outputs(d.runId));
     return {
-      run: { id: d.runId, appId: d.appId, sagaId: begin.sagaId ?? '', pipeline: d.pipeline, version: d.version, params: begin.params ?? {} },
+      run: {
+        id: d.runId, appId: d.appId, sagaId: begin.sagaId ?? '', pipeline: d.pipeline, version: d.version,
+        params: begin.params ?? {}, spec: begin.spec ?? {},
+      },
       step: { name: d.step, index: d.index, total: d.total, attempt: begin.attempt ?? 1 },
       signal,
       log: (line) => {

@@ -118,4 +118,29 @@ describe('pipeline engine', () => {
     expect(r.pipelineVersion).toBe('1');
     expect(r.steps).toHaveLength(9);
   });
+
+  it('a step can report itself skipped, with its reason', async () => {
+    const system = await started();
+    await registerApp(system, 'zeta');
+    const run = await system.runs.request({ appId: 'zeta', pipeline: 'tidy', params: { skip: 'no build.test configured' } });
+    expect((await waitForRun(system, run.deploymentId)).status).toBe('succeeded');
+    const steps = await system.store.steps(run.deploymentId);
+    expect(steps.map((s) => s.status)).toEqual(['complete', 'skipped', 'complete']);
+    const events = await system.events.bySaga(run.sagaId);
+    expect(events.find((e) => e.payload.step === 'work' && e.payload.status === 'skipped')?.payload.reason).toBe('no build.test configured');
+  });
+
+  it('runs the finalizer after a failed run, with the pinned spec, and records it', async () => {
+    const system = await started();
+    await registerApp(system, 'eta');
+    const trace = traceFile();
+    const run = await system.runs.request({ appId: 'eta', pipeline: 'tidy', spec: { name: 'eta-pinned' }, params: { trace, fail: { work: 'nope' } } });
+    expect((await waitForRun(system, run.deploymentId)).status).toBe('failed');
+    await expect.poll(async () => (await system.store.steps(run.deploymentId))[2]?.status, { timeout: 10_000 }).toBe('complete');
+    expect(lines(trace).map((l) => l[1])).toEqual(['prepare', 'prepare', 'work', 'cleanup']);
+    expect((await system.store.outputs(run.deploymentId)).cleanup).toEqual({ cleaned: true, appName: 'eta-pinned' });
+    const last = (await system.events.bySaga(run.sagaId)).at(-1)!;
+    expect(last.payload).toMatchObject({ step: 'cleanup', status: 'complete', afterRunEnded: true });
+    expect((await system.store.getRun(run.deploymentId))!.status).toBe('failed');
+  });
 });

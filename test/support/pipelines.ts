@@ -5,7 +5,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PipelineDefinition, StepContext, StepDefinition } from '../../src/queues/pipeline.js';
+import { skipStep, type PipelineDefinition, type StepContext, type StepDefinition } from '../../src/queues/pipeline.js';
 import { NornError } from '../../src/shared/errors.js';
 
 export interface TestParams {
@@ -69,4 +69,29 @@ export const short3: PipelineDefinition = {
   steps: names(3).map((n) => testStep(n)),
 };
 
-export const pipelines = [chain9, short3];
+/** prepare → work → cleanup, cleanup being the finalizer; `skip` in params makes work skip itself. */
+export const withCleanup: PipelineDefinition = {
+  name: 'tidy',
+  version: '1',
+  finalizer: 'cleanup',
+  steps: [
+    testStep('prepare'),
+    {
+      name: 'work',
+      async run(ctx) {
+        const p = ctx.run.params as TestParams & { skip?: string };
+        if (p.skip) return skipStep(p.skip);
+        return testStep('work').run(ctx, undefined);
+      },
+    },
+    {
+      name: 'cleanup',
+      async run(ctx) {
+        trace(ctx, 'start');
+        return { cleaned: true, appName: (ctx.run.spec as { name?: string }).name ?? null };
+      },
+    },
+  ],
+};
+
+export const pipelines = [chain9, short3, withCleanup];

@@ -52,6 +52,7 @@ export function appRoutes(deps: ApiDeps) {
         params: { ref },
         policy: spec.deployPolicy?.concurrency ?? 'queue',
         requestedBy: 'api',
+        spec: app.spec,
       });
       return c.json(accepted, 202);
     })

@@ -28,6 +28,7 @@ export interface Transition {
   events?: EventEnvelope[];
   next?: RunRef | null;
   params?: Record<string, unknown>;
+  spec?: Record<string, unknown>;
   sagaId?: string;
   attempt?: number;
 }
@@ -46,6 +47,9 @@ export interface RequestRunInput {
   resumedFrom?: string;
   skip?: string[];
   requestedBy?: string;
+  /** The app spec this run deploys (pinned at request time). */
+  spec?: Record<string, unknown>;
+  finalizer?: string;
 }
 
 export interface RequestRunResult {
@@ -112,9 +116,10 @@ export class RunStore {
 
   requestRun(i: RequestRunInput): Promise<RequestRunResult> {
     return this.call(
-      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) AS r',
+      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) AS r',
       [i.id, i.sagaId, i.appId, i.pipeline, i.version, i.eventPrefix, i.queue, i.steps, i.params, i.policy,
-        i.resumedFrom ?? null, i.skip ?? [], i.requestedBy ?? null, this.holder, this.leaseTtlMs],
+        i.resumedFrom ?? null, i.skip ?? [], i.requestedBy ?? null, this.holder, this.leaseTtlMs,
+        JSON.stringify(i.spec ?? {}), i.finalizer ?? null],
     );
   }
 
@@ -137,6 +142,20 @@ export class RunStore {
     return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8) AS r', [
       runId, step, error, opts.final, opts.cancelled,
       opts.durationMs === undefined ? null : Math.round(opts.durationMs), this.holder, this.leaseTtlMs]);
+  }
+
+  /** Records how the finalizer of an ended run went (its step row and one event). */
+  finalizerDone(runId: string, step: string, status: 'complete' | 'failed', output: unknown, error: string | null, durationMs: number): Promise<Transition> {
+    return this.call('SELECT norn_finalizer_done($1,$2,$3,$4,$5,$6) AS r', [
+      runId, step, status, output === undefined ? null : JSON.stringify(output), error, Math.round(durationMs)]);
+  }
+
+  /** What a finalizer needs to run outside the flow: the run's params, pinned spec and saga. */
+  async runContext(runId: string): Promise<{ params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string; finalizer: string | null; startedAt: string | null; queue: string; pipeline: string; version: string; appId: string } | null> {
+    const { rows } = await this.db.query(
+      `SELECT params, spec, saga_id AS "sagaId", finalizer, started_at AS "startedAt", queue_name AS queue,
+              pipeline, pipeline_version AS version, app_id AS "appId" FROM deployments WHERE id = $1`, [runId]);
+    return rows[0] ?? null;
   }
 
   requestCancel(runId: string, reason: string): Promise<Transition & { run?: RunRef }> {
