@@ -50,6 +50,29 @@ export const EnvSchema = z.object({
   NORN_PIPELINES_MODULE: z.string().min(1).optional(),
   /** The pipeline POST /api/apps/:id/deploy runs (a custom one may come from NORN_PIPELINES_MODULE). */
   NORN_DEPLOY_PIPELINE: z.string().regex(/^[a-z][a-z0-9-]*$/).default('deploy'),
+  /** Where workers keep per-run clones and build contexts (removed by the cleanup step). */
+  NORN_WORK_DIR: z.string().min(1).default('.norn/work'),
+  /** Docker engine socket of the docker target. */
+  NORN_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
+  /** Registry images are pushed to, as host[:port][/namespace]. */
+  NORN_REGISTRY_URL: z.string().min(1).default('127.0.0.1:5000'),
+  /** Registry credentials (both or neither). The password never reaches logs or events. */
+  NORN_REGISTRY_USERNAME: z.string().min(1).optional(),
+  NORN_REGISTRY_PASSWORD: z.string().min(1).optional(),
+  /** Git token for private https repos (sent as a header, never in URLs or argv). */
+  NORN_GIT_TOKEN: z.string().min(1).optional(),
+  /** Private key (text or path) for private ssh repos. */
+  NORN_GIT_SSH_KEY: z.string().min(1).optional(),
+  /** Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres). */
+  NORN_APP_DATABASE_URL: z.string().url().optional(),
+  /** Where pg_dump snapshots are kept, one folder per app. */
+  NORN_SNAPSHOT_DIR: z.string().min(1).default('.norn/snapshots'),
+  /** cloudflared config file the forge step writes ingress rules into. */
+  NORN_CLOUDFLARED_CONFIG: z.string().min(1).optional(),
+  /** Tunnel restart command as a JSON argv, e.g. ["systemctl","restart","cloudflared"]. */
+  NORN_CLOUDFLARED_RESTART: z.string().min(1).optional(),
+  /** How often the healthy step probes (ms). */
+  NORN_HEALTH_POLL_MS: int(50).default(1_000),
   /** pino level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -75,6 +98,19 @@ export interface Config {
   migrateOnStart: boolean;
   pipelinesModule: string | undefined;
   deployPipeline: string;
+  deploy: {
+    workDir: string;
+    dockerSocket: string;
+    registryUrl: string;
+    registryAuth: { username: string; password: string } | undefined;
+    gitToken: string | undefined;
+    gitSshKey: string | undefined;
+    appDatabaseUrl: string | undefined;
+    snapshotDir: string;
+    cloudflaredConfig: string | undefined;
+    cloudflaredRestart: string | undefined;
+    healthPollMs: number;
+  };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -93,6 +129,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const e = parsed.data;
     if (!e.NORN_API_TOKEN && !isLoopback(e.HOST)) {
       problems.push(`NORN_API_TOKEN: required when HOST is not loopback (HOST=${e.HOST}); without a token the api only binds to 127.0.0.1`);
+    }
+    if (!!e.NORN_REGISTRY_USERNAME !== !!e.NORN_REGISTRY_PASSWORD) {
+      problems.push('NORN_REGISTRY_USERNAME / NORN_REGISTRY_PASSWORD: set both or neither');
+    }
+    if (e.NORN_CLOUDFLARED_RESTART) {
+      let argv: unknown;
+      try { argv = JSON.parse(e.NORN_CLOUDFLARED_RESTART); } catch { argv = undefined; }
+      if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) {
+        problems.push('NORN_CLOUDFLARED_RESTART: must be a JSON array of strings, e.g. ["systemctl","restart","cloudflared"]');
+      }
     }
     if (e.NORN_LEASE_HEARTBEAT_MS * 2 > e.NORN_LEASE_TTL_MS) {
       problems.push('NORN_LEASE_HEARTBEAT_MS: must be at most half of NORN_LEASE_TTL_MS, or leases expire between heartbeats');
@@ -121,6 +167,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     migrateOnStart: e.NORN_MIGRATE_ON_START,
     pipelinesModule: e.NORN_PIPELINES_MODULE,
     deployPipeline: e.NORN_DEPLOY_PIPELINE,
+    deploy: {
+      workDir: e.NORN_WORK_DIR,
+      dockerSocket: e.NORN_DOCKER_SOCKET,
+      registryUrl: e.NORN_REGISTRY_URL,
+      registryAuth: e.NORN_REGISTRY_USERNAME && e.NORN_REGISTRY_PASSWORD
+        ? { username: e.NORN_REGISTRY_USERNAME, password: e.NORN_REGISTRY_PASSWORD } : undefined,
+      gitToken: e.NORN_GIT_TOKEN,
+      gitSshKey: e.NORN_GIT_SSH_KEY,
+      appDatabaseUrl: e.NORN_APP_DATABASE_URL,
+      snapshotDir: e.NORN_SNAPSHOT_DIR,
+      cloudflaredConfig: e.NORN_CLOUDFLARED_CONFIG,
+      cloudflaredRestart: e.NORN_CLOUDFLARED_RESTART,
+      healthPollMs: e.NORN_HEALTH_POLL_MS,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }
