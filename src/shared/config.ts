@@ -13,68 +13,38 @@ const bool = z
 
 /** Every variable norn reads, with its default. The README table is generated from the same facts. */
 export const EnvSchema = z.object({
-  /** HTTP port of the api. */
-  PORT: int(0).max(65535).default(8080),
-  /** Address the api binds to. Anything but loopback requires NORN_API_TOKEN. */
-  HOST: z.string().min(1).default('127.0.0.1'),
-  /** Redis for queues and pub/sub. Must run with maxmemory-policy noeviction (and AOF in production). */
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  /** PostgreSQL: the durable truth (apps, runs, saga event log). */
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/norn'),
-  /** Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST. */
-  NORN_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** How many steps one worker process runs at once. */
-  NORN_WORKER_CONCURRENCY: int(1).max(1000).default(4),
-  /** Prefix of every BullMQ key and pub/sub channel: separate installations may share one Redis. */
-  NORN_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('norn'),
-  /** SIGTERM: how long running steps may take to finish before they are handed back to the queue. */
-  NORN_SHUTDOWN_GRACE_MS: int(0).default(25_000),
-  /** A run's app lease expires this long after its last heartbeat (then the sweeper checks the run). */
-  NORN_LEASE_TTL_MS: int(1_000).default(30_000),
-  /** How often a worker running a step renews its app lease. */
-  NORN_LEASE_HEARTBEAT_MS: int(100).default(5_000),
-  /** How often each process sweeps for expired leases, stuck cancels and unadmitted runs. */
-  NORN_SWEEP_INTERVAL_MS: int(100).default(5_000),
-  /** BullMQ job lock: a killed worker's step is picked up again after about lock + stalled interval. */
-  NORN_LOCK_DURATION_MS: int(1_000).default(30_000),
-  NORN_STALLED_INTERVAL_MS: int(500).default(15_000),
-  /** How many times a step may stall (its worker died) before it fails. */
-  NORN_MAX_STALLED_COUNT: int(0).default(2),
-  /** After a cancel, how long a step may take to stop before the run is ended without it. */
-  NORN_CANCEL_GRACE_MS: int(0).default(5_000),
-  /** WebSocket ping interval; a client that misses one ping is dropped. */
-  NORN_WS_HEARTBEAT_MS: int(100).default(15_000),
-  /** Apply database migrations when a process starts (the `migrate` command always does). */
-  NORN_MIGRATE_ON_START: bool.default(true),
-  /** A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register. */
-  NORN_PIPELINES_MODULE: z.string().min(1).optional(),
-  /** The pipeline POST /api/apps/:id/deploy runs (a custom one may come from NORN_PIPELINES_MODULE). */
-  NORN_DEPLOY_PIPELINE: z.string().regex(/^[a-z][a-z0-9-]*$/).default('deploy'),
-  /** Where workers keep per-run clones and build contexts (removed by the cleanup step). */
-  NORN_WORK_DIR: z.string().min(1).default('.norn/work'),
-  /** Docker engine socket of the docker target. */
-  NORN_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
-  /** Registry images are pushed to, as host[:port][/namespace]. */
-  NORN_REGISTRY_URL: z.string().min(1).default('127.0.0.1:5000'),
-  /** Registry credentials (both or neither). The password never reaches logs or events. */
-  NORN_REGISTRY_USERNAME: z.string().min(1).optional(),
-  NORN_REGISTRY_PASSWORD: z.string().min(1).optional(),
-  /** Git token for private https repos (sent as a header, never in URLs or argv). */
-  NORN_GIT_TOKEN: z.string().min(1).optional(),
-  /** Private key (text or path) for private ssh repos. */
-  NORN_GIT_SSH_KEY: z.string().min(1).optional(),
-  /** Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres). */
-  NORN_APP_DATABASE_URL: z.string().url().optional(),
-  /** Where pg_dump snapshots are kept, one folder per app. */
-  NORN_SNAPSHOT_DIR: z.string().min(1).default('.norn/snapshots'),
-  /** cloudflared config file the forge step writes ingress rules into. */
-  NORN_CLOUDFLARED_CONFIG: z.string().min(1).optional(),
-  /** Tunnel restart command as a JSON argv, e.g. ["systemctl","restart","cloudflared"]. */
-  NORN_CLOUDFLARED_RESTART: z.string().min(1).optional(),
-  /** How often the healthy step probes (ms). */
-  NORN_HEALTH_POLL_MS: int(50).default(1_000),
-  /** pino level. */
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORT: int(0).max(65535).default(8080).describe('HTTP port of the api.'),
+  HOST: z.string().min(1).default('127.0.0.1').describe('Address the api binds to. Anything but loopback requires NORN_API_TOKEN.'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for queues and pub/sub. Must run with maxmemory-policy noeviction (and AOF in production).'),
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/norn').describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
+  NORN_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST.'),
+  NORN_WORKER_CONCURRENCY: int(1).max(1000).default(4).describe('How many steps one worker process runs at once.'),
+  NORN_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('norn').describe('Prefix of every BullMQ key and pub/sub channel: separate installations may share one Redis.'),
+  NORN_SHUTDOWN_GRACE_MS: int(0).default(25_000).describe('SIGTERM: how long running steps may take to finish before they are handed back to the queue.'),
+  NORN_LEASE_TTL_MS: int(1_000).default(30_000).describe("A run's app lease expires this long after its last heartbeat (then the sweeper checks the run)."),
+  NORN_LEASE_HEARTBEAT_MS: int(100).default(5_000).describe('How often a worker running a step renews its app lease.'),
+  NORN_SWEEP_INTERVAL_MS: int(100).default(5_000).describe('How often each process sweeps for expired leases, stuck cancels and unadmitted runs.'),
+  NORN_LOCK_DURATION_MS: int(1_000).default(30_000).describe("BullMQ job lock: a killed worker's step is picked up again after about lock + stalled interval."),
+  NORN_STALLED_INTERVAL_MS: int(500).default(15_000).describe('BullMQ stalled-job check interval (see NORN_LOCK_DURATION_MS).'),
+  NORN_MAX_STALLED_COUNT: int(0).default(2).describe('How many times a step may stall (its worker died) before it fails.'),
+  NORN_CANCEL_GRACE_MS: int(0).default(5_000).describe('After a cancel, how long a step may take to stop before the run is ended without it.'),
+  NORN_WS_HEARTBEAT_MS: int(100).default(15_000).describe('WebSocket ping interval; a client that misses one ping is dropped.'),
+  NORN_MIGRATE_ON_START: bool.default(true).describe('Apply database migrations when a process starts (the `migrate` command always does).'),
+  NORN_PIPELINES_MODULE: z.string().min(1).optional().describe('A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register.'),
+  NORN_DEPLOY_PIPELINE: z.string().regex(/^[a-z][a-z0-9-]*$/).default('deploy').describe('The pipeline POST /api/apps/:id/deploy runs (a custom one may come from NORN_PIPELINES_MODULE).'),
+  NORN_WORK_DIR: z.string().min(1).default('.norn/work').describe('Where workers keep per-run clones and build contexts (removed by the cleanup step).'),
+  NORN_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock').describe('Docker engine socket of the docker target.'),
+  NORN_REGISTRY_URL: z.string().min(1).default('127.0.0.1:5000').describe('Registry images are pushed to, as host[:port][/namespace].'),
+  NORN_REGISTRY_USERNAME: z.string().min(1).optional().describe('Registry credentials (both or neither). The password never reaches logs or events.'),
+  NORN_REGISTRY_PASSWORD: z.string().min(1).optional().describe('Registry password (with NORN_REGISTRY_USERNAME).'),
+  NORN_GIT_TOKEN: z.string().min(1).optional().describe('Git token for private https repos (sent as a header, never in URLs or argv).'),
+  NORN_GIT_SSH_KEY: z.string().min(1).optional().describe('Private key (text or path) for private ssh repos.'),
+  NORN_APP_DATABASE_URL: z.string().url().optional().describe("Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres)."),
+  NORN_SNAPSHOT_DIR: z.string().min(1).default('.norn/snapshots').describe('Where pg_dump snapshots are kept, one folder per app.'),
+  NORN_CLOUDFLARED_CONFIG: z.string().min(1).optional().describe('cloudflared config file the forge step writes ingress rules into.'),
+  NORN_CLOUDFLARED_RESTART: z.string().min(1).optional().describe('Tunnel restart command as a JSON argv, e.g. ["systemctl","restart","cloudflared"].'),
+  NORN_HEALTH_POLL_MS: int(50).default(1_000).describe('How often the healthy step probes (ms).'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level.'),
 });
 
 export type Env = z.output<typeof EnvSchema>;
