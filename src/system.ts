@@ -45,7 +45,7 @@ export class NornSystem<S = unknown> {
   readonly runs: RunService;
   private readonly closers: Array<() => Promise<unknown>> = [];
 
-  constructor(readonly config: Config, private readonly options: SystemOptions<S>) {
+  constructor(readonly config: Config, private options: SystemOptions<S>) {
     this.log = options.log ?? createLogger(config.logLevel);
     this.db = createDb(config.databaseUrl);
     this.redis = createRedis(config.redisUrl, 'worker');
@@ -58,6 +58,11 @@ export class NornSystem<S = unknown> {
       store: this.store, bus: this.bus, registry: this.registry as PipelineRegistry<unknown>,
       connection: this.redis, prefix: config.queuePrefix, log: this.log,
     });
+  }
+
+  /** Replaces the step services (built after the system when they need its database). */
+  setServices(services: S): void {
+    this.options = { ...this.options, services };
   }
 
   async migrate(): Promise<string[]> {

@@ -31,9 +31,11 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
   };
 }
 
-export function testSystem(env: Record<string, string>, pipelines: PipelineDefinition[] = testPipelines) {
+export function testSystem<S = unknown>(env: Record<string, string>, pipelines: PipelineDefinition<S>[] = testPipelines as PipelineDefinition<S>[], services?: (system: { config: Config; db: import('../../src/shared/db.js').Db }) => S) {
   const config: Config = loadConfig(env);
-  return new NornSystem(config, { pipelines, services: {}, log: silentLogger });
+  const system = new NornSystem<S>(config, { pipelines, services: undefined as S, log: silentLogger });
+  if (services) system.setServices(services({ config, db: system.db }));
+  return system;
 }
 
 export async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {

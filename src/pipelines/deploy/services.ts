@@ -1,0 +1,41 @@
+/** Builds the deploy steps' services from config: the one place that picks concrete drivers. */
+import type { Config } from '../../shared/config.js';
+import type { Db } from '../../shared/db.js';
+import { createDockerDriver } from '../../shared/drivers/docker.js';
+import type { Logger } from '../../shared/logger.js';
+import { keysFromEnv } from '../../shared/secrets/sops.js';
+import type { CronScheduler } from './cron.js';
+import { ReleaseStore } from './releases.js';
+import { SnapshotStore } from './snapshot-store.js';
+import type { DeployServices } from './types.js';
+
+export interface DeployServiceDeps {
+  config: Config;
+  /** Environment for SOPS keys (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, NORN_SOPS_PGP_KEY…) and HOME. */
+  env: Record<string, string | undefined>;
+  db: Db;
+  log: Logger;
+  cron: CronScheduler;
+}
+
+export function createDeployServices({ config, env, db, log, cron }: DeployServiceDeps): DeployServices {
+  const d = config.deploy;
+  let keys: ReturnType<typeof keysFromEnv> | undefined;
+  return {
+    db,
+    log,
+    workDir: d.workDir,
+    git: { token: d.gitToken, sshKey: d.gitSshKey },
+    docker: createDockerDriver({ socketPath: d.dockerSocket, registryUrl: d.registryUrl, registryAuth: d.registryAuth }),
+    registryUrl: d.registryUrl,
+    // Read once per process, when a deploy first needs them (a missing key file fails that step, not start-up).
+    sopsKeys: () => (keys ??= keysFromEnv(env, env.HOME)),
+    appDatabaseUrl: d.appDatabaseUrl,
+    snapshotDir: d.snapshotDir,
+    cloudflared: { configPath: d.cloudflaredConfig, restartArgv: d.cloudflaredRestart },
+    releases: new ReleaseStore(db),
+    snapshots: new SnapshotStore(db),
+    cron,
+    healthPollMs: d.healthPollMs,
+  };
+}
