@@ -18,12 +18,14 @@ import { RunStore } from './shared/store/runs.js';
 import { EventBus } from './queues/bus.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
 import { RunService } from './queues/runs.js';
-import { makeWorkerId, startWorkerFleet, type WorkerFleet } from './workers/fleet.js';
+import { makeWorkerId, startWorkerFleet, type ExtraQueue, type WorkerFleet } from './workers/fleet.js';
 
 export interface SystemOptions<S> {
   pipelines: ReadonlyArray<PipelineDefinition<S>>;
   services: S;
   log?: Logger;
+  /** Extra queues workers serve besides the pipeline steps (and the queues Bull Board shows). */
+  extraQueues?: ExtraQueue[];
 }
 
 export interface RunningApi {
@@ -61,8 +63,8 @@ export class NornSystem<S = unknown> {
   }
 
   /** Replaces the step services (built after the system when they need its database). */
-  setServices(services: S): void {
-    this.options = { ...this.options, services };
+  setServices(services: S, extraQueues?: ExtraQueue[]): void {
+    this.options = { ...this.options, services, ...(extraQueues ? { extraQueues } : {}) };
   }
 
   async migrate(): Promise<string[]> {
@@ -74,7 +76,7 @@ export class NornSystem<S = unknown> {
   async startWorker(): Promise<WorkerFleet> {
     const fleet = await startWorkerFleet({
       config: this.config, store: this.store, runs: this.runs, registry: this.registry,
-      services: this.options.services, log: this.log,
+      services: this.options.services, log: this.log, extraQueues: this.options.extraQueues,
     });
     this.closers.push(() => fleet.close());
     return fleet;
@@ -84,7 +86,7 @@ export class NornSystem<S = unknown> {
     return createApi({
       apps: this.apps, store: this.store, events: this.events, runs: this.runs, db: this.db, redis: this.redis,
       log: this.log, apiToken: this.config.http.apiToken, deployPipeline: this.config.deployPipeline,
-      queues: this.registry.queues().map((q) => this.runs.queue(q)),
+      queues: [...this.registry.queues(), ...(this.options.extraQueues ?? []).map((q) => q.name)].map((q) => this.runs.queue(q)),
     });
   }
 

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'bullmq';
+import { Worker, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
 import { channels } from '../shared/events.js';
@@ -22,6 +22,14 @@ export interface FleetDeps<S> {
   registry: PipelineRegistry<S>;
   services: S;
   log: Logger;
+  /** Queues outside the pipeline engine, with their own processors (e.g. scheduled processes). */
+  extraQueues?: ExtraQueue[];
+}
+
+export interface ExtraQueue {
+  name: string;
+  processor: Processor;
+  concurrency?: number;
 }
 
 export interface WorkerFleet {
@@ -56,6 +64,15 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
     w.on('failed', (job, err) => log.debug({ jobId: job?.id, err: err.message }, 'step job failed'));
     return w;
   });
+  for (const extra of deps.extraQueues ?? []) {
+    const w = new Worker(extra.name, extra.processor, {
+      connection, prefix: config.queuePrefix, concurrency: extra.concurrency ?? config.worker.concurrency,
+      lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs,
+      maxStalledCount: config.worker.maxStalledCount,
+    });
+    w.on('error', (err) => log.error({ err, queue: extra.name }, 'worker error'));
+    workers.push(w);
+  }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
 
   const subscriber: Redis = createRedis(config.redisUrl, 'subscriber');
