@@ -20,6 +20,7 @@ import { requireToken } from './auth.js';
 import { toErrorResponse } from './http-errors.js';
 import { appRoutes } from './routes/apps.js';
 import { deploymentRoutes, sagaRoutes } from './routes/deployments.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 
 export interface ApiDeps {
   apps: AppStore;
@@ -51,6 +52,7 @@ export function createApi(deps: ApiDeps) {
 
   app.use('/api/*', requireToken(deps.apiToken));
   app.route('/api/apps', appRoutes(deps));
+  app.route('/api/apps', snapshotRoutes(deps));
   app.route('/api/deployments', deploymentRoutes(deps));
   app.route('/api/sagas', sagaRoutes(deps));
 
