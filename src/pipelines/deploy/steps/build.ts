@@ -1,0 +1,97 @@
+/**
+ * Deploy step `build`: builds the app's Dockerfile from the run's checkout, tags the image
+ * `${registry}/${app}:${commitSha}` and pushes it. An image the registry already holds for that
+ * commit is reused without building, which also makes a re-run after a crash cheap.
+ */
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { NornError } from '../../../shared/errors.js';
+import type { StepDefinition } from '../../../queues/pipeline.js';
+import type { BuildOutput, CloneOutput, DeployServices } from '../types.js';
+import { ensureSource, pinnedSpec, requireDocker } from '../workspace.js';
+
+const DEFAULT_DOCKERFILE = 'Dockerfile';
+
+const outside = (requested: string, why: string) =>
+  new NornError('SPEC_INVALID', `build.dockerfile "${requested}" is refused: ${why}; it must name a file inside the repository`);
+
+const leaves = (rel: string) => rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
+
+/** Refuses a Dockerfile path that leaves the repository as written (checked before any work). */
+export function checkDockerfilePath(requested: unknown): asserts requested is string {
+  if (typeof requested !== 'string' || requested === '' || requested.includes('\0')) {
+    throw new NornError('SPEC_INVALID', 'build.dockerfile must be a non-empty path inside the repository');
+  }
+  if (path.isAbsolute(requested)) throw outside(requested, 'it is an absolute path');
+  const rel = path.relative('/repo', path.resolve('/repo', requested));
+  if (rel === '' || leaves(rel)) throw outside(requested, 'it points outside the repository');
+}
+
+/**
+ * The Dockerfile's path relative to `srcDir` after following symlinks: a link (or a linked
+ * directory on the way) that leads out of the checkout would let a repository make the engine
+ * read any file of the worker's disk, so the real path must stay inside the real source dir.
+ */
+export async function dockerfileInside(srcDir: string, requested: string): Promise<string> {
+  checkDockerfilePath(requested);
+  const root = await realpath(srcDir);
+  const real = await realpath(path.resolve(srcDir, requested)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new NornError('SPEC_INVALID', `build.dockerfile "${requested}" does not exist in the repository`);
+    throw err;
+  });
+  const rel = path.relative(root, real);
+  if (rel === '' || leaves(rel)) throw outside(requested, 'it resolves through a symlink to a file outside the repository');
+  if (!(await stat(real)).isFile()) throw new NornError('SPEC_INVALID', `build.dockerfile "${requested}" is not a file`);
+  return rel.split(path.sep).join('/');
+}
+
+export const build: StepDefinition<DeployServices> = {
+  name: 'build',
+  // Registry or engine hiccups (UNAVAILABLE) are retried; a failing Dockerfile fails at once.
+  attempts: 2,
+  backoffMs: 2_000,
+
+  /**
+   * Reuses `${registry}/${app}:${sha}` when pushed already; otherwise builds it with labels
+   * `norn.app` / `norn.commit`, streaming the engine's output into the step log, and pushes it.
+   * On cancel the driver drops the tag an aborted build may have set; a push cut short by cancel
+   * drops the local tag too, so no half-made image is left under the release's name.
+   */
+  async run(ctx, services): Promise<BuildOutput> {
+    const docker = requireDocker(services, 'build');
+    const app = ctx.run.appId;
+    const cloned = await ctx.output<CloneOutput>('clone');
+    if (!cloned) throw new NornError('INTERNAL', `run ${ctx.run.id} has no recorded clone output; the clone step must run first`);
+    const requested = pinnedSpec(ctx).build?.dockerfile ?? DEFAULT_DOCKERFILE;
+    checkDockerfilePath(requested);
+    const imageRef = docker.imageRef(app, cloned.commitSha);
+
+    if (await docker.registryHasImage(app, cloned.commitSha, ctx.signal)) {
+      ctx.log(`${imageRef} is already in the registry; reusing it without a build`);
+      return { imageRef, digest: null, reused: true };
+    }
+
+    const srcDir = await ensureSource(ctx, services);
+    const dockerfile = await dockerfileInside(srcDir, requested);
+    ctx.log(`building ${imageRef} from ${dockerfile}`);
+    await docker.build({
+      contextDir: srcDir,
+      dockerfile,
+      tag: imageRef,
+      labels: { 'norn.app': app, 'norn.commit': cloned.commitSha },
+      signal: ctx.signal,
+      onLine: ctx.log,
+    });
+    ctx.log(`pushing ${imageRef}`);
+    try {
+      const { digest } = await docker.push({ tag: imageRef, signal: ctx.signal, onLine: ctx.log });
+      ctx.log(`pushed ${imageRef} (${digest})`);
+      return { imageRef, digest, reused: false };
+    } catch (err) {
+      // The registry holds either the whole image (its manifest goes last) or nothing under the
+      // tag; locally the cancelled release's tag goes, so a later deploy builds and pushes afresh.
+      if (ctx.signal.aborted) await docker.removeImage(imageRef).catch(() => {});
+      throw err;
+    }
+  },
+};
