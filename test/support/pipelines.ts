@@ -44,6 +44,8 @@ function testStep(name: string, attempts = 1): StepDefinition {
       const ms = p.sleepMs?.[name] ?? (refSleep ? Number(refSleep) : undefined);
       if (ms) await (p.stubborn === name ? sleep(ms) : sleep(ms, undefined, { signal: ctx.signal }));
       if (p.fail?.[name]) throw new NornError('STEP_FAILED', p.fail[name]!);
+      // ref "fail-<step>" makes that step fail (not retryable), e.g. "fail-s3".
+      if (typeof p.ref === 'string' && p.ref === `fail-${name}`) throw new NornError('STEP_FAILED', `${name} failed because the ref said so`);
       if (p.flaky?.[name] && ctx.step.attempt <= p.flaky[name]!) throw new Error(`flaky ${name} attempt ${ctx.step.attempt}`);
       const seen = await ctx.outputs();
       trace(ctx, 'end');
