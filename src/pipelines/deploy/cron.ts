@@ -2,10 +2,123 @@
  * Scheduled processes (`processes.<name>.schedule`): each becomes a BullMQ job scheduler, upserted
  * by id so repeated deploys and several workers never duplicate it; its jobs run the release's
  * image command as a one-off container.
+ *
+ * Job data names the release only ({ appId, process, releaseId }): env and secrets are read from
+ * the release row when the job runs (secrets decrypted then), so nothing secret sits in Redis.
  */
+import { Queue, UnrecoverableError, type Job, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { DockerDriver } from '../../shared/drivers/docker.js';
+import { NornError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { SopsKeys } from '../../shared/secrets/sops.js';
+import {
+  isScheduled, parseSpec, processCmd, processEnv, releaseSecrets, requireDocker,
+} from './docker-runtime.js';
+import type { ReleaseStore } from './releases.js';
+
 export interface CronScheduler {
   /** Creates or updates the scheduler of one scheduled process; returns its id. */
   upsert(o: { appId: string; process: string; schedule: string; timezone: string | undefined; releaseId: number }): Promise<string>;
   /** Removes the app's schedulers whose ids are not in `keep`; returns the removed ids. */
   prune(appId: string, keep: string[]): Promise<string[]>;
+}
+
+/** The one queue all scheduled processes' jobs go to. */
+export const CRON_QUEUE = 'cron';
+const JOB_NAME = 'cron';
+
+export interface CronJobData { appId: string; process: string; releaseId: number }
+export interface CronJobResult { exitCode: number; tail: string[] }
+
+/** App and process names are DNS labels (no "."), so `<app>.` prefixes never collide. */
+export const cronSchedulerId = (appId: string, process: string) => `${appId}.${process}`;
+
+export interface CronSchedulerHandle extends CronScheduler {
+  queue: Queue<CronJobData>;
+  close(): Promise<void>;
+}
+
+export function createCronScheduler(o: { connection: Redis; prefix: string; releases: ReleaseStore }): CronSchedulerHandle {
+  const queue = new Queue<CronJobData>(CRON_QUEUE, { connection: o.connection, prefix: o.prefix });
+  return {
+    queue,
+    async upsert({ appId, process, schedule, timezone, releaseId }) {
+      const release = await o.releases.byId(releaseId);
+      if (!release || release.appId !== appId) throw new NornError('NOT_FOUND', `release ${releaseId} of app ${appId} not found`);
+      const id = cronSchedulerId(appId, process);
+      await queue.upsertJobScheduler(id, { pattern: schedule, tz: timezone ?? 'UTC' }, {
+        name: JOB_NAME,
+        data: { appId, process, releaseId },
+        // A tick is not retried (the next tick comes); keep a bounded history for Bull Board.
+        opts: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } },
+      });
+      return id;
+    },
+    async prune(appId, keep) {
+      const removed: string[] = [];
+      for (const s of await queue.getJobSchedulers(0, -1)) {
+        const id = s.id ?? s.key;
+        if (!id.startsWith(`${appId}.`) || keep.includes(id)) continue;
+        await queue.removeJobScheduler(id);
+        removed.push(id);
+      }
+      return removed;
+    },
+    close: () => queue.close(),
+  };
+}
+
+export interface CronProcessorDeps {
+  releases: Pick<ReleaseStore, 'byId'>;
+  docker: DockerDriver | undefined;
+  sopsKeys: () => Promise<SopsKeys>;
+  log?: Logger;
+  /** Kill a job's container after this long (default: no limit). */
+  timeoutMs?: number;
+}
+
+function jobData(data: unknown): CronJobData {
+  const d = data as Partial<CronJobData> | null;
+  if (typeof d?.appId !== 'string' || typeof d.process !== 'string' || typeof d.releaseId !== 'number') {
+    throw new UnrecoverableError('SPEC_INVALID: cron job data must be { appId, process, releaseId }');
+  }
+  return { appId: d.appId, process: d.process, releaseId: d.releaseId };
+}
+
+/** Docker container names allow [a-zA-Z0-9_.-]; scheduler job ids look like `repeat:app.proc:1716…`. */
+const sanitize = (id: string) => id.replace(/[^a-zA-Z0-9_.-]/g, '-');
+
+/**
+ * The processor of the `cron` queue: loads the job's release, decrypts its secrets, and runs the
+ * process's command in a one-off container of the release's image. A non-zero exit fails the job
+ * with the output's tail; the job's return value is `{ exitCode, tail }`.
+ */
+export function createCronProcessor(deps: CronProcessorDeps): Processor<CronJobData, CronJobResult> {
+  // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
+  return async function runCronJob(job: Job<CronJobData, CronJobResult>, _token?: string, signal?: AbortSignal) {
+    const { appId, process, releaseId } = jobData(job.data);
+    const release = await deps.releases.byId(releaseId);
+    if (!release || release.appId !== appId) throw new UnrecoverableError(`NOT_FOUND: release ${releaseId} of ${appId} no longer exists`);
+    const spec = parseSpec(release.spec);
+    const p = spec.processes[process];
+    if (!p || !isScheduled(p)) throw new UnrecoverableError(`NOT_FOUND: release ${releaseId} of ${appId} has no scheduled process ${process}`);
+    const secrets = await releaseSecrets(deps, release);
+    const result = await requireDocker(deps).runToCompletion({
+      name: `norn-${appId}-${process}-cron-${sanitize(job.id ?? String(Date.now()))}`,
+      image: release.imageRef,
+      cmd: processCmd(p) ?? [], // [] keeps the image's CMD
+      env: processEnv(spec, process, secrets),
+      labels: { 'norn.app': appId, 'norn.process': process, 'norn.release': String(releaseId), 'norn.cron': '1' },
+      signal,
+      timeoutMs: deps.timeoutMs,
+      redact: Object.values(secrets),
+      onLine: (line) => { job.log(line).catch(() => {}); },
+    });
+    deps.log?.info({ appId, process, releaseId, jobId: job.id, exitCode: result.exitCode }, 'cron job finished');
+    if (result.exitCode !== 0) {
+      throw new UnrecoverableError(`${appId}.${process} exited with ${result.exitCode}:\n${result.tail.join('\n')}`);
+    }
+    return result;
+  };
 }
