@@ -27,11 +27,10 @@ async function loadPipelines(config: Config): Promise<PipelineDefinition<unknown
 async function main(command: Command) {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel, `norn-${command}`);
-  const system = new NornSystem(config, {
-    pipelines: await loadPipelines(config),
-    services: createStepServices(config, process.env),
-    log,
-  });
+  const system = new NornSystem<unknown>(config, { pipelines: await loadPipelines(config), services: undefined, log });
+  const step = createStepServices(config, process.env, system.db, log);
+  system.setServices(step.services, step.extraQueues);
+  system.onClose(() => step.close());
   if (command === 'migrate' || config.migrateOnStart) await system.migrate();
   if (command === 'migrate') return system.close();
 

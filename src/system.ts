@@ -46,6 +46,7 @@ export class NornSystem<S = unknown> {
   readonly bus: EventBus;
   readonly runs: RunService;
   private readonly closers: Array<() => Promise<unknown>> = [];
+  private readonly finalClosers: Array<() => Promise<unknown>> = [];
 
   constructor(readonly config: Config, private options: SystemOptions<S>) {
     this.log = options.log ?? createLogger(config.logLevel);
@@ -124,10 +125,18 @@ export class NornSystem<S = unknown> {
     return running;
   }
 
+  /** Runs `close` when the system closes, after the api and workers stopped, before the connections. */
+  onClose(close: () => Promise<unknown>): void {
+    this.finalClosers.push(close);
+  }
+
   /** Closes what was started, newest first, then the connections. */
   async close(): Promise<void> {
-    for (const close of this.closers.reverse()) await close().catch((err) => this.log.warn({ err }, 'close failed'));
+    for (const close of [...this.closers.reverse(), ...this.finalClosers]) {
+      await close().catch((err) => this.log.warn({ err }, 'close failed'));
+    }
     this.closers.length = 0;
+    this.finalClosers.length = 0;
     await this.runs.close();
     await this.redis.quit().catch(() => {});
     await this.db.end();

@@ -1,17 +1,37 @@
 /**
- * The pipelines norn ships. The deploy, forge and teardown pipelines (../shared/DESIGN.md) are
- * registered here as their steps are built; until then POST /api/apps/:id/deploy answers 422
- * "no pipeline named deploy is registered" instead of pretending.
+ * The pipelines norn ships and the services their steps use. Workers and api processes register
+ * the same definitions (the api needs them to know a pipeline's steps and version).
  */
 import type { Config } from '../shared/config.js';
+import type { Db } from '../shared/db.js';
+import type { Logger } from '../shared/logger.js';
+import { createRedis } from '../shared/redis.js';
 import type { PipelineDefinition } from '../queues/pipeline.js';
+import type { ExtraQueue } from '../workers/fleet.js';
+import { CRON_QUEUE, createCronProcessor, createCronScheduler } from './deploy/cron.js';
+import { deployPipeline } from './deploy/index.js';
+import { ReleaseStore } from './deploy/releases.js';
+import { createDeployServices } from './deploy/services.js';
+import type { DeployServices } from './deploy/types.js';
+import { restorePipeline } from './restore.js';
 
-export type StepServices = Record<string, never>;
-
-export function builtinPipelines(): PipelineDefinition<unknown>[] {
-  return [];
+export function builtinPipelines(): PipelineDefinition<DeployServices>[] {
+  return [deployPipeline, restorePipeline];
 }
 
-export function createStepServices(_config: Config, _env: NodeJS.ProcessEnv): StepServices {
-  return {};
+export interface StepServicesHandle {
+  services: DeployServices;
+  extraQueues: ExtraQueue[];
+  close(): Promise<void>;
+}
+
+/** Builds the deploy services and the scheduled-process queue, on the system's own database. */
+export function createStepServices(config: Config, env: Record<string, string | undefined>, db: Db, log: Logger): StepServicesHandle {
+  const cron = createCronScheduler({ connection: createRedis(config.redisUrl, 'worker'), prefix: config.queuePrefix, releases: new ReleaseStore(db) });
+  const services = createDeployServices({ config, env, db, log, cron });
+  return {
+    services,
+    extraQueues: [{ name: CRON_QUEUE, processor: createCronProcessor({ ...services, log }) }],
+    close: () => cron.close(),
+  };
 }

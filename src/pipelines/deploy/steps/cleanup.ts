@@ -35,6 +35,9 @@ export const cleanup: StepDefinition<DeployServices> = {
     const dirs = await removeRunDir(services, ctx.run.id);
     for (const dir of dirs) ctx.log(`removed ${dir}`);
     const containers = await removeTestContainers(ctx, services);
+    // After a failed or cancelled run a release may still say `deploying` (submit was interrupted):
+    // it never became the active one. After a good run it is already active and this changes nothing.
+    await services.releases.markEnded(ctx.run.id, 'failed', 'the deploy ended before this release became healthy');
     return { removed: [...dirs, ...containers] };
   },
 };
