@@ -28,11 +28,11 @@ async function main(command: Command) {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel, `norn-${command}`);
   const system = new NornSystem<unknown>(config, { pipelines: await loadPipelines(config), services: undefined, log });
+  if (command === 'migrate' || config.migrateOnStart) await system.migrate();
+  if (command === 'migrate') return system.close();
   const step = createStepServices(config, process.env, system.db, log);
   system.setServices(step.services, step.extraQueues);
   system.onClose(() => step.close());
-  if (command === 'migrate' || config.migrateOnStart) await system.migrate();
-  if (command === 'migrate') return system.close();
 
   if (command === 'api' || command === 'all') await system.startApi();
   if (command === 'worker' || command === 'all') await system.startWorker();

@@ -27,11 +27,15 @@ export interface StepServicesHandle {
 
 /** Builds the deploy services and the scheduled-process queue, on the system's own database. */
 export function createStepServices(config: Config, env: Record<string, string | undefined>, db: Db, log: Logger): StepServicesHandle {
-  const cron = createCronScheduler({ connection: createRedis(config.redisUrl, 'worker'), prefix: config.queuePrefix, releases: new ReleaseStore(db) });
+  const connection = createRedis(config.redisUrl, 'worker');
+  const cron = createCronScheduler({ connection, prefix: config.queuePrefix, releases: new ReleaseStore(db) });
   const services = createDeployServices({ config, env, db, log, cron });
   return {
     services,
     extraQueues: [{ name: CRON_QUEUE, processor: createCronProcessor({ ...services, log }) }],
-    close: () => cron.close(),
+    close: async () => {
+      await cron.close();
+      await connection.quit().catch(() => {});
+    },
   };
 }
