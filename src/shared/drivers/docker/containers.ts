@@ -76,7 +76,9 @@ export async function runContainer(docker: Docker, imageId: string, o: RunOption
           Labels: { ...o.labels, [CONFIG_HASH_LABEL]: hash },
           ExposedPorts: Object.fromEntries((o.ports ?? []).map((p) => [`${p}/tcp`, {}])),
           StopTimeout: o.stopTimeoutSec ?? 10,
-          HostConfig: { NetworkMode: 'host', RestartPolicy: { Name: o.restart ?? 'unless-stopped' } },
+          // Init: the engine's tini is PID 1 and forwards SIGTERM, so an app that does not handle
+          // signals itself (PID 1 ignores them by default) still stops at once on a replace.
+          HostConfig: { NetworkMode: 'host', Init: true, RestartPolicy: { Name: o.restart ?? 'unless-stopped' } },
         });
         await created.start();
         return { id: created.id };
