@@ -10,6 +10,7 @@ export default defineConfig({
     teardownTimeout: 30_000,
     // Integration tests start subprocesses and servers; two files at a time fits a 2-core machine.
     maxWorkers: 2,
-    reporters: ['default'],
+    // The json report lets script/test print a plain "N passed, N failed" closing line.
+    reporters: ['default', ['json', { outputFile: '.norn/test-results.json' }]],
   },
 });
