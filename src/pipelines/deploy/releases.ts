@@ -1,4 +1,4 @@
-/** Releases (003_releases.sql): what each deploy put on its target, and the last known good one. */
+/** Releases (002_releases.sql): what each deploy put on its target, and the last known good one. */
 import type { Db } from '../../shared/db.js';
 
 export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed' | 'rolled_back';
@@ -27,19 +27,9 @@ const COLUMNS = `id, app_id AS "appId", deployment_id AS "deploymentId", target,
   migrations_applied AS "migrationsApplied", snapshot_ts AS "snapshotTs", status, error,
   created_at AS "createdAt", activated_at AS "activatedAt"`;
 
-export interface NewRelease {
-  appId: string;
-  deploymentId: string;
-  target: string;
-  imageRef: string;
-  commitSha: string;
-  digest: string | null;
-  spec: Record<string, unknown>;
-  secretsEnc: string | null;
-  secretsFormat: string | null;
-  migrationsApplied: string[];
-  snapshotTs: string | null;
-}
+/** What a deploy records when it puts a release out (the rest is the release's lifecycle). */
+export type NewRelease = Pick<Release, 'appId' | 'deploymentId' | 'target' | 'imageRef' | 'commitSha' | 'digest' | 'spec'
+  | 'secretsEnc' | 'secretsFormat' | 'migrationsApplied' | 'snapshotTs'>;
 
 export class ReleaseStore {
   constructor(private readonly db: Db) {}

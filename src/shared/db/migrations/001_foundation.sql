@@ -26,6 +26,8 @@ CREATE TABLE deployments (
   policy              text NOT NULL CHECK (policy IN ('queue', 'supersede', 'reject')),
   params              jsonb NOT NULL DEFAULT '{}',
   resumed_from        uuid REFERENCES deployments (id),
+  spec                jsonb NOT NULL DEFAULT '{}',  -- the app spec pinned at request time
+  finalizer           text,                         -- step that also runs after a failed/cancelled run
   requested_by        text,
   request_seq         bigserial NOT NULL,
   error               text,
@@ -136,7 +138,7 @@ $$;
 CREATE FUNCTION norn_run_json(d deployments) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
   SELECT jsonb_build_object('id', d.id, 'appId', d.app_id, 'sagaId', d.saga_id, 'pipeline', d.pipeline,
     'version', d.pipeline_version, 'eventPrefix', d.event_prefix, 'queue', d.queue_name,
-    'steps', to_jsonb(d.steps), 'status', d.status, 'params', d.params)
+    'steps', to_jsonb(d.steps), 'status', d.status, 'params', d.params, 'finalizer', d.finalizer)
 $$;
 
 -- Admits the oldest queued run of an app when no run holds the app. Caller holds the app row lock.
@@ -174,7 +176,7 @@ END $$;
 CREATE FUNCTION norn_request_run(
   p_id uuid, p_saga uuid, p_app text, p_pipeline text, p_version text, p_prefix text, p_queue text,
   p_steps text[], p_params jsonb, p_policy text, p_resumed_from uuid, p_skip text[], p_requested_by text,
-  p_holder text, p_ttl_ms integer
+  p_holder text, p_ttl_ms integer, p_spec jsonb, p_finalizer text
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   d deployments; o deployments; v_busy deployments; v_events jsonb := '[]'; v_cancel jsonb := '[]';
@@ -192,9 +194,9 @@ BEGIN
   END IF;
 
   INSERT INTO deployments (id, app_id, saga_id, pipeline, pipeline_version, event_prefix, queue_name, steps,
-                           policy, params, resumed_from, requested_by)
+                           policy, params, resumed_from, requested_by, spec, finalizer)
   VALUES (p_id, p_app, p_saga, p_pipeline, p_version, p_prefix, p_queue, p_steps,
-          p_policy, p_params, p_resumed_from, p_requested_by)
+          p_policy, p_params, p_resumed_from, p_requested_by, coalesce(p_spec, '{}'), p_finalizer)
   RETURNING * INTO d;
 
   INSERT INTO deployment_steps (deployment_id, idx, name, skip, output)
@@ -204,8 +206,8 @@ BEGIN
   FROM unnest(p_steps) WITH ORDINALITY AS s (name, ord);
 
   v_events := v_events || norn_append_event(p_app, p_saga, p_prefix || '.queued',
-    jsonb_build_object('sagaId', p_saga, 'app', p_app, 'deploymentId', p_id, 'pipeline', p_pipeline,
-                       'resumedFrom', p_resumed_from));
+    jsonb_strip_nulls(jsonb_build_object('sagaId', p_saga, 'app', p_app, 'deploymentId', p_id,
+      'pipeline', p_pipeline, 'resumedFrom', p_resumed_from)));
 
   IF p_policy = 'supersede' THEN
     FOR o IN SELECT * FROM deployments WHERE app_id = p_app AND status = 'queued' AND id <> p_id ORDER BY request_seq LOOP
@@ -249,7 +251,9 @@ BEGIN
   UPDATE app_leases SET holder = p_worker, heartbeat_at = clock_timestamp(),
          expires_at = clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0)
   WHERE app_id = v_app;
-  IF s.skip THEN RETURN jsonb_build_object('action', 'skip', 'params', d.params, 'sagaId', d.saga_id); END IF;
+  IF s.skip THEN
+    RETURN jsonb_build_object('action', 'skip', 'params', d.params, 'sagaId', d.saga_id, 'spec', d.spec);
+  END IF;
 
   UPDATE deployment_steps SET status = 'running', attempts = attempts + 1, worker = p_worker,
          started_at = clock_timestamp(), error = NULL
@@ -258,7 +262,7 @@ BEGIN
     jsonb_build_object('step', p_step, 'sagaId', d.saga_id, 'status', 'running', 'index', s.idx + 1,
                        'total', cardinality(d.steps), 'attempt', s.attempts));
   RETURN jsonb_build_object('action', 'run', 'attempt', s.attempts, 'params', d.params, 'sagaId', d.saga_id,
-                            'events', jsonb_build_array(v_ev));
+                            'spec', d.spec, 'events', jsonb_build_array(v_ev));
 END $$;
 
 -- A step finished its work (status complete) or was skipped. The last step ends the run.
@@ -286,7 +290,8 @@ BEGIN
   v_events := v_events || norn_append_event(v_app, d.saga_id, d.event_prefix || '.step',
     jsonb_strip_nulls(jsonb_build_object('step', p_step, 'sagaId', d.saga_id, 'status', p_status,
       'index', s.idx + 1, 'total', cardinality(d.steps), 'durationMs', p_duration_ms,
-      'reason', CASE WHEN p_status = 'skipped' THEN 'completed by run ' || d.resumed_from END)));
+      'reason', CASE WHEN p_status = 'skipped'
+                     THEN coalesce(p_output ->> 'skipped', 'completed by run ' || d.resumed_from) END)));
 
   IF s.idx + 1 = cardinality(d.steps) THEN
     UPDATE deployments SET status = 'succeeded', finished_at = clock_timestamp() WHERE id = p_run;
@@ -380,4 +385,25 @@ BEGIN
          cancel_requested_at = coalesce(cancel_requested_at, clock_timestamp())
   WHERE id = p_run RETURNING * INTO d;
   RETURN jsonb_build_object('action', 'cancelling', 'status', 'cancelling', 'run', norn_run_json(d));
+END $$;
+
+-- The finalizer of an ended run reports how it went (the run's status stays what it was).
+CREATE FUNCTION norn_finalizer_done(p_run uuid, p_step text, p_status text, p_output jsonb, p_error text,
+                                    p_duration_ms integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE v_app text; d deployments; s deployment_steps;
+BEGIN
+  SELECT app_id INTO v_app FROM deployments WHERE id = p_run;
+  IF v_app IS NULL THEN RETURN jsonb_build_object('action', 'missing'); END IF;
+  PERFORM 1 FROM apps WHERE id = v_app FOR UPDATE;
+  SELECT * INTO d FROM deployments WHERE id = p_run;
+  SELECT * INTO s FROM deployment_steps WHERE deployment_id = p_run AND name = p_step FOR UPDATE;
+  IF NOT FOUND OR s.status IN ('complete', 'failed') THEN RETURN jsonb_build_object('action', 'done'); END IF;
+  UPDATE deployment_steps SET status = p_status, output = p_output, error = p_error,
+         started_at = coalesce(started_at, clock_timestamp()), finished_at = clock_timestamp(), duration_ms = p_duration_ms
+  WHERE deployment_id = p_run AND idx = s.idx;
+  RETURN jsonb_build_object('action', 'ok', 'events', jsonb_build_array(norn_append_event(v_app, d.saga_id,
+    d.event_prefix || '.step', jsonb_strip_nulls(jsonb_build_object('step', p_step, 'sagaId', d.saga_id,
+      'status', p_status, 'index', s.idx + 1, 'total', cardinality(d.steps), 'durationMs', p_duration_ms,
+      'error', p_error, 'afterRunEnded', true)))));
 END $$;
