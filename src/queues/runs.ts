@@ -140,7 +140,10 @@ export class RunService {
    * run `runId` (failed or cancelled), its pipeline's finalizer is scheduled.
    */
   async apply(t: Transition, runId?: string): Promise<void> {
-    await this.deps.bus.publish(t.events);
+    // Not awaited: the events are committed already, one connection keeps their order, and a
+    // relay that misses one reads it from PostgreSQL. Waiting would add a Redis round trip to
+    // every step.
+    if (t.events?.length) this.deps.bus.publish(t.events).catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
     if (runId && t.action === 'ended') await this.scheduleFinalizer(runId);
     await this.start(t.next);
   }

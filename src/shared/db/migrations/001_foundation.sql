@@ -233,6 +233,9 @@ CREATE FUNCTION norn_step_start(p_run uuid, p_step text, p_worker text, p_ttl_ms
 LANGUAGE plpgsql AS $$
 DECLARE v_app text; d deployments; s deployment_steps; v_ev jsonb;
 BEGIN
+  -- A start needs no fsync of its own: if a crash loses it, every later transition of the run
+  -- (committed after it in the WAL) is lost with it, and BullMQ re-delivers the step.
+  PERFORM set_config('synchronous_commit', 'off', true);
   SELECT app_id INTO v_app FROM deployments WHERE id = p_run;
   IF v_app IS NULL THEN RETURN jsonb_build_object('action', 'missing'); END IF;
   PERFORM 1 FROM apps WHERE id = v_app FOR UPDATE;
