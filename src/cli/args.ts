@@ -37,10 +37,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
     args: [0, 1],
   },
   logs: {
-    usage: 'norn logs <deployment> [--follow] [--json]',
-    summary: 'the events of a deployment\'s run',
-    details: '--follow, -f  keep streaming until the run ends (exit 1 if it failed)\n--json        one event envelope per line',
-    options: { follow: { type: 'boolean', short: 'f' }, ...json },
+    usage: 'norn logs <deployment> [--follow] [--json]\n       norn logs <deployment> --step <step>',
+    summary: 'the events of a deployment\'s run, or what one step wrote (e.g. build output)',
+    details: '--follow, -f  keep streaming until the run ends (exit 1 if it failed)\n--json        one event envelope per line\n--step <name>  the output lines of one step',
+    options: { follow: { type: 'boolean', short: 'f' }, step: { type: 'string' }, ...json },
     args: [1, 1],
   },
   cancel: {

@@ -1,7 +1,7 @@
 /** The HTTP api in-process (Hono's app.request), on real Redis and PostgreSQL, with a worker. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { testEnv, testSystem, waitForRun } from '../support/norn.js';
+import { testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
 import type { NornSystem } from '../../src/system.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -132,6 +132,15 @@ describe('deployments', () => {
     expect(page2.events.map((e: { id: number }) => e.id)).not.toContain(page1.events[4].id);
   });
 
+  it('serves what a step wrote while it ran', async () => {
+    const { deploymentId } = await (await call('POST', '/api/apps/web-app/deploy', {})).json();
+    await waitForRun(system, deploymentId);
+    const log = await call('GET', `/api/deployments/${deploymentId}/steps/s3/log`);
+    expect(log.status).toBe(200);
+    expect(await log.json()).toMatchObject({ step: 's3', lines: ['s3 says hello'] });
+    expect((await call('GET', `/api/deployments/${deploymentId}/steps/nope/log`)).status).toBe(404);
+  });
+
   it('refuses refs that look like options', async () => {
     const res = await call('POST', '/api/apps/web-app/deploy', { ref: '--upload-pack=touch /tmp/x' });
     expect(res.status).toBe(400);
@@ -158,7 +167,8 @@ describe('deployments', () => {
     expect(body.resumedFrom).toBe(first.deploymentId);
     const steps = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();
     expect(steps.deployment.resumedFrom).toBe(first.deploymentId);
-    // s1 completed before the cancel, so the resumed run skips it (and s2 sleeps again: cancel it too).
+    // s1 completed before the cancel, so the resumed run skips it (and s2 sleeps again: cancel it then).
+    await waitFor(async () => (await system.store.steps(body.deploymentId))[1]?.status === 'running', 's2 of the resumed run to run');
     await call('POST', `/api/deployments/${body.deploymentId}/cancel`);
     expect((await waitForRun(system, body.deploymentId, undefined, 5_000)).status).toBe('cancelled');
     const again = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();

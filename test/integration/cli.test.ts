@@ -69,6 +69,10 @@ describe('norn deploy', () => {
     expect(logLines).toContainEqual(expect.stringMatching(/^\d\d:\d\d:\d\d ✗ \[3\/9\] s3 +failed: STEP_FAILED: s3 failed because the ref said so$/));
     expect(logLines.at(-1)).toMatch(/^\d\d:\d\d:\d\d ✗ deploy of cli-fail failed at s3: STEP_FAILED: s3 failed because the ref said so$/);
 
+    const stepLog = await runCli(['logs', id, '--step', 's2'], cliEnv);
+    expect(stepLog.code, stepLog.stderr).toBe(0);
+    expect(stepLog.stdout.trim()).toBe('s2 says hello');
+
     const json = await runCli(['logs', id, '--json'], cliEnv);
     const events = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as EventEnvelope);
     const sagaId = (await system.store.getRun(id))!.sagaId;

@@ -36,6 +36,7 @@ function testStep(name: string, attempts = 1): StepDefinition {
     async run(ctx) {
       const p = ctx.run.params as TestParams;
       trace(ctx, 'start');
+      ctx.log(`${name} says hello`);
       if (p.childSleep?.step === name) {
         await ctx.exec(['sh', '-c', `sleep 300; echo ${p.childSleep.marker}`]);
       }

@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { notFound } from '../../shared/errors.js';
 import type { ApiDeps } from '../app.js';
+import { stepJobId } from '../../queues/flow.js';
 
 export function deploymentRoutes({ runs, store }: ApiDeps) {
   return new Hono()
@@ -9,6 +10,16 @@ export function deploymentRoutes({ runs, store }: ApiDeps) {
       const run = await store.getRun(c.req.param('id'));
       if (!run) throw notFound(`deployment ${c.req.param('id')}`);
       return c.json({ deployment: run, steps: await store.steps(run.id) });
+    })
+    // What a step wrote while it ran (e.g. docker build output), kept as long as its job:
+    // a day after the run succeeded, a week after it failed.
+    .get('/:id/steps/:step/log', async (c) => {
+      const run = await store.getRun(c.req.param('id'));
+      if (!run) throw notFound(`deployment ${c.req.param('id')}`);
+      const step = c.req.param('step');
+      if (!run.steps.includes(step)) throw notFound(`step ${step} of deployment ${run.id}`);
+      const { logs, count } = await runs.queue(run.queue).getJobLogs(stepJobId(run.id, step), 0, -1);
+      return c.json({ deploymentId: run.id, step, lines: logs, count });
     })
     .post('/:id/cancel', async (c) => {
       const run = await store.getRun(c.req.param('id'));

@@ -15,6 +15,12 @@ export async function logs(ctx: CliContext): Promise<number> {
   const { deployment } = await ctx.api.get<DeploymentView>(`api/deployments/${seg(id)}`);
   const print = (e: EventEnvelope) => (ctx.values.json ? ctx.out.ndjson(e) : ctx.out.line(logLine(e)));
 
+  if (typeof ctx.values.step === 'string') {
+    const { lines } = await ctx.api.get<{ lines: string[] }>(`api/deployments/${seg(id)}/steps/${seg(ctx.values.step)}/log`);
+    for (const line of lines) ctx.out.line(line);
+    return EXIT.ok;
+  }
+
   if (ctx.values.follow) {
     // The relay replays the saga from its start, then streams: one source, no gap between the two.
     const terminal = await followSaga({
