@@ -7,18 +7,12 @@ import './parent-watch.js';
 import { Worker } from 'bullmq';
 import { loadConfig } from '../src/shared/config.js';
 import { createRedis } from '../src/shared/redis.js';
+import { workerOptions } from '../src/workers/fleet.js';
 
 const config = loadConfig(process.env);
 const queue = process.env.BENCH_QUEUE ?? 'raw';
 const connection = createRedis(config.redisUrl, 'worker');
-const worker = new Worker(queue, async () => null, {
-  connection,
-  prefix: config.queuePrefix,
-  concurrency: config.worker.concurrency,
-  lockDuration: config.worker.lockDurationMs,
-  stalledInterval: config.worker.stalledIntervalMs,
-  maxStalledCount: config.worker.maxStalledCount,
-});
+const worker = new Worker(queue, async () => null, workerOptions(config, connection));
 worker.on('error', (err) => console.error(`raw worker error: ${err.message}`));
 
 let stopping = false;

@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Worker, type Processor } from 'bullmq';
+import { Worker, type Processor, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
 import { channels } from '../shared/events.js';
@@ -39,6 +39,18 @@ export interface WorkerFleet {
   close(graceMs?: number): Promise<void>;
 }
 
+/** BullMQ worker options from config: every norn worker (and the bench's raw baseline) uses these. */
+export function workerOptions(config: Config, connection: Redis, concurrency = config.worker.concurrency): WorkerOptions {
+  return {
+    connection,
+    prefix: config.queuePrefix,
+    concurrency,
+    lockDuration: config.worker.lockDurationMs,
+    stalledInterval: config.worker.stalledIntervalMs,
+    maxStalledCount: config.worker.maxStalledCount,
+  };
+}
+
 export const makeWorkerId = () => `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
 export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFleet> {
@@ -51,28 +63,16 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   });
 
   const connection = createRedis(config.redisUrl, 'worker');
-  const workers = deps.registry.queues().map((queue) => {
-    const w = new Worker(queue, processor, {
-      connection,
-      prefix: config.queuePrefix,
-      concurrency: config.worker.concurrency,
-      lockDuration: config.worker.lockDurationMs,
-      stalledInterval: config.worker.stalledIntervalMs,
-      maxStalledCount: config.worker.maxStalledCount,
-    });
-    w.on('error', (err) => log.error({ err, queue }, 'worker error'));
-    w.on('failed', (job, err) => log.debug({ jobId: job?.id, err: err.message }, 'step job failed'));
+  const queues: ExtraQueue[] = [
+    ...deps.registry.queues().map((name) => ({ name, processor: processor as Processor })),
+    ...(deps.extraQueues ?? []),
+  ];
+  const workers = queues.map(({ name, processor: run, concurrency }) => {
+    const w = new Worker(name, run, workerOptions(config, connection, concurrency));
+    w.on('error', (err) => log.error({ err, queue: name }, 'worker error'));
+    w.on('failed', (job, err) => log.debug({ jobId: job?.id, err: err.message }, 'job failed'));
     return w;
   });
-  for (const extra of deps.extraQueues ?? []) {
-    const w = new Worker(extra.name, extra.processor, {
-      connection, prefix: config.queuePrefix, concurrency: extra.concurrency ?? config.worker.concurrency,
-      lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs,
-      maxStalledCount: config.worker.maxStalledCount,
-    });
-    w.on('error', (err) => log.error({ err, queue: extra.name }, 'worker error'));
-    workers.push(w);
-  }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
 
   const subscriber: Redis = createRedis(config.redisUrl, 'subscriber');
