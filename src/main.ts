@@ -54,6 +54,10 @@ if (!COMMANDS.includes(command)) {
   process.exit(2);
 }
 main(command).catch((err) => {
-  console.error(isNornError(err) ? err.message : err);
+  // Start-up failures are mostly unreachable services: say which, without credentials or a stack.
+  const e = err as Error & { code?: string };
+  const hint = e.code === '3D000' ? ' (create it, or run script/services, which does)'
+    : e.code === 'ECONNREFUSED' ? ' (is the service running? script/services starts Redis and PostgreSQL)' : '';
+  console.error(`norn ${command}: ${isNornError(err) ? err.message : `${e.message ?? String(err)}${hint}`}`);
   process.exit(1);
 });
