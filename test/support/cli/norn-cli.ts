@@ -1,8 +1,8 @@
 /** Runs the `norn` CLI (bin/norn.mjs) as a child process and records what it prints. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { onTestFinished } from 'vitest';
 import { waitFor } from '../norn.js';
+import { spawnTracked } from '../processes.js';
 
 export const NORN_BIN = fileURLToPath(new URL('../../../bin/norn.mjs', import.meta.url));
 
@@ -23,31 +23,17 @@ export interface CliResult {
 
 /** Starts `node bin/norn.mjs …args` from / (it must work from any directory), with TZ=UTC. */
 export function startCli(args: string[], env: Record<string, string | undefined>): CliProcess {
-  const child = spawn(process.execPath, [NORN_BIN, ...args], {
-    cwd: '/',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => { out += d; });
-  child.stderr!.on('data', (d) => { err += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  onTestFinished(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const p = spawnTracked([NORN_BIN, ...args], { cwd: '/', env: { TZ: 'UTC', ...env } });
   return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
+    child: p.child,
+    stdout: p.stdout,
+    stderr: p.stderr,
+    exited: p.exited,
     waitForOutput: (text, timeoutMs = 20_000) => waitFor(async () => {
+      const out = p.stdout();
       const m = typeof text === 'string' ? (out.includes(text) ? text : null) : text.exec(out)?.[0];
       return m ?? null;
-    }, `${String(text)} in the CLI output:\n${out}\n${err}`, timeoutMs),
+    }, `${String(text)} in the CLI output:\n${p.stdout()}\n${p.stderr()}`, timeoutMs),
   };
 }
 
