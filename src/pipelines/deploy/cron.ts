@@ -104,7 +104,7 @@ export function createCronProcessor(deps: CronProcessorDeps): Processor<CronJobD
     const p = spec.processes[process];
     if (!p || !isScheduled(p)) throw new UnrecoverableError(`NOT_FOUND: release ${releaseId} of ${appId} has no scheduled process ${process}`);
     const secrets = await releaseSecrets(deps, release);
-    const result = await requireDocker(deps).runToCompletion({
+    const result = await requireDocker(deps, 'scheduled process').runToCompletion({
       name: `norn-${appId}-${process}-cron-${sanitize(job.id ?? String(Date.now()))}`,
       image: release.imageRef,
       cmd: processCmd(p) ?? [], // [] keeps the image's CMD

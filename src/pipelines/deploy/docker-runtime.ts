@@ -16,6 +16,8 @@ import { durationMs, formatProblems, parseInfraspec, type Infraspec, type Infras
 import type { Release } from './releases.js';
 import type { DeployServices } from './types.js';
 
+export { requireDocker } from './workspace.js';
+
 export const LABELS = {
   app: 'norn.app', process: 'norn.process', replica: 'norn.replica', deployment: 'norn.deployment', release: 'norn.release',
 } as const;
@@ -44,11 +46,6 @@ export function parseSpec(raw: unknown): Infraspec {
   const parsed = parseInfraspec(raw);
   if (!parsed.ok) throw new NornError('SPEC_INVALID', `the app's infraspec is invalid:\n${formatProblems(parsed.problems)}`);
   return parsed.spec;
-}
-
-export function requireDocker(s: Pick<DeployServices, 'docker'>): DockerDriver {
-  if (!s.docker) throw new NornError('UNAVAILABLE', 'no Docker engine is configured for the docker target (NORN_DOCKER_SOCKET)');
-  return s.docker;
 }
 
 export const containerName = (app: string, process: string, replica: number) => `norn-${app}-${process}-${replica}`;

@@ -59,7 +59,7 @@ export const healthy: StepDefinition<DeployServices> = {
     }
     // Only to keep the values out of messages (rollback errors); not worth failing the step over.
     const redact = Object.values(await releaseSecrets(s, release).catch(() => ({})));
-    const call: RuntimeCall = { docker: requireDocker(s), signal: ctx.signal, pollMs: s.healthPollMs, redact, log: ctx.log };
+    const call: RuntimeCall = { docker: requireDocker(s, 'healthy'), signal: ctx.signal, pollMs: s.healthPollMs, redact, log: ctx.log };
     const minMs = durationMs(spec.deployPolicy.minHealthyTime);
     const verdict = replicas.length === 0
       ? { ok: true, healthyForMs: 0 }

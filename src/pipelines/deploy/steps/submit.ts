@@ -74,7 +74,7 @@ export const submit: StepDefinition<DeployServices> = {
     const spec = parseSpec(ctx.run.spec);
     const target = spec.target ?? 'docker';
     if (target !== 'docker') throw new NornError('UNAVAILABLE', `target ${target} is not implemented yet`);
-    const docker = requireDocker(s);
+    const docker = requireDocker(s, 'submit');
     const cloned = await ctx.output<CloneOutput>('clone');
     const built = await ctx.output<BuildOutput>('build');
     if (!cloned?.commitSha || !built?.imageRef) throw new NornError('STEP_FAILED', 'submit needs the outputs of the clone and build steps');
