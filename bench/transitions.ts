@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventBus } from '../src/queues/bus.js';
+import { LiveRuns } from '../src/queues/live.js';
 import { createDb, type Db } from '../src/shared/db.js';
 import { AppStore } from '../src/shared/store/apps.js';
 import { RunStore } from '../src/shared/store/runs.js';
@@ -35,7 +36,7 @@ async function timed<T>(t: Timings, name: string, f: () => Promise<T>): Promise<
 }
 
 /** One run's transitions, in the order the engine makes them (without the BullMQ hand-offs). */
-async function oneRun(t: Timings, store: RunStore, bus: EventBus, db: Db, redis: Redis, channel: string) {
+async function oneRun(t: Timings, store: RunStore, bus: EventBus, live: LiveRuns, db: Db, redis: Redis, channel: string) {
   await timed(t, 'SELECT 1 (round trip)', () => db.query('SELECT 1'));
   await timed(t, 'Redis PUBLISH (round trip)', () => redis.publish(channel, 'x'));
   const id = randomUUID();
@@ -45,13 +46,24 @@ async function oneRun(t: Timings, store: RunStore, bus: EventBus, db: Db, redis:
   }));
   await timed(t, 'publish request events', () => bus.publish(requested.events));
   if (requested.next?.id !== id) throw new Error(`probe run ${id} was not admitted (${JSON.stringify(requested.next)})`);
+  await timed(t, 'live open (Redis)', () => live.open(requested.next!));
   for (const step of BENCH_STEPS) {
-    const begin = await timed(t, 'norn_step_start', () => store.stepStart(id, step, store.holder));
+    const begin = await timed(t, 'live start (Redis)', () => live.start(id, step, store.holder));
     if (begin.action !== 'run') throw new Error(`step ${step}: ${begin.action}`);
-    await timed(t, 'publish step events', () => bus.publish(begin.events));
-    const done = await timed(t, 'norn_step_finish', () => store.stepFinish(id, step, 'complete', null, 0));
+    const done = await timed(t, 'live finish (Redis)', () => live.finish(id, step, 'complete', null, 0));
     if (done.action !== 'ok') throw new Error(`step ${step}: ${done.action}`);
-    await timed(t, 'publish step events', () => bus.publish(done.events));
+    if (step === BENCH_STEPS.at(-1)) {
+      // The last step ends the run, recording what the recorder has not.
+      const end = await timed(t, 'norn_run_succeed', () => store.runSucceeded(id, done.log));
+      if (end.action !== 'ended') throw new Error(`run end: ${end.action}`);
+      await timed(t, 'publish end events', () => bus.publish(end.events));
+      await timed(t, 'live close (Redis)', () => live.close(id));
+    } else if (step.endsWith('2') || step.endsWith('5')) {
+      // The recorder, as it runs when idle: a write every few transitions.
+      const rec = await timed(t, 'norn_record (batch)', () => store.record([{ runId: id, log: done.log }]));
+      await timed(t, 'publish recorded events', () => bus.publishText(rec.events));
+      await timed(t, 'live trim (Redis)', () => live.trim(id, rec.recorded[id] ?? 0));
+    }
   }
 }
 
@@ -64,14 +76,15 @@ async function probe(synchronousCommit: 'on' | 'off') {
   try {
     const store = new RunStore(db, 'probe', 30_000);
     const bus = new EventBus(redis, prefix);
+    const live = new LiveRuns(redis, prefix);
     await new AppStore(db).upsert('probe', { name: 'probe' }, '{}', 'json');
     const t: Timings = {};
-    for (let i = 0; i < 10; i++) await oneRun({}, store, bus, db, redis, `${prefix}:x`); // warm-up
+    for (let i = 0; i < 10; i++) await oneRun({}, store, bus, live, db, redis, `${prefix}:x`); // warm-up
     const groups = async () => {
       const { rows } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
       return { node: [process.pid], postgres: localPids(rows.map((r) => r.pid), 'postgres') };
     };
-    const run = async () => { for (let i = 0; i < RUNS; i++) await oneRun(t, store, bus, db, redis, `${prefix}:x`); };
+    const run = async () => { for (let i = 0; i < RUNS; i++) await oneRun(t, store, bus, live, db, redis, `${prefix}:x`); };
     const { cpu } = await withCpu(groups, run);
     const perStep = (ms: number | undefined) => `${(((ms ?? 0) * 1000) / (RUNS * BENCH_STEPS.length)).toFixed(0)} µs`;
     console.log(`\nsynchronous_commit=${synchronousCommit}: ${RUNS} runs, ${(cpu.wallMs / RUNS).toFixed(1)} ms per run of 9 steps ` +

@@ -16,6 +16,7 @@ import { AppStore } from './shared/store/apps.js';
 import { EventStore } from './shared/store/events.js';
 import { RunStore } from './shared/store/runs.js';
 import { EventBus } from './queues/bus.js';
+import { LiveRuns } from './queues/live.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
 import { RunService } from './queues/runs.js';
 import { makeWorkerId, startWorkerFleet, type ExtraQueue, type WorkerFleet } from './workers/fleet.js';
@@ -44,6 +45,7 @@ export class NornSystem<S = unknown> {
   readonly apps: AppStore;
   readonly events: EventStore;
   readonly bus: EventBus;
+  readonly live: LiveRuns;
   readonly runs: RunService;
   private readonly closers: Array<() => Promise<unknown>> = [];
   private readonly finalClosers: Array<() => Promise<unknown>> = [];
@@ -57,8 +59,9 @@ export class NornSystem<S = unknown> {
     this.apps = new AppStore(this.db);
     this.events = new EventStore(this.db);
     this.bus = new EventBus(this.redis, config.queuePrefix);
+    this.live = new LiveRuns(this.redis, config.queuePrefix);
     this.runs = new RunService({
-      store: this.store, bus: this.bus, registry: this.registry as PipelineRegistry<unknown>,
+      store: this.store, bus: this.bus, registry: this.registry as PipelineRegistry<unknown>, live: this.live,
       connection: this.redis, prefix: config.queuePrefix, log: this.log,
     });
   }
@@ -76,7 +79,7 @@ export class NornSystem<S = unknown> {
 
   async startWorker(): Promise<WorkerFleet> {
     const fleet = await startWorkerFleet({
-      config: this.config, store: this.store, runs: this.runs, registry: this.registry,
+      config: this.config, store: this.store, runs: this.runs, live: this.live, bus: this.bus, registry: this.registry,
       services: this.options.services, log: this.log, extraQueues: this.options.extraQueues,
     });
     this.closers.push(() => fleet.close());

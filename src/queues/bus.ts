@@ -17,6 +17,14 @@ export class EventBus {
     await pipeline.exec();
   }
 
+  /** Publishes committed events that are JSON text already (as PostgreSQL returned them), in order. */
+  async publishText(events: readonly string[]): Promise<void> {
+    if (!events.length) return;
+    const pipeline = this.redis.pipeline();
+    for (const e of events) pipeline.publish(this.ch.events, e);
+    await pipeline.exec();
+  }
+
   async broadcastCancel(runId: string): Promise<void> {
     await this.redis.publish(this.ch.cancel, runId);
   }

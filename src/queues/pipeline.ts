@@ -74,6 +74,7 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
   }
   if (def.finalizer !== undefined && !seen.has(def.finalizer)) problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
   if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue)) problems.push(`queue "${def.queue}" may not contain ":"`);
+  if (def.queue === 'norn') problems.push('queue "norn" is reserved (runs\' live state lives under <prefix>:norn:)');
   if (problems.length) throw new NornError('PIPELINE_UNKNOWN', `pipeline ${def.name}@${def.version}: ${problems.join('; ')}`);
 }
 

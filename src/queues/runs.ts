@@ -1,7 +1,8 @@
 /**
  * Starting, cancelling and resuming runs, shared by the api and the workers. PostgreSQL decides
- * (norn_* functions: admission, policy, fencing); this class carries out what it decided in BullMQ
- * and on the event bus.
+ * (norn_* functions: admission, policy, fencing, the end of a run); this class carries out what it
+ * decided in BullMQ, in the runs' live state in Redis (src/queues/live.ts: where steps start and
+ * finish) and on the event bus.
  */
 import { randomUUID } from 'node:crypto';
 import { FlowProducer, Queue } from 'bullmq';
@@ -10,6 +11,7 @@ import { NornError, notFound } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
+import type { LiveRuns } from './live.js';
 import { buildFlow, FINALIZE_JOB, rootJobId } from './flow.js';
 import { DEFAULT_QUEUE, type PipelineRegistry } from './pipeline.js';
 
@@ -17,6 +19,7 @@ export interface RunServiceDeps {
   store: RunStore;
   bus: EventBus;
   registry: PipelineRegistry<unknown>;
+  live: LiveRuns;
   /** A connection for the FlowProducer and Queue handles (shared; BullMQ duplicates as needed). */
   connection: Redis;
   prefix: string;
@@ -117,15 +120,24 @@ export class RunService {
     }
     const run = result.run!;
     await this.deps.bus.publish(result.events);
-    for (const old of result.toCancel ?? []) await this.stopRunning(old);
+    for (const old of result.toCancel ?? []) {
+      await this.deps.live.cancel(old.id);
+      await this.stopRunning(old);
+    }
     await this.start(result.next);
     const status = result.next?.id === run.id ? 'running' : 'queued';
     return { deploymentId: run.id, sagaId: run.sagaId, status, position: result.position ?? 0 };
   }
 
-  /** Adds the flow of a run that PostgreSQL just admitted. Idempotent (job ids derive from the run). */
-  async start(run: RunRef | null | undefined): Promise<void> {
+  /**
+   * Makes a run that PostgreSQL just admitted live and adds its flow. Idempotent (the live state is
+   * opened once; job ids derive from the run). A resumed run's live state starts from the steps its
+   * predecessor completed; `reopen` (recovery) starts from what PostgreSQL recorded.
+   */
+  async start(run: RunRef | null | undefined, reopen = false): Promise<void> {
     if (!run) return;
+    const seed = reopen || run.resumedFrom ? await this.deps.store.liveSeed(run.id) : [];
+    await this.deps.live.open(run, seed);
     let def;
     try {
       def = this.deps.registry.get(run.pipeline, run.version);
@@ -144,7 +156,10 @@ export class RunService {
     // relay that misses one reads it from PostgreSQL. Waiting would add a Redis round trip to
     // every step.
     if (t.events?.length) this.deps.bus.publish(t.events).catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
-    if (runId && t.action === 'ended') await this.scheduleFinalizer(runId);
+    if (runId && t.action === 'ended') {
+      await this.deps.live.close(runId);
+      if (t.status !== 'succeeded') await this.scheduleFinalizer(runId);
+    }
     await this.start(t.next);
   }
 
@@ -160,7 +175,10 @@ export class RunService {
     const t = await this.deps.store.requestCancel(runId, reason);
     if (t.action === 'missing') throw notFound(`deployment ${runId}`);
     await this.apply(t);
-    if (t.action === 'cancelling' && t.run) await this.stopRunning(t.run);
+    if (t.action === 'cancelling' && t.run) {
+      await this.deps.live.cancel(runId);
+      await this.stopRunning(t.run);
+    }
     const now = await this.deps.store.getRun(runId);
     return { status: now?.status ?? t.status ?? 'unknown' };
   }
@@ -177,7 +195,7 @@ export class RunService {
     const state = await queue.getJobState(root);
     const removed = state === 'unknown' ? 1 : await queue.remove(root, { removeChildren: true });
     if (removed === 1) {
-      const t = await this.deps.store.stepFail(run.id, null, 'cancelled', { final: true, cancelled: true });
+      const t = await this.deps.store.stepFail(run.id, null, 'cancelled', { final: true, cancelled: true }, await this.deps.live.pending(run.id));
       await this.apply(t, run.id);
     }
   }
@@ -192,16 +210,18 @@ export class RunService {
       const queue = this.queue(run.queue);
       const state = await queue.getJobState(rootJobId(run));
       if (state === 'unknown') {
-        if (await store.notStarted(run.id)) {
+        if (await store.notStarted(run.id) && !(await this.deps.live.lastTransition(run.id))) {
           log.warn({ runId: run.id }, 'admitted run had no flow; adding it');
-          await this.start(run);
+          await this.start(run, true);
           await store.renewExpired(run.id);
         } else {
-          const t = await store.stepFail(run.id, null, 'lease expired and the run has no jobs left in the queue', { final: true, cancelled: false });
+          const t = await store.stepFail(run.id, null, 'lease expired and the run has no jobs left in the queue', { final: true, cancelled: false },
+            await this.deps.live.pending(run.id));
           await this.apply(t, run.id);
         }
       } else if (state === 'failed' || state === 'completed') {
-        const t = await store.stepFail(run.id, null, `lease expired after the flow ended (${state})`, { final: true, cancelled: false });
+        const t = await store.stepFail(run.id, null, `lease expired after the flow ended (${state})`, { final: true, cancelled: false },
+          await this.deps.live.pending(run.id));
         await this.apply(t, run.id);
       } else {
         await store.renewExpired(run.id); // alive in the queue (waiting, active, or recovering from a stall)

@@ -13,12 +13,17 @@ import { createRedis } from '../shared/redis.js';
 import type { RunStore } from '../shared/store/runs.js';
 import type { PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
+import type { EventBus } from '../queues/bus.js';
+import type { LiveRuns } from '../queues/live.js';
+import { Recorder } from '../queues/recorder.js';
 import { ActiveSteps, createProcessor } from './processor.js';
 
 export interface FleetDeps<S> {
   config: Config;
   store: RunStore;
   runs: RunService;
+  live: LiveRuns;
+  bus: EventBus;
   registry: PipelineRegistry<S>;
   services: S;
   log: Logger;
@@ -57,8 +62,9 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   const { config, log } = deps;
   const id = deps.store.holder;
   const active = new ActiveSteps();
+  const recorder = new Recorder({ store: deps.store, live: deps.live, bus: deps.bus, log });
   const processor = createProcessor({
-    store: deps.store, runs: deps.runs, registry: deps.registry, services: deps.services, active,
+    store: deps.store, runs: deps.runs, live: deps.live, recorder, registry: deps.registry, services: deps.services, active,
     workerId: id, heartbeatMs: config.lease.heartbeatMs, cancelGraceMs: config.cancelGraceMs, log,
   });
 
@@ -103,6 +109,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
       }, graceMs);
       await closing;
       clearTimeout(timer);
+      await recorder.close();
       await subscriber.quit().catch(() => {});
       await connection.quit().catch(() => {});
       log.info({ workerId: id }, 'worker stopped');

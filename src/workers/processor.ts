@@ -9,12 +9,22 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { isNornError, toError } from '../shared/errors.js';
 import { runCommand } from '../shared/exec.js';
 import type { Logger } from '../shared/logger.js';
-import type { RunStore, Transition } from '../shared/store/runs.js';
+import type { RunStore } from '../shared/store/runs.js';
 import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
+import type { LiveRuns } from '../queues/live.js';
+import type { Recorder } from '../queues/recorder.js';
 import { StepSkipped, type PipelineRegistry, type StepContext } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 
 export type AbortReason = 'cancelled' | 'shutdown' | 'lease-lost';
+
+/** What a step runs with: the run's params, pinned spec and saga, and this attempt's number. */
+interface StepBegin {
+  params: Record<string, unknown>;
+  spec: Record<string, unknown>;
+  sagaId: string;
+  attempt: number;
+}
 
 /** Steps running in this process, by run id: how cancel broadcasts and shutdown reach them. */
 export class ActiveSteps {
@@ -34,6 +44,8 @@ export class ActiveSteps {
 export interface ProcessorDeps<S> {
   store: RunStore;
   runs: RunService;
+  live: LiveRuns;
+  recorder: Recorder;
   registry: PipelineRegistry<S>;
   services: S;
   active: ActiveSteps;
@@ -44,31 +56,34 @@ export interface ProcessorDeps<S> {
 }
 
 export function createProcessor<S>(deps: ProcessorDeps<S>) {
-  const { store, runs, log } = deps;
+  const { store, runs, live, recorder, log } = deps;
 
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
   return async function processStep(job: Job<StepJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<null> {
     const d = job.data;
     if (job.name === FINALIZE_JOB) return runFinalizer(job, bullSignal);
-    const begin = await store.stepStart(d.runId, d.step, deps.workerId);
+    let begin = await live.start(d.runId, d.step, deps.workerId);
+    if (begin.action === 'missing' && await reopen(d.runId)) begin = await live.start(d.runId, d.step, deps.workerId);
     switch (begin.action) {
       case 'run':
+        recorder.push(d.runId, begin.log);
         break;
       case 'done':
-        return null; // completed before a crash: BullMQ re-delivered it, nothing to redo
-      case 'skip': {
-        await runs.apply(await store.stepFinish(d.runId, d.step, 'skipped', null, 0, await summary(d, undefined)));
+        // Finished before a crash and BullMQ re-delivered it: nothing to redo, but a last step must
+        // still end its run (the crash may have come between its finish and the run's end).
+        if (isLast(d)) await endRun(d, await live.pending(d.runId));
         return null;
-      }
+      case 'skip':
+        await finish(d, 'skipped', undefined, 0, undefined);
+        return null;
       case 'cancel': {
-        await runs.apply(await store.stepFail(d.runId, d.step, 'cancelled', { final: true, cancelled: true }), d.runId);
+        await runs.apply(await store.stepFail(d.runId, d.step, 'cancelled', { final: true, cancelled: true }, await live.pending(d.runId)), d.runId);
         throw new UnrecoverableError('CANCELLED: run cancelled before this step started');
       }
       default:
-        // finished / fenced / missing: this run is not ours to continue; fail the rest of the flow.
-        throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${begin.status ?? begin.action}; step not run`);
+        // finished / missing: this run is not ours to continue; fail the rest of the flow.
+        throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${begin.action}; step not run`);
     }
-    await runs.apply(begin);
 
     const controller = new AbortController();
     const onBullAbort = () => controller.abort(bullSignal?.reason === 'shutdown' ? 'shutdown' : 'cancelled');
@@ -85,7 +100,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       const def = deps.registry.get(d.pipeline, d.version);
       const stepDef = def.steps[d.index];
       if (!stepDef || stepDef.name !== d.step) throw new UnrecoverableError(`PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step} at ${d.index}`);
-      const ctx = makeContext(job, begin, controller.signal);
+      const ctx = makeContext(job, begin, controller.signal, () => live.outputs(d.runId, def.steps.slice(0, d.index).map((s) => s.name)));
       output = await untilAborted(stepDef.run(ctx, deps.services), controller.signal, deps.cancelGraceMs);
     } catch (err) {
       const durationMs = performance.now() - started;
@@ -100,7 +115,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       const error = cancelled ? 'cancelled' : describe(err);
       const final = cancelled || err instanceof UnrecoverableError || (isNornError(err) && !err.retryable) ||
         job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      await runs.apply(await store.stepFail(d.runId, d.step, error, { final, cancelled, durationMs }), d.runId);
+      await runs.apply(await store.stepFail(d.runId, d.step, error, { final, cancelled, durationMs }, await live.pending(d.runId)), d.runId);
       if (final) throw new UnrecoverableError(cancelled ? 'CANCELLED' : error);
       throw toError(err);
     } finally {
@@ -109,15 +124,58 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       deps.active.delete(d.runId);
     }
 
-    const t = output instanceof StepSkipped
-      ? await store.stepFinish(d.runId, d.step, 'skipped', { skipped: output.reason }, performance.now() - started, await summary(d, undefined))
-      : await store.stepFinish(d.runId, d.step, 'complete', output, performance.now() - started, await summary(d, output));
-    await runs.apply(t);
-    if (t.action !== 'ok') throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${t.status ?? t.action}; step result discarded`);
+    if (output instanceof StepSkipped) await finish(d, 'skipped', undefined, performance.now() - started, output.reason);
+    else await finish(d, 'complete', output, performance.now() - started, undefined);
     return null;
   };
 
-  /** The `<prefix>.completed` payload, computed by the last step from every output including its own. */
+  function isLast(d: StepJobData): boolean {
+    return d.index === d.total - 1;
+  }
+
+  /** Records a step's finish in the live state; the last step also ends the run in PostgreSQL. */
+  async function finish(d: StepJobData, status: 'complete' | 'skipped', output: unknown, durationMs: number, reason: string | undefined): Promise<void> {
+    const r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+    if (r.action === 'finished' || r.action === 'missing') {
+      throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`);
+    }
+    if (!isLast(d)) {
+      if (r.action === 'ok') recorder.push(d.runId, r.log);
+      return;
+    }
+    await endRun(d, r.action === 'ok' ? r.log : await live.pending(d.runId));
+  }
+
+  /** The last step is done: PostgreSQL records the live log and ends the run (then admits the next). */
+  async function endRun(d: StepJobData, log: readonly string[]): Promise<void> {
+    const t = await store.runSucceeded(d.runId, log, await summary(d));
+    recorder.forget(d.runId);
+    await runs.apply(t, d.runId);
+    if (t.action !== 'ended' && t.action !== 'finished') {
+      throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`);
+    }
+  }
+
+  /**
+   * A step of a run without live state (Redis lost it, or it was started by an older norn): if
+   * PostgreSQL still has the run running and holding its app, its live state is rebuilt from what
+   * PostgreSQL recorded.
+   */
+  async function reopen(runId: string): Promise<boolean> {
+    const run = await store.getRun(runId);
+    if (!run || run.status !== 'running') return false;
+    const lease = await store.leaseView(run.appId);
+    if (lease.holder?.deploymentId !== runId) return false;
+    const ctx = await store.runContext(runId);
+    await runs.start({
+      id: run.id, appId: run.appId, sagaId: run.sagaId, pipeline: run.pipeline, version: run.pipelineVersion,
+      eventPrefix: run.eventPrefix, queue: run.queue, steps: run.steps, status: run.status, params: run.params,
+      spec: ctx?.spec ?? {}, resumedFrom: run.resumedFrom,
+    }, true);
+    log.warn({ runId }, 'run had no live state; rebuilt it from PostgreSQL');
+    return true;
+  }
+
   /** Runs a finalizer (e.g. cleanup) for a run that already ended; BullMQ retries it on failure. */
   async function runFinalizer(job: Job<StepJobData>, bullSignal?: AbortSignal): Promise<null> {
     const d = job.data;
@@ -128,9 +186,9 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     const controller = new AbortController();
     bullSignal?.addEventListener('abort', () => controller.abort('shutdown'), { once: true });
     const started = performance.now();
-    const begin: Transition = { action: 'run', params: ctx.params, spec: ctx.spec, sagaId: ctx.sagaId, attempt: job.attemptsMade + 1 };
+    const begin = { params: ctx.params, spec: ctx.spec, sagaId: ctx.sagaId, attempt: job.attemptsMade + 1 };
     try {
-      const output = await stepDef.run(makeContext(job, begin, controller.signal), deps.services);
+      const output = await stepDef.run(makeContext(job, begin, controller.signal, () => store.outputs(d.runId)), deps.services);
       await runs.apply(await store.finalizerDone(d.runId, d.step, 'complete', output instanceof StepSkipped ? { skipped: output.reason } : output, null, performance.now() - started));
     } catch (err) {
       if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
@@ -140,18 +198,17 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     return null;
   }
 
-  async function summary(d: StepJobData, own: unknown): Promise<Record<string, unknown> | undefined> {
-    if (d.index !== d.total - 1) return undefined;
+  /** The `<prefix>.completed` payload, from every step's output (the last one's included). */
+  async function summary(d: StepJobData): Promise<Record<string, unknown> | undefined> {
     const def = deps.registry.get(d.pipeline, d.version);
     if (!def.summarize) return undefined;
-    const outputs = await store.outputs(d.runId);
-    return def.summarize(own === undefined ? outputs : { ...outputs, [d.step]: own });
+    return def.summarize(await live.outputs(d.runId, def.steps.map((s) => s.name)));
   }
 
-  function makeContext(job: Job<StepJobData>, begin: Transition, signal: AbortSignal): StepContext {
+  function makeContext(job: Job<StepJobData>, begin: StepBegin, signal: AbortSignal, load: () => Promise<Record<string, unknown>>): StepContext {
     const d = job.data;
     let cached: Promise<Record<string, unknown>> | undefined;
-    const outputs = () => (cached ??= store.outputs(d.runId));
+    const outputs = () => (cached ??= load());
     return {
       run: {
         id: d.runId, appId: d.appId, sagaId: begin.sagaId ?? '', pipeline: d.pipeline, version: d.version,

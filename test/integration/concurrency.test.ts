@@ -99,7 +99,8 @@ describe('one run per app at a time', () => {
     await registerApp(a!, 'lease-app');
     const stuck = await a!.runs.request({ appId: 'lease-app', pipeline: 'short', params: {} });
     await a!.runs.queue('steps').obliterate({ force: true });
-    await a!.db.query(`UPDATE deployment_steps SET status = 'running' WHERE deployment_id = $1 AND idx = 0`, [stuck.deploymentId]);
+    // Its first step had started (as recorded), so re-adding the flow is not the answer.
+    await a!.db.query(`INSERT INTO deployment_steps (deployment_id, idx, name, status) VALUES ($1, 0, 's1', 'running')`, [stuck.deploymentId]);
     const waiting = await a!.runs.request({ appId: 'lease-app', pipeline: 'short', params: {} });
     await a!.startWorker();
     // Lease TTL is 4 s in tests; the sweeper runs every 0.5 s.

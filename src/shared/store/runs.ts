@@ -20,6 +20,29 @@ export interface RunRef {
   steps: string[];
   status: RunStatus;
   params: Record<string, unknown>;
+  /** The app spec pinned at request time. */
+  spec?: Record<string, unknown>;
+  /** The run this one resumes (its completed steps are reported skipped). */
+  resumedFrom?: string | null;
+}
+
+/** A transition of a live run as Redis logged it: JSON text, `{"t":<n>,…}` (003_live_steps.sql). */
+export type LogEntry = string;
+
+/** What a run's live state starts from for steps already done (a resumed run, or one reopened). */
+export interface LiveSeed {
+  step: string;
+  state: 'skip' | 'complete' | 'skipped';
+  output: unknown;
+}
+
+export interface RecordResult {
+  /** The events appended, as JSON text (ready to publish), in order. */
+  events: string[];
+  /** Per run: its log is recorded up to this transition number (what may be trimmed from Redis). */
+  recorded: Record<string, number>;
+  /** Per run: the first transition number the batch lacked (later ones wait for it). */
+  gaps: Record<string, number>;
 }
 
 export interface Transition {
@@ -127,21 +150,41 @@ export class RunStore {
     return this.call('SELECT norn_admit_app($1,$2,$3) AS r', [appId, this.holder, this.leaseTtlMs]);
   }
 
-  stepStart(runId: string, step: string, worker: string): Promise<Transition> {
-    return this.call('SELECT norn_step_start($1,$2,$3,$4) AS r', [runId, step, worker, this.leaseTtlMs]);
+  /**
+   * Records live logs (src/queues/live.ts) of several runs in one transaction, each transition once
+   * and in order. Returns the committed events as JSON text (ready to publish) and, per run, the
+   * transition number recorded up to.
+   */
+  async record(batch: ReadonlyArray<{ runId: string; log: readonly LogEntry[] }>): Promise<RecordResult> {
+    // The entries are JSON already: the batch is assembled as text, never parsed here.
+    const body = `[${batch.map((b) => `{"run":${JSON.stringify(b.runId)},"log":[${b.log.join(',')}]}`).join(',')}]`;
+    const { rows } = await this.db.query<{ events: string[] | null; recorded: Record<string, number>; gaps: Record<string, number> }>(
+      `SELECT ARRAY(SELECT jsonb_array_elements(r -> 'events')::text) AS events, r -> 'recorded' AS recorded, r -> 'gaps' AS gaps
+       FROM norn_record($1::jsonb, $2) AS r`, [body, this.leaseTtlMs]);
+    return { events: rows[0]?.events ?? [], recorded: rows[0]?.recorded ?? {}, gaps: rows[0]?.gaps ?? {} };
   }
 
-  stepFinish(runId: string, step: string, status: 'complete' | 'skipped', output: unknown, durationMs: number,
-    summary?: Record<string, unknown>): Promise<Transition> {
-    return this.call('SELECT norn_step_finish($1,$2,$3,$4,$5,$6,$7,$8) AS r', [
-      runId, step, status, output === undefined ? null : JSON.stringify(output), Math.round(durationMs),
-      summary ?? null, this.holder, this.leaseTtlMs]);
+  /** The last step finished (its finish is in `log`): records the log and ends the run succeeded. */
+  runSucceeded(runId: string, log: readonly LogEntry[], summary?: Record<string, unknown>): Promise<Transition> {
+    return this.call('SELECT norn_run_succeed($1,$2::jsonb,$3,$4,$5) AS r', [
+      runId, `[${log.join(',')}]`, summary ?? null, this.holder, this.leaseTtlMs]);
   }
 
-  stepFail(runId: string, step: string | null, error: string, opts: { final: boolean; cancelled: boolean; durationMs?: number }): Promise<Transition> {
-    return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8) AS r', [
+  /** A step failed (or the run is being ended without one: step null). Records `log` first. */
+  stepFail(runId: string, step: string | null, error: string, opts: { final: boolean; cancelled: boolean; durationMs?: number },
+    log: readonly LogEntry[] = []): Promise<Transition> {
+    return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb) AS r', [
       runId, step, error, opts.final, opts.cancelled,
-      opts.durationMs === undefined ? null : Math.round(opts.durationMs), this.holder, this.leaseTtlMs]);
+      opts.durationMs === undefined ? null : Math.round(opts.durationMs), this.holder, this.leaseTtlMs,
+      `[${log.join(',')}]`]);
+  }
+
+  /** What a run's live state starts from: steps already done (or to report skipped), with outputs. */
+  async liveSeed(runId: string): Promise<LiveSeed[]> {
+    const { rows } = await this.db.query<{ step: string; state: LiveSeed['state']; output: unknown }>(
+      `SELECT name AS step, CASE WHEN status IN ('complete', 'skipped') THEN status ELSE 'skip' END AS state, output
+       FROM deployment_steps WHERE deployment_id = $1 AND (skip OR status IN ('complete', 'skipped')) ORDER BY idx`, [runId]);
+    return rows;
   }
 
   /** Records how the finalizer of an ended run went (its step row and one event). */
@@ -203,11 +246,21 @@ export class RunStore {
     return rows;
   }
 
+  /**
+   * Every step of a run in order. A step gets its row when it first does something (its start is
+   * recorded, or it is to be reported skipped); until then it is pending, and not_run once the run
+   * has ended.
+   */
   async steps(runId: string): Promise<StepRecord[]> {
+    if (!isUuid(runId)) return [];
     const { rows } = await this.db.query<StepRecord>(
-      `SELECT idx AS index, name, status, attempts, error, worker, started_at AS "startedAt",
-              finished_at AS "finishedAt", duration_ms AS "durationMs"
-       FROM deployment_steps WHERE deployment_id = $1 ORDER BY idx`, [runId]);
+      `SELECT (s.ord - 1)::integer AS index, s.name,
+              coalesce(ds.status, CASE WHEN d.status IN ('succeeded', 'failed', 'cancelled') THEN 'not_run' ELSE 'pending' END) AS status,
+              coalesce(ds.attempts, 0) AS attempts, ds.error, ds.worker, ds.started_at AS "startedAt",
+              ds.finished_at AS "finishedAt", ds.duration_ms AS "durationMs"
+       FROM deployments d CROSS JOIN LATERAL unnest(d.steps) WITH ORDINALITY AS s (name, ord)
+       LEFT JOIN deployment_steps ds ON ds.deployment_id = d.id AND ds.idx = s.ord - 1
+       WHERE d.id = $1 ORDER BY s.ord`, [runId]);
     return rows;
   }
 

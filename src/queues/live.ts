@@ -1,0 +1,224 @@
+/**
+ * A running run's live state in Redis: where a step's start and finish are decided, one Lua call
+ * each, next to BullMQ's own keys (no PostgreSQL round trip on a step's critical path).
+ *
+ * Per run, `<prefix>:norn:run:<id>` is a hash: `status` (running | cancelling | ended), `t` (the
+ * number of the run's last transition), `params`, `spec`, `saga`, and per step `s:<step>` (its
+ * state), `a:<step>` (attempts) and `o:<step>` (output JSON). Every transition is also appended to
+ * `<prefix>:norn:run:<id>:log`, the run's live log, until PostgreSQL has recorded it (Recorder,
+ * norn_record): the log is the hand-off, so a worker killed between a transition and its recording
+ * loses nothing (the next transition, or the end of the run, records it).
+ *
+ * PostgreSQL stays the authority for the run itself: RunService opens the live state when
+ * PostgreSQL admits a run and marks it cancelling or ended after PostgreSQL decided so. A step whose
+ * run is not live (ended, or never opened) does not start and cannot finish.
+ */
+import type { Redis } from 'ioredis';
+import type { LiveSeed, LogEntry, RunRef } from '../shared/store/runs.js';
+
+export type StartResult =
+  | { action: 'run'; attempt: number; params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string; log: LogEntry[] }
+  | { action: 'skip'; params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string }
+  | { action: 'done' | 'cancel' | 'finished' | 'missing' };
+
+export type FinishResult = { action: 'ok'; log: LogEntry[] } | { action: 'done' | 'finished' | 'missing' };
+
+/** How long the live state outlives its run (ended) and bounds a run that never ends (running). */
+const ENDED_TTL_MS = 3_600_000;
+const RUNNING_TTL_MS = 7 * 86_400_000;
+
+// KEYS[1] hash, KEYS[2] log. ARGV: ttl, then field/value pairs. Opening twice changes nothing.
+const OPEN = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1`;
+
+// ARGV: step, worker, ts. The entry is built as text so its first key is always "t" (see TRIM).
+const START = `
+local h = KEYS[1]
+local st = redis.call('HGET', h, 'status')
+if not st then return {'missing'} end
+if st == 'ended' then return {'finished'} end
+if st == 'cancelling' then return {'cancel'} end
+local s = redis.call('HGET', h, 's:' .. ARGV[1])
+if s == 'complete' or s == 'skipped' then return {'done'} end
+local ctx = redis.call('HMGET', h, 'params', 'spec', 'saga')
+if s == 'skip' then return {'skip', ctx[1], ctx[2], ctx[3]} end
+local a = redis.call('HINCRBY', h, 'a:' .. ARGV[1], 1)
+local t = redis.call('HINCRBY', h, 't', 1)
+redis.call('HSET', h, 's:' .. ARGV[1], 'running')
+redis.call('RPUSH', KEYS[2], '{"t":' .. t .. ',"k":"start","step":' .. cjson.encode(ARGV[1]) .. ',"w":' ..
+  cjson.encode(ARGV[2]) .. ',"a":' .. a .. ',"ts":' .. cjson.encode(ARGV[3]) .. '}')
+return {'run', ctx[1], ctx[2], ctx[3], a, redis.call('LRANGE', KEYS[2], 0, -1)}`;
+
+// ARGV: step, status (complete | skipped), output JSON or '', duration ms, reason or '', ts.
+// A finish is accepted while the run is running or cancelling (the step did its work), never after.
+const FINISH = `
+local h = KEYS[1]
+local st = redis.call('HGET', h, 'status')
+if not st then return {'missing'} end
+if st == 'ended' then return {'finished'} end
+local s = redis.call('HGET', h, 's:' .. ARGV[1])
+if s == 'complete' or s == 'skipped' then return {'done'} end
+local t = redis.call('HINCRBY', h, 't', 1)
+redis.call('HSET', h, 's:' .. ARGV[1], ARGV[2])
+local entry = '{"t":' .. t .. ',"k":"finish","step":' .. cjson.encode(ARGV[1]) .. ',"status":' .. cjson.encode(ARGV[2]) ..
+  ',"d":' .. tonumber(ARGV[4]) .. ',"ts":' .. cjson.encode(ARGV[6])
+if ARGV[5] ~= '' then entry = entry .. ',"reason":' .. cjson.encode(ARGV[5]) end
+if ARGV[3] ~= '' then
+  redis.call('HSET', h, 'o:' .. ARGV[1], ARGV[3])
+  entry = entry .. ',"o":' .. ARGV[3]
+end
+redis.call('RPUSH', KEYS[2], entry .. '}')
+return {'ok', redis.call('LRANGE', KEYS[2], 0, -1)}`;
+
+// ARGV: recorded t. Drops the log's head up to what PostgreSQL has recorded.
+const TRIM = `
+local n = 0
+local upto = tonumber(ARGV[1])
+while true do
+  local e = redis.call('LINDEX', KEYS[1], 0)
+  if not e then break end
+  local t = tonumber(string.match(e, '^{"t":(%d+)'))
+  if t == nil or t > upto then break end
+  redis.call('LPOP', KEYS[1])
+  n = n + 1
+end
+return n`;
+
+const CANCEL = `
+if redis.call('HGET', KEYS[1], 'status') == 'running' then redis.call('HSET', KEYS[1], 'status', 'cancelling') return 1 end
+return 0`;
+
+// ARGV: ttl. The run ended in PostgreSQL: nothing of it may start or finish any more.
+const CLOSE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'status', 'ended')
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+redis.call('DEL', KEYS[2])
+return 1`;
+
+interface LiveCommands {
+  nornOpen(hash: string, log: string, ttl: number, ...fields: string[]): Promise<number>;
+  nornStart(hash: string, log: string, step: string, worker: string, ts: string): Promise<unknown[]>;
+  nornFinish(hash: string, log: string, step: string, status: string, output: string, durationMs: number, reason: string, ts: string): Promise<unknown[]>;
+  nornTrim(log: string, upto: number): Promise<number>;
+  nornCancel(hash: string): Promise<number>;
+  nornClose(hash: string, log: string, ttl: number): Promise<number>;
+}
+
+const parse = (text: unknown): Record<string, unknown> => (typeof text === 'string' && text ? JSON.parse(text) : {});
+
+export class LiveRuns {
+  private readonly redis: Redis & LiveCommands;
+
+  constructor(redis: Redis, private readonly prefix: string) {
+    this.redis = redis as Redis & LiveCommands;
+    const define = (name: keyof LiveCommands, keys: number, lua: string) => {
+      if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: keys, lua });
+    };
+    define('nornOpen', 2, OPEN);
+    define('nornStart', 2, START);
+    define('nornFinish', 2, FINISH);
+    define('nornTrim', 1, TRIM);
+    define('nornCancel', 1, CANCEL);
+    define('nornClose', 2, CLOSE);
+  }
+
+  key(runId: string): string {
+    return `${this.prefix}:norn:run:${runId}`;
+  }
+
+  private logKey(runId: string): string {
+    return `${this.key(runId)}:log`;
+  }
+
+  /** Makes an admitted run live (idempotent): its steps may start from now on. */
+  async open(run: Pick<RunRef, 'id' | 'appId' | 'sagaId' | 'params' | 'spec'>, seed: readonly LiveSeed[] = []): Promise<boolean> {
+    const fields = ['status', 'running', 't', '0', 'app', run.appId, 'saga', run.sagaId,
+      'params', JSON.stringify(run.params ?? {}), 'spec', JSON.stringify(run.spec ?? {})];
+    for (const s of seed) {
+      fields.push(`s:${s.step}`, s.state);
+      if (s.output !== undefined && s.output !== null) fields.push(`o:${s.step}`, JSON.stringify(s.output));
+    }
+    return (await this.redis.nornOpen(this.key(run.id), this.logKey(run.id), RUNNING_TTL_MS, ...fields)) === 1;
+  }
+
+  /** May this step run? If so it is recorded as started (attempt + 1) and the run's live log returned. */
+  async start(runId: string, step: string, worker: string): Promise<StartResult> {
+    const r = await this.redis.nornStart(this.key(runId), this.logKey(runId), step, worker, new Date().toISOString());
+    const action = r[0] as string;
+    if (action === 'run') {
+      return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? ''), attempt: Number(r[4]), log: r[5] as LogEntry[] };
+    }
+    if (action === 'skip') return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? '') };
+    return { action: action as 'done' | 'cancel' | 'finished' | 'missing' };
+  }
+
+  /** Records a step's finish unless its run is no longer live (then the result is discarded). */
+  async finish(runId: string, step: string, status: 'complete' | 'skipped', output: unknown, durationMs: number, reason?: string): Promise<FinishResult> {
+    const json = status === 'complete' && output !== undefined && output !== null ? JSON.stringify(output) : '';
+    const r = await this.redis.nornFinish(this.key(runId), this.logKey(runId), step, status, json,
+      Math.max(0, Math.round(durationMs)), reason ?? '', new Date().toISOString());
+    if (r[0] === 'ok') return { action: 'ok', log: r[1] as LogEntry[] };
+    return { action: r[0] as 'done' | 'finished' | 'missing' };
+  }
+
+  /** The transitions PostgreSQL has not recorded yet, oldest first. */
+  pending(runId: string): Promise<LogEntry[]> {
+    return this.redis.lrange(this.logKey(runId), 0, -1);
+  }
+
+  /** Drops what PostgreSQL recorded (transition numbers up to `upto`) from the live log. */
+  trim(runId: string, upto: number): Promise<number> {
+    return this.redis.nornTrim(this.logKey(runId), upto);
+  }
+
+  /** trim() for several runs, in one round trip. */
+  async trimMany(runs: ReadonlyArray<readonly [string, number]>): Promise<void> {
+    if (!runs.length) return;
+    const pipeline = this.redis.pipeline() as unknown as { nornTrim(log: string, upto: number): void; exec(): Promise<unknown> };
+    for (const [runId, upto] of runs) pipeline.nornTrim(this.logKey(runId), upto);
+    await pipeline.exec();
+  }
+
+  /** Outputs of the given steps (those that have one), as later steps of a live run read them. */
+  async outputs(runId: string, steps: readonly string[]): Promise<Record<string, unknown>> {
+    if (!steps.length) return {};
+    const values = await this.redis.hmget(this.key(runId), ...steps.map((s) => `s:${s}`), ...steps.map((s) => `o:${s}`));
+    const out: Record<string, unknown> = {};
+    steps.forEach((s, i) => {
+      const state = values[i];
+      if (state === 'complete' || state === 'skipped' || state === 'skip') {
+        const o = values[steps.length + i];
+        out[s] = o ? JSON.parse(o) : null;
+      }
+    });
+    return out;
+  }
+
+  /** PostgreSQL marked the run cancelling: no further step of it starts. */
+  async cancel(runId: string): Promise<void> {
+    await this.redis.nornCancel(this.key(runId));
+  }
+
+  /** PostgreSQL ended the run: nothing of it starts or finishes any more. */
+  async close(runId: string): Promise<void> {
+    await this.redis.nornClose(this.key(runId), this.logKey(runId), ENDED_TTL_MS);
+  }
+
+  /** The run's last transition number (0: none), or null when it has no live state. */
+  async lastTransition(runId: string): Promise<number | null> {
+    const t = await this.redis.hget(this.key(runId), 't');
+    return t === null ? null : Number(t);
+  }
+}
+
+/** The transition number of a live log entry (entries start with `{"t":<n>`). */
+export function entryNumber(entry: LogEntry): number {
+  const m = /^\{"t":(\d+)/.exec(entry);
+  if (!m) throw new Error(`malformed live log entry: ${entry.slice(0, 80)}`);
+  return Number(m[1]);
+}

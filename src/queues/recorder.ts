@@ -1,0 +1,117 @@
+/**
+ * Records live step transitions in PostgreSQL off the steps' critical path. A worker hands over
+ * the live log a transition returned (src/queues/live.ts); the recorder writes whatever has
+ * accumulated in one transaction (norn_record), publishes the committed events, and trims what it
+ * recorded from Redis. One write is in flight per process: under load a write carries many
+ * transitions of many runs, when idle each transition goes at once.
+ *
+ * Nothing depends on this process surviving: until PostgreSQL records a transition it stays in the
+ * run's live log, and every later transition of the run (or the run's end) carries it again.
+ */
+import type { Logger } from '../shared/logger.js';
+import type { LogEntry, RunStore } from '../shared/store/runs.js';
+import type { EventBus } from './bus.js';
+import { entryNumber, type LiveRuns } from './live.js';
+
+export interface RecorderDeps {
+  store: RunStore;
+  live: LiveRuns;
+  bus: EventBus;
+  log: Logger;
+  /** After a failed write, how long to wait before trying again (default 1 s). */
+  retryMs?: number;
+}
+
+const MAX_GAP_REFILLS = 20;
+
+export class Recorder {
+  /** Per run: its unrecorded entries by transition number. */
+  private pending = new Map<string, Map<number, LogEntry>>();
+  private writing: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Runs whose last writes found a gap, and how many times in a row. */
+  private readonly gapRefills = new Map<string, number>();
+
+  constructor(private readonly deps: RecorderDeps) {}
+
+  /** Takes a run's live log (as a transition returned it) to record soon. */
+  push(runId: string, log: readonly LogEntry[]): void {
+    if (!log.length) return;
+    let entries = this.pending.get(runId);
+    if (!entries) this.pending.set(runId, (entries = new Map()));
+    for (const e of log) entries.set(entryNumber(e), e);
+    this.kick();
+  }
+
+  /** Forgets what is pending for a run whose end recorded its log (PostgreSQL would skip it anyway). */
+  forget(runId: string): void {
+    this.pending.delete(runId);
+    this.gapRefills.delete(runId);
+  }
+
+  private kick(): void {
+    if (this.writing || this.retry || this.closed) return;
+    this.writing = this.write().finally(() => {
+      this.writing = undefined;
+      if (this.pending.size && !this.retry) this.kick();
+    });
+  }
+
+  private async write(): Promise<void> {
+    // Let the transitions of this tick join the batch.
+    await new Promise<void>((r) => setImmediate(r));
+    const batch = this.pending;
+    this.pending = new Map();
+    if (!batch.size) return;
+    const { store, live, bus, log } = this.deps;
+    try {
+      const { events, recorded, gaps } = await store.record([...batch].map(([runId, entries]) => ({ runId, log: [...entries.values()] })));
+      // Committed: publish (a relay that misses one reads it from PostgreSQL) and trim Redis.
+      bus.publishText(events).catch((err) => log.warn({ err }, 'publishing recorded events failed'));
+      live.trimMany(Object.entries(recorded).filter(([, upto]) => upto > 0))
+        .catch((err) => log.warn({ err }, 'trimming live logs failed'));
+      // A transition of another worker's has not reached PostgreSQL yet (it is on its way, or that
+      // worker died): what this batch had after it waits. Take the whole live log to record them.
+      for (const runId of batch.keys()) if (!(runId in gaps)) this.gapRefills.delete(runId);
+      for (const runId of Object.keys(gaps)) this.refill(runId);
+    } catch (err) {
+      // Nothing is lost (the entries are still in Redis too); keep them and try again shortly.
+      for (const [runId, entries] of batch) {
+        const now = this.pending.get(runId);
+        if (!now) this.pending.set(runId, entries);
+        else for (const [t, e] of entries) if (!now.has(t)) now.set(t, e);
+      }
+      log.warn({ err, runs: batch.size }, 'recording step transitions failed; retrying');
+      this.retry = setTimeout(() => { this.retry = undefined; this.kick(); }, this.deps.retryMs ?? 1_000);
+      this.retry.unref();
+    }
+  }
+
+  private refill(runId: string): void {
+    const n = (this.gapRefills.get(runId) ?? 0) + 1;
+    this.gapRefills.set(runId, n);
+    if (n > MAX_GAP_REFILLS) {
+      // Redis lacks the missing transition (it should never): the run's end records what it can.
+      this.gapRefills.delete(runId);
+      this.deps.log.warn({ runId }, 'a transition is missing from the live log; later ones wait for the end of the run');
+      return;
+    }
+    this.deps.live.pending(runId)
+      .then((log) => this.push(runId, log))
+      .catch((err) => this.deps.log.warn({ err, runId }, 'reading the live log failed'));
+  }
+
+  /** Writes what is pending (one attempt), then stops taking work. */
+  async close(): Promise<void> {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    await this.writing;
+    if (this.pending.size) {
+      this.kick();
+      await this.writing;
+    }
+    this.closed = true;
+    clearTimeout(this.retry);
+  }
+}
