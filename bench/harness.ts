@@ -172,6 +172,8 @@ export class EngineHarness implements Harness {
       REDIS_URL: this.o.redisUrl, DATABASE_URL: this.o.databaseUrl, NORN_QUEUE_PREFIX: this.o.prefix,
       NORN_PIPELINES_MODULE: 'bench/pipelines.ts', NORN_WORKER_CONCURRENCY: String(this.o.concurrency),
       NORN_MIGRATE_ON_START: 'false', LOG_LEVEL: logLevel,
+      // Engine settings worth comparing pass through (the default when unset).
+      ...(process.env.NORN_RECORD_DELAY_MS ? { NORN_RECORD_DELAY_MS: process.env.NORN_RECORD_DELAY_MS } : {}),
     };
   }
 

@@ -135,9 +135,10 @@ export class LiveRuns {
     return `${this.key(runId)}:log`;
   }
 
-  /** Makes an admitted run live (idempotent): its steps may start from now on. */
-  async open(run: Pick<RunRef, 'id' | 'appId' | 'sagaId' | 'params' | 'spec'>, seed: readonly LiveSeed[] = []): Promise<boolean> {
-    const fields = ['status', 'running', 't', '0', 'app', run.appId, 'saga', run.sagaId,
+  /** Makes an admitted run live (idempotent: an open run is left as it is): its steps may start. */
+  async open(run: Pick<RunRef, 'id' | 'appId' | 'sagaId' | 'params' | 'spec'>, seed: readonly LiveSeed[] = [], recorded = 0): Promise<boolean> {
+    // Transition numbers go on from what PostgreSQL recorded (a reopened run), so none is reused.
+    const fields = ['status', 'running', 't', String(recorded), 'app', run.appId, 'saga', run.sagaId,
       'params', JSON.stringify(run.params ?? {}), 'spec', JSON.stringify(run.spec ?? {})];
     for (const s of seed) {
       fields.push(`s:${s.step}`, s.state);

@@ -2,8 +2,8 @@
  * Records live step transitions in PostgreSQL off the steps' critical path. A worker hands over
  * the live log a transition returned (src/queues/live.ts); the recorder writes whatever has
  * accumulated in one transaction (norn_record), publishes the committed events, and trims what it
- * recorded from Redis. One write is in flight per process: under load a write carries many
- * transitions of many runs, when idle each transition goes at once.
+ * recorded from Redis. One write is in flight per process, after a short gathering delay
+ * (NORN_RECORD_DELAY_MS): under load a write carries the transitions of many steps and runs.
  *
  * Nothing depends on this process surviving: until PostgreSQL records a transition it stays in the
  * run's live log, and every later transition of the run (or the run's end) carries it again.
@@ -18,6 +18,8 @@ export interface RecorderDeps {
   live: LiveRuns;
   bus: EventBus;
   log: Logger;
+  /** How long transitions gather before a write (0: the next turn of the event loop). */
+  delayMs: number;
   /** After a failed write, how long to wait before trying again (default 1 s). */
   retryMs?: number;
 }
@@ -59,8 +61,9 @@ export class Recorder {
   }
 
   private async write(): Promise<void> {
-    // Let the transitions of this tick join the batch.
-    await new Promise<void>((r) => setImmediate(r));
+    // Let the transitions of the next few milliseconds join the batch: under load one write
+    // carries many, and a short run's end (which records its log itself) often leaves none.
+    await new Promise<void>((r) => (this.deps.delayMs > 0 ? setTimeout(r, this.deps.delayMs) : setImmediate(r)));
     const batch = this.pending;
     this.pending = new Map();
     if (!batch.size) return;

@@ -119,7 +119,9 @@ export class RunService {
       });
     }
     const run = result.run!;
-    await this.deps.bus.publish(result.events);
+    // Committed already; one connection keeps their order, and a relay that misses one reads it
+    // from PostgreSQL. Not awaited: the caller (an HTTP request) does not wait for Redis.
+    this.deps.bus.publish(result.events).catch((err) => this.deps.log.warn({ err }, "publishing events failed"));
     for (const old of result.toCancel ?? []) {
       await this.deps.live.cancel(old.id);
       await this.stopRunning(old);
@@ -136,8 +138,8 @@ export class RunService {
    */
   async start(run: RunRef | null | undefined, reopen = false): Promise<void> {
     if (!run) return;
-    const seed = reopen || run.resumedFrom ? await this.deps.store.liveSeed(run.id) : [];
-    await this.deps.live.open(run, seed);
+    const seed = reopen || run.resumedFrom ? await this.deps.store.liveSeed(run.id) : { recorded: 0, steps: [] };
+    await this.deps.live.open(run, seed.steps, seed.recorded);
     let def;
     try {
       def = this.deps.registry.get(run.pipeline, run.version);

@@ -28,6 +28,7 @@ export const EnvSchema = z.object({
   NORN_STALLED_INTERVAL_MS: int(500).default(15_000).describe('BullMQ stalled-job check interval (see NORN_LOCK_DURATION_MS).'),
   NORN_MAX_STALLED_COUNT: int(0).default(2).describe('How many times a step may stall (its worker died) before it fails.'),
   NORN_CANCEL_GRACE_MS: int(0).default(5_000).describe('After a cancel, how long a step may take to stop before the run is ended without it.'),
+  NORN_RECORD_DELAY_MS: int(0).max(1_000).default(10).describe('How long a worker gathers step transitions before writing them to PostgreSQL in one transaction (their events are published after it). The end of a run never waits for it.'),
   NORN_WS_HEARTBEAT_MS: int(100).default(15_000).describe('WebSocket ping interval; a client that misses one ping is dropped.'),
   NORN_MIGRATE_ON_START: bool.default(true).describe('Apply database migrations when a process starts (the `migrate` command always does).'),
   NORN_PIPELINES_MODULE: z.string().min(1).optional().describe('A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register.'),
@@ -64,6 +65,7 @@ export interface Config {
   lease: { ttlMs: number; heartbeatMs: number };
   sweepIntervalMs: number;
   cancelGraceMs: number;
+  recordDelayMs: number;
   wsHeartbeatMs: number;
   migrateOnStart: boolean;
   pipelinesModule: string | undefined;
@@ -133,6 +135,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     lease: { ttlMs: e.NORN_LEASE_TTL_MS, heartbeatMs: e.NORN_LEASE_HEARTBEAT_MS },
     sweepIntervalMs: e.NORN_SWEEP_INTERVAL_MS,
     cancelGraceMs: e.NORN_CANCEL_GRACE_MS,
+    recordDelayMs: e.NORN_RECORD_DELAY_MS,
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
     migrateOnStart: e.NORN_MIGRATE_ON_START,
     pipelinesModule: e.NORN_PIPELINES_MODULE,

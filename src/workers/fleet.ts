@@ -62,7 +62,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   const { config, log } = deps;
   const id = deps.store.holder;
   const active = new ActiveSteps();
-  const recorder = new Recorder({ store: deps.store, live: deps.live, bus: deps.bus, log });
+  const recorder = new Recorder({ store: deps.store, live: deps.live, bus: deps.bus, log, delayMs: config.recordDelayMs });
   const processor = createProcessor({
     store: deps.store, runs: deps.runs, live: deps.live, recorder, registry: deps.registry, services: deps.services, active,
     workerId: id, heartbeatMs: config.lease.heartbeatMs, cancelGraceMs: config.cancelGraceMs, log,

@@ -135,7 +135,8 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
 
   /** Records a step's finish in the live state; the last step also ends the run in PostgreSQL. */
   async function finish(d: StepJobData, status: 'complete' | 'skipped', output: unknown, durationMs: number, reason: string | undefined): Promise<void> {
-    const r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+    let r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+    if (r.action === 'missing' && await reopen(d.runId)) r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
     if (r.action === 'finished' || r.action === 'missing') {
       throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`);
     }
@@ -147,10 +148,13 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   }
 
   /** The last step is done: PostgreSQL records the live log and ends the run (then admits the next). */
-  async function endRun(d: StepJobData, log: readonly string[]): Promise<void> {
-    const t = await store.runSucceeded(d.runId, log, await summary(d));
+  async function endRun(d: StepJobData, entries: readonly string[]): Promise<void> {
+    const t = await store.runSucceeded(d.runId, entries, await summary(d));
     recorder.forget(d.runId);
-    await runs.apply(t, d.runId);
+    // The run has ended; publishing, closing its live state and starting the next run admitted
+    // need not hold this step's worker slot. If this process dies first, the sweeper adds the next
+    // run's flow once its lease expires.
+    runs.apply(t, d.runId).catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run'));
     if (t.action !== 'ended' && t.action !== 'finished') {
       throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`);
     }

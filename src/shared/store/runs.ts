@@ -179,12 +179,16 @@ export class RunStore {
       `[${log.join(',')}]`]);
   }
 
-  /** What a run's live state starts from: steps already done (or to report skipped), with outputs. */
-  async liveSeed(runId: string): Promise<LiveSeed[]> {
+  /**
+   * What a run's live state starts from: the steps already done (or to report skipped), with their
+   * outputs, and the number of the last transition PostgreSQL recorded (numbering goes on from it).
+   */
+  async liveSeed(runId: string): Promise<{ recorded: number; steps: LiveSeed[] }> {
     const { rows } = await this.db.query<{ step: string; state: LiveSeed['state']; output: unknown }>(
       `SELECT name AS step, CASE WHEN status IN ('complete', 'skipped') THEN status ELSE 'skip' END AS state, output
        FROM deployment_steps WHERE deployment_id = $1 AND (skip OR status IN ('complete', 'skipped')) ORDER BY idx`, [runId]);
-    return rows;
+    const run = await this.db.query<{ recorded: number }>('SELECT recorded_tseq AS recorded FROM deployments WHERE id = $1', [runId]);
+    return { recorded: run.rows[0]?.recorded ?? 0, steps: rows };
   }
 
   /** Records how the finalizer of an ended run went (its step row and one event). */
