@@ -1,7 +1,7 @@
 /**
  * The benchmark pipeline: nine no-op steps, so a run measures only what the engine adds around a
- * step (PostgreSQL transitions, event publishing, BullMQ hand-offs). Loaded by engine worker
- * processes through NORN_PIPELINES_MODULE=bench/pipelines.ts and by the bench itself.
+ * step (live-state calls in Redis, PostgreSQL records, event publishing, BullMQ hand-offs). Loaded
+ * by engine worker processes through NORN_PIPELINES_MODULE=bench/pipelines.ts and by the bench.
  */
 import type { PipelineDefinition } from '../src/queues/pipeline.js';
 

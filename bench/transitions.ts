@@ -1,7 +1,8 @@
 /**
- * `npx tsx bench/transitions.ts`: where an engine step's time goes, without BullMQ. Runs the bench
- * pipeline's PostgreSQL transitions (norn_request_run, then norn_step_start + norn_step_finish per
- * step) one at a time through RunStore, publishes their events as the processor does, and reports
+ * `npx tsx bench/transitions.ts`: where an engine run's time goes, without BullMQ. Runs the bench
+ * pipeline's transitions one at a time as a worker makes them: norn_request_run, the live state's
+ * open, start and finish per step (Redis Lua), the recorder's writes (norn_record, here after the
+ * 2nd and 5th step) with their publish and trim, and the end of the run (norn_run_succeed). Reports
  * the time of each call next to a plain `SELECT 1` and a Redis PUBLISH round trip. Run once with
  * the server's synchronous_commit and once with it off (for the bench database only), so commit
  * fsync time shows separately from the functions' own work. CPU use (Linux /proc) of this process

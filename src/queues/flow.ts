@@ -14,6 +14,8 @@ export interface StepJobData {
   step: string;
   index: number;
   total: number;
+  /** The step before this one: it must have finished before this one starts. */
+  previous?: string;
 }
 
 /** Name of the standalone job that runs a pipeline's finalizer after a failed or cancelled run. */
@@ -31,7 +33,10 @@ export function buildFlow(run: RunRef, def?: Pick<PipelineDefinition<unknown>, '
   run.steps.forEach((step, index) => {
     const stepDef = def?.steps.find((s) => s.name === step);
     const attempts = stepDef?.attempts ?? 1;
-    const data: StepJobData = { runId: run.id, appId: run.appId, pipeline: run.pipeline, version: run.version, step, index, total };
+    const data: StepJobData = {
+      runId: run.id, appId: run.appId, pipeline: run.pipeline, version: run.version, step, index, total,
+      ...(index > 0 ? { previous: run.steps[index - 1] } : {}),
+    };
     const job: FlowJob = {
       name: step,
       queueName: run.queue,

@@ -19,7 +19,7 @@ import type { LiveSeed, LogEntry, RunRef } from '../shared/store/runs.js';
 export type StartResult =
   | { action: 'run'; attempt: number; params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string; log: LogEntry[] }
   | { action: 'skip'; params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string }
-  | { action: 'done' | 'cancel' | 'finished' | 'missing' };
+  | { action: 'done' | 'cancel' | 'finished' | 'missing' | 'early' };
 
 export type FinishResult = { action: 'ok'; log: LogEntry[] } | { action: 'done' | 'finished' | 'missing' };
 
@@ -34,7 +34,8 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1`;
 
-// ARGV: step, worker, ts. The entry is built as text so its first key is always "t" (see TRIM).
+// ARGV: step, worker, ts, previous step ('' for the first). The entry is built as text so its
+// first key is always "t" (see TRIM). A step whose predecessor has not finished here is 'early'.
 const START = `
 local h = KEYS[1]
 local st = redis.call('HGET', h, 'status')
@@ -43,6 +44,10 @@ if st == 'ended' then return {'finished'} end
 if st == 'cancelling' then return {'cancel'} end
 local s = redis.call('HGET', h, 's:' .. ARGV[1])
 if s == 'complete' or s == 'skipped' then return {'done'} end
+if ARGV[4] ~= '' then
+  local p = redis.call('HGET', h, 's:' .. ARGV[4])
+  if p ~= 'complete' and p ~= 'skipped' then return {'early'} end
+end
 local ctx = redis.call('HMGET', h, 'params', 'spec', 'saga')
 if s == 'skip' then return {'skip', ctx[1], ctx[2], ctx[3]} end
 local a = redis.call('HINCRBY', h, 'a:' .. ARGV[1], 1)
@@ -102,7 +107,7 @@ return 1`;
 
 interface LiveCommands {
   nornOpen(hash: string, log: string, ttl: number, ...fields: string[]): Promise<number>;
-  nornStart(hash: string, log: string, step: string, worker: string, ts: string): Promise<unknown[]>;
+  nornStart(hash: string, log: string, step: string, worker: string, ts: string, previous: string): Promise<unknown[]>;
   nornFinish(hash: string, log: string, step: string, status: string, output: string, durationMs: number, reason: string, ts: string): Promise<unknown[]>;
   nornTrim(log: string, upto: number): Promise<number>;
   nornCancel(hash: string): Promise<number>;
@@ -127,6 +132,14 @@ export class LiveRuns {
     define('nornClose', 2, CLOSE);
   }
 
+  /**
+   * Loads the scripts into Redis ahead of their first use, so that calls go out as one EVALSHA
+   * each from the start (a NOSCRIPT retry would reach Redis after commands sent later).
+   */
+  async load(): Promise<void> {
+    await Promise.all([OPEN, START, FINISH, TRIM, CANCEL, CLOSE].map((lua) => this.redis.script('LOAD', lua)));
+  }
+
   key(runId: string): string {
     return `${this.prefix}:norn:run:${runId}`;
   }
@@ -147,15 +160,18 @@ export class LiveRuns {
     return (await this.redis.nornOpen(this.key(run.id), this.logKey(run.id), RUNNING_TTL_MS, ...fields)) === 1;
   }
 
-  /** May this step run? If so it is recorded as started (attempt + 1) and the run's live log returned. */
-  async start(runId: string, step: string, worker: string): Promise<StartResult> {
-    const r = await this.redis.nornStart(this.key(runId), this.logKey(runId), step, worker, new Date().toISOString());
+  /**
+   * May this step run? If so it is recorded as started (attempt + 1) and the run's live log
+   * returned. `previous` (the step before it) must have finished, or the answer is 'early'.
+   */
+  async start(runId: string, step: string, worker: string, previous?: string): Promise<StartResult> {
+    const r = await this.redis.nornStart(this.key(runId), this.logKey(runId), step, worker, new Date().toISOString(), previous ?? '');
     const action = r[0] as string;
     if (action === 'run') {
       return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? ''), attempt: Number(r[4]), log: r[5] as LogEntry[] };
     }
     if (action === 'skip') return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? '') };
-    return { action: action as 'done' | 'cancel' | 'finished' | 'missing' };
+    return { action: action as 'done' | 'cancel' | 'finished' | 'missing' | 'early' };
   }
 
   /** Records a step's finish unless its run is no longer live (then the result is discarded). */

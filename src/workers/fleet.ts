@@ -14,7 +14,7 @@ import type { RunStore } from '../shared/store/runs.js';
 import type { PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 import type { EventBus } from '../queues/bus.js';
-import type { LiveRuns } from '../queues/live.js';
+import { LiveRuns } from '../queues/live.js';
 import { Recorder } from '../queues/recorder.js';
 import { ActiveSteps, createProcessor } from './processor.js';
 
@@ -63,12 +63,16 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   const id = deps.store.holder;
   const active = new ActiveSteps();
   const recorder = new Recorder({ store: deps.store, live: deps.live, bus: deps.bus, log, delayMs: config.recordDelayMs });
+  // Steps start and finish on the connection BullMQ completes their jobs on: a finish sent before
+  // a job's moveToFinished is applied before it (see the processor's finish).
+  const connection = createRedis(config.redisUrl, 'worker');
+  const stepLive = new LiveRuns(connection, config.queuePrefix);
+  await stepLive.load();
   const processor = createProcessor({
-    store: deps.store, runs: deps.runs, live: deps.live, recorder, registry: deps.registry, services: deps.services, active,
-    workerId: id, heartbeatMs: config.lease.heartbeatMs, cancelGraceMs: config.cancelGraceMs, log,
+    store: deps.store, runs: deps.runs, live: stepLive, recorder, registry: deps.registry,
+    services: deps.services, active, workerId: id, heartbeatMs: config.lease.heartbeatMs, cancelGraceMs: config.cancelGraceMs, log,
   });
 
-  const connection = createRedis(config.redisUrl, 'worker');
   const queues: ExtraQueue[] = [
     ...deps.registry.queues().map((name) => ({ name, processor: processor as Processor })),
     ...(deps.extraQueues ?? []),
@@ -109,6 +113,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
       }, graceMs);
       await closing;
       clearTimeout(timer);
+      await active.settled();
       await recorder.close();
       await subscriber.quit().catch(() => {});
       await connection.quit().catch(() => {});

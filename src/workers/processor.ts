@@ -6,12 +6,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
-import { isNornError, toError } from '../shared/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isNornError, NornError, toError } from '../shared/errors.js';
 import { runCommand } from '../shared/exec.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
 import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
-import type { LiveRuns } from '../queues/live.js';
+import type { LiveRuns, StartResult } from '../queues/live.js';
 import type { Recorder } from '../queues/recorder.js';
 import { StepSkipped, type PipelineRegistry, type StepContext } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
@@ -39,6 +40,16 @@ export class ActiveSteps {
   }
   abortAll(reason: AbortReason) { for (const id of this.byRun.keys()) this.abort(id, reason); }
   get size() { return this.byRun.size; }
+
+  /** Work that goes on after a step returned (the end of a run); shutdown waits for it. */
+  private readonly trailing = new Set<Promise<unknown>>();
+  track(work: Promise<unknown>): void {
+    const p = work.finally(() => this.trailing.delete(p));
+    this.trailing.add(p);
+  }
+  async settled(): Promise<void> {
+    while (this.trailing.size) await Promise.allSettled([...this.trailing]);
+  }
 }
 
 export interface ProcessorDeps<S> {
@@ -62,8 +73,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   return async function processStep(job: Job<StepJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<null> {
     const d = job.data;
     if (job.name === FINALIZE_JOB) return runFinalizer(job, bullSignal);
-    let begin = await live.start(d.runId, d.step, deps.workerId);
-    if (begin.action === 'missing' && await reopen(d.runId)) begin = await live.start(d.runId, d.step, deps.workerId);
+    const begin = await startStep(d);
     switch (begin.action) {
       case 'run':
         recorder.push(d.runId, begin.log);
@@ -133,16 +143,47 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     return d.index === d.total - 1;
   }
 
-  /** Records a step's finish in the live state; the last step also ends the run in PostgreSQL. */
+  /**
+   * Asks the live state whether the step may start. A step taken before its predecessor's finish
+   * reached Redis (see finish) is 'early': it asks again shortly, for about two seconds at most.
+   */
+  async function startStep(d: StepJobData): Promise<StartResult> {
+    for (let waitMs = 2; ; waitMs *= 2) {
+      let begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
+      if (begin.action === 'missing' && await reopen(d.runId)) begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
+      if (begin.action !== 'early') return begin;
+      log.debug({ runId: d.runId, step: d.step, previous: d.previous }, 'step taken before its predecessor finished; asking again');
+      if (waitMs > 1_000) {
+        throw new NornError('INTERNAL', `step ${d.previous} of run ${d.runId} has not finished in the live state, so ${d.step} cannot start`);
+      }
+      await sleep(waitMs);
+    }
+  }
+
+  /**
+   * Records a step's finish in the live state; the last step also ends the run in PostgreSQL.
+   * Other steps do not wait for the answer: `live` shares its connection with the BullMQ worker,
+   * so Redis applies the finish before the moveToFinished that makes the next step available, and
+   * the next step's start checks that it did (above). A finish refused because the run ended is
+   * the fence doing its job; the next step will not start.
+   */
   async function finish(d: StepJobData, status: 'complete' | 'skipped', output: unknown, durationMs: number, reason: string | undefined): Promise<void> {
-    let r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
-    if (r.action === 'missing' && await reopen(d.runId)) r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+    const recorded = (async () => {
+      let r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+      if (r.action === 'missing' && await reopen(d.runId)) r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+      if (r.action === 'ok' && !isLast(d)) recorder.push(d.runId, r.log);
+      return r;
+    })();
+    if (!isLast(d)) {
+      deps.active.track(recorded.then(
+        (r) => { if (r.action === 'finished' || r.action === 'missing') log.info({ runId: d.runId, step: d.step }, `step result discarded: run is ${r.action}`); },
+        (err) => log.warn({ err, runId: d.runId, step: d.step }, 'recording a step finish failed'),
+      ));
+      return;
+    }
+    const r = await recorded;
     if (r.action === 'finished' || r.action === 'missing') {
       throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`);
-    }
-    if (!isLast(d)) {
-      if (r.action === 'ok') recorder.push(d.runId, r.log);
-      return;
     }
     await endRun(d, r.action === 'ok' ? r.log : await live.pending(d.runId));
   }
@@ -154,7 +195,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     // The run has ended; publishing, closing its live state and starting the next run admitted
     // need not hold this step's worker slot. If this process dies first, the sweeper adds the next
     // run's flow once its lease expires.
-    runs.apply(t, d.runId).catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run'));
+    deps.active.track(runs.apply(t, d.runId).catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run')));
     if (t.action !== 'ended' && t.action !== 'finished') {
       throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`);
     }

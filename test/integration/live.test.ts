@@ -39,6 +39,8 @@ describe('live step transitions', () => {
     expect(f1.action === 'ok' && s2.action === 'run').toBe(true);
     const log = s2.action === 'run' ? s2.log : [];
     expect(log).toHaveLength(3);
+    // s3 cannot start while s2, the step before it, has not finished.
+    expect(await live.start(runId, 's3', 'w3', 's2')).toEqual({ action: 'early' });
 
     // Only the third transition: nothing may be recorded before the first two.
     const gap = await store.record([{ runId, log: [log[2]!] }]);

@@ -30,7 +30,7 @@ $$;
 -- Entries: {t, k: "start", step, w (worker), a (attempt), ts} | {t, k: "finish", step, status, d (ms), ts, reason?, o?}
 -- (PL/pgSQL rather than SQL so that the statement's plan is cached.)
 CREATE FUNCTION norn_apply_log(p_batch jsonb, p_ttl_ms integer) RETURNS jsonb
-LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql AS $$
 DECLARE v_result jsonb;
 BEGIN
   WITH batch AS (
