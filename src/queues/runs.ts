@@ -46,6 +46,7 @@ export interface RunAccepted {
 export class RunService {
   private readonly flows: FlowProducer;
   private readonly queues = new Map<string, Queue>();
+  private scriptsLoaded: Promise<void> | undefined;
 
   constructor(private readonly deps: RunServiceDeps) {
     this.flows = new FlowProducer({ connection: deps.connection, prefix: deps.prefix });
@@ -139,14 +140,23 @@ export class RunService {
   async start(run: RunRef | null | undefined, reopen = false): Promise<void> {
     if (!run) return;
     const seed = reopen || run.resumedFrom ? await this.deps.store.liveSeed(run.id) : { recorded: 0, steps: [] };
-    await this.deps.live.open(run, seed.steps, seed.recorded);
     let def;
     try {
       def = this.deps.registry.get(run.pipeline, run.version);
     } catch {
       def = undefined; // started by a process without this version: default retry options
     }
+    // Both go out on the same connection, the live state first, so Redis has it before any step
+    // can be taken; neither waits for the other's answer. (With the scripts loaded, the open is a
+    // single EVALSHA; a step that still found no live state would rebuild it from PostgreSQL.)
+    await (this.scriptsLoaded ??= this.deps.live.load().catch((err: unknown) => {
+      this.scriptsLoaded = undefined; // try again next time
+      throw err;
+    }));
+    const opened = this.deps.live.open(run, seed.steps, seed.recorded);
+    opened.catch(() => {}); // awaited below
     await this.flows.add(buildFlow(run, def));
+    await opened;
   }
 
   /**

@@ -1,8 +1,10 @@
 /**
- * The BullMQ edge: one processor runs every step of every pipeline. It asks PostgreSQL whether
- * the step may run (cancelled? fenced? already done?), runs the handler with an AbortSignal,
- * records the outcome (which also ends the run on the last or a failed step) and publishes the
- * events. BullMQ only decides retries and hands steps to workers.
+ * The BullMQ edge: one processor runs every step of every pipeline. It asks the run's live state
+ * in Redis whether the step may run (cancelled? ended? already done? did the step before it
+ * finish?), runs the handler with an AbortSignal and records the finish there; the recorder takes
+ * the transitions to PostgreSQL. The last step, a failure and a cancel end the run in PostgreSQL
+ * (which records what the live log still holds first). BullMQ only decides retries and hands
+ * steps to workers.
  */
 import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
