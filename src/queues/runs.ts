@@ -122,7 +122,7 @@ export class RunService {
     const run = result.run!;
     // Committed already; one connection keeps their order, and a relay that misses one reads it
     // from PostgreSQL. Not awaited: the caller (an HTTP request) does not wait for Redis.
-    this.deps.bus.publish(result.events).catch((err) => this.deps.log.warn({ err }, "publishing events failed"));
+    this.deps.bus.publish(result.events).catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
     for (const old of result.toCancel ?? []) {
       await this.deps.live.cancel(old.id);
       await this.stopRunning(old);
