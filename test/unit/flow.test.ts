@@ -32,6 +32,11 @@ describe('buildFlow', () => {
     expect(clone!.opts).toMatchObject({ failParentOnFailure: true, attempts: 1 });
     expect(clone!.data).toMatchObject({ runId: run.id, step: 'clone', index: 0, total: 3, pipeline: 'p', version: '1' });
   });
+
+  it('tells each step which one comes before it (the first has none)', () => {
+    const nodes = chain(buildFlow(run)).reverse();
+    expect(nodes.map((n) => (n.data as { previous?: string }).previous)).toEqual([undefined, 'clone', 'build']);
+  });
 });
 
 describe('PipelineRegistry', () => {
@@ -43,6 +48,10 @@ describe('PipelineRegistry', () => {
     expect(r.get('deploy', '1').version).toBe('1');
     expect(() => r.get('deploy', '3')).toThrow(/does not have pipeline deploy@3/);
     expect(() => r.latest('nope')).toThrow(/no pipeline named "nope"/);
+  });
+
+  it('refuses the queue name the live state uses', () => {
+    expect(() => new PipelineRegistry([def({ queue: 'norn' })])).toThrow(/queue "norn" is reserved/);
   });
 
   it('rejects malformed definitions with every problem', () => {
