@@ -10,14 +10,11 @@ export class EventBus {
   }
 
   /** Publishes committed events in order. Losing one is tolerated: relays catch up from PostgreSQL. */
-  async publish(events: readonly EventEnvelope[] | undefined): Promise<void> {
-    if (!events?.length) return;
-    const pipeline = this.redis.pipeline();
-    for (const e of events) pipeline.publish(this.ch.events, JSON.stringify(e));
-    await pipeline.exec();
+  publish(events: readonly EventEnvelope[] | undefined): Promise<void> {
+    return this.publishText(events?.map((e) => JSON.stringify(e)) ?? []);
   }
 
-  /** Publishes committed events that are JSON text already (as PostgreSQL returned them), in order. */
+  /** publish() for events that are JSON text already (as PostgreSQL returned them). */
   async publishText(events: readonly string[]): Promise<void> {
     if (!events.length) return;
     const pipeline = this.redis.pipeline();

@@ -209,16 +209,9 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
    * PostgreSQL recorded.
    */
   async function reopen(runId: string): Promise<boolean> {
-    const run = await store.getRun(runId);
-    if (!run || run.status !== 'running') return false;
-    const lease = await store.leaseView(run.appId);
-    if (lease.holder?.deploymentId !== runId) return false;
-    const ctx = await store.runContext(runId);
-    await runs.start({
-      id: run.id, appId: run.appId, sagaId: run.sagaId, pipeline: run.pipeline, version: run.pipelineVersion,
-      eventPrefix: run.eventPrefix, queue: run.queue, steps: run.steps, status: run.status, params: run.params,
-      spec: ctx?.spec ?? {}, resumedFrom: run.resumedFrom,
-    }, true);
+    const run = await store.leasedRun(runId);
+    if (!run) return false;
+    await runs.start(run, true);
     log.warn({ runId }, 'run had no live state; rebuilt it from PostgreSQL');
     return true;
   }

@@ -157,7 +157,7 @@ export class RunStore {
    */
   async record(batch: ReadonlyArray<{ runId: string; log: readonly LogEntry[] }>): Promise<RecordResult> {
     // The entries are JSON already: the batch is assembled as text, never parsed here.
-    const body = `[${batch.map((b) => `{"run":${JSON.stringify(b.runId)},"log":[${b.log.join(',')}]}`).join(',')}]`;
+    const body = `[${batch.map((b) => `{"run":${JSON.stringify(b.runId)},"log":${logArray(b.log)}}`).join(',')}]`;
     const { rows } = await this.db.query<{ events: string[] | null; recorded: Record<string, number>; gaps: Record<string, number> }>(
       `SELECT ARRAY(SELECT jsonb_array_elements(r -> 'events')::text) AS events, r -> 'recorded' AS recorded, r -> 'gaps' AS gaps
        FROM norn_record($1::jsonb, $2) AS r`, [body, this.leaseTtlMs]);
@@ -167,7 +167,7 @@ export class RunStore {
   /** The last step finished (its finish is in `log`): records the log and ends the run succeeded. */
   runSucceeded(runId: string, log: readonly LogEntry[], summary?: Record<string, unknown>): Promise<Transition> {
     return this.call('SELECT norn_run_succeed($1,$2::jsonb,$3,$4,$5) AS r', [
-      runId, `[${log.join(',')}]`, summary ?? null, this.holder, this.leaseTtlMs]);
+      runId, logArray(log), summary ?? null, this.holder, this.leaseTtlMs]);
   }
 
   /** A step failed (or the run is being ended without one: step null). Records `log` first. */
@@ -176,7 +176,7 @@ export class RunStore {
     return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb) AS r', [
       runId, step, error, opts.final, opts.cancelled,
       opts.durationMs === undefined ? null : Math.round(opts.durationMs), this.holder, this.leaseTtlMs,
-      `[${log.join(',')}]`]);
+      logArray(log)]);
   }
 
   /**
@@ -303,6 +303,15 @@ export class RunStore {
     return rows.map((r) => r.app_id);
   }
 
+  /** The run, if it is running and holds its app's lease (what may carry on with live state), else null. */
+  async leasedRun(runId: string): Promise<RunRef | null> {
+    if (!isUuid(runId)) return null;
+    const { rows } = await this.db.query<{ r: RunRef }>(
+      `SELECT norn_run_json(d) AS r FROM deployments d JOIN app_leases l ON l.deployment_id = d.id
+       WHERE d.id = $1 AND d.status = 'running'`, [runId]);
+    return rows[0]?.r ?? null;
+  }
+
   /** True when no step of the run has started yet (its flow may never have been added). */
   async notStarted(runId: string): Promise<boolean> {
     const { rows } = await this.db.query(
@@ -310,5 +319,8 @@ export class RunStore {
     return rows.length === 0;
   }
 }
+
+/** A live log as a JSON array, from entries that are JSON text already (never parsed here). */
+const logArray = (log: readonly LogEntry[]) => `[${log.join(',')}]`;
 
 export const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
