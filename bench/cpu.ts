@@ -11,7 +11,8 @@ import { performance } from 'node:perf_hooks';
 /** USER_HZ: Linux reports process CPU in 1/100 s on every common architecture. */
 const TICK_MS = 10;
 
-export const cpuAccountingAvailable = () => existsSync('/proc/self/stat') && existsSync('/proc/stat');
+export const cpuAccountingAvailable = () =>
+  existsSync('/proc/self/stat') && existsSync('/proc/stat');
 
 export type PidGroups = Record<string, number[]>;
 
@@ -47,7 +48,8 @@ export function childPids(): number[] {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(name));
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid)
+        out.push(Number(name));
     } catch {
       /* exited while listing */
     }
@@ -70,7 +72,10 @@ export function localPids(pids: number[], comm: string): number[] {
  * Runs `work` and reports the CPU each group used meanwhile. Groups are listed again at the end:
  * a process that appeared during the phase (a new PostgreSQL backend) counts from zero.
  */
-export async function withCpu<T>(groups: () => Promise<PidGroups>, work: () => Promise<T>): Promise<{ result: T; cpu: CpuUse }> {
+export async function withCpu<T>(
+  groups: () => Promise<PidGroups>,
+  work: () => Promise<T>,
+): Promise<{ result: T; cpu: CpuUse }> {
   const before = new Map<number, number>();
   for (const pid of Object.values(await groups()).flat()) before.set(pid, processTicks(pid) ?? 0);
   const m0 = machineTicks();
@@ -82,7 +87,8 @@ export async function withCpu<T>(groups: () => Promise<PidGroups>, work: () => P
   let ours = 0;
   for (const [name, pids] of Object.entries(await groups())) {
     let ticks = 0;
-    for (const pid of new Set(pids)) ticks += Math.max(0, (processTicks(pid) ?? before.get(pid) ?? 0) - (before.get(pid) ?? 0));
+    for (const pid of new Set(pids))
+      ticks += Math.max(0, (processTicks(pid) ?? before.get(pid) ?? 0) - (before.get(pid) ?? 0));
     ms[name] = ticks * TICK_MS;
     ours += ticks;
   }

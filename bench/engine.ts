@@ -16,7 +16,14 @@ import { isNornError, NornError } from '../src/shared/errors.js';
 import { createRedis } from '../src/shared/redis.js';
 import { EngineHarness, RawHarness, type Harness } from './harness.js';
 import { BENCH_STEPS } from './pipelines.js';
-import { checkPostgres, checkRedis, createBenchDatabase, environment, removeKeys, type BenchDatabase } from './services.js';
+import {
+  checkPostgres,
+  checkRedis,
+  createBenchDatabase,
+  environment,
+  removeKeys,
+  type BenchDatabase,
+} from './services.js';
 import { childPids, cpuAccountingAvailable, localPids, withCpu, type PidGroups } from './cpu.js';
 import { printTable, summarize, type Measured, type Row } from './report.js';
 import { stopAllPools } from './workers.js';
@@ -29,14 +36,31 @@ const Options = z.object({
   BENCH_LATENCY_WARMUP: count(20),
   // Raw BullMQ completions are observed through QueueEvents, whose stream BullMQ trims at ~10,000
   // entries; a 9-step chain writes 45, so more than ~200 chains in flight can lose completions.
-  BENCH_THROUGHPUT_RUNS: count(200).pipe(z.number().max(200, 'at most 200: raw BullMQ completion events beyond that can be trimmed from the QueueEvents stream before they are read')),
-  BENCH_THROUGHPUT_WARMUP: count(40).pipe(z.number().max(200, 'at most 200 (see BENCH_THROUGHPUT_RUNS)')),
+  BENCH_THROUGHPUT_RUNS: count(200).pipe(
+    z
+      .number()
+      .max(
+        200,
+        'at most 200: raw BullMQ completion events beyond that can be trimmed from the QueueEvents stream before they are read',
+      ),
+  ),
+  BENCH_THROUGHPUT_WARMUP: count(40).pipe(
+    z.number().max(200, 'at most 200 (see BENCH_THROUGHPUT_RUNS)'),
+  ),
   BENCH_APPS: count(20),
   BENCH_CONCURRENCY: count(EnvSchema.shape.NORN_WORKER_CONCURRENCY.parse(undefined)),
-  BENCH_WORKERS: z.string().regex(/^([1-9]|1[0-6])(,([1-9]|1[0-6]))*$/, 'comma-separated worker process counts of 1-16, e.g. "1,2"').default('1,2'),
+  BENCH_WORKERS: z
+    .string()
+    .regex(
+      /^([1-9]|1[0-6])(,([1-9]|1[0-6]))*$/,
+      'comma-separated worker process counts of 1-16, e.g. "1,2"',
+    )
+    .default('1,2'),
   BENCH_RUN_TIMEOUT_MS: count(60_000),
   /** Diagnostic: synchronous_commit for the bench database (default: the server's setting). */
-  BENCH_PG_SYNCHRONOUS_COMMIT: z.enum(['on', 'off', 'local', 'remote_write', 'remote_apply']).optional(),
+  BENCH_PG_SYNCHRONOUS_COMMIT: z
+    .enum(['on', 'off', 'local', 'remote_write', 'remote_apply'])
+    .optional(),
 });
 type Options = z.output<typeof Options>;
 
@@ -53,19 +77,28 @@ async function latency(h: Harness, o: Options): Promise<number[]> {
 async function throughput(h: Harness, o: Options, groups: () => Promise<PidGroups>) {
   await h.batch(o.BENCH_THROUGHPUT_WARMUP);
   const work = () => h.batch(o.BENCH_THROUGHPUT_RUNS);
-  const { result: ms, cpu } = cpuAccountingAvailable() ? await withCpu(groups, work) : { result: await work(), cpu: undefined };
+  const { result: ms, cpu } = cpuAccountingAvailable()
+    ? await withCpu(groups, work)
+    : { result: await work(), cpu: undefined };
   return { stepsPerSec: (STEPS * o.BENCH_THROUGHPUT_RUNS) / (ms / 1000), cpu };
 }
 
-async function measure(h: Harness, workers: number, o: Options, groups: () => Promise<PidGroups>): Promise<Measured> {
+async function measure(
+  h: Harness,
+  workers: number,
+  o: Options,
+  groups: () => Promise<PidGroups>,
+): Promise<Measured> {
   const t0 = Date.now();
   await h.startWorkers(workers);
   try {
     const samples = await latency(h, o);
     const { stepsPerSec, cpu } = await throughput(h, o, groups);
     const s = summarize(samples);
-    console.error(`  ${h.label.padEnd(10)} ${workers} worker(s): p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, ` +
-      `${stepsPerSec.toFixed(0)} steps/s (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    console.error(
+      `  ${h.label.padEnd(10)} ${workers} worker(s): p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, ` +
+        `${stepsPerSec.toFixed(0)} steps/s (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
     return { ...s, stepsPerSec, cpu };
   } finally {
     await h.stopWorkers();
@@ -73,21 +106,37 @@ async function measure(h: Harness, workers: number, o: Options, groups: () => Pr
 }
 
 async function main(o: Options, cleanup: Array<() => Promise<unknown>>) {
-  const [redisVersion, pgVersion] = await Promise.all([checkRedis(o.REDIS_URL), checkPostgres(o.DATABASE_URL)]);
+  const [redisVersion, pgVersion] = await Promise.all([
+    checkRedis(o.REDIS_URL),
+    checkPostgres(o.DATABASE_URL),
+  ]);
   const suffix = randomBytes(5).toString('hex');
   const prefix = `bench${suffix}`;
   const dbName = `norn_bench_${suffix}`;
   const workerCounts = o.BENCH_WORKERS.split(',').map(Number);
-  const syncCommit = o.BENCH_PG_SYNCHRONOUS_COMMIT ? `, synchronous_commit=${o.BENCH_PG_SYNCHRONOUS_COMMIT} (diagnostic)` : '';
-  console.error(`norn engine bench: database ${dbName}, queue prefix ${prefix}, concurrency ${o.BENCH_CONCURRENCY} per worker process${syncCommit}`);
+  const syncCommit = o.BENCH_PG_SYNCHRONOUS_COMMIT
+    ? `, synchronous_commit=${o.BENCH_PG_SYNCHRONOUS_COMMIT} (diagnostic)`
+    : '';
+  console.error(
+    `norn engine bench: database ${dbName}, queue prefix ${prefix}, concurrency ${o.BENCH_CONCURRENCY} per worker process${syncCommit}`,
+  );
 
-  const db: BenchDatabase = await createBenchDatabase(o.DATABASE_URL, dbName, o.BENCH_PG_SYNCHRONOUS_COMMIT);
+  const db: BenchDatabase = await createBenchDatabase(
+    o.DATABASE_URL,
+    dbName,
+    o.BENCH_PG_SYNCHRONOUS_COMMIT,
+  );
   cleanup.push(() => db.drop());
   cleanup.push(async () => {
     const redis = createRedis(o.REDIS_URL, 'client');
     await removeKeys(redis, prefix).finally(() => redis.quit());
   });
-  const common = { redisUrl: o.REDIS_URL, prefix, concurrency: o.BENCH_CONCURRENCY, runTimeoutMs: o.BENCH_RUN_TIMEOUT_MS };
+  const common = {
+    redisUrl: o.REDIS_URL,
+    prefix,
+    concurrency: o.BENCH_CONCURRENCY,
+    runTimeoutMs: o.BENCH_RUN_TIMEOUT_MS,
+  };
   const raw = new RawHarness(common);
   cleanup.push(() => raw.close());
   const engine = new EngineHarness({ ...common, databaseUrl: db.url, apps: o.BENCH_APPS });
@@ -106,7 +155,8 @@ async function main(o: Options, cleanup: Array<() => Promise<unknown>>) {
     environment: environment(redisVersion, pgVersion) + syncCommit,
     concurrency: o.BENCH_CONCURRENCY,
     latency: `${o.BENCH_LATENCY_RUNS} runs one at a time after ${o.BENCH_LATENCY_WARMUP} warm-up`,
-    throughput: `${o.BENCH_THROUGHPUT_RUNS} runs in flight after a warm-up batch of ${o.BENCH_THROUGHPUT_WARMUP}; ` +
+    throughput:
+      `${o.BENCH_THROUGHPUT_RUNS} runs in flight after a warm-up batch of ${o.BENCH_THROUGHPUT_WARMUP}; ` +
       `engine runs spread over ${o.BENCH_APPS} apps (the engine runs one run per app at a time, so at most ` +
       `${Math.min(o.BENCH_APPS, o.BENCH_THROUGHPUT_RUNS)} engine runs progress at once; raw BullMQ has all ${o.BENCH_THROUGHPUT_RUNS} chains in flight)`,
   });
@@ -116,16 +166,25 @@ async function main(o: Options, cleanup: Array<() => Promise<unknown>>) {
  * Processes whose CPU the throughput phase accounts for: this process, its worker processes, the
  * local Redis server, and the bench database's PostgreSQL backends plus the WAL writer.
  */
-async function pidGroups(redisUrl: string, engine: EngineHarness): Promise<() => Promise<PidGroups>> {
+async function pidGroups(
+  redisUrl: string,
+  engine: EngineHarness,
+): Promise<() => Promise<PidGroups>> {
   const redis = createRedis(redisUrl, 'client');
   const info = await redis.info('server').finally(() => redis.quit());
   const redisPids = localPids([Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0)], 'redis');
   return async () => {
     const { rows } = await engine.system.db.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR backend_type = 'walwriter'");
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR backend_type = 'walwriter'",
+    );
     return {
-      bench: [process.pid], workers: localPids(childPids(), 'node'), redis: redisPids,
-      postgres: localPids(rows.map((r) => r.pid), 'postgres'),
+      bench: [process.pid],
+      workers: localPids(childPids(), 'node'),
+      redis: redisPids,
+      postgres: localPids(
+        rows.map((r) => r.pid),
+        'postgres',
+      ),
     };
   };
 }
@@ -136,15 +195,21 @@ function runCleanup(cleanup: Array<() => Promise<unknown>>): Promise<void> {
   cleaning ??= (async () => {
     await stopAllPools().catch(() => {});
     for (const c of [...cleanup].reverse()) {
-      await Promise.race([c(), new Promise((r) => setTimeout(r, 15_000))]).catch((err) => console.error(`cleanup: ${(err as Error).message}`));
+      await Promise.race([c(), new Promise((r) => setTimeout(r, 15_000))]).catch((err) =>
+        console.error(`cleanup: ${(err as Error).message}`),
+      );
     }
   })();
   return cleaning;
 }
 
-const parsed = Options.safeParse(Object.fromEntries(Object.entries(process.env).filter(([, v]) => v)));
+const parsed = Options.safeParse(
+  Object.fromEntries(Object.entries(process.env).filter(([, v]) => v)),
+);
 if (!parsed.success) {
-  console.error(`invalid bench settings:\n  ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  ')}`);
+  console.error(
+    `invalid bench settings:\n  ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  ')}`,
+  );
   process.exit(2);
 }
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -166,9 +231,14 @@ deadline.unref();
 
 main(parsed.data, cleanup).then(
   // A missed target is a result, not a failure: exit 0 whenever the bench ran to the end.
-  async () => { await runCleanup(cleanup); process.exit(0); },
+  async () => {
+    await runCleanup(cleanup);
+    process.exit(0);
+  },
   async (err: unknown) => {
-    console.error(`bench failed: ${isNornError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.stack : String(err)}`);
+    console.error(
+      `bench failed: ${isNornError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.stack : String(err)}`,
+    );
     await runCleanup(cleanup);
     process.exit(err instanceof NornError && err.code === 'UNAVAILABLE' ? 3 : 2);
   },

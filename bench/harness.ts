@@ -41,7 +41,10 @@ export interface HarnessOptions {
  * registered (the engine's sagaId is known only once request() returns), so those are kept.
  */
 class Completions {
-  private readonly waiting = new Map<string, { resolve(t: number): void; reject(e: Error): void }>();
+  private readonly waiting = new Map<
+    string,
+    { resolve(t: number): void; reject(e: Error): void }
+  >();
   private readonly early = new Map<string, number | Error>();
 
   settle(key: string, outcome: number | Error): void {
@@ -86,21 +89,38 @@ export class RawHarness implements Harness {
     this.queue = new Queue(RawHarness.QUEUE, { connection: this.connection, prefix: o.prefix });
     // One QueueEvents for the whole bench. Reading from the stream's start: the prefix is new, and
     // no completion can slip in between connecting and the first XREAD.
-    this.events = new QueueEvents(RawHarness.QUEUE, { connection: createRedis(o.redisUrl, 'worker'), prefix: o.prefix, lastEventId: '0' });
+    this.events = new QueueEvents(RawHarness.QUEUE, {
+      connection: createRedis(o.redisUrl, 'worker'),
+      prefix: o.prefix,
+      lastEventId: '0',
+    });
     const isRoot = (jobId: string) => jobId.endsWith(`.${BENCH_STEPS.at(-1)}`);
-    this.events.on('completed', ({ jobId }) => { if (isRoot(jobId)) this.completions.settle(jobId, performance.now()); });
+    this.events.on('completed', ({ jobId }) => {
+      if (isRoot(jobId)) this.completions.settle(jobId, performance.now());
+    });
     this.events.on('failed', ({ jobId, failedReason }) => {
-      if (isRoot(jobId)) this.completions.settle(jobId, new NornError('STEP_FAILED', `raw job ${jobId} failed: ${failedReason}`));
+      if (isRoot(jobId))
+        this.completions.settle(
+          jobId,
+          new NornError('STEP_FAILED', `raw job ${jobId} failed: ${failedReason}`),
+        );
     });
   }
 
   async startWorkers(count: number): Promise<void> {
     await this.events.waitUntilReady();
     this.pool = new WorkerPool(this.label);
-    await this.pool.start(count, nodeArgv('bench/raw-worker.ts'), {
-      REDIS_URL: this.o.redisUrl, NORN_QUEUE_PREFIX: this.o.prefix, NORN_WORKER_CONCURRENCY: String(this.o.concurrency),
-      BENCH_QUEUE: RawHarness.QUEUE,
-    }, this.queue);
+    await this.pool.start(
+      count,
+      nodeArgv('bench/raw-worker.ts'),
+      {
+        REDIS_URL: this.o.redisUrl,
+        NORN_QUEUE_PREFIX: this.o.prefix,
+        NORN_WORKER_CONCURRENCY: String(this.o.concurrency),
+        BENCH_QUEUE: RawHarness.QUEUE,
+      },
+      this.queue,
+    );
   }
 
   stopWorkers(): Promise<void> {
@@ -110,8 +130,16 @@ export class RawHarness implements Harness {
   /** The run ref buildFlow needs: the flow is byte-for-byte what the engine would add. */
   private flow() {
     const ref: RunRef = {
-      id: randomUUID(), appId: 'raw', sagaId: randomUUID(), pipeline: bench.name, version: bench.version,
-      eventPrefix: bench.name, queue: RawHarness.QUEUE, steps: [...BENCH_STEPS], status: 'running', params: {},
+      id: randomUUID(),
+      appId: 'raw',
+      sagaId: randomUUID(),
+      pipeline: bench.name,
+      version: bench.version,
+      eventPrefix: bench.name,
+      queue: RawHarness.QUEUE,
+      steps: [...BENCH_STEPS],
+      status: 'running',
+      params: {},
     };
     return { root: rootJobId(ref), job: buildFlow(ref, bench) };
   }
@@ -162,32 +190,53 @@ export class EngineHarness implements Harness {
   private appIds: string[] = [];
 
   constructor(private readonly o: EngineOptions) {
-    this.system = new NornSystem(loadConfig(this.env('silent')), { pipelines, services: {}, log: silentLogger });
+    this.system = new NornSystem(loadConfig(this.env('silent')), {
+      pipelines,
+      services: {},
+      log: silentLogger,
+    });
     this.subscriber = createRedis(o.redisUrl, 'subscriber');
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
   }
 
   private env(logLevel: string): Record<string, string> {
     return {
-      REDIS_URL: this.o.redisUrl, DATABASE_URL: this.o.databaseUrl, NORN_QUEUE_PREFIX: this.o.prefix,
-      NORN_PIPELINES_MODULE: 'bench/pipelines.ts', NORN_WORKER_CONCURRENCY: String(this.o.concurrency),
-      NORN_MIGRATE_ON_START: 'false', LOG_LEVEL: logLevel,
+      REDIS_URL: this.o.redisUrl,
+      DATABASE_URL: this.o.databaseUrl,
+      NORN_QUEUE_PREFIX: this.o.prefix,
+      NORN_PIPELINES_MODULE: 'bench/pipelines.ts',
+      NORN_WORKER_CONCURRENCY: String(this.o.concurrency),
+      NORN_MIGRATE_ON_START: 'false',
+      LOG_LEVEL: logLevel,
       // Engine settings worth comparing pass through (the default when unset).
-      ...(process.env.NORN_RECORD_DELAY_MS ? { NORN_RECORD_DELAY_MS: process.env.NORN_RECORD_DELAY_MS } : {}),
+      ...(process.env.NORN_RECORD_DELAY_MS
+        ? { NORN_RECORD_DELAY_MS: process.env.NORN_RECORD_DELAY_MS }
+        : {}),
     };
   }
 
   private onEvent(text: string) {
     let e: unknown;
-    try { e = JSON.parse(text); } catch { return; }
+    try {
+      e = JSON.parse(text);
+    } catch {
+      return;
+    }
     if (!isEnvelope(e)) return;
     if (e.type === this.completedType) this.completions.settle(e.sagaId, performance.now());
-    else if (e.type === this.failedType) this.completions.settle(e.sagaId, new NornError('STEP_FAILED', `run ${e.sagaId} failed: ${JSON.stringify(e.payload)}`));
+    else if (e.type === this.failedType)
+      this.completions.settle(
+        e.sagaId,
+        new NornError('STEP_FAILED', `run ${e.sagaId} failed: ${JSON.stringify(e.payload)}`),
+      );
   }
 
   /** Registers the apps runs are spread over (one run per app at a time) and subscribes to events. */
   async prepare(): Promise<void> {
-    this.appIds = Array.from({ length: this.o.apps }, (_, i) => `bench-${String(i).padStart(2, '0')}`);
+    this.appIds = Array.from(
+      { length: this.o.apps },
+      (_, i) => `bench-${String(i).padStart(2, '0')}`,
+    );
     for (const id of this.appIds) {
       const spec = { name: id, processes: { web: { port: 8080 } } };
       await this.system.apps.upsert(id, spec, JSON.stringify(spec), 'json');
@@ -197,7 +246,12 @@ export class EngineHarness implements Harness {
 
   async startWorkers(count: number): Promise<void> {
     this.pool = new WorkerPool(this.label);
-    await this.pool.start(count, nodeArgv('src/main.ts', 'worker'), this.env('warn'), this.system.runs.queue('steps'));
+    await this.pool.start(
+      count,
+      nodeArgv('src/main.ts', 'worker'),
+      this.env('warn'),
+      this.system.runs.queue('steps'),
+    );
   }
 
   stopWorkers(): Promise<void> {
@@ -206,8 +260,14 @@ export class EngineHarness implements Harness {
 
   private async one(i: number): Promise<{ start: number; end: number }> {
     const start = performance.now();
-    const accepted = await this.system.runs.request({ appId: this.appIds[i % this.appIds.length]!, pipeline: bench.name });
-    return { start, end: await this.completions.wait(accepted.sagaId, this.o.runTimeoutMs, this.pool.crashed) };
+    const accepted = await this.system.runs.request({
+      appId: this.appIds[i % this.appIds.length]!,
+      pipeline: bench.name,
+    });
+    return {
+      start,
+      end: await this.completions.wait(accepted.sagaId, this.o.runTimeoutMs, this.pool.crashed),
+    };
   }
 
   async once(i: number): Promise<number> {
@@ -224,7 +284,10 @@ export class EngineHarness implements Harness {
   async close(): Promise<void> {
     await this.pool.stop();
     await this.subscriber.quit().catch(() => {});
-    await this.system.runs.queue('steps').obliterate({ force: true }).catch(() => {});
+    await this.system.runs
+      .queue('steps')
+      .obliterate({ force: true })
+      .catch(() => {});
     await this.system.close();
   }
 }

@@ -37,7 +37,10 @@ function liveLog(ts: string): string[] {
 async function main() {
   if (!cpuAccountingAvailable()) throw new Error('CPU accounting needs Linux /proc');
   await checkPostgres(DATABASE_URL);
-  const bdb = await createBenchDatabase(DATABASE_URL, `norn_bench_${randomBytes(5).toString('hex')}`);
+  const bdb = await createBenchDatabase(
+    DATABASE_URL,
+    `norn_bench_${randomBytes(5).toString('hex')}`,
+  );
   const db = createDb(bdb.url, { max: 1, applicationName: 'norn-bench' });
   try {
     const store = new RunStore(db, 'bench', 30_000);
@@ -45,23 +48,42 @@ async function main() {
     for (const app of apps) await new AppStore(db).upsert(app, { name: app }, '{}', 'json');
     const groups = async () => {
       const { rows } = await db.query<{ pid: number }>(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR backend_type = 'walwriter'");
-      return { postgres: localPids(rows.map((r) => r.pid), 'postgres') };
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() OR backend_type = 'walwriter'",
+      );
+      return {
+        postgres: localPids(
+          rows.map((r) => r.pid),
+          'postgres',
+        ),
+      };
     };
-    console.log(`PostgreSQL CPU of ${RUNS} runs of ${BENCH_STEPS.length} steps, batched as well as the engine can (${ROUNDS} rounds):`);
+    console.log(
+      `PostgreSQL CPU of ${RUNS} runs of ${BENCH_STEPS.length} steps, batched as well as the engine can (${ROUNDS} rounds):`,
+    );
     console.log('| round | request µs/run | record µs/run | end µs/run | total µs/step |');
     console.log('|---|---|---|---|---|');
     for (let round = 1; round <= ROUNDS; round++) {
       const ids = apps.map(() => randomUUID());
       const request = await withCpu(groups, async () => {
         for (let i = 0; i < RUNS; i++) {
-          await store.requestRun({ id: ids[i]!, sagaId: randomUUID(), appId: apps[i]!, pipeline: 'bench', version: '1',
-            eventPrefix: 'bench', queue: 'steps', steps: [...BENCH_STEPS], params: {}, policy: 'queue' });
+          await store.requestRun({
+            id: ids[i]!,
+            sagaId: randomUUID(),
+            appId: apps[i]!,
+            pipeline: 'bench',
+            version: '1',
+            eventPrefix: 'bench',
+            queue: 'steps',
+            steps: [...BENCH_STEPS],
+            params: {},
+            policy: 'queue',
+          });
         }
       });
       const log = liveLog(new Date().toISOString());
       const record = await withCpu(groups, async () => {
-        for (let i = 0; i < RUNS; i += PER_WRITE) await store.record(ids.slice(i, i + PER_WRITE).map((runId) => ({ runId, log })));
+        for (let i = 0; i < RUNS; i += PER_WRITE)
+          await store.record(ids.slice(i, i + PER_WRITE).map((runId) => ({ runId, log })));
       });
       const end = await withCpu(groups, async () => {
         for (const id of ids) {
@@ -71,8 +93,10 @@ async function main() {
       });
       const perRun = (ms: number) => (ms * 1000) / RUNS;
       const total = request.cpu.ms.postgres! + record.cpu.ms.postgres! + end.cpu.ms.postgres!;
-      console.log(`| ${round} | ${perRun(request.cpu.ms.postgres!).toFixed(0)} | ${perRun(record.cpu.ms.postgres!).toFixed(0)} | ` +
-        `${perRun(end.cpu.ms.postgres!).toFixed(0)} | ${(perRun(total) / BENCH_STEPS.length).toFixed(0)} |`);
+      console.log(
+        `| ${round} | ${perRun(request.cpu.ms.postgres!).toFixed(0)} | ${perRun(record.cpu.ms.postgres!).toFixed(0)} | ` +
+          `${perRun(end.cpu.ms.postgres!).toFixed(0)} | ${(perRun(total) / BENCH_STEPS.length).toFixed(0)} |`,
+      );
     }
   } finally {
     await db.end();

@@ -21,7 +21,9 @@ export interface Row {
 /** Nearest-rank percentile of ascending `sorted`. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (!sorted.length) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted[
+    Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  ]!;
 }
 
 export function summarize(samples: readonly number[]): { p50: number; p99: number } {
@@ -60,18 +62,27 @@ export function printTable(rows: Row[], ctx: TableContext): void {
     const latencyOk = l50 <= TARGETS.latency && l99 <= TARGETS.latency;
     const throughputOk = t >= TARGETS.throughput;
     r.pass = latencyOk && throughputOk;
-    out.push(`| ${r.workers} | ${ms(r.raw.p50)} / ${ms(r.raw.p99)} | ${ms(r.engine.p50)} / ${ms(r.engine.p99)} | ` +
-      `${x(l50)} / ${x(l99)} | ${r.raw.stepsPerSec.toFixed(0)} | ${r.engine.stepsPerSec.toFixed(0)} | ${x(t)} | ` +
-      `${verdict(latencyOk)} | ${verdict(throughputOk)} |`);
+    out.push(
+      `| ${r.workers} | ${ms(r.raw.p50)} / ${ms(r.raw.p99)} | ${ms(r.engine.p50)} / ${ms(r.engine.p99)} | ` +
+        `${x(l50)} / ${x(l99)} | ${r.raw.stepsPerSec.toFixed(0)} | ${r.engine.stepsPerSec.toFixed(0)} | ${x(t)} | ` +
+        `${verdict(latencyOk)} | ${verdict(throughputOk)} |`,
+    );
   }
-  out.push('', 'Absolute times depend on the machine; the ratios against the baseline measured in this run are the result.');
+  out.push(
+    '',
+    'Absolute times depend on the machine; the ratios against the baseline measured in this run are the result.',
+  );
   out.push(...cpuTable(rows));
   console.log(out.join('\n'));
 }
 
 /** Where the CPU went during each measured throughput batch, per step, so systems compare directly. */
 function cpuTable(rows: Row[]): string[] {
-  const measured = rows.flatMap((r) => [['raw BullMQ', r.workers, r.raw] as const, ['engine', r.workers, r.engine] as const])
+  const measured = rows
+    .flatMap((r) => [
+      ['raw BullMQ', r.workers, r.raw] as const,
+      ['engine', r.workers, r.engine] as const,
+    ])
     .filter(([, , m]) => m.cpu);
   if (!measured.length) return ['', '(CPU accounting needs Linux /proc; skipped.)'];
   const groups = ['bench', 'workers', 'redis', 'postgres', 'other'];
@@ -88,8 +99,10 @@ function cpuTable(rows: Row[]): string[] {
     const steps = (m.stepsPerSec * cpu.wallMs) / 1000;
     const per = (v: number) => ((v * 1000) / steps).toFixed(0);
     const total = groups.reduce((a, g) => a + (cpu.ms[g] ?? 0), 0);
-    out.push(`| ${workers} | ${label} | ${(cpu.wallMs / 1000).toFixed(2)} | ${(cpu.machineBusy * 100).toFixed(0)}% | ` +
-      `${groups.map((g) => per(cpu.ms[g] ?? 0)).join(' | ')} | ${per(total)} |`);
+    out.push(
+      `| ${workers} | ${label} | ${(cpu.wallMs / 1000).toFixed(2)} | ${(cpu.machineBusy * 100).toFixed(0)}% | ` +
+        `${groups.map((g) => per(cpu.ms[g] ?? 0)).join(' | ')} | ${per(total)} |`,
+    );
   }
   return out;
 }

@@ -28,16 +28,27 @@ export function withDatabase(url: string, database: string): string {
 
 /** Fails fast (3 s) with a clear message instead of ioredis retrying forever. */
 export async function checkRedis(url: string): Promise<string> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 3_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 3_000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   let cause: Error | undefined; // ioredis rejects with "Connection is closed"; the socket error says why
-  redis.on('error', (err: Error) => { cause ??= err; });
+  redis.on('error', (err: Error) => {
+    cause ??= err;
+  });
   try {
     await redis.connect();
     const info = await redis.info('server');
     return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
   } catch (err) {
     const why = (cause ?? (err as Error)).message;
-    throw new NornError('UNAVAILABLE', `Redis at ${where(url)} is not reachable (${why}); start it or set REDIS_URL`, { cause: err });
+    throw new NornError(
+      'UNAVAILABLE',
+      `Redis at ${where(url)} is not reachable (${why}); start it or set REDIS_URL`,
+      { cause: err },
+    );
   } finally {
     redis.disconnect();
   }
@@ -51,7 +62,11 @@ export async function checkPostgres(url: string): Promise<string> {
     const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
     return rows[0]!.server_version;
   } catch (err) {
-    throw new NornError('UNAVAILABLE', `PostgreSQL at ${where(url)} is not reachable (${(err as Error).message}); start it or set DATABASE_URL`, { cause: err });
+    throw new NornError(
+      'UNAVAILABLE',
+      `PostgreSQL at ${where(url)} is not reachable (${(err as Error).message}); start it or set DATABASE_URL`,
+      { cause: err },
+    );
   } finally {
     await client.end().catch(() => {});
   }
@@ -66,8 +81,13 @@ export interface BenchDatabase {
  * Creates and migrates `name` next to the database of `baseUrl`; drop() is safe to call twice.
  * `synchronousCommit` (diagnostic) sets that PostgreSQL setting for this database only.
  */
-export async function createBenchDatabase(baseUrl: string, name: string, synchronousCommit?: string): Promise<BenchDatabase> {
-  if (!/^norn_bench_[a-f0-9]+$/.test(name)) throw new NornError('BAD_REQUEST', `refusing to manage database ${name}`);
+export async function createBenchDatabase(
+  baseUrl: string,
+  name: string,
+  synchronousCommit?: string,
+): Promise<BenchDatabase> {
+  if (!/^norn_bench_[a-f0-9]+$/.test(name))
+    throw new NornError('BAD_REQUEST', `refusing to manage database ${name}`);
   const admin = createDb(baseUrl, { max: 1, applicationName: 'norn-bench' });
   try {
     await admin.query(`CREATE DATABASE ${name}`);
@@ -86,7 +106,8 @@ export async function createBenchDatabase(baseUrl: string, name: string, synchro
   const db = createDb(url, { max: 1, applicationName: 'norn-bench' });
   try {
     await migrate(db);
-    if (synchronousCommit) await db.query(`ALTER DATABASE ${name} SET synchronous_commit = ${synchronousCommit}`);
+    if (synchronousCommit)
+      await db.query(`ALTER DATABASE ${name} SET synchronous_commit = ${synchronousCommit}`);
   } catch (err) {
     await db.end();
     await drop().catch(() => {});
@@ -109,8 +130,14 @@ export async function removeKeys(redis: Redis, prefix: string): Promise<number> 
 }
 
 export function environment(redisVersion: string, pgVersion: string): string {
-  const bullmq = (JSON.parse(readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const bullmq = (
+    JSON.parse(
+      readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8'),
+    ) as { version: string }
+  ).version;
   const cpu = cpus();
-  return `Node ${process.version}, Redis ${redisVersion}, PostgreSQL ${pgVersion}, bullmq ${bullmq}, ` +
-    `${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'})`;
+  return (
+    `Node ${process.version}, Redis ${redisVersion}, PostgreSQL ${pgVersion}, bullmq ${bullmq}, ` +
+    `${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'})`
+  );
 }

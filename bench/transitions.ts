@@ -37,21 +37,42 @@ async function timed<T>(t: Timings, name: string, f: () => Promise<T>): Promise<
 }
 
 /** One run's transitions, in the order the engine makes them (without the BullMQ hand-offs). */
-async function oneRun(t: Timings, store: RunStore, bus: EventBus, live: LiveRuns, db: Db, redis: Redis, channel: string) {
+async function oneRun(
+  t: Timings,
+  store: RunStore,
+  bus: EventBus,
+  live: LiveRuns,
+  db: Db,
+  redis: Redis,
+  channel: string,
+) {
   await timed(t, 'SELECT 1 (round trip)', () => db.query('SELECT 1'));
   await timed(t, 'Redis PUBLISH (round trip)', () => redis.publish(channel, 'x'));
   const id = randomUUID();
-  const requested = await timed(t, 'norn_request_run', () => store.requestRun({
-    id, sagaId: randomUUID(), appId: 'probe', pipeline: bench.name, version: bench.version, eventPrefix: bench.name,
-    queue: 'steps', steps: [...BENCH_STEPS], params: {}, policy: 'queue',
-  }));
+  const requested = await timed(t, 'norn_request_run', () =>
+    store.requestRun({
+      id,
+      sagaId: randomUUID(),
+      appId: 'probe',
+      pipeline: bench.name,
+      version: bench.version,
+      eventPrefix: bench.name,
+      queue: 'steps',
+      steps: [...BENCH_STEPS],
+      params: {},
+      policy: 'queue',
+    }),
+  );
   await timed(t, 'publish request events', () => bus.publish(requested.events));
-  if (requested.next?.id !== id) throw new Error(`probe run ${id} was not admitted (${JSON.stringify(requested.next)})`);
+  if (requested.next?.id !== id)
+    throw new Error(`probe run ${id} was not admitted (${JSON.stringify(requested.next)})`);
   await timed(t, 'live open (Redis)', () => live.open(requested.next!));
   for (const step of BENCH_STEPS) {
     const begin = await timed(t, 'live start (Redis)', () => live.start(id, step, store.holder));
     if (begin.action !== 'run') throw new Error(`step ${step}: ${begin.action}`);
-    const done = await timed(t, 'live finish (Redis)', () => live.finish(id, step, 'complete', null, 0));
+    const done = await timed(t, 'live finish (Redis)', () =>
+      live.finish(id, step, 'complete', null, 0),
+    );
     if (done.action !== 'ok') throw new Error(`step ${step}: ${done.action}`);
     if (step === BENCH_STEPS.at(-1)) {
       // The last step ends the run, recording what the recorder has not.
@@ -61,7 +82,9 @@ async function oneRun(t: Timings, store: RunStore, bus: EventBus, live: LiveRuns
       await timed(t, 'live close (Redis)', () => live.close(id));
     } else if (step.endsWith('2') || step.endsWith('5')) {
       // The recorder, as it runs when idle: a write every few transitions.
-      const rec = await timed(t, 'norn_record (batch)', () => store.record([{ runId: id, log: done.log }]));
+      const rec = await timed(t, 'norn_record (batch)', () =>
+        store.record([{ runId: id, log: done.log }]),
+      );
       await timed(t, 'publish recorded events', () => bus.publishText(rec.events));
       await timed(t, 'live trim (Redis)', () => live.trim(id, rec.recorded[id] ?? 0));
     }
@@ -82,21 +105,36 @@ async function probe(synchronousCommit: 'on' | 'off') {
     const t: Timings = {};
     for (let i = 0; i < 10; i++) await oneRun({}, store, bus, live, db, redis, `${prefix}:x`); // warm-up
     const groups = async () => {
-      const { rows } = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-      return { node: [process.pid], postgres: localPids(rows.map((r) => r.pid), 'postgres') };
+      const { rows } = await db.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE datname = current_database()',
+      );
+      return {
+        node: [process.pid],
+        postgres: localPids(
+          rows.map((r) => r.pid),
+          'postgres',
+        ),
+      };
     };
-    const run = async () => { for (let i = 0; i < RUNS; i++) await oneRun(t, store, bus, live, db, redis, `${prefix}:x`); };
+    const run = async () => {
+      for (let i = 0; i < RUNS; i++) await oneRun(t, store, bus, live, db, redis, `${prefix}:x`);
+    };
     const { cpu } = await withCpu(groups, run);
-    const perStep = (ms: number | undefined) => `${(((ms ?? 0) * 1000) / (RUNS * BENCH_STEPS.length)).toFixed(0)} µs`;
-    console.log(`\nsynchronous_commit=${synchronousCommit}: ${RUNS} runs, ${(cpu.wallMs / RUNS).toFixed(1)} ms per run of 9 steps ` +
-      '(incl. one SELECT 1 and one PUBLISH reference call per run); CPU per step: ' +
-      `this Node process ${perStep(cpu.ms.node)}, PostgreSQL backends ${perStep(cpu.ms.postgres)}`);
+    const perStep = (ms: number | undefined) =>
+      `${(((ms ?? 0) * 1000) / (RUNS * BENCH_STEPS.length)).toFixed(0)} µs`;
+    console.log(
+      `\nsynchronous_commit=${synchronousCommit}: ${RUNS} runs, ${(cpu.wallMs / RUNS).toFixed(1)} ms per run of 9 steps ` +
+        '(incl. one SELECT 1 and one PUBLISH reference call per run); CPU per step: ' +
+        `this Node process ${perStep(cpu.ms.node)}, PostgreSQL backends ${perStep(cpu.ms.postgres)}`,
+    );
     console.log('| call | count per run | p50 ms | p99 ms | mean ms | ms per run |');
     console.log('|---|---|---|---|---|---|');
     for (const [name, samples] of Object.entries(t)) {
       const s = summarize(samples);
       const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
-      console.log(`| ${name} | ${samples.length / RUNS} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${mean.toFixed(2)} | ${(mean * samples.length / RUNS).toFixed(1)} |`);
+      console.log(
+        `| ${name} | ${samples.length / RUNS} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${mean.toFixed(2)} | ${((mean * samples.length) / RUNS).toFixed(1)} |`,
+      );
     }
   } finally {
     await removeKeys(redis, prefix).catch(() => {});

@@ -15,8 +15,19 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
  * BENCH_CPU_PROF=<dir> (diagnostic) makes every worker write a V8 CPU profile there when it exits.
  */
 export const nodeArgv = (script: string, ...args: string[]) => {
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  return [process.execPath, ...prof, '--import', 'tsx', '--import', './bench/parent-watch.ts', script, ...args];
+  const prof = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  return [
+    process.execPath,
+    ...prof,
+    '--import',
+    'tsx',
+    '--import',
+    './bench/parent-watch.ts',
+    script,
+    ...args,
+  ];
 };
 
 interface Running {
@@ -36,7 +47,9 @@ export class WorkerPool {
   private stopping = false;
   private failCrash!: (err: Error) => void;
   /** Rejects when a worker exits on its own; race waits against it. */
-  readonly crashed: Promise<never> = new Promise<never>((_, reject) => { this.failCrash = reject; });
+  readonly crashed: Promise<never> = new Promise<never>((_, reject) => {
+    this.failCrash = reject;
+  });
 
   constructor(private readonly label: string) {
     this.crashed.catch(() => {}); // observed through races; never an unhandled rejection
@@ -44,13 +57,22 @@ export class WorkerPool {
   }
 
   /** Starts `count` processes and resolves once `queue` lists that many workers. */
-  async start(count: number, argv: string[], env: Record<string, string>, queue: Queue, timeoutMs = 30_000): Promise<void> {
+  async start(
+    count: number,
+    argv: string[],
+    env: Record<string, string>,
+    queue: Queue,
+    timeoutMs = 30_000,
+  ): Promise<void> {
     for (let i = 0; i < count; i++) this.spawn(i + 1, argv, env);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if ((await queue.getWorkersCount()) >= count) return;
       if (Date.now() > deadline) {
-        throw new NornError('TIMEOUT', `${this.label}: ${count} worker process(es) not ready within ${timeoutMs} ms`);
+        throw new NornError(
+          'TIMEOUT',
+          `${this.label}: ${count} worker process(es) not ready within ${timeoutMs} ms`,
+        );
       }
       await Promise.race([this.crashed, new Promise((r) => setTimeout(r, 100))]);
     }
@@ -65,11 +87,18 @@ export class WorkerPool {
       signal: controller.signal,
       killGraceMs: 5_000,
       // LOG_LEVEL=warn: anything a worker prints is worth seeing.
-      onLine: (line) => { if (line.trim()) console.error(`[${name}] ${line}`); },
+      onLine: (line) => {
+        if (line.trim()) console.error(`[${name}] ${line}`);
+      },
     }).then(
       (result) => {
         if (!this.stopping) {
-          this.failCrash(new NornError('INTERNAL', `${name} exited with ${result.code ?? result.signal}:\n${result.tail.join('\n')}`));
+          this.failCrash(
+            new NornError(
+              'INTERNAL',
+              `${name} exited with ${result.code ?? result.signal}:\n${result.tail.join('\n')}`,
+            ),
+          );
         }
       },
       (err: unknown) => {

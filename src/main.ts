@@ -18,7 +18,10 @@ async function loadPipelines(config: Config): Promise<PipelineDefinition<unknown
   const defs: PipelineDefinition<unknown>[] = [...builtinPipelines()];
   if (config.pipelinesModule) {
     const mod = await import(pathToFileURL(resolve(config.pipelinesModule)).href);
-    if (!Array.isArray(mod.pipelines)) throw new Error(`${config.pipelinesModule} must export "pipelines" (an array of pipeline definitions)`);
+    if (!Array.isArray(mod.pipelines))
+      throw new Error(
+        `${config.pipelinesModule} must export "pipelines" (an array of pipeline definitions)`,
+      );
     defs.push(...mod.pipelines);
   }
   return defs;
@@ -27,7 +30,11 @@ async function loadPipelines(config: Config): Promise<PipelineDefinition<unknown
 async function main(command: Command) {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel, `norn-${command}`);
-  const system = new NornSystem<unknown>(config, { pipelines: await loadPipelines(config), services: undefined, log });
+  const system = new NornSystem<unknown>(config, {
+    pipelines: await loadPipelines(config),
+    services: undefined,
+    log,
+  });
   if (command === 'migrate' || config.migrateOnStart) await system.migrate();
   if (command === 'migrate') return system.close();
   const step = createStepServices(config, process.env, system.db, log);
@@ -43,7 +50,13 @@ async function main(command: Command) {
       if (stopping) return;
       stopping = true;
       log.info({ sig }, 'shutting down');
-      system.close().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+      system.close().then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     });
   }
 }
@@ -56,8 +69,14 @@ if (!COMMANDS.includes(command)) {
 main(command).catch((err) => {
   // Start-up failures are mostly unreachable services: say which, without credentials or a stack.
   const e = err as Error & { code?: string };
-  const hint = e.code === '3D000' ? ' (create it, or run script/services, which does)'
-    : e.code === 'ECONNREFUSED' ? ' (is the service running? script/services starts Redis and PostgreSQL)' : '';
-  console.error(`norn ${command}: ${isNornError(err) ? err.message : `${e.message ?? String(err)}${hint}`}`);
+  const hint =
+    e.code === '3D000'
+      ? ' (create it, or run script/services, which does)'
+      : e.code === 'ECONNREFUSED'
+        ? ' (is the service running? script/services starts Redis and PostgreSQL)'
+        : '';
+  console.error(
+    `norn ${command}: ${isNornError(err) ? err.message : `${e.message ?? String(err)}${hint}`}`,
+  );
   process.exit(1);
 });

@@ -19,7 +19,12 @@ import { EventBus } from './queues/bus.js';
 import { LiveRuns } from './queues/live.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
 import { RunService } from './queues/runs.js';
-import { makeWorkerId, startWorkerFleet, type ExtraQueue, type WorkerFleet } from './workers/fleet.js';
+import {
+  makeWorkerId,
+  startWorkerFleet,
+  type ExtraQueue,
+  type WorkerFleet,
+} from './workers/fleet.js';
 
 export interface SystemOptions<S> {
   pipelines: ReadonlyArray<PipelineDefinition<S>>;
@@ -50,7 +55,10 @@ export class NornSystem<S = unknown> {
   private readonly closers: Array<() => Promise<unknown>> = [];
   private readonly finalClosers: Array<() => Promise<unknown>> = [];
 
-  constructor(readonly config: Config, private options: SystemOptions<S>) {
+  constructor(
+    readonly config: Config,
+    private options: SystemOptions<S>,
+  ) {
     this.log = options.log ?? createLogger(config.logLevel);
     this.db = createDb(config.databaseUrl);
     this.redis = createRedis(config.redisUrl, 'worker');
@@ -61,8 +69,13 @@ export class NornSystem<S = unknown> {
     this.bus = new EventBus(this.redis, config.queuePrefix);
     this.live = new LiveRuns(this.redis, config.queuePrefix);
     this.runs = new RunService({
-      store: this.store, bus: this.bus, registry: this.registry as PipelineRegistry<unknown>, live: this.live,
-      connection: this.redis, prefix: config.queuePrefix, log: this.log,
+      store: this.store,
+      bus: this.bus,
+      registry: this.registry as PipelineRegistry<unknown>,
+      live: this.live,
+      connection: this.redis,
+      prefix: config.queuePrefix,
+      log: this.log,
     });
   }
 
@@ -79,8 +92,15 @@ export class NornSystem<S = unknown> {
 
   async startWorker(): Promise<WorkerFleet> {
     const fleet = await startWorkerFleet({
-      config: this.config, store: this.store, runs: this.runs, live: this.live, bus: this.bus, registry: this.registry,
-      services: this.options.services, log: this.log, extraQueues: this.options.extraQueues,
+      config: this.config,
+      store: this.store,
+      runs: this.runs,
+      live: this.live,
+      bus: this.bus,
+      registry: this.registry,
+      services: this.options.services,
+      log: this.log,
+      extraQueues: this.options.extraQueues,
     });
     this.closers.push(() => fleet.close());
     return fleet;
@@ -88,9 +108,19 @@ export class NornSystem<S = unknown> {
 
   createApi() {
     return createApi({
-      apps: this.apps, store: this.store, events: this.events, runs: this.runs, db: this.db, redis: this.redis,
-      log: this.log, apiToken: this.config.http.apiToken, deployPipeline: this.config.deployPipeline,
-      queues: [...this.registry.queues(), ...(this.options.extraQueues ?? []).map((q) => q.name)].map((q) => this.runs.queue(q)),
+      apps: this.apps,
+      store: this.store,
+      events: this.events,
+      runs: this.runs,
+      db: this.db,
+      redis: this.redis,
+      log: this.log,
+      apiToken: this.config.http.apiToken,
+      deployPipeline: this.config.deployPipeline,
+      queues: [
+        ...this.registry.queues(),
+        ...(this.options.extraQueues ?? []).map((q) => q.name),
+      ].map((q) => this.runs.queue(q)),
     });
   }
 
@@ -98,20 +128,30 @@ export class NornSystem<S = unknown> {
   async startApi(port = this.config.http.port): Promise<RunningApi> {
     const app = this.createApi();
     const relay = new EventRelay({
-      subscriber: createRedis(this.config.redisUrl, 'subscriber'), events: this.events, store: this.store,
-      prefix: this.config.queuePrefix, heartbeatMs: this.config.wsHeartbeatMs, apiToken: this.config.http.apiToken,
+      subscriber: createRedis(this.config.redisUrl, 'subscriber'),
+      events: this.events,
+      store: this.store,
+      prefix: this.config.queuePrefix,
+      heartbeatMs: this.config.wsHeartbeatMs,
+      apiToken: this.config.http.apiToken,
       log: this.log,
     });
     await relay.start();
     const server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, port, hostname: this.config.http.host }, () => resolve(s));
+      const s = serve({ fetch: app.fetch, port, hostname: this.config.http.host }, () =>
+        resolve(s),
+      );
     });
     relay.attach(server as Server);
     const address = server.address();
     const actual = typeof address === 'object' && address ? address.port : port;
-    const host = this.config.http.host.includes(':') ? `[${this.config.http.host}]` : this.config.http.host;
+    const host = this.config.http.host.includes(':')
+      ? `[${this.config.http.host}]`
+      : this.config.http.host;
     const sweeper = setInterval(() => {
-      this.runs.sweep(this.config.cancelGraceMs).catch((err) => this.log.warn({ err }, 'sweep failed'));
+      this.runs
+        .sweep(this.config.cancelGraceMs)
+        .catch((err) => this.log.warn({ err }, 'sweep failed'));
     }, this.config.sweepIntervalMs);
     const running: RunningApi = {
       url: `http://${host}:${actual}`,
@@ -120,7 +160,10 @@ export class NornSystem<S = unknown> {
       close: async () => {
         clearInterval(sweeper);
         await relay.close();
-        await new Promise<void>((r) => { server.close(() => r()); (server as Server).closeAllConnections?.(); });
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          (server as Server).closeAllConnections?.();
+        });
       },
     };
     this.closers.push(() => running.close());

@@ -40,7 +40,12 @@ export interface ApiDeps {
 export function createApi(deps: ApiDeps) {
   const app = new Hono();
   app.onError((err, c) => toErrorResponse(err, c, deps.log));
-  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.notFound((c) =>
+    c.json(
+      { error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } },
+      404,
+    ),
+  );
 
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/readyz', async (c) => {

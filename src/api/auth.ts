@@ -28,7 +28,10 @@ export function presentedToken(authorization: string | undefined | null): string
   return undefined;
 }
 
-export function requireToken(expected: string | undefined, opts: { basicRealm?: string } = {}): MiddlewareHandler {
+export function requireToken(
+  expected: string | undefined,
+  opts: { basicRealm?: string } = {},
+): MiddlewareHandler {
   return async (c, next) => {
     if (tokenMatches(expected, presentedToken(c.req.header('authorization')))) return next();
     if (opts.basicRealm) c.header('WWW-Authenticate', `Basic realm="${opts.basicRealm}"`);

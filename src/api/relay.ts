@@ -25,7 +25,11 @@ export interface RelayDeps {
   log: Logger;
 }
 
-interface Subscription { appId: string; sagaId?: string; lastEventId?: number }
+interface Subscription {
+  appId: string;
+  sagaId?: string;
+  lastEventId?: number;
+}
 
 class Client {
   alive = true;
@@ -56,7 +60,11 @@ export class EventRelay {
     this.deps.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       let event: unknown;
-      try { event = JSON.parse(message); } catch { return; }
+      try {
+        event = JSON.parse(message);
+      } catch {
+        return;
+      }
       if (isEnvelope(event)) this.dispatch(event);
     });
     await this.deps.subscriber.subscribe(this.channel);
@@ -68,7 +76,10 @@ export class EventRelay {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname !== '/ws') return socket.destroy();
-      const token = presentedToken(req.headers.authorization) ?? url.searchParams.get('access_token') ?? undefined;
+      const token =
+        presentedToken(req.headers.authorization) ??
+        url.searchParams.get('access_token') ??
+        undefined;
       if (!tokenMatches(this.deps.apiToken, token)) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
         return;
@@ -80,26 +91,44 @@ export class EventRelay {
   private onConnection(ws: WebSocket, query: URLSearchParams) {
     const client = new Client(ws);
     this.clients.add(client);
-    ws.on('pong', () => { client.alive = true; });
+    ws.on('pong', () => {
+      client.alive = true;
+    });
     ws.on('close', () => this.clients.delete(client));
     ws.on('error', () => ws.terminate());
     ws.on('message', (data) => {
       let msg: Record<string, unknown>;
-      try { msg = JSON.parse(String(data)); } catch { return client.send({ type: 'ws.error', message: 'messages must be JSON' }); }
+      try {
+        msg = JSON.parse(String(data));
+      } catch {
+        return client.send({ type: 'ws.error', message: 'messages must be JSON' });
+      }
       if (msg.type === 'subscribe') client.enqueue(() => this.subscribe(client, msg));
-      else client.send({ type: 'ws.error', message: 'unknown message type; send {"type":"subscribe","app"|"saga":…,"lastEventId"?}' });
+      else
+        client.send({
+          type: 'ws.error',
+          message: 'unknown message type; send {"type":"subscribe","app"|"saga":…,"lastEventId"?}',
+        });
     });
     if (query.get('app') || query.get('saga')) {
-      client.enqueue(() => this.subscribe(client, {
-        app: query.get('app'), saga: query.get('saga'), lastEventId: query.get('lastEventId') ?? undefined,
-      }));
+      client.enqueue(() =>
+        this.subscribe(client, {
+          app: query.get('app'),
+          saga: query.get('saga'),
+          lastEventId: query.get('lastEventId') ?? undefined,
+        }),
+      );
     }
   }
 
   private async subscribe(client: Client, msg: Record<string, unknown>): Promise<void> {
     const fail = (message: string) => client.send({ type: 'ws.error', message });
-    const lastEventId = msg.lastEventId === undefined || msg.lastEventId === null ? undefined : Number(msg.lastEventId);
-    if (lastEventId !== undefined && (!Number.isInteger(lastEventId) || lastEventId < 0)) return fail('lastEventId must be a non-negative integer');
+    const lastEventId =
+      msg.lastEventId === undefined || msg.lastEventId === null
+        ? undefined
+        : Number(msg.lastEventId);
+    if (lastEventId !== undefined && (!Number.isInteger(lastEventId) || lastEventId < 0))
+      return fail('lastEventId must be a non-negative integer');
     let sub: Subscription;
     if (typeof msg.saga === 'string' && msg.saga) {
       const run = await this.deps.store.getRunBySaga(msg.saga);
@@ -114,7 +143,8 @@ export class EventRelay {
     if (head === undefined) return fail(`no app ${sub.appId}`);
     if (lastEventId !== undefined && lastEventId > 0) {
       const last = await this.deps.events.get(lastEventId);
-      if (!last || last.appId !== sub.appId) return fail(`event ${lastEventId} is not an event of app ${sub.appId}`);
+      if (!last || last.appId !== sub.appId)
+        return fail(`event ${lastEventId} is not an event of app ${sub.appId}`);
       client.cursor = last.seq;
     } else {
       // A saga is replayed from its start; an app from lastEventId (0: everything) or from now.
@@ -129,13 +159,13 @@ export class EventRelay {
     for (const client of this.clients) {
       if (client.sub?.appId !== event.appId) continue;
       client.enqueue(async () => {
-        if (event.seq <= client.cursor) return;           // already delivered (replay or duplicate)
+        if (event.seq <= client.cursor) return; // already delivered (replay or duplicate)
         if (event.seq === client.cursor + 1) {
           client.cursor = event.seq;
           if (!client.sub!.sagaId || client.sub!.sagaId === event.sagaId) client.send(event);
           return;
         }
-        await this.catchUp(client);                       // a gap: read it from PostgreSQL
+        await this.catchUp(client); // a gap: read it from PostgreSQL
       });
     }
   }
@@ -155,20 +185,32 @@ export class EventRelay {
   /** Pings (dropping clients that missed the last one) and catches up clients behind the log. */
   private tick() {
     for (const client of this.clients) {
-      if (!client.alive) { client.ws.terminate(); this.clients.delete(client); continue; }
+      if (!client.alive) {
+        client.ws.terminate();
+        this.clients.delete(client);
+        continue;
+      }
       client.alive = false;
       client.ws.ping();
     }
-    const apps = [...new Set([...this.clients].map((c) => c.sub?.appId).filter((a): a is string => !!a))];
-    this.deps.events.appSeqs(apps).then((heads) => {
-      for (const client of this.clients) {
-        const head = client.sub && heads.get(client.sub.appId);
-        if (head !== undefined && head > client.cursor) client.enqueue(() => this.catchUp(client));
-      }
-    }).catch((err) => this.deps.log.warn({ err }, 'relay head check failed'));
+    const apps = [
+      ...new Set([...this.clients].map((c) => c.sub?.appId).filter((a): a is string => !!a)),
+    ];
+    this.deps.events
+      .appSeqs(apps)
+      .then((heads) => {
+        for (const client of this.clients) {
+          const head = client.sub && heads.get(client.sub.appId);
+          if (head !== undefined && head > client.cursor)
+            client.enqueue(() => this.catchUp(client));
+        }
+      })
+      .catch((err) => this.deps.log.warn({ err }, 'relay head check failed'));
   }
 
-  get clientCount() { return this.clients.size; }
+  get clientCount() {
+    return this.clients.size;
+  }
 
   async close(): Promise<void> {
     clearInterval(this.timer);

@@ -26,20 +26,23 @@ export const COMMANDS: Record<string, CommandSpec> = {
   deploy: {
     usage: 'norn deploy <app> [--ref <ref>] [--no-wait]',
     summary: 'deploy an app and follow its steps live',
-    details: '--ref <ref>   branch, tag or commit SHA (default: the app\'s branch)\n--no-wait     print the deployment id and return once the run is accepted',
+    details:
+      "--ref <ref>   branch, tag or commit SHA (default: the app's branch)\n--no-wait     print the deployment id and return once the run is accepted",
     options: { ref: { type: 'string' }, ...noWait },
     args: [1, 1],
   },
   status: {
     usage: 'norn status [app] [--json]',
-    summary: 'every app\'s latest deployment, or one app\'s lease, queue and recent runs',
+    summary: "every app's latest deployment, or one app's lease, queue and recent runs",
     options: { ...json },
     args: [0, 1],
   },
   logs: {
-    usage: 'norn logs <deployment> [--follow] [--json]\n       norn logs <deployment> --step <step>',
-    summary: 'the events of a deployment\'s run, or what one step wrote (e.g. build output)',
-    details: '--follow, -f  keep streaming until the run ends (exit 1 if it failed)\n--json        one event envelope per line\n--step <name>  the output lines of one step',
+    usage:
+      'norn logs <deployment> [--follow] [--json]\n       norn logs <deployment> --step <step>',
+    summary: "the events of a deployment's run, or what one step wrote (e.g. build output)",
+    details:
+      '--follow, -f  keep streaming until the run ends (exit 1 if it failed)\n--json        one event envelope per line\n--step <name>  the output lines of one step',
     options: { follow: { type: 'boolean', short: 'f' }, step: { type: 'string' }, ...json },
     args: [1, 1],
   },
@@ -57,7 +60,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   snapshots: {
     usage: 'norn snapshots <app> [--json]\n       norn snapshots <app> restore <ts> [--no-wait]',
-    summary: 'list an app\'s database snapshots, or restore one and follow the restore',
+    summary: "list an app's database snapshots, or restore one and follow the restore",
     options: { ...json, ...noWait },
     args: [1, 3],
   },
@@ -68,11 +71,14 @@ const GLOBAL_HELP = `global flags:
   --token <t>     API token (env NORN_API_TOKEN)
   --help, -h      help for a command`;
 
-const EXIT_HELP = 'exit codes: 0 ok, 1 the run failed or was cancelled, 2 usage error, 3 api unreachable or answered an error';
+const EXIT_HELP =
+  'exit codes: 0 ok, 1 the run failed or was cancelled, 2 usage error, 3 api unreachable or answered an error';
 
 export function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(
+    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
+  );
   return `norn: deployment control plane client\n\nusage: norn <command> [args] [flags]\n\ncommands:\n${lines.join('\n')}\n\n${GLOBAL_HELP}\n\n${EXIT_HELP}`;
 }
 
@@ -98,15 +104,27 @@ export function parseCommandLine(argv: string[]): Parsed {
   const command = loose.positionals[0];
   if (command === undefined || command === 'help') {
     const topic = command === 'help' ? loose.positionals[1] : undefined;
-    return { command: topic && COMMANDS[topic] ? topic : undefined, positionals: [], values: { help: true, ...(command ? {} : { bare: !loose.values.help }) } };
+    return {
+      command: topic && COMMANDS[topic] ? topic : undefined,
+      positionals: [],
+      values: { help: true, ...(command ? {} : { bare: !loose.values.help }) },
+    };
   }
   const spec = COMMANDS[command];
-  if (!spec) throw usageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+  if (!spec)
+    throw usageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...GLOBAL, ...spec.options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: argv,
+      options: { ...GLOBAL, ...spec.options },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
-    throw usageError(`${(err as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')}\nusage: ${spec.usage}`);
+    throw usageError(
+      `${(err as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')}\nusage: ${spec.usage}`,
+    );
   }
   const positionals = parsed.positionals.slice(1);
   const values = parsed.values as Parsed['values'];

@@ -43,7 +43,8 @@ export class ApiClient {
   wsUrl(query: Record<string, string | number | undefined>): URL {
     const url = this.url('ws');
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     return url;
   }
 
@@ -55,12 +56,20 @@ export class ApiClient {
     return this.request<T>('POST', path, body);
   }
 
-  private async request<T>(method: string, path: string, body?: Record<string, unknown>): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: Record<string, unknown>,
+  ): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.url(path), {
         method,
-        headers: { accept: 'application/json', ...this.authHeaders, ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          accept: 'application/json',
+          ...this.authHeaders,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
         body: body ? JSON.stringify(body) : undefined,
         signal: AbortSignal.any([this.signal, AbortSignal.timeout(this.timeoutMs)]),
       });
@@ -70,7 +79,12 @@ export class ApiClient {
     const text = await res.text().catch(() => '');
     const parsed = parseJson(text);
     if (res.ok) {
-      if (parsed === undefined) throw apiError(res.status, undefined, `the api at ${this.display} answered ${method} ${path} with something that is not JSON`);
+      if (parsed === undefined)
+        throw apiError(
+          res.status,
+          undefined,
+          `the api at ${this.display} answered ${method} ${path} with something that is not JSON`,
+        );
       return parsed as T;
     }
     throw this.answeredError(res, parsed);
@@ -79,10 +93,14 @@ export class ApiClient {
   private answeredError(res: Response, body: unknown): CliError {
     const err = (body as { error?: Record<string, unknown> } | undefined)?.error;
     const code = typeof err?.code === 'string' ? err.code : undefined;
-    const message = typeof err?.message === 'string' ? err.message : `${res.status} ${res.statusText}`.trim();
+    const message =
+      typeof err?.message === 'string' ? err.message : `${res.status} ${res.statusText}`.trim();
     if (res.status === 401) {
-      return apiError(401, code ?? 'UNAUTHORIZED',
-        `the api at ${this.display} refused the request: ${message} (401); set NORN_API_TOKEN or pass --token`);
+      return apiError(
+        401,
+        code ?? 'UNAUTHORIZED',
+        `the api at ${this.display} refused the request: ${message} (401); set NORN_API_TOKEN or pass --token`,
+      );
     }
     const { code: _c, message: _m, ...details } = err ?? {};
     return apiError(res.status, code, message, details);
@@ -92,10 +110,15 @@ export class ApiClient {
   unreachable(err: unknown): CliError {
     if (this.signal.aborted) return new CliError('CANCELLED', 'interrupted', EXIT.interrupted);
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const reason = e.name === 'TimeoutError'
-      ? `no answer within ${Math.round(this.timeoutMs / 1000)}s`
-      : e.cause?.code ?? e.cause?.message ?? e.message;
-    return new CliError('UNAVAILABLE', `cannot reach the norn api at ${this.display}: ${reason}`, EXIT.api);
+    const reason =
+      e.name === 'TimeoutError'
+        ? `no answer within ${Math.round(this.timeoutMs / 1000)}s`
+        : (e.cause?.code ?? e.cause?.message ?? e.message);
+    return new CliError(
+      'UNAVAILABLE',
+      `cannot reach the norn api at ${this.display}: ${reason}`,
+      EXIT.api,
+    );
   }
 }
 
@@ -106,7 +129,8 @@ function parseBaseUrl(raw: string): URL {
   } catch {
     throw usageError(`--api must be an http(s) URL, got "${raw}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError(`--api must be an http(s) URL, got "${url.protocol}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw usageError(`--api must be an http(s) URL, got "${url.protocol}"`);
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   url.username = '';
   url.password = '';

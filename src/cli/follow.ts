@@ -40,9 +40,11 @@ export async function followSaga(opts: FollowOptions): Promise<EventEnvelope> {
     failures = result.subscribed ? 1 : failures + 1;
     if (opts.signal.aborted) throw interrupted();
     if (failures > maxRetries) {
-      throw new CliError('UNAVAILABLE',
+      throw new CliError(
+        'UNAVAILABLE',
         `lost the connection to the api at ${opts.api.display} (${result.reason}) and could not reconnect after ${maxRetries} attempts; the run goes on without this client`,
-        EXIT.api);
+        EXIT.api,
+      );
     }
     opts.onReconnect?.(failures, result.reason);
     await sleep(Math.min(250 * 2 ** (failures - 1), 2_000), opts.signal);
@@ -50,7 +52,10 @@ export async function followSaga(opts: FollowOptions): Promise<EventEnvelope> {
 }
 
 function connectOnce(opts: FollowOptions, cursor: { seq: number; id: number }): Promise<Attempt> {
-  const url = opts.api.wsUrl({ saga: opts.sagaId, lastEventId: cursor.id > 0 ? cursor.id : undefined });
+  const url = opts.api.wsUrl({
+    saga: opts.sagaId,
+    lastEventId: cursor.id > 0 ? cursor.id : undefined,
+  });
   const ws = new WebSocket(url, { headers: opts.api.authHeaders, handshakeTimeout: 10_000 });
   return new Promise<Attempt>((resolve) => {
     let subscribed = false;
@@ -65,7 +70,10 @@ function connectOnce(opts: FollowOptions, cursor: { seq: number; id: number }): 
     };
     const touch = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => done({ kind: 'dropped', reason: 'no message or ping for too long', subscribed }), opts.idleMs ?? 45_000);
+      idle = setTimeout(
+        () => done({ kind: 'dropped', reason: 'no message or ping for too long', subscribed }),
+        opts.idleMs ?? 45_000,
+      );
     };
     const onAbort = () => done({ kind: 'fatal', error: interrupted() });
     opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -75,21 +83,46 @@ function connectOnce(opts: FollowOptions, cursor: { seq: number; id: number }): 
     ws.on('unexpected-response', (_req, res) => {
       const status = res.statusCode ?? 0;
       if (status === 401) {
-        done({ kind: 'fatal', error: new CliError('UNAUTHORIZED', `the api at ${opts.api.display} refused the WebSocket: missing or wrong API token (401); set NORN_API_TOKEN or pass --token`, EXIT.api) });
+        done({
+          kind: 'fatal',
+          error: new CliError(
+            'UNAUTHORIZED',
+            `the api at ${opts.api.display} refused the WebSocket: missing or wrong API token (401); set NORN_API_TOKEN or pass --token`,
+            EXIT.api,
+          ),
+        });
       } else {
         done({ kind: 'dropped', reason: `WebSocket upgrade answered ${status}`, subscribed });
       }
     });
-    ws.on('error', (err: Error & { code?: string }) => done({ kind: 'dropped', reason: err.code ?? err.message, subscribed }));
-    ws.on('close', (code) => done({ kind: 'dropped', reason: `connection closed (${code})`, subscribed }));
+    ws.on('error', (err: Error & { code?: string }) =>
+      done({ kind: 'dropped', reason: err.code ?? err.message, subscribed }),
+    );
+    ws.on('close', (code) =>
+      done({ kind: 'dropped', reason: `connection closed (${code})`, subscribed }),
+    );
     ws.on('message', (data) => {
       touch();
       let msg: unknown;
-      try { msg = JSON.parse(String(data)); } catch { return; }
+      try {
+        msg = JSON.parse(String(data));
+      } catch {
+        return;
+      }
       const control = msg as { type?: unknown; message?: unknown };
-      if (control.type === 'ws.subscribed') { subscribed = true; return; }
+      if (control.type === 'ws.subscribed') {
+        subscribed = true;
+        return;
+      }
       if (control.type === 'ws.error') {
-        done({ kind: 'fatal', error: new CliError('BAD_REQUEST', `the api refused to stream saga ${opts.sagaId}: ${String(control.message)}`, EXIT.api) });
+        done({
+          kind: 'fatal',
+          error: new CliError(
+            'BAD_REQUEST',
+            `the api refused to stream saga ${opts.sagaId}: ${String(control.message)}`,
+            EXIT.api,
+          ),
+        });
         return;
       }
       if (!isEnvelope(msg) || msg.sagaId !== opts.sagaId || msg.seq <= cursor.seq) return; // replayed twice: drop
@@ -106,8 +139,14 @@ const interrupted = () => new CliError('CANCELLED', 'interrupted', EXIT.interrup
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(interrupted());
-    const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(t); reject(interrupted()); };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(interrupted());
+    };
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }

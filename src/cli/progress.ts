@@ -4,7 +4,14 @@
  */
 import type { EventEnvelope } from '../shared/events.js';
 import type { Output } from './output.js';
-import { eventKind, stepLine, stepPrefix, stepOutcome, summaryLine, type StepPayload } from './render.js';
+import {
+  eventKind,
+  stepLine,
+  stepPrefix,
+  stepOutcome,
+  summaryLine,
+  type StepPayload,
+} from './render.js';
 
 export class Progress {
   /** The step whose "running" line is open (TTY only: no newline written yet). */
@@ -25,7 +32,10 @@ export class Progress {
       this.out.write(stepLine(p));
     }
     if (p.status === 'running') this.open = p.step;
-    else { this.out.write('\n'); this.open = undefined; }
+    else {
+      this.out.write('\n');
+      this.open = undefined;
+    }
   }
 
   /** Terminates an open in-place line, e.g. before a message or the summary. */

@@ -32,7 +32,10 @@ export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
@@ -40,7 +43,9 @@ export function formatBytes(n: number): string {
 export function formatClock(ts: string | Date): string {
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return '--:--:--';
-  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  return [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, '0'))
+    .join(':');
 }
 
 /** "just now", "42s ago", "3m ago", "5h ago", "2d ago"; "-" when unknown. */
@@ -62,13 +67,22 @@ export function table(header: string[], rows: string[][]): string {
   const all = [header, ...rows];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all
-    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd())
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 
 /** One-line form of an error (multi-line command output keeps only its first line here). */
 export function oneLine(text: string | null | undefined): string {
-  const first = String(text ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  const first =
+    String(text ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? '';
   return first.length > 300 ? `${first.slice(0, 297)}...` : first;
 }
 
@@ -101,12 +115,21 @@ export function stepOutcome(p: StepPayload): string {
 export const stepLine = (p: StepPayload) => `${stepPrefix(p)} ${stepOutcome(p)}`;
 
 /** "deploy.step" → "step"; "restore.completed" → "completed". */
-export const eventKind = (e: Pick<EventEnvelope, 'type'>) => e.type.slice(e.type.lastIndexOf('.') + 1);
+export const eventKind = (e: Pick<EventEnvelope, 'type'>) =>
+  e.type.slice(e.type.lastIndexOf('.') + 1);
 /** "deploy.step" → "deploy". */
-export const eventPipeline = (e: Pick<EventEnvelope, 'type'>) => e.type.slice(0, Math.max(0, e.type.lastIndexOf('.')));
-export const isTerminal = (e: Pick<EventEnvelope, 'type'>) => ['completed', 'failed'].includes(eventKind(e));
+export const eventPipeline = (e: Pick<EventEnvelope, 'type'>) =>
+  e.type.slice(0, Math.max(0, e.type.lastIndexOf('.')));
+export const isTerminal = (e: Pick<EventEnvelope, 'type'>) =>
+  ['completed', 'failed'].includes(eventKind(e));
 
-const MARK: Record<string, string> = { running: '▸', complete: '✓', failed: '✗', skipped: '↷', cancelled: '⊘' };
+const MARK: Record<string, string> = {
+  running: '▸',
+  complete: '✓',
+  failed: '✗',
+  skipped: '↷',
+  cancelled: '⊘',
+};
 
 /** `norn logs` line: "12:03:04 ✓ [3/9] build      complete 12.3s". */
 export function logLine(e: EventEnvelope): string {
@@ -143,8 +166,12 @@ export function summaryLine(terminal: EventEnvelope, startedAt: string | undefin
   const what = eventPipeline(terminal) || 'run';
   const p = terminal.payload as Record<string, unknown>;
   if (eventKind(terminal) === 'failed') return failureText(what, terminal.appId, p);
-  const took = startedAt ? ` in ${formatDuration(new Date(terminal.ts).getTime() - new Date(startedAt).getTime())}` : '';
-  if (what === 'deploy') return `deployed ${terminal.appId}${p.imageTag ? ` ${String(p.imageTag)}` : ''}${took}`;
-  if (what === 'restore') return `restored ${terminal.appId}${p.snapshot ? ` from ${String(p.snapshot)}` : ''}${took}`;
+  const took = startedAt
+    ? ` in ${formatDuration(new Date(terminal.ts).getTime() - new Date(startedAt).getTime())}`
+    : '';
+  if (what === 'deploy')
+    return `deployed ${terminal.appId}${p.imageTag ? ` ${String(p.imageTag)}` : ''}${took}`;
+  if (what === 'restore')
+    return `restored ${terminal.appId}${p.snapshot ? ` from ${String(p.snapshot)}` : ''}${took}`;
   return `${what} of ${terminal.appId} completed${took}`;
 }

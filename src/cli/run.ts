@@ -10,7 +10,14 @@ import { logs } from './commands/logs.js';
 import { snapshots } from './commands/snapshots.js';
 import { status } from './commands/status.js';
 
-const HANDLERS: Record<keyof typeof COMMANDS, Command> = { deploy, status, logs, cancel, resume, snapshots };
+const HANDLERS: Record<keyof typeof COMMANDS, Command> = {
+  deploy,
+  status,
+  logs,
+  cancel,
+  resume,
+  snapshots,
+};
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 
@@ -31,7 +38,10 @@ export async function runCli(io: CliIo): Promise<number> {
     out = new Output(io.stdout, io.stderr, [token ?? '', io.env.NORN_API_TOKEN ?? '']);
     if (parsed.values.help) {
       const text = parsed.command ? commandHelp(parsed.command) : mainHelp();
-      if (parsed.values.bare) { out.error(text); return EXIT.usage; }
+      if (parsed.values.bare) {
+        out.error(text);
+        return EXIT.usage;
+      }
       out.line(text);
       return EXIT.ok;
     }
@@ -41,7 +51,13 @@ export async function runCli(io: CliIo): Promise<number> {
       signal: io.signal,
     });
     const handler = HANDLERS[parsed.command!]!;
-    return await handler({ api, out, signal: io.signal, positionals: parsed.positionals, values: parsed.values });
+    return await handler({
+      api,
+      out,
+      signal: io.signal,
+      positionals: parsed.positionals,
+      values: parsed.values,
+    });
   } catch (err) {
     return report(out, err);
   }

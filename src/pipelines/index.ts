@@ -26,9 +26,18 @@ export interface StepServicesHandle {
 }
 
 /** Builds the deploy services and the scheduled-process queue, on the system's own database. */
-export function createStepServices(config: Config, env: Record<string, string | undefined>, db: Db, log: Logger): StepServicesHandle {
+export function createStepServices(
+  config: Config,
+  env: Record<string, string | undefined>,
+  db: Db,
+  log: Logger,
+): StepServicesHandle {
   const connection = createRedis(config.redisUrl, 'worker');
-  const cron = createCronScheduler({ connection, prefix: config.queuePrefix, releases: new ReleaseStore(db) });
+  const cron = createCronScheduler({
+    connection,
+    prefix: config.queuePrefix,
+    releases: new ReleaseStore(db),
+  });
   const services = createDeployServices({ config, env, db, log, cron });
   return {
     services,

@@ -13,7 +13,11 @@ import { ensureDatabase } from './deploy/steps/migrate.js';
 import { adminUrl, declaredDatabase } from './deploy/steps/snapshot.js';
 import type { DeployServices } from './deploy/types.js';
 
-export interface RestoreOutput { ts: string; database: string; sizeBytes: number }
+export interface RestoreOutput {
+  ts: string;
+  database: string;
+  sizeBytes: number;
+}
 
 export const restoreStep: StepDefinition<DeployServices> = {
   name: 'restore',
@@ -23,22 +27,42 @@ export const restoreStep: StepDefinition<DeployServices> = {
     const appId = ctx.run.appId;
     const database = declaredDatabase(ctx);
     if (!database) {
-      throw new NornError('BAD_REQUEST', `app ${appId} declares no infrastructure.postgres: there is no database to restore into`);
+      throw new NornError(
+        'BAD_REQUEST',
+        `app ${appId} declares no infrastructure.postgres: there is no database to restore into`,
+      );
     }
     const admin = adminUrl(s);
     const record = await s.snapshots.get(appId, ts as string);
-    if (!record) throw new NornError('NOT_FOUND', `snapshot ${ts} of app ${appId} not found (never taken, or pruned)`);
+    if (!record)
+      throw new NornError(
+        'NOT_FOUND',
+        `snapshot ${ts} of app ${appId} not found (never taken, or pruned)`,
+      );
     try {
       await access(record.location);
     } catch {
-      throw new NornError('NOT_FOUND', `snapshot ${ts} of app ${appId} is recorded but its file ${record.location} is not on this worker`);
+      throw new NornError(
+        'NOT_FOUND',
+        `snapshot ${ts} of app ${appId} is recorded but its file ${record.location} is not on this worker`,
+      );
     }
-    if (record.database !== database) ctx.log(`snapshot of database "${record.database}" restored into "${database}", the app's database now`);
+    if (record.database !== database)
+      ctx.log(
+        `snapshot of database "${record.database}" restored into "${database}", the app's database now`,
+      );
 
     // The database may have been dropped since; the snapshot recreates its objects in a new one.
-    if (await ensureDatabase(admin, database, ctx.signal)) ctx.log(`created database "${database}"`);
+    if (await ensureDatabase(admin, database, ctx.signal))
+      ctx.log(`created database "${database}"`);
     const info = await restoreSnapshot({
-      serverUrl: admin, database, app: appId, dir: s.snapshotDir, ts: ts as string, signal: ctx.signal, onLine: ctx.log,
+      serverUrl: admin,
+      database,
+      app: appId,
+      dir: s.snapshotDir,
+      ts: ts as string,
+      signal: ctx.signal,
+      onLine: ctx.log,
     });
     const out: RestoreOutput = { ts: info.ts, database, sizeBytes: info.sizeBytes };
     return out;

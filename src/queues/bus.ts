@@ -5,7 +5,10 @@ import { channels, type EventEnvelope } from '../shared/events.js';
 export class EventBus {
   private readonly ch: ReturnType<typeof channels>;
 
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
     this.ch = channels(prefix);
   }
 

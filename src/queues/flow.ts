@@ -23,9 +23,13 @@ export const FINALIZE_JOB = '__finalize';
 
 /** Job ids derive from the run id, so adding the same run twice is a no-op. No ':' allowed. */
 export const stepJobId = (runId: string, step: string) => `${runId}.${step}`;
-export const rootJobId = (run: Pick<RunRef, 'id' | 'steps'>) => stepJobId(run.id, run.steps[run.steps.length - 1]!);
+export const rootJobId = (run: Pick<RunRef, 'id' | 'steps'>) =>
+  stepJobId(run.id, run.steps[run.steps.length - 1]!);
 
-const KEEP = { removeOnComplete: { age: 24 * 3600, count: 5000 }, removeOnFail: { age: 7 * 24 * 3600, count: 5000 } };
+const KEEP = {
+  removeOnComplete: { age: 24 * 3600, count: 5000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+};
 
 export function buildFlow(run: RunRef, def?: Pick<PipelineDefinition<unknown>, 'steps'>): FlowJob {
   const total = run.steps.length;
@@ -34,7 +38,13 @@ export function buildFlow(run: RunRef, def?: Pick<PipelineDefinition<unknown>, '
     const stepDef = def?.steps.find((s) => s.name === step);
     const attempts = stepDef?.attempts ?? 1;
     const data: StepJobData = {
-      runId: run.id, appId: run.appId, pipeline: run.pipeline, version: run.version, step, index, total,
+      runId: run.id,
+      appId: run.appId,
+      pipeline: run.pipeline,
+      version: run.version,
+      step,
+      index,
+      total,
       ...(index > 0 ? { previous: run.steps[index - 1] } : {}),
     };
     const job: FlowJob = {
@@ -44,7 +54,9 @@ export function buildFlow(run: RunRef, def?: Pick<PipelineDefinition<unknown>, '
       opts: {
         jobId: stepJobId(run.id, step),
         attempts,
-        ...(attempts > 1 ? { backoff: { type: 'exponential', delay: stepDef?.backoffMs ?? 1_000 } } : {}),
+        ...(attempts > 1
+          ? { backoff: { type: 'exponential', delay: stepDef?.backoffMs ?? 1_000 } }
+          : {}),
         // A step that fails for good fails every step above it (BullMQ would otherwise leave them
         // in waiting-children forever); the run itself is ended in PostgreSQL by the processor.
         ...(index < total - 1 ? { failParentOnFailure: true } : {}),

@@ -17,11 +17,24 @@ import type { Redis } from 'ioredis';
 import type { LiveSeed, LogEntry, RunRef } from '../shared/store/runs.js';
 
 export type StartResult =
-  | { action: 'run'; attempt: number; params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string; log: LogEntry[] }
-  | { action: 'skip'; params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string }
+  | {
+      action: 'run';
+      attempt: number;
+      params: Record<string, unknown>;
+      spec: Record<string, unknown>;
+      sagaId: string;
+      log: LogEntry[];
+    }
+  | {
+      action: 'skip';
+      params: Record<string, unknown>;
+      spec: Record<string, unknown>;
+      sagaId: string;
+    }
   | { action: 'done' | 'cancel' | 'finished' | 'missing' | 'early' };
 
-export type FinishResult = { action: 'ok'; log: LogEntry[] } | { action: 'done' | 'finished' | 'missing' };
+export type FinishResult =
+  { action: 'ok'; log: LogEntry[] } | { action: 'done' | 'finished' | 'missing' };
 
 /** How long the live state outlives its run (ended) and bounds a run that never ends (running). */
 const ENDED_TTL_MS = 3_600_000;
@@ -107,19 +120,39 @@ return 1`;
 
 interface LiveCommands {
   nornOpen(hash: string, log: string, ttl: number, ...fields: string[]): Promise<number>;
-  nornStart(hash: string, log: string, step: string, worker: string, ts: string, previous: string): Promise<unknown[]>;
-  nornFinish(hash: string, log: string, step: string, status: string, output: string, durationMs: number, reason: string, ts: string): Promise<unknown[]>;
+  nornStart(
+    hash: string,
+    log: string,
+    step: string,
+    worker: string,
+    ts: string,
+    previous: string,
+  ): Promise<unknown[]>;
+  nornFinish(
+    hash: string,
+    log: string,
+    step: string,
+    status: string,
+    output: string,
+    durationMs: number,
+    reason: string,
+    ts: string,
+  ): Promise<unknown[]>;
   nornTrim(log: string, upto: number): Promise<number>;
   nornCancel(hash: string): Promise<number>;
   nornClose(hash: string, log: string, ttl: number): Promise<number>;
 }
 
-const parse = (text: unknown): Record<string, unknown> => (typeof text === 'string' && text ? JSON.parse(text) : {});
+const parse = (text: unknown): Record<string, unknown> =>
+  typeof text === 'string' && text ? JSON.parse(text) : {};
 
 export class LiveRuns {
   private readonly redis: Redis & LiveCommands;
 
-  constructor(redis: Redis, private readonly prefix: string) {
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+  ) {
     this.redis = redis as Redis & LiveCommands;
     const define = (name: keyof LiveCommands, keys: number, lua: string) => {
       if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: keys, lua });
@@ -137,7 +170,9 @@ export class LiveRuns {
    * each from the start (a NOSCRIPT retry would reach Redis after commands sent later).
    */
   async load(): Promise<void> {
-    await Promise.all([OPEN, START, FINISH, TRIM, CANCEL, CLOSE].map((lua) => this.redis.script('LOAD', lua)));
+    await Promise.all(
+      [OPEN, START, FINISH, TRIM, CANCEL, CLOSE].map((lua) => this.redis.script('LOAD', lua)),
+    );
   }
 
   key(runId: string): string {
@@ -149,36 +184,98 @@ export class LiveRuns {
   }
 
   /** Makes an admitted run live (idempotent: an open run is left as it is): its steps may start. */
-  async open(run: Pick<RunRef, 'id' | 'appId' | 'sagaId' | 'params' | 'spec'>, seed: readonly LiveSeed[] = [], recorded = 0): Promise<boolean> {
+  async open(
+    run: Pick<RunRef, 'id' | 'appId' | 'sagaId' | 'params' | 'spec'>,
+    seed: readonly LiveSeed[] = [],
+    recorded = 0,
+  ): Promise<boolean> {
     // Transition numbers go on from what PostgreSQL recorded (a reopened run), so none is reused.
-    const fields = ['status', 'running', 't', String(recorded), 'app', run.appId, 'saga', run.sagaId,
-      'params', JSON.stringify(run.params ?? {}), 'spec', JSON.stringify(run.spec ?? {})];
+    const fields = [
+      'status',
+      'running',
+      't',
+      String(recorded),
+      'app',
+      run.appId,
+      'saga',
+      run.sagaId,
+      'params',
+      JSON.stringify(run.params ?? {}),
+      'spec',
+      JSON.stringify(run.spec ?? {}),
+    ];
     for (const s of seed) {
       fields.push(`s:${s.step}`, s.state);
-      if (s.output !== undefined && s.output !== null) fields.push(`o:${s.step}`, JSON.stringify(s.output));
+      if (s.output !== undefined && s.output !== null)
+        fields.push(`o:${s.step}`, JSON.stringify(s.output));
     }
-    return (await this.redis.nornOpen(this.key(run.id), this.logKey(run.id), RUNNING_TTL_MS, ...fields)) === 1;
+    return (
+      (await this.redis.nornOpen(
+        this.key(run.id),
+        this.logKey(run.id),
+        RUNNING_TTL_MS,
+        ...fields,
+      )) === 1
+    );
   }
 
   /**
    * May this step run? If so it is recorded as started (attempt + 1) and the run's live log
    * returned. `previous` (the step before it) must have finished, or the answer is 'early'.
    */
-  async start(runId: string, step: string, worker: string, previous?: string): Promise<StartResult> {
-    const r = await this.redis.nornStart(this.key(runId), this.logKey(runId), step, worker, new Date().toISOString(), previous ?? '');
+  async start(
+    runId: string,
+    step: string,
+    worker: string,
+    previous?: string,
+  ): Promise<StartResult> {
+    const r = await this.redis.nornStart(
+      this.key(runId),
+      this.logKey(runId),
+      step,
+      worker,
+      new Date().toISOString(),
+      previous ?? '',
+    );
     const action = r[0] as string;
     if (action === 'run') {
-      return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? ''), attempt: Number(r[4]), log: r[5] as LogEntry[] };
+      return {
+        action,
+        params: parse(r[1]),
+        spec: parse(r[2]),
+        sagaId: String(r[3] ?? ''),
+        attempt: Number(r[4]),
+        log: r[5] as LogEntry[],
+      };
     }
-    if (action === 'skip') return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? '') };
+    if (action === 'skip')
+      return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? '') };
     return { action: action as 'done' | 'cancel' | 'finished' | 'missing' | 'early' };
   }
 
   /** Records a step's finish unless its run is no longer live (then the result is discarded). */
-  async finish(runId: string, step: string, status: 'complete' | 'skipped', output: unknown, durationMs: number, reason?: string): Promise<FinishResult> {
-    const json = status === 'complete' && output !== undefined && output !== null ? JSON.stringify(output) : '';
-    const r = await this.redis.nornFinish(this.key(runId), this.logKey(runId), step, status, json,
-      Math.max(0, Math.round(durationMs)), reason ?? '', new Date().toISOString());
+  async finish(
+    runId: string,
+    step: string,
+    status: 'complete' | 'skipped',
+    output: unknown,
+    durationMs: number,
+    reason?: string,
+  ): Promise<FinishResult> {
+    const json =
+      status === 'complete' && output !== undefined && output !== null
+        ? JSON.stringify(output)
+        : '';
+    const r = await this.redis.nornFinish(
+      this.key(runId),
+      this.logKey(runId),
+      step,
+      status,
+      json,
+      Math.max(0, Math.round(durationMs)),
+      reason ?? '',
+      new Date().toISOString(),
+    );
     if (r[0] === 'ok') return { action: 'ok', log: r[1] as LogEntry[] };
     return { action: r[0] as 'done' | 'finished' | 'missing' };
   }
@@ -196,7 +293,10 @@ export class LiveRuns {
   /** trim() for several runs, in one round trip. */
   async trimMany(runs: ReadonlyArray<readonly [string, number]>): Promise<void> {
     if (!runs.length) return;
-    const pipeline = this.redis.pipeline() as unknown as { nornTrim(log: string, upto: number): void; exec(): Promise<unknown> };
+    const pipeline = this.redis.pipeline() as unknown as {
+      nornTrim(log: string, upto: number): void;
+      exec(): Promise<unknown>;
+    };
     for (const [runId, upto] of runs) pipeline.nornTrim(this.logKey(runId), upto);
     await pipeline.exec();
   }
@@ -204,7 +304,11 @@ export class LiveRuns {
   /** Outputs of the given steps (those that have one), as later steps of a live run read them. */
   async outputs(runId: string, steps: readonly string[]): Promise<Record<string, unknown>> {
     if (!steps.length) return {};
-    const values = await this.redis.hmget(this.key(runId), ...steps.map((s) => `s:${s}`), ...steps.map((s) => `o:${s}`));
+    const values = await this.redis.hmget(
+      this.key(runId),
+      ...steps.map((s) => `s:${s}`),
+      ...steps.map((s) => `o:${s}`),
+    );
     const out: Record<string, unknown> = {};
     steps.forEach((s, i) => {
       const state = values[i];

@@ -8,7 +8,11 @@ import { NornError } from '../shared/errors.js';
 
 export interface StepContext {
   run: {
-    id: string; appId: string; sagaId: string; pipeline: string; version: string;
+    id: string;
+    appId: string;
+    sagaId: string;
+    pipeline: string;
+    version: string;
     params: Record<string, unknown>;
     /** The app spec pinned when the run was requested. */
     spec: Record<string, unknown>;
@@ -22,7 +26,10 @@ export interface StepContext {
   output<T = unknown>(step: string): Promise<T | undefined>;
   outputs(): Promise<Record<string, unknown>>;
   /** runCommand bound to this step's signal: cancel reaches the program and its children. */
-  exec(argv: readonly string[], options?: Omit<RunCommandOptions, 'signal'>): Promise<RunCommandResult>;
+  exec(
+    argv: readonly string[],
+    options?: Omit<RunCommandOptions, 'signal'>,
+  ): Promise<RunCommandResult>;
 }
 
 export interface StepDefinition<S = unknown> {
@@ -64,7 +71,8 @@ const NAME = /^[a-z][a-z0-9-]{0,40}$/;
 export function validatePipeline(def: PipelineDefinition<never>): void {
   const problems: string[] = [];
   if (!NAME.test(def.name)) problems.push(`name "${def.name}" must match ${NAME}`);
-  if (!/^[A-Za-z0-9._-]{1,40}$/.test(def.version)) problems.push(`version "${def.version}" must be 1-40 of [A-Za-z0-9._-]`);
+  if (!/^[A-Za-z0-9._-]{1,40}$/.test(def.version))
+    problems.push(`version "${def.version}" must be 1-40 of [A-Za-z0-9._-]`);
   if (def.steps.length === 0) problems.push('needs at least one step');
   const seen = new Set<string>();
   for (const s of def.steps) {
@@ -72,10 +80,17 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
     if (seen.has(s.name)) problems.push(`step "${s.name}" appears twice`);
     seen.add(s.name);
   }
-  if (def.finalizer !== undefined && !seen.has(def.finalizer)) problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
-  if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue)) problems.push(`queue "${def.queue}" may not contain ":"`);
-  if (def.queue === 'norn') problems.push('queue "norn" is reserved (runs\' live state lives under <prefix>:norn:)');
-  if (problems.length) throw new NornError('PIPELINE_UNKNOWN', `pipeline ${def.name}@${def.version}: ${problems.join('; ')}`);
+  if (def.finalizer !== undefined && !seen.has(def.finalizer))
+    problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
+  if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue))
+    problems.push(`queue "${def.queue}" may not contain ":"`);
+  if (def.queue === 'norn')
+    problems.push('queue "norn" is reserved (runs\' live state lives under <prefix>:norn:)');
+  if (problems.length)
+    throw new NornError(
+      'PIPELINE_UNKNOWN',
+      `pipeline ${def.name}@${def.version}: ${problems.join('; ')}`,
+    );
 }
 
 /** Every pipeline definition a process knows, by name and version. */
@@ -104,8 +119,10 @@ export class PipelineRegistry<S = unknown> {
   get(name: string, version: string): PipelineDefinition<S> {
     const def = this.byKey.get(`${name}@${version}`);
     if (!def) {
-      throw new NornError('PIPELINE_UNKNOWN',
-        `this worker does not have pipeline ${name}@${version} (it has ${[...this.byKey.keys()].join(', ') || 'none'}); runs execute the version they started with`);
+      throw new NornError(
+        'PIPELINE_UNKNOWN',
+        `this worker does not have pipeline ${name}@${version} (it has ${[...this.byKey.keys()].join(', ') || 'none'}); runs execute the version they started with`,
+      );
     }
     return def;
   }

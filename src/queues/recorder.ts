@@ -63,16 +63,23 @@ export class Recorder {
   private async write(): Promise<void> {
     // Let the transitions of the next few milliseconds join the batch: under load one write
     // carries many, and a short run's end (which records its log itself) often leaves none.
-    await new Promise<void>((r) => (this.deps.delayMs > 0 ? setTimeout(r, this.deps.delayMs) : setImmediate(r)));
+    await new Promise<void>((r) =>
+      this.deps.delayMs > 0 ? setTimeout(r, this.deps.delayMs) : setImmediate(r),
+    );
     const batch = this.pending;
     this.pending = new Map();
     if (!batch.size) return;
     const { store, live, bus, log } = this.deps;
     try {
-      const { events, recorded, gaps } = await store.record([...batch].map(([runId, entries]) => ({ runId, log: [...entries.values()] })));
+      const { events, recorded, gaps } = await store.record(
+        [...batch].map(([runId, entries]) => ({ runId, log: [...entries.values()] })),
+      );
       // Committed: publish (a relay that misses one reads it from PostgreSQL) and trim Redis.
-      bus.publishText(events).catch((err) => log.warn({ err }, 'publishing recorded events failed'));
-      live.trimMany(Object.entries(recorded).filter(([, upto]) => upto > 0))
+      bus
+        .publishText(events)
+        .catch((err) => log.warn({ err }, 'publishing recorded events failed'));
+      live
+        .trimMany(Object.entries(recorded).filter(([, upto]) => upto > 0))
         .catch((err) => log.warn({ err }, 'trimming live logs failed'));
       // A transition of another worker's has not reached PostgreSQL yet (it is on its way, or that
       // worker died): what this batch had after it waits. Take the whole live log to record them.
@@ -86,7 +93,10 @@ export class Recorder {
         else for (const [t, e] of entries) if (!now.has(t)) now.set(t, e);
       }
       log.warn({ err, runs: batch.size }, 'recording step transitions failed; retrying');
-      this.retry = setTimeout(() => { this.retry = undefined; this.kick(); }, this.deps.retryMs ?? 1_000);
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.kick();
+      }, this.deps.retryMs ?? 1_000);
       this.retry.unref();
     }
   }
@@ -97,10 +107,14 @@ export class Recorder {
     if (n > MAX_GAP_REFILLS) {
       // Redis lacks the missing transition (it should never): the run's end records what it can.
       this.gapRefills.delete(runId);
-      this.deps.log.warn({ runId }, 'a transition is missing from the live log; later ones wait for the end of the run');
+      this.deps.log.warn(
+        { runId },
+        'a transition is missing from the live log; later ones wait for the end of the run',
+      );
       return;
     }
-    this.deps.live.pending(runId)
+    this.deps.live
+      .pending(runId)
       .then((log) => this.push(runId, log))
       .catch((err) => this.deps.log.warn({ err, runId }, 'reading the live log failed'));
   }

@@ -87,9 +87,14 @@ export class RunService {
     const old = await this.deps.store.getRun(runId);
     if (!old) throw notFound(`deployment ${runId}`);
     if (old.status !== 'failed' && old.status !== 'cancelled') {
-      throw new NornError('CONFLICT', `deployment ${runId} is ${old.status}; only failed or cancelled runs can be resumed`);
+      throw new NornError(
+        'CONFLICT',
+        `deployment ${runId} is ${old.status}; only failed or cancelled runs can be resumed`,
+      );
     }
-    const done = (await this.deps.store.steps(runId)).filter((s) => s.status === 'complete' || s.status === 'skipped');
+    const done = (await this.deps.store.steps(runId)).filter(
+      (s) => s.status === 'complete' || s.status === 'skipped',
+    );
     const ctx = await this.deps.store.runContext(runId);
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
@@ -111,18 +116,30 @@ export class RunService {
     return this.afterRequest(result);
   }
 
-  private async afterRequest(result: Awaited<ReturnType<RunStore['requestRun']>>): Promise<RunAccepted> {
+  private async afterRequest(
+    result: Awaited<ReturnType<RunStore['requestRun']>>,
+  ): Promise<RunAccepted> {
     if (result.action === 'no-app') throw notFound('app');
     if (result.action === 'rejected') {
       const busy = result.busy!;
-      throw new NornError('CONFLICT', `app ${busy.appId} is busy with deployment ${busy.id} (policy: reject)`, {
-        details: { runningDeploymentId: busy.id, runningSagaId: busy.sagaId, status: busy.status },
-      });
+      throw new NornError(
+        'CONFLICT',
+        `app ${busy.appId} is busy with deployment ${busy.id} (policy: reject)`,
+        {
+          details: {
+            runningDeploymentId: busy.id,
+            runningSagaId: busy.sagaId,
+            status: busy.status,
+          },
+        },
+      );
     }
     const run = result.run!;
     // Committed already; one connection keeps their order, and a relay that misses one reads it
     // from PostgreSQL. Not awaited: the caller (an HTTP request) does not wait for Redis.
-    this.deps.bus.publish(result.events).catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
+    this.deps.bus
+      .publish(result.events)
+      .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
     for (const old of result.toCancel ?? []) {
       await this.deps.live.cancel(old.id);
       await this.stopRunning(old);
@@ -139,7 +156,10 @@ export class RunService {
    */
   async start(run: RunRef | null | undefined, reopen = false): Promise<void> {
     if (!run) return;
-    const seed = reopen || run.resumedFrom ? await this.deps.store.liveSeed(run.id) : { recorded: 0, steps: [] };
+    const seed =
+      reopen || run.resumedFrom
+        ? await this.deps.store.liveSeed(run.id)
+        : { recorded: 0, steps: [] };
     let def;
     try {
       def = this.deps.registry.get(run.pipeline, run.version);
@@ -167,7 +187,10 @@ export class RunService {
     // Not awaited: the events are committed already, one connection keeps their order, and a
     // relay that misses one reads it from PostgreSQL. Waiting would add a Redis round trip to
     // every step.
-    if (t.events?.length) this.deps.bus.publish(t.events).catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
+    if (t.events?.length)
+      this.deps.bus
+        .publish(t.events)
+        .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
     if (runId && t.action === 'ended') {
       await this.deps.live.close(runId);
       if (t.status !== 'succeeded') await this.scheduleFinalizer(runId);
@@ -179,8 +202,25 @@ export class RunService {
   async scheduleFinalizer(runId: string): Promise<void> {
     const ctx = await this.deps.store.runContext(runId);
     if (!ctx?.finalizer || !ctx.startedAt) return; // nothing ran, nothing to clean up
-    await this.queue(ctx.queue).add(FINALIZE_JOB, { runId, appId: ctx.appId, pipeline: ctx.pipeline, version: ctx.version, step: ctx.finalizer, index: -1, total: 0 },
-      { jobId: `${runId}.finally`, attempts: 3, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } });
+    await this.queue(ctx.queue).add(
+      FINALIZE_JOB,
+      {
+        runId,
+        appId: ctx.appId,
+        pipeline: ctx.pipeline,
+        version: ctx.version,
+        step: ctx.finalizer,
+        index: -1,
+        total: 0,
+      },
+      {
+        jobId: `${runId}.finally`,
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 1_000 },
+        removeOnComplete: { age: 86_400 },
+        removeOnFail: { age: 7 * 86_400 },
+      },
+    );
   }
 
   async cancel(runId: string, reason = 'cancelled by request'): Promise<{ status: string }> {
@@ -207,7 +247,13 @@ export class RunService {
     const state = await queue.getJobState(root);
     const removed = state === 'unknown' ? 1 : await queue.remove(root, { removeChildren: true });
     if (removed === 1) {
-      const t = await this.deps.store.stepFail(run.id, null, 'cancelled', { final: true, cancelled: true }, await this.deps.live.pending(run.id));
+      const t = await this.deps.store.stepFail(
+        run.id,
+        null,
+        'cancelled',
+        { final: true, cancelled: true },
+        await this.deps.live.pending(run.id),
+      );
       await this.apply(t, run.id);
     }
   }
@@ -222,25 +268,36 @@ export class RunService {
       const queue = this.queue(run.queue);
       const state = await queue.getJobState(rootJobId(run));
       if (state === 'unknown') {
-        if (await store.notStarted(run.id) && !(await this.deps.live.lastTransition(run.id))) {
+        if ((await store.notStarted(run.id)) && !(await this.deps.live.lastTransition(run.id))) {
           log.warn({ runId: run.id }, 'admitted run had no flow; adding it');
           await this.start(run, true);
           await store.renewExpired(run.id);
         } else {
-          const t = await store.stepFail(run.id, null, 'lease expired and the run has no jobs left in the queue', { final: true, cancelled: false },
-            await this.deps.live.pending(run.id));
+          const t = await store.stepFail(
+            run.id,
+            null,
+            'lease expired and the run has no jobs left in the queue',
+            { final: true, cancelled: false },
+            await this.deps.live.pending(run.id),
+          );
           await this.apply(t, run.id);
         }
       } else if (state === 'failed' || state === 'completed') {
-        const t = await store.stepFail(run.id, null, `lease expired after the flow ended (${state})`, { final: true, cancelled: false },
-          await this.deps.live.pending(run.id));
+        const t = await store.stepFail(
+          run.id,
+          null,
+          `lease expired after the flow ended (${state})`,
+          { final: true, cancelled: false },
+          await this.deps.live.pending(run.id),
+        );
         await this.apply(t, run.id);
       } else {
         await store.renewExpired(run.id); // alive in the queue (waiting, active, or recovering from a stall)
       }
     }
     for (const run of await store.stuckCancels(cancelGraceMs)) await this.stopRunning(run);
-    for (const appId of await store.appsWaitingForAdmission()) await this.start(await store.admit(appId));
+    for (const appId of await store.appsWaitingForAdmission())
+      await this.start(await store.admit(appId));
   }
 
   async close(): Promise<void> {

@@ -9,12 +9,18 @@ import { EnvSchema } from './config.js';
 export const SOPS_ENV: Array<[string, string]> = [
   ['SOPS_AGE_KEY', 'age identities (key text) for decrypting secrets.enc.yaml'],
   ['SOPS_AGE_KEY_FILE', 'file of age identities; `~/.config/sops/age/keys.txt` is also read'],
-  ['NORN_SOPS_PGP_KEY', 'armored PGP private key(s) for secrets encrypted to PGP (no gpg agent needed)'],
+  [
+    'NORN_SOPS_PGP_KEY',
+    'armored PGP private key(s) for secrets encrypted to PGP (no gpg agent needed)',
+  ],
   ['NORN_SOPS_PGP_KEY_FILE', 'file holding armored PGP private key(s)'],
   ['NORN_SOPS_PGP_PASSPHRASE', 'passphrase of those PGP keys, if any'],
 ];
 
-interface ZodLike { description?: string; _zod: { def: { type: string; defaultValue?: unknown; innerType?: ZodLike } } }
+interface ZodLike {
+  description?: string;
+  _zod: { def: { type: string; defaultValue?: unknown; innerType?: ZodLike } };
+}
 
 function defaultOf(schema: ZodLike): string {
   for (let s: ZodLike | undefined = schema; s; s = s._zod.def.innerType) {
@@ -25,10 +31,13 @@ function defaultOf(schema: ZodLike): string {
 
 export function envTable(): string {
   const rows = Object.entries(EnvSchema.shape as Record<string, ZodLike>).map(
-    ([name, schema]) => `| \`${name}\` | ${defaultOf(schema)} | ${(schema.description ?? '').replace(/\|/g, '\\|')} |`,
+    ([name, schema]) =>
+      `| \`${name}\` | ${defaultOf(schema)} | ${(schema.description ?? '').replace(/\|/g, '\\|')} |`,
   );
   const sops = SOPS_ENV.map(([name, what]) => `| \`${name}\` | (unset) | ${what} |`);
-  return ['| variable | default | what it does |', '| --- | --- | --- |', ...rows, ...sops].join('\n');
+  return ['| variable | default | what it does |', '| --- | --- | --- |', ...rows, ...sops].join(
+    '\n',
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) console.log(envTable());

@@ -14,38 +14,167 @@ const bool = z
 /** Every variable norn reads, with its default. The README table is generated from the same facts. */
 export const EnvSchema = z.object({
   PORT: int(0).max(65535).default(8080).describe('HTTP port of the api.'),
-  HOST: z.string().min(1).default('127.0.0.1').describe('Address the api binds to. Anything but loopback requires NORN_API_TOKEN.'),
-  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379').describe('Redis for queues and pub/sub. Must run with maxmemory-policy noeviction (and AOF in production).'),
-  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/norn').describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
-  NORN_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().describe('Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST.'),
-  NORN_WORKER_CONCURRENCY: int(1).max(1000).default(4).describe('How many steps one worker process runs at once.'),
-  NORN_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('norn').describe('Prefix of every BullMQ key and pub/sub channel: separate installations may share one Redis.'),
-  NORN_SHUTDOWN_GRACE_MS: int(0).default(25_000).describe('SIGTERM: how long running steps may take to finish before they are handed back to the queue.'),
-  NORN_LEASE_TTL_MS: int(1_000).default(30_000).describe("A run's app lease expires this long after its last heartbeat (then the sweeper checks the run)."),
-  NORN_LEASE_HEARTBEAT_MS: int(100).default(5_000).describe('How often a worker running a step renews its app lease.'),
-  NORN_SWEEP_INTERVAL_MS: int(100).default(5_000).describe('How often each process sweeps for expired leases, stuck cancels and unadmitted runs.'),
-  NORN_LOCK_DURATION_MS: int(1_000).default(30_000).describe("BullMQ job lock: a killed worker's step is picked up again after about lock + stalled interval."),
-  NORN_STALLED_INTERVAL_MS: int(500).default(15_000).describe('BullMQ stalled-job check interval (see NORN_LOCK_DURATION_MS).'),
-  NORN_MAX_STALLED_COUNT: int(0).default(2).describe('How many times a step may stall (its worker died) before it fails.'),
-  NORN_CANCEL_GRACE_MS: int(0).default(5_000).describe('After a cancel, how long a step may take to stop before the run is ended without it.'),
-  NORN_RECORD_DELAY_MS: int(0).max(1_000).default(10).describe('How long a worker gathers step transitions before writing them to PostgreSQL in one transaction (their events are published after it). The end of a run never waits for it.'),
-  NORN_WS_HEARTBEAT_MS: int(100).default(15_000).describe('WebSocket ping interval; a client that misses one ping is dropped.'),
-  NORN_MIGRATE_ON_START: bool.default(true).describe('Apply database migrations when a process starts (the `migrate` command always does).'),
-  NORN_PIPELINES_MODULE: z.string().min(1).optional().describe('A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register.'),
-  NORN_DEPLOY_PIPELINE: z.string().regex(/^[a-z][a-z0-9-]*$/).default('deploy').describe('The pipeline POST /api/apps/:id/deploy runs (a custom one may come from NORN_PIPELINES_MODULE).'),
-  NORN_WORK_DIR: z.string().min(1).default('.norn/work').describe('Where workers keep per-run clones and build contexts (removed by the cleanup step).'),
-  NORN_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock').describe('Docker engine socket of the docker target.'),
-  NORN_REGISTRY_URL: z.string().min(1).default('127.0.0.1:5000').describe('Registry images are pushed to, as host[:port][/namespace].'),
-  NORN_REGISTRY_USERNAME: z.string().min(1).optional().describe('Registry credentials (both or neither). The password never reaches logs or events.'),
-  NORN_REGISTRY_PASSWORD: z.string().min(1).optional().describe('Registry password (with NORN_REGISTRY_USERNAME).'),
-  NORN_GIT_TOKEN: z.string().min(1).optional().describe('Git token for private https repos (sent as a header, never in URLs or argv).'),
-  NORN_GIT_SSH_KEY: z.string().min(1).optional().describe('Private key (text or path) for private ssh repos.'),
-  NORN_APP_DATABASE_URL: z.string().url().optional().describe("Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres)."),
-  NORN_SNAPSHOT_DIR: z.string().min(1).default('.norn/snapshots').describe('Where pg_dump snapshots are kept, one folder per app.'),
-  NORN_CLOUDFLARED_CONFIG: z.string().min(1).optional().describe('cloudflared config file the forge step writes ingress rules into.'),
-  NORN_CLOUDFLARED_RESTART: z.string().min(1).optional().describe('Tunnel restart command as a JSON argv, e.g. ["systemctl","restart","cloudflared"].'),
+  HOST: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('Address the api binds to. Anything but loopback requires NORN_API_TOKEN.'),
+  REDIS_URL: z
+    .string()
+    .url()
+    .default('redis://127.0.0.1:6379')
+    .describe(
+      'Redis for queues and pub/sub. Must run with maxmemory-policy noeviction (and AOF in production).',
+    ),
+  DATABASE_URL: z
+    .string()
+    .url()
+    .default('postgres://postgres@127.0.0.1:5432/norn')
+    .describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
+  NORN_API_TOKEN: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe(
+      'Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST.',
+    ),
+  NORN_WORKER_CONCURRENCY: int(1)
+    .max(1000)
+    .default(4)
+    .describe('How many steps one worker process runs at once.'),
+  NORN_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
+    .default('norn')
+    .describe(
+      'Prefix of every BullMQ key and pub/sub channel: separate installations may share one Redis.',
+    ),
+  NORN_SHUTDOWN_GRACE_MS: int(0)
+    .default(25_000)
+    .describe(
+      'SIGTERM: how long running steps may take to finish before they are handed back to the queue.',
+    ),
+  NORN_LEASE_TTL_MS: int(1_000)
+    .default(30_000)
+    .describe(
+      "A run's app lease expires this long after its last heartbeat (then the sweeper checks the run).",
+    ),
+  NORN_LEASE_HEARTBEAT_MS: int(100)
+    .default(5_000)
+    .describe('How often a worker running a step renews its app lease.'),
+  NORN_SWEEP_INTERVAL_MS: int(100)
+    .default(5_000)
+    .describe(
+      'How often each process sweeps for expired leases, stuck cancels and unadmitted runs.',
+    ),
+  NORN_LOCK_DURATION_MS: int(1_000)
+    .default(30_000)
+    .describe(
+      "BullMQ job lock: a killed worker's step is picked up again after about lock + stalled interval.",
+    ),
+  NORN_STALLED_INTERVAL_MS: int(500)
+    .default(15_000)
+    .describe('BullMQ stalled-job check interval (see NORN_LOCK_DURATION_MS).'),
+  NORN_MAX_STALLED_COUNT: int(0)
+    .default(2)
+    .describe('How many times a step may stall (its worker died) before it fails.'),
+  NORN_CANCEL_GRACE_MS: int(0)
+    .default(5_000)
+    .describe(
+      'After a cancel, how long a step may take to stop before the run is ended without it.',
+    ),
+  NORN_RECORD_DELAY_MS: int(0)
+    .max(1_000)
+    .default(10)
+    .describe(
+      'How long a worker gathers step transitions before writing them to PostgreSQL in one transaction (their events are published after it). The end of a run never waits for it.',
+    ),
+  NORN_WS_HEARTBEAT_MS: int(100)
+    .default(15_000)
+    .describe('WebSocket ping interval; a client that misses one ping is dropped.'),
+  NORN_MIGRATE_ON_START: bool
+    .default(true)
+    .describe(
+      'Apply database migrations when a process starts (the `migrate` command always does).',
+    ),
+  NORN_PIPELINES_MODULE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'A module exporting extra pipeline definitions (`export const pipelines = [...]`) to register.',
+    ),
+  NORN_DEPLOY_PIPELINE: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]*$/)
+    .default('deploy')
+    .describe(
+      'The pipeline POST /api/apps/:id/deploy runs (a custom one may come from NORN_PIPELINES_MODULE).',
+    ),
+  NORN_WORK_DIR: z
+    .string()
+    .min(1)
+    .default('.norn/work')
+    .describe(
+      'Where workers keep per-run clones and build contexts (removed by the cleanup step).',
+    ),
+  NORN_DOCKER_SOCKET: z
+    .string()
+    .min(1)
+    .default('/var/run/docker.sock')
+    .describe('Docker engine socket of the docker target.'),
+  NORN_REGISTRY_URL: z
+    .string()
+    .min(1)
+    .default('127.0.0.1:5000')
+    .describe('Registry images are pushed to, as host[:port][/namespace].'),
+  NORN_REGISTRY_USERNAME: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Registry credentials (both or neither). The password never reaches logs or events.'),
+  NORN_REGISTRY_PASSWORD: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Registry password (with NORN_REGISTRY_USERNAME).'),
+  NORN_GIT_TOKEN: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Git token for private https repos (sent as a header, never in URLs or argv).'),
+  NORN_GIT_SSH_KEY: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Private key (text or path) for private ssh repos.'),
+  NORN_APP_DATABASE_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      "Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres).",
+    ),
+  NORN_SNAPSHOT_DIR: z
+    .string()
+    .min(1)
+    .default('.norn/snapshots')
+    .describe('Where pg_dump snapshots are kept, one folder per app.'),
+  NORN_CLOUDFLARED_CONFIG: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('cloudflared config file the forge step writes ingress rules into.'),
+  NORN_CLOUDFLARED_RESTART: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Tunnel restart command as a JSON argv, e.g. ["systemctl","restart","cloudflared"].'),
   NORN_HEALTH_POLL_MS: int(50).default(1_000).describe('How often the healthy step probes (ms).'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level.'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino level.'),
 });
 
 export type Env = z.output<typeof EnvSchema>;
@@ -92,7 +221,9 @@ export const isLoopback = (host: string) => LOOPBACK.has(host) || /^127\.\d+\.\d
 /** Parses the environment; throws one CONFIG_INVALID error listing every problem. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings mean "unset", as in most shells' `VAR= cmd`.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const parsed = EnvSchema.safeParse(cleaned);
   const problems = parsed.success
     ? []
@@ -100,24 +231,36 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (parsed.success) {
     const e = parsed.data;
     if (!e.NORN_API_TOKEN && !isLoopback(e.HOST)) {
-      problems.push(`NORN_API_TOKEN: required when HOST is not loopback (HOST=${e.HOST}); without a token the api only binds to 127.0.0.1`);
+      problems.push(
+        `NORN_API_TOKEN: required when HOST is not loopback (HOST=${e.HOST}); without a token the api only binds to 127.0.0.1`,
+      );
     }
     if (!!e.NORN_REGISTRY_USERNAME !== !!e.NORN_REGISTRY_PASSWORD) {
       problems.push('NORN_REGISTRY_USERNAME / NORN_REGISTRY_PASSWORD: set both or neither');
     }
     if (e.NORN_CLOUDFLARED_RESTART) {
       let argv: unknown;
-      try { argv = JSON.parse(e.NORN_CLOUDFLARED_RESTART); } catch { argv = undefined; }
+      try {
+        argv = JSON.parse(e.NORN_CLOUDFLARED_RESTART);
+      } catch {
+        argv = undefined;
+      }
       if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) {
-        problems.push('NORN_CLOUDFLARED_RESTART: must be a JSON array of strings, e.g. ["systemctl","restart","cloudflared"]');
+        problems.push(
+          'NORN_CLOUDFLARED_RESTART: must be a JSON array of strings, e.g. ["systemctl","restart","cloudflared"]',
+        );
       }
     }
     if (e.NORN_LEASE_HEARTBEAT_MS * 2 > e.NORN_LEASE_TTL_MS) {
-      problems.push('NORN_LEASE_HEARTBEAT_MS: must be at most half of NORN_LEASE_TTL_MS, or leases expire between heartbeats');
+      problems.push(
+        'NORN_LEASE_HEARTBEAT_MS: must be at most half of NORN_LEASE_TTL_MS, or leases expire between heartbeats',
+      );
     }
   }
   if (problems.length > 0 || !parsed.success) {
-    throw new NornError('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, { details: { problems } });
+    throw new NornError('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`, {
+      details: { problems },
+    });
   }
   const e = parsed.data;
   return {
@@ -144,8 +287,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       workDir: e.NORN_WORK_DIR,
       dockerSocket: e.NORN_DOCKER_SOCKET,
       registryUrl: e.NORN_REGISTRY_URL,
-      registryAuth: e.NORN_REGISTRY_USERNAME && e.NORN_REGISTRY_PASSWORD
-        ? { username: e.NORN_REGISTRY_USERNAME, password: e.NORN_REGISTRY_PASSWORD } : undefined,
+      registryAuth:
+        e.NORN_REGISTRY_USERNAME && e.NORN_REGISTRY_PASSWORD
+          ? { username: e.NORN_REGISTRY_USERNAME, password: e.NORN_REGISTRY_PASSWORD }
+          : undefined,
       gitToken: e.NORN_GIT_TOKEN,
       gitSshKey: e.NORN_GIT_SSH_KEY,
       appDatabaseUrl: e.NORN_APP_DATABASE_URL,

@@ -6,7 +6,10 @@ export type Db = pg.Pool;
 // bigint columns (ids, sizes) come back as strings by default; our ids stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
-export function createDb(url: string, options: { max?: number; applicationName?: string } = {}): Db {
+export function createDb(
+  url: string,
+  options: { max?: number; applicationName?: string } = {},
+): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,

@@ -41,7 +41,9 @@ export class NornError extends Error {
 }
 
 export function isNornError(err: unknown): err is NornError {
-  return err instanceof NornError || (err instanceof Error && err.name === 'NornError' && 'code' in err);
+  return (
+    err instanceof NornError || (err instanceof Error && err.name === 'NornError' && 'code' in err)
+  );
 }
 
 /** Normalises whatever was thrown into an Error (GW's coerceError). */

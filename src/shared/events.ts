@@ -14,8 +14,11 @@ export interface EventEnvelope<P = Record<string, unknown>> {
 }
 
 export const isEnvelope = (v: unknown): v is EventEnvelope =>
-  typeof v === 'object' && v !== null && typeof (v as EventEnvelope).id === 'number' &&
-  typeof (v as EventEnvelope).seq === 'number' && typeof (v as EventEnvelope).appId === 'string';
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as EventEnvelope).id === 'number' &&
+  typeof (v as EventEnvelope).seq === 'number' &&
+  typeof (v as EventEnvelope).appId === 'string';
 
 /** Redis pub/sub channels; all prefixed so installations (and tests) can share one Redis. */
 export const channels = (prefix: string) => ({

@@ -39,7 +39,10 @@ export function redactText(text: string, secrets: readonly string[] | undefined)
 }
 
 /** Runs `argv` and resolves with its exit status; rejects only when it cannot start or is aborted. */
-export function runCommand(argv: readonly string[], options: RunCommandOptions = {}): Promise<RunCommandResult> {
+export function runCommand(
+  argv: readonly string[],
+  options: RunCommandOptions = {},
+): Promise<RunCommandResult> {
   const [file, ...args] = argv;
   if (!file) return Promise.reject(new NornError('BAD_REQUEST', 'runCommand needs a program'));
   const { signal, tailLines = 40, killGraceMs = 3_000 } = options;
@@ -92,14 +95,17 @@ export function runCommand(argv: readonly string[], options: RunCommandOptions =
 
     child.on('error', (err) => {
       signal?.removeEventListener('abort', onAbort);
-      reject(new NornError('COMMAND_FAILED', `could not start ${file}: ${err.message}`, { cause: err }));
+      reject(
+        new NornError('COMMAND_FAILED', `could not start ${file}: ${err.message}`, { cause: err }),
+      );
     });
     child.on('close', (code, sig) => {
       signal?.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
       // Reap anything the program left behind in its group.
       if (signal?.aborted) killGroup('SIGKILL');
-      for (const stream of ['stdout', 'stderr'] as const) if (partial[stream]) emit(partial[stream], stream);
+      for (const stream of ['stdout', 'stderr'] as const)
+        if (partial[stream]) emit(partial[stream], stream);
       if (signal?.aborted) return reject(abortError(signal, file));
       resolve({ code, signal: sig, stdout: redactText(stdout, options.redact), tail });
     });
@@ -107,13 +113,20 @@ export function runCommand(argv: readonly string[], options: RunCommandOptions =
 }
 
 /** Like runCommand, but a non-zero exit is a COMMAND_FAILED error carrying the output's tail. */
-export async function runChecked(argv: readonly string[], options: RunCommandOptions = {}): Promise<RunCommandResult> {
+export async function runChecked(
+  argv: readonly string[],
+  options: RunCommandOptions = {},
+): Promise<RunCommandResult> {
   const result = await runCommand(argv, options);
   if (result.code !== 0) {
     const shown = redactText(argv.slice(0, 3).join(' '), options.redact);
-    throw new NornError('COMMAND_FAILED', `${shown} exited with ${result.code ?? result.signal}:\n${result.tail.join('\n')}`, {
-      details: { exitCode: result.code, tail: result.tail },
-    });
+    throw new NornError(
+      'COMMAND_FAILED',
+      `${shown} exited with ${result.code ?? result.signal}:\n${result.tail.join('\n')}`,
+      {
+        details: { exitCode: result.code, tail: result.tail },
+      },
+    );
   }
   return result;
 }

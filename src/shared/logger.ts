@@ -3,9 +3,22 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-const REDACT = ['*.token', '*.password', '*.secret', '*.authorization', '*.apiToken', 'req.headers.authorization',
-  '*.NORN_API_TOKEN', '*.NORN_GIT_TOKEN', '*.NORN_GIT_SSH_KEY', '*.env', '*.gitToken', '*.gitSshKey',
-  '*.registryAuth', '*.sshKey'];
+const REDACT = [
+  '*.token',
+  '*.password',
+  '*.secret',
+  '*.authorization',
+  '*.apiToken',
+  'req.headers.authorization',
+  '*.NORN_API_TOKEN',
+  '*.NORN_GIT_TOKEN',
+  '*.NORN_GIT_SSH_KEY',
+  '*.env',
+  '*.gitToken',
+  '*.gitSshKey',
+  '*.registryAuth',
+  '*.sshKey',
+];
 
 export function createLogger(level: string, name = 'norn'): Logger {
   return pino({ name, level, redact: { paths: REDACT, censor: '[redacted]' } });

@@ -1,7 +1,10 @@
 /** ioredis connections. Workers need maxRetriesPerRequest: null (BullMQ); api-side clients fail fast. */
 import { Redis } from 'ioredis';
 
-export function createRedis(url: string, role: 'worker' | 'client' | 'subscriber' = 'client'): Redis {
+export function createRedis(
+  url: string,
+  role: 'worker' | 'client' | 'subscriber' = 'client',
+): Redis {
   const redis = new Redis(url, {
     maxRetriesPerRequest: role === 'client' ? 3 : null,
     enableReadyCheck: true,

@@ -45,7 +45,11 @@ export interface WorkerFleet {
 }
 
 /** BullMQ worker options from config: every norn worker (and the bench's raw baseline) uses these. */
-export function workerOptions(config: Config, connection: Redis, concurrency = config.worker.concurrency): WorkerOptions {
+export function workerOptions(
+  config: Config,
+  connection: Redis,
+  concurrency = config.worker.concurrency,
+): WorkerOptions {
   return {
     connection,
     prefix: config.queuePrefix,
@@ -62,15 +66,30 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   const { config, log } = deps;
   const id = deps.store.holder;
   const active = new ActiveSteps();
-  const recorder = new Recorder({ store: deps.store, live: deps.live, bus: deps.bus, log, delayMs: config.recordDelayMs });
+  const recorder = new Recorder({
+    store: deps.store,
+    live: deps.live,
+    bus: deps.bus,
+    log,
+    delayMs: config.recordDelayMs,
+  });
   // Steps start and finish on the connection BullMQ completes their jobs on: a finish sent before
   // a job's moveToFinished is applied before it (see the processor's finish).
   const connection = createRedis(config.redisUrl, 'worker');
   const stepLive = new LiveRuns(connection, config.queuePrefix);
   await stepLive.load();
   const processor = createProcessor({
-    store: deps.store, runs: deps.runs, live: stepLive, recorder, registry: deps.registry,
-    services: deps.services, active, workerId: id, heartbeatMs: config.lease.heartbeatMs, cancelGraceMs: config.cancelGraceMs, log,
+    store: deps.store,
+    runs: deps.runs,
+    live: stepLive,
+    recorder,
+    registry: deps.registry,
+    services: deps.services,
+    active,
+    workerId: id,
+    heartbeatMs: config.lease.heartbeatMs,
+    cancelGraceMs: config.cancelGraceMs,
+    log,
   });
 
   const queues: ExtraQueue[] = [
@@ -88,7 +107,8 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   const subscriber: Redis = createRedis(config.redisUrl, 'subscriber');
   const cancelChannel = channels(config.queuePrefix).cancel;
   subscriber.on('message', (channel: string, runId: string) => {
-    if (channel === cancelChannel && active.abort(runId, 'cancelled')) log.info({ runId }, 'cancelling running step');
+    if (channel === cancelChannel && active.abort(runId, 'cancelled'))
+      log.info({ runId }, 'cancelling running step');
   });
   await subscriber.subscribe(cancelChannel);
 
@@ -96,10 +116,18 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    deps.runs.sweep(config.cancelGraceMs).catch((err) => log.warn({ err }, 'sweep failed')).finally(() => { sweeping = false; });
+    deps.runs
+      .sweep(config.cancelGraceMs)
+      .catch((err) => log.warn({ err }, 'sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
   }, config.sweepIntervalMs);
 
-  log.info({ workerId: id, queues: deps.registry.queues(), concurrency: config.worker.concurrency }, 'worker started');
+  log.info(
+    { workerId: id, queues: deps.registry.queues(), concurrency: config.worker.concurrency },
+    'worker started',
+  );
 
   return {
     id,
@@ -108,7 +136,11 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
       clearInterval(sweeper);
       const closing = Promise.all(workers.map((w) => w.close()));
       const timer = setTimeout(() => {
-        if (active.size) log.warn({ steps: active.size }, 'grace period over: handing running steps back to the queue');
+        if (active.size)
+          log.warn(
+            { steps: active.size },
+            'grace period over: handing running steps back to the queue',
+          );
         active.abortAll('shutdown');
       }, graceMs);
       await closing;

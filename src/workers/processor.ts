@@ -32,16 +32,24 @@ interface StepBegin {
 /** Steps running in this process, by run id: how cancel broadcasts and shutdown reach them. */
 export class ActiveSteps {
   private readonly byRun = new Map<string, AbortController>();
-  add(runId: string, c: AbortController) { this.byRun.set(runId, c); }
-  delete(runId: string) { this.byRun.delete(runId); }
+  add(runId: string, c: AbortController) {
+    this.byRun.set(runId, c);
+  }
+  delete(runId: string) {
+    this.byRun.delete(runId);
+  }
   abort(runId: string, reason: AbortReason): boolean {
     const c = this.byRun.get(runId);
     if (!c || c.signal.aborted) return false;
     c.abort(reason);
     return true;
   }
-  abortAll(reason: AbortReason) { for (const id of this.byRun.keys()) this.abort(id, reason); }
-  get size() { return this.byRun.size; }
+  abortAll(reason: AbortReason) {
+    for (const id of this.byRun.keys()) this.abort(id, reason);
+  }
+  get size() {
+    return this.byRun.size;
+  }
 
   /** Work that goes on after a step returned (the end of a run); shutdown waits for it. */
   private readonly trailing = new Set<Promise<unknown>>();
@@ -72,7 +80,11 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   const { store, runs, live, recorder, log } = deps;
 
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
-  return async function processStep(job: Job<StepJobData>, token: string | undefined, bullSignal?: AbortSignal): Promise<null> {
+  return async function processStep(
+    job: Job<StepJobData>,
+    token: string | undefined,
+    bullSignal?: AbortSignal,
+  ): Promise<null> {
     const d = job.data;
     if (job.name === FINALIZE_JOB) return runFinalizer(job, bullSignal);
     const begin = await startStep(d);
@@ -89,7 +101,16 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         await finish(d, 'skipped', undefined, 0, undefined);
         return null;
       case 'cancel': {
-        await runs.apply(await store.stepFail(d.runId, d.step, 'cancelled', { final: true, cancelled: true }, await live.pending(d.runId)), d.runId);
+        await runs.apply(
+          await store.stepFail(
+            d.runId,
+            d.step,
+            'cancelled',
+            { final: true, cancelled: true },
+            await live.pending(d.runId),
+          ),
+          d.runId,
+        );
         throw new UnrecoverableError('CANCELLED: run cancelled before this step started');
       }
       default:
@@ -98,12 +119,16 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     }
 
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(bullSignal?.reason === 'shutdown' ? 'shutdown' : 'cancelled');
+    const onBullAbort = () =>
+      controller.abort(bullSignal?.reason === 'shutdown' ? 'shutdown' : 'cancelled');
     bullSignal?.addEventListener('abort', onBullAbort, { once: true });
     deps.active.add(d.runId, controller);
     const heartbeat = setInterval(() => {
-      store.heartbeat(d.runId, deps.workerId)
-        .then((held) => { if (!held) controller.abort('lease-lost'); })
+      store
+        .heartbeat(d.runId, deps.workerId)
+        .then((held) => {
+          if (!held) controller.abort('lease-lost');
+        })
         .catch((err) => log.warn({ err, runId: d.runId }, 'lease heartbeat failed'));
     }, deps.heartbeatMs);
     const started = performance.now();
@@ -111,23 +136,50 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     try {
       const def = deps.registry.get(d.pipeline, d.version);
       const stepDef = def.steps[d.index];
-      if (!stepDef || stepDef.name !== d.step) throw new UnrecoverableError(`PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step} at ${d.index}`);
-      const ctx = makeContext(job, begin, controller.signal, () => live.outputs(d.runId, def.steps.slice(0, d.index).map((s) => s.name)));
-      output = await untilAborted(stepDef.run(ctx, deps.services), controller.signal, deps.cancelGraceMs);
+      if (!stepDef || stepDef.name !== d.step)
+        throw new UnrecoverableError(
+          `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step} at ${d.index}`,
+        );
+      const ctx = makeContext(job, begin, controller.signal, () =>
+        live.outputs(
+          d.runId,
+          def.steps.slice(0, d.index).map((s) => s.name),
+        ),
+      );
+      output = await untilAborted(
+        stepDef.run(ctx, deps.services),
+        controller.signal,
+        deps.cancelGraceMs,
+      );
     } catch (err) {
       const durationMs = performance.now() - started;
-      const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
+      const reason = controller.signal.aborted
+        ? (controller.signal.reason as AbortReason)
+        : undefined;
       if (reason === 'shutdown' && token) {
         // Hand the step back without spending an attempt; another worker re-runs it.
         await job.moveToDelayed(Date.now(), token);
         throw new DelayedError('handed back on worker shutdown');
       }
-      if (reason === 'lease-lost') throw new UnrecoverableError('LEASE_LOST: the run lost its app lease');
+      if (reason === 'lease-lost')
+        throw new UnrecoverableError('LEASE_LOST: the run lost its app lease');
       const cancelled = reason === 'cancelled';
       const error = cancelled ? 'cancelled' : describe(err);
-      const final = cancelled || err instanceof UnrecoverableError || (isNornError(err) && !err.retryable) ||
+      const final =
+        cancelled ||
+        err instanceof UnrecoverableError ||
+        (isNornError(err) && !err.retryable) ||
         job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      await runs.apply(await store.stepFail(d.runId, d.step, error, { final, cancelled, durationMs }, await live.pending(d.runId)), d.runId);
+      await runs.apply(
+        await store.stepFail(
+          d.runId,
+          d.step,
+          error,
+          { final, cancelled, durationMs },
+          await live.pending(d.runId),
+        ),
+        d.runId,
+      );
       if (final) throw new UnrecoverableError(cancelled ? 'CANCELLED' : error);
       throw toError(err);
     } finally {
@@ -136,7 +188,8 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       deps.active.delete(d.runId);
     }
 
-    if (output instanceof StepSkipped) await finish(d, 'skipped', undefined, performance.now() - started, output.reason);
+    if (output instanceof StepSkipped)
+      await finish(d, 'skipped', undefined, performance.now() - started, output.reason);
     else await finish(d, 'complete', output, performance.now() - started, undefined);
     return null;
   };
@@ -152,11 +205,18 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   async function startStep(d: StepJobData): Promise<StartResult> {
     for (let waitMs = 2; ; waitMs *= 2) {
       let begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
-      if (begin.action === 'missing' && await reopen(d.runId)) begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
+      if (begin.action === 'missing' && (await reopen(d.runId)))
+        begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
       if (begin.action !== 'early') return begin;
-      log.debug({ runId: d.runId, step: d.step, previous: d.previous }, 'step taken before its predecessor finished; asking again');
+      log.debug(
+        { runId: d.runId, step: d.step, previous: d.previous },
+        'step taken before its predecessor finished; asking again',
+      );
       if (waitMs > 1_000) {
-        throw new NornError('INTERNAL', `step ${d.previous} of run ${d.runId} has not finished in the live state, so ${d.step} cannot start`);
+        throw new NornError(
+          'INTERNAL',
+          `step ${d.previous} of run ${d.runId} has not finished in the live state, so ${d.step} cannot start`,
+        );
       }
       await sleep(waitMs);
     }
@@ -169,23 +229,41 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
    * the next step's start checks that it did (above). A finish refused because the run ended is
    * the fence doing its job; the next step will not start.
    */
-  async function finish(d: StepJobData, status: 'complete' | 'skipped', output: unknown, durationMs: number, reason: string | undefined): Promise<void> {
+  async function finish(
+    d: StepJobData,
+    status: 'complete' | 'skipped',
+    output: unknown,
+    durationMs: number,
+    reason: string | undefined,
+  ): Promise<void> {
     const recorded = (async () => {
       let r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
-      if (r.action === 'missing' && await reopen(d.runId)) r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
+      if (r.action === 'missing' && (await reopen(d.runId)))
+        r = await live.finish(d.runId, d.step, status, output, durationMs, reason);
       if (r.action === 'ok' && !isLast(d)) recorder.push(d.runId, r.log);
       return r;
     })();
     if (!isLast(d)) {
-      deps.active.track(recorded.then(
-        (r) => { if (r.action === 'finished' || r.action === 'missing') log.info({ runId: d.runId, step: d.step }, `step result discarded: run is ${r.action}`); },
-        (err) => log.warn({ err, runId: d.runId, step: d.step }, 'recording a step finish failed'),
-      ));
+      deps.active.track(
+        recorded.then(
+          (r) => {
+            if (r.action === 'finished' || r.action === 'missing')
+              log.info(
+                { runId: d.runId, step: d.step },
+                `step result discarded: run is ${r.action}`,
+              );
+          },
+          (err) =>
+            log.warn({ err, runId: d.runId, step: d.step }, 'recording a step finish failed'),
+        ),
+      );
       return;
     }
     const r = await recorded;
     if (r.action === 'finished' || r.action === 'missing') {
-      throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`);
+      throw new UnrecoverableError(
+        `LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`,
+      );
     }
     await endRun(d, r.action === 'ok' ? r.log : await live.pending(d.runId));
   }
@@ -197,9 +275,15 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     // The run has ended; publishing, closing its live state and starting the next run admitted
     // need not hold this step's worker slot. If this process dies first, the sweeper adds the next
     // run's flow once its lease expires.
-    deps.active.track(runs.apply(t, d.runId).catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run')));
+    deps.active.track(
+      runs
+        .apply(t, d.runId)
+        .catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run')),
+    );
     if (t.action !== 'ended' && t.action !== 'finished') {
-      throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`);
+      throw new UnrecoverableError(
+        `LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`,
+      );
     }
   }
 
@@ -222,17 +306,46 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     const ctx = await store.runContext(d.runId);
     if (!ctx) return null;
     const stepDef = deps.registry.get(d.pipeline, d.version).steps.find((s) => s.name === d.step);
-    if (!stepDef) throw new UnrecoverableError(`PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step}`);
+    if (!stepDef)
+      throw new UnrecoverableError(
+        `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step}`,
+      );
     const controller = new AbortController();
     bullSignal?.addEventListener('abort', () => controller.abort('shutdown'), { once: true });
     const started = performance.now();
-    const begin = { params: ctx.params, spec: ctx.spec, sagaId: ctx.sagaId, attempt: job.attemptsMade + 1 };
+    const begin = {
+      params: ctx.params,
+      spec: ctx.spec,
+      sagaId: ctx.sagaId,
+      attempt: job.attemptsMade + 1,
+    };
     try {
-      const output = await stepDef.run(makeContext(job, begin, controller.signal, () => store.outputs(d.runId)), deps.services);
-      await runs.apply(await store.finalizerDone(d.runId, d.step, 'complete', output instanceof StepSkipped ? { skipped: output.reason } : output, null, performance.now() - started));
+      const output = await stepDef.run(
+        makeContext(job, begin, controller.signal, () => store.outputs(d.runId)),
+        deps.services,
+      );
+      await runs.apply(
+        await store.finalizerDone(
+          d.runId,
+          d.step,
+          'complete',
+          output instanceof StepSkipped ? { skipped: output.reason } : output,
+          null,
+          performance.now() - started,
+        ),
+      );
     } catch (err) {
       if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
-      await runs.apply(await store.finalizerDone(d.runId, d.step, 'failed', null, describe(err), performance.now() - started));
+      await runs.apply(
+        await store.finalizerDone(
+          d.runId,
+          d.step,
+          'failed',
+          null,
+          describe(err),
+          performance.now() - started,
+        ),
+      );
       throw new UnrecoverableError(describe(err));
     }
     return null;
@@ -242,17 +355,32 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   async function summary(d: StepJobData): Promise<Record<string, unknown> | undefined> {
     const def = deps.registry.get(d.pipeline, d.version);
     if (!def.summarize) return undefined;
-    return def.summarize(await live.outputs(d.runId, def.steps.map((s) => s.name)));
+    return def.summarize(
+      await live.outputs(
+        d.runId,
+        def.steps.map((s) => s.name),
+      ),
+    );
   }
 
-  function makeContext(job: Job<StepJobData>, begin: StepBegin, signal: AbortSignal, load: () => Promise<Record<string, unknown>>): StepContext {
+  function makeContext(
+    job: Job<StepJobData>,
+    begin: StepBegin,
+    signal: AbortSignal,
+    load: () => Promise<Record<string, unknown>>,
+  ): StepContext {
     const d = job.data;
     let cached: Promise<Record<string, unknown>> | undefined;
     const outputs = () => (cached ??= load());
     return {
       run: {
-        id: d.runId, appId: d.appId, sagaId: begin.sagaId ?? '', pipeline: d.pipeline, version: d.version,
-        params: begin.params ?? {}, spec: begin.spec ?? {},
+        id: d.runId,
+        appId: d.appId,
+        sagaId: begin.sagaId ?? '',
+        pipeline: d.pipeline,
+        version: d.version,
+        params: begin.params ?? {},
+        spec: begin.spec ?? {},
       },
       step: { name: d.step, index: d.index, total: d.total, attempt: begin.attempt ?? 1 },
       signal,
@@ -275,13 +403,26 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal, graceMs: number)
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => {
-      timer = setTimeout(() => reject(new Error(`step did not stop within ${graceMs} ms of ${String(signal.reason)}`)), graceMs);
+      timer = setTimeout(
+        () =>
+          reject(new Error(`step did not stop within ${graceMs} ms of ${String(signal.reason)}`)),
+        graceMs,
+      );
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
     work.then(
-      (v) => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); if (signal.aborted) reject(new Error(String(signal.reason))); else resolve(v); },
-      (e) => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); reject(e); },
+      (v) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) reject(new Error(String(signal.reason)));
+        else resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
     );
   });
 }

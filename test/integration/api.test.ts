@@ -21,10 +21,19 @@ afterAll(async () => {
 });
 
 const auth = { authorization: `Bearer ${TOKEN}` };
-const call = (method: string, path: string, body?: string | object, headers: Record<string, string> = {}) =>
+const call = (
+  method: string,
+  path: string,
+  body?: string | object,
+  headers: Record<string, string> = {},
+) =>
   app.request(path, {
     method,
-    headers: { ...auth, ...(typeof body === 'object' ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...auth,
+      ...(typeof body === 'object' ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
 
@@ -45,7 +54,13 @@ deployPolicy:
 describe('auth', () => {
   it('needs the bearer token on /api and /admin/queues, not on /healthz', async () => {
     expect((await app.request('/api/apps')).status).toBe(401);
-    expect((await app.request('/api/apps', { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).toBe(401);
+    expect(
+      (
+        await app.request('/api/apps', {
+          headers: { authorization: 'Bearer wrong-token-0123456789' },
+        })
+      ).status,
+    ).toBe(401);
     expect((await call('GET', '/api/apps')).status).toBe(200);
     expect((await app.request('/healthz')).status).toBe(200);
     expect((await app.request('/admin/queues')).status).toBe(401);
@@ -81,19 +96,32 @@ describe('apps', () => {
   });
 
   it('accepts JSON too', async () => {
-    const res = await call('POST', '/api/apps', { name: 'json-app', processes: { worker: { command: 'run' } } });
+    const res = await call('POST', '/api/apps', {
+      name: 'json-app',
+      processes: { worker: { command: 'run' } },
+    });
     expect(res.status).toBe(201);
   });
 
   it('answers a bad spec with 400 and every problem as {path, message}', async () => {
-    const res = await call('POST', '/api/apps', 'name: Bad_Name\nprocesses:\n  web:\n    port: 70000\nprocesess: {}\n', { 'content-type': 'application/yaml' });
+    const res = await call(
+      'POST',
+      '/api/apps',
+      'name: Bad_Name\nprocesses:\n  web:\n    port: 70000\nprocesess: {}\n',
+      { 'content-type': 'application/yaml' },
+    );
     expect(res.status).toBe(400);
     const { error } = await res.json();
     expect(error.code).toBe('SPEC_INVALID');
     const paths = error.problems.map((p: { path: string }) => p.path);
     expect(paths).toEqual(expect.arrayContaining(['name', 'processes.web.port', 'procesess']));
-    expect(error.problems.find((p: { path: string }) => p.path === 'procesess').message).toMatch(/unknown key/);
-    expect((await call('POST', '/api/apps', 'name: [unclosed', { 'content-type': 'application/yaml' })).status).toBe(400);
+    expect(error.problems.find((p: { path: string }) => p.path === 'procesess').message).toMatch(
+      /unknown key/,
+    );
+    expect(
+      (await call('POST', '/api/apps', 'name: [unclosed', { 'content-type': 'application/yaml' }))
+        .status,
+    ).toBe(400);
   });
 
   it('404s for an unknown app', async () => {
@@ -115,7 +143,11 @@ describe('deployments', () => {
     await waitForRun(system, deploymentId);
 
     const detail = await (await call('GET', `/api/deployments/${deploymentId}`)).json();
-    expect(detail.deployment).toMatchObject({ status: 'succeeded', params: { ref: 'v1.2.3' }, pipelineVersion: '1' });
+    expect(detail.deployment).toMatchObject({
+      status: 'succeeded',
+      params: { ref: 'v1.2.3' },
+      pipelineVersion: '1',
+    });
     expect(detail.steps).toHaveLength(9);
 
     const saga = await (await call('GET', `/api/sagas/${sagaId}/events`)).json();
@@ -127,7 +159,9 @@ describe('deployments', () => {
     const page1 = await (await call('GET', '/api/apps/web-app/events?limit=5')).json();
     expect(page1.events).toHaveLength(5);
     expect(page1.events[0].type).toBe('deploy.completed'); // newest first
-    const page2 = await (await call('GET', `/api/apps/web-app/events?limit=5&before=${page1.next.before}`)).json();
+    const page2 = await (
+      await call('GET', `/api/apps/web-app/events?limit=5&before=${page1.next.before}`)
+    ).json();
     expect(page2.events[0].id).toBeLessThan(page1.events[4].id);
     expect(page2.events.map((e: { id: number }) => e.id)).not.toContain(page1.events[4].id);
   });
@@ -142,25 +176,41 @@ describe('deployments', () => {
   });
 
   it('refuses refs that look like options', async () => {
-    const res = await call('POST', '/api/apps/web-app/deploy', { ref: '--upload-pack=touch /tmp/x' });
+    const res = await call('POST', '/api/apps/web-app/deploy', {
+      ref: '--upload-pack=touch /tmp/x',
+    });
     expect(res.status).toBe(400);
     expect((await call('POST', '/api/apps/web-app/deploy', '{not json')).status).toBe(400);
   });
 
   it('cancels and resumes over HTTP; reject policy answers 409 with the running run', async () => {
-    await call('POST', '/api/apps', { name: 'rej-app', processes: { web: { port: 1 } }, deployPolicy: { concurrency: 'reject' } });
-    const first = await (await call('POST', '/api/apps/rej-app/deploy', { ref: 'sleep-10000' })).json();
+    await call('POST', '/api/apps', {
+      name: 'rej-app',
+      processes: { web: { port: 1 } },
+      deployPolicy: { concurrency: 'reject' },
+    });
+    const first = await (
+      await call('POST', '/api/apps/rej-app/deploy', { ref: 'sleep-10000' })
+    ).json();
     const second = await call('POST', '/api/apps/rej-app/deploy', {});
     expect(second.status).toBe(409);
-    expect((await second.json()).error).toMatchObject({ code: 'CONFLICT', runningDeploymentId: first.deploymentId });
+    expect((await second.json()).error).toMatchObject({
+      code: 'CONFLICT',
+      runningDeploymentId: first.deploymentId,
+    });
 
     const view = await (await call('GET', '/api/apps/rej-app')).json();
-    expect(view.lease.holder).toMatchObject({ deploymentId: first.deploymentId, status: 'running' });
+    expect(view.lease.holder).toMatchObject({
+      deploymentId: first.deploymentId,
+      status: 'running',
+    });
     expect(view.lease.holder.holder).toEqual(expect.any(String));
 
     const cancel = await call('POST', `/api/deployments/${first.deploymentId}/cancel`);
     expect(cancel.status).toBe(202);
-    expect((await waitForRun(system, first.deploymentId, undefined, 5_000)).status).toBe('cancelled');
+    expect((await waitForRun(system, first.deploymentId, undefined, 5_000)).status).toBe(
+      'cancelled',
+    );
     const resumed = await call('POST', `/api/deployments/${first.deploymentId}/resume`);
     expect(resumed.status).toBe(202);
     const body = await resumed.json();
@@ -168,13 +218,20 @@ describe('deployments', () => {
     const steps = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();
     expect(steps.deployment.resumedFrom).toBe(first.deploymentId);
     // s1 completed before the cancel, so the resumed run skips it (and s2 sleeps again: cancel it then).
-    await waitFor(async () => (await system.store.steps(body.deploymentId))[1]?.status === 'running', 's2 of the resumed run to run');
+    await waitFor(
+      async () => (await system.store.steps(body.deploymentId))[1]?.status === 'running',
+      's2 of the resumed run to run',
+    );
     await call('POST', `/api/deployments/${body.deploymentId}/cancel`);
-    expect((await waitForRun(system, body.deploymentId, undefined, 5_000)).status).toBe('cancelled');
+    expect((await waitForRun(system, body.deploymentId, undefined, 5_000)).status).toBe(
+      'cancelled',
+    );
     const again = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();
     expect(again.steps[0]).toMatchObject({ name: 's1', status: 'skipped' });
     expect((await call('POST', `/api/deployments/${first.deploymentId}/cancel`)).status).toBe(202);
-    expect((await call('POST', '/api/deployments/00000000-0000-0000-0000-000000000000/cancel')).status).toBe(404);
+    expect(
+      (await call('POST', '/api/deployments/00000000-0000-0000-0000-000000000000/cancel')).status,
+    ).toBe(404);
     expect((await call('GET', '/api/deployments/not-a-uuid')).status).toBe(404);
   });
 });

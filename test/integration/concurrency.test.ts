@@ -9,17 +9,30 @@ import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { registerApp, testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
 
 let tdb: TestDatabase;
-beforeAll(async () => { tdb = await createTestDatabase(); });
-afterAll(async () => { await tdb.drop(); });
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+});
+afterAll(async () => {
+  await tdb.drop();
+});
 
 const traceFile = () => join(mkdtempSync(join(tmpdir(), 'norn-trace-')), 'trace');
-const traceLines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ')) : []);
+const traceLines = (file: string) =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' '))
+    : [];
 
 async function fleet(workers = 2, env: Record<string, string> = {}) {
   const base = testEnv(tdb.url, env);
   // Always at least one system (the api side); `workers` of them also run a worker.
   const systems = Array.from({ length: Math.max(1, workers) }, () => testSystem(base));
-  onTestFinished(async () => { for (const s of systems) await s.close(); });
+  onTestFinished(async () => {
+    for (const s of systems) await s.close();
+  });
   for (const s of systems.slice(0, workers)) await s.startWorker();
   return systems;
 }
@@ -33,13 +46,20 @@ function assertNoOverlap(trace: string, order: string[]) {
     byRun.set(l[0]!, r);
   });
   const spans = order.map((id) => byRun.get(id)!);
-  for (let i = 1; i < spans.length; i++) expect(spans[i]!.first).toBeGreaterThan(spans[i - 1]!.last);
+  for (let i = 1; i < spans.length; i++)
+    expect(spans[i]!.first).toBeGreaterThan(spans[i - 1]!.last);
 }
 
 const pidsAlive = (marker: string) =>
-  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker); } catch { return false; }
-  });
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    });
 
 describe('one run per app at a time', () => {
   it('queue: requests for one app run one after another, in request order, across two workers; other apps run in parallel', async () => {
@@ -49,13 +69,15 @@ describe('one run per app at a time', () => {
     const trace = traceFile();
     const params = { trace, sleepMs: { s2: 150 } };
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await a!.runs.request({ appId: 'q-app', pipeline: 'short', params })).deploymentId);
+    for (let i = 0; i < 4; i++)
+      ids.push((await a!.runs.request({ appId: 'q-app', pipeline: 'short', params })).deploymentId);
     const other = await a!.runs.request({ appId: 'q-other', pipeline: 'short', params });
     // While the first runs, the lease names it and the others wait in order.
     const view = await a!.store.leaseView('q-app');
     expect(view.holder?.deploymentId).toBe(ids[0]);
     expect(view.waiting.map((w: { deploymentId: string }) => w.deploymentId)).toEqual(ids.slice(1));
-    for (const id of [...ids, other.deploymentId]) expect((await waitForRun(a!, id)).status).toBe('succeeded');
+    for (const id of [...ids, other.deploymentId])
+      expect((await waitForRun(a!, id)).status).toBe('succeeded');
     assertNoOverlap(trace, ids);
     // The other app did not wait for q-app's queue: it started before q-app's last run.
     const lines = traceLines(trace);
@@ -70,9 +92,22 @@ describe('one run per app at a time', () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'sup-app', { deployPolicy: { concurrency: 'supersede' } });
     const trace = traceFile();
-    const first = await a!.runs.request({ appId: 'sup-app', pipeline: 'short', policy: 'supersede', params: { trace, sleepMs: { s2: 10_000 } } });
-    await waitFor(async () => traceLines(trace).some((l) => l[1] === 's2'), 's2 of the first run to start');
-    const newest = await a!.runs.request({ appId: 'sup-app', pipeline: 'short', policy: 'supersede', params: { trace } });
+    const first = await a!.runs.request({
+      appId: 'sup-app',
+      pipeline: 'short',
+      policy: 'supersede',
+      params: { trace, sleepMs: { s2: 10_000 } },
+    });
+    await waitFor(
+      async () => traceLines(trace).some((l) => l[1] === 's2'),
+      's2 of the first run to start',
+    );
+    const newest = await a!.runs.request({
+      appId: 'sup-app',
+      pipeline: 'short',
+      policy: 'supersede',
+      params: { trace },
+    });
     const t0 = Date.now();
     expect((await waitForRun(a!, first.deploymentId)).status).toBe('cancelled');
     expect(Date.now() - t0).toBeLessThan(5_000);
@@ -81,15 +116,30 @@ describe('one run per app at a time', () => {
     expect(ended?.cancelReason).toContain(`superseded by ${newest.deploymentId}`);
   });
 
-  it('reject: a request while the app is busy is refused with the running run\'s id', async () => {
+  it("reject: a request while the app is busy is refused with the running run's id", async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'rej-app');
-    const running = await a!.runs.request({ appId: 'rej-app', pipeline: 'short', policy: 'reject', params: { sleepMs: { s1: 1_000 } } });
-    const err = await a!.runs.request({ appId: 'rej-app', pipeline: 'short', policy: 'reject', params: {} }).catch((e) => e);
+    const running = await a!.runs.request({
+      appId: 'rej-app',
+      pipeline: 'short',
+      policy: 'reject',
+      params: { sleepMs: { s1: 1_000 } },
+    });
+    const err = await a!.runs
+      .request({ appId: 'rej-app', pipeline: 'short', policy: 'reject', params: {} })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(NornError);
-    expect(err).toMatchObject({ code: 'CONFLICT', details: { runningDeploymentId: running.deploymentId } });
+    expect(err).toMatchObject({
+      code: 'CONFLICT',
+      details: { runningDeploymentId: running.deploymentId },
+    });
     expect((await waitForRun(a!, running.deploymentId)).status).toBe('succeeded');
-    const later = await a!.runs.request({ appId: 'rej-app', pipeline: 'short', policy: 'reject', params: {} });
+    const later = await a!.runs.request({
+      appId: 'rej-app',
+      pipeline: 'short',
+      policy: 'reject',
+      params: {},
+    });
     expect((await waitForRun(a!, later.deploymentId)).status).toBe('succeeded');
   });
 
@@ -100,13 +150,18 @@ describe('one run per app at a time', () => {
     const stuck = await a!.runs.request({ appId: 'lease-app', pipeline: 'short', params: {} });
     await a!.runs.queue('steps').obliterate({ force: true });
     // Its first step had started (as recorded), so re-adding the flow is not the answer.
-    await a!.db.query(`INSERT INTO deployment_steps (deployment_id, idx, name, status) VALUES ($1, 0, 's1', 'running')`, [stuck.deploymentId]);
+    await a!.db.query(
+      `INSERT INTO deployment_steps (deployment_id, idx, name, status) VALUES ($1, 0, 's1', 'running')`,
+      [stuck.deploymentId],
+    );
     const waiting = await a!.runs.request({ appId: 'lease-app', pipeline: 'short', params: {} });
     await a!.startWorker();
     // Lease TTL is 4 s in tests; the sweeper runs every 0.5 s.
     expect((await waitForRun(a!, stuck.deploymentId, undefined, 15_000)).status).toBe('failed');
     expect((await a!.store.getRun(stuck.deploymentId))?.error).toContain('lease expired');
-    expect((await waitForRun(a!, waiting.deploymentId, undefined, 15_000)).status).toBe('succeeded');
+    expect((await waitForRun(a!, waiting.deploymentId, undefined, 15_000)).status).toBe(
+      'succeeded',
+    );
   });
 });
 
@@ -116,28 +171,49 @@ describe('cancel and resume', () => {
     await registerApp(a!, 'can-app');
     const trace = traceFile();
     const marker = `norn-test-${Date.now()}`;
-    const run = await a!.runs.request({ appId: 'can-app', pipeline: 'chain', params: { trace, childSleep: { step: 's2', marker } } });
+    const run = await a!.runs.request({
+      appId: 'can-app',
+      pipeline: 'chain',
+      params: { trace, childSleep: { step: 's2', marker } },
+    });
     await waitFor(async () => pidsAlive(marker).length > 0, 'the child sleep to start');
     const t0 = Date.now();
     expect((await a!.runs.cancel(run.deploymentId)).status).toMatch(/cancelling|cancelled/);
     const done = await waitForRun(a!, run.deploymentId, undefined, 10_000);
     expect(done.status).toBe('cancelled');
     expect(Date.now() - t0).toBeLessThan(5_000);
-    await waitFor(async () => pidsAlive(marker).length === 0, 'the child process to be gone', 5_000);
+    await waitFor(
+      async () => pidsAlive(marker).length === 0,
+      'the child process to be gone',
+      5_000,
+    );
     const steps = await a!.store.steps(run.deploymentId);
-    expect(steps.map((s) => s.status)).toEqual(['complete', 'cancelled', ...Array(7).fill('not_run')]);
+    expect(steps.map((s) => s.status)).toEqual([
+      'complete',
+      'cancelled',
+      ...Array(7).fill('not_run'),
+    ]);
     const events = await a!.events.bySaga(run.sagaId);
-    expect(events.some((e) => e.payload.step === 's2' && e.payload.status === 'cancelled')).toBe(true);
+    expect(events.some((e) => e.payload.step === 's2' && e.payload.status === 'cancelled')).toBe(
+      true,
+    );
     expect(events.at(-1)).toMatchObject({ type: 'deploy.failed', payload: { cancelled: true } });
   });
 
   it('cancels a queued run at once, and a run whose step ignores its signal after the grace period', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'can2-app');
-    const first = await a!.runs.request({ appId: 'can2-app', pipeline: 'short', params: { stubborn: 's1', sleepMs: { s1: 8_000 } } });
+    const first = await a!.runs.request({
+      appId: 'can2-app',
+      pipeline: 'short',
+      params: { stubborn: 's1', sleepMs: { s1: 8_000 } },
+    });
     const queued = await a!.runs.request({ appId: 'can2-app', pipeline: 'short', params: {} });
     expect((await a!.runs.cancel(queued.deploymentId)).status).toBe('cancelled');
-    await waitFor(async () => (await a!.store.steps(first.deploymentId))[0]?.status === 'running', 's1 running');
+    await waitFor(
+      async () => (await a!.store.steps(first.deploymentId))[0]?.status === 'running',
+      's1 running',
+    );
     const t0 = Date.now();
     await a!.runs.cancel(first.deploymentId);
     expect((await waitForRun(a!, first.deploymentId, undefined, 10_000)).status).toBe('cancelled');
@@ -156,21 +232,34 @@ describe('cancel and resume', () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'res-app');
     const trace = traceFile();
-    const failed = await a!.runs.request({ appId: 'res-app', pipeline: 'chain', params: { trace, fail: { s5: 'broken' } } });
+    const failed = await a!.runs.request({
+      appId: 'res-app',
+      pipeline: 'chain',
+      params: { trace, fail: { s5: 'broken' } },
+    });
     expect((await waitForRun(a!, failed.deploymentId)).status).toBe('failed');
     // Fix the cause (the params are the run's own; this test edits them as an operator would fix the repo).
-    await a!.db.query(`UPDATE deployments SET params = params - 'fail' WHERE id = $1`, [failed.deploymentId]);
+    await a!.db.query(`UPDATE deployments SET params = params - 'fail' WHERE id = $1`, [
+      failed.deploymentId,
+    ]);
     const resumed = await a!.runs.resume(failed.deploymentId);
     expect((await waitForRun(a!, resumed.deploymentId)).status).toBe('succeeded');
     const steps = await a!.store.steps(resumed.deploymentId);
-    expect(steps.map((s) => s.status)).toEqual([...Array(4).fill('skipped'), ...Array(5).fill('complete')]);
+    expect(steps.map((s) => s.status)).toEqual([
+      ...Array(4).fill('skipped'),
+      ...Array(5).fill('complete'),
+    ]);
     // Skipped steps did not run again; their outputs carried over for later steps.
-    const ran = traceLines(trace).filter((l) => l[0] === resumed.deploymentId && l[2] === 'start').map((l) => l[1]);
+    const ran = traceLines(trace)
+      .filter((l) => l[0] === resumed.deploymentId && l[2] === 'start')
+      .map((l) => l[1]);
     expect(ran).toEqual(['s5', 's6', 's7', 's8', 's9']);
     const outputs = await a!.store.outputs(resumed.deploymentId);
     expect((outputs.s5 as { seen: string[] }).seen).toEqual(['s1', 's2', 's3', 's4']);
     const events = await a!.events.bySaga(resumed.sagaId);
-    expect(events.filter((e) => e.payload.status === 'skipped').map((e) => e.payload.step)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(events.filter((e) => e.payload.status === 'skipped').map((e) => e.payload.step)).toEqual(
+      ['s1', 's2', 's3', 's4'],
+    );
     expect((await a!.store.getRun(resumed.deploymentId))?.resumedFrom).toBe(failed.deploymentId);
     await expect(a!.runs.resume(resumed.deploymentId)).rejects.toMatchObject({ code: 'CONFLICT' });
   });

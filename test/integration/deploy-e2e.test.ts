@@ -16,7 +16,12 @@ import type { NornSystem, RunningApi } from '../../src/system.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { withDatabase } from '../support/global-setup.js';
 import { dockerUp, REPO_ROOT } from '../support/docker/engine.js';
-import { appContainers, fetchBody, freePorts, removeAppContainers } from '../support/deploy-runtime/fixtures.js';
+import {
+  appContainers,
+  fetchBody,
+  freePorts,
+  removeAppContainers,
+} from '../support/deploy-runtime/fixtures.js';
 import { testEnv, testSystem, waitForRun } from '../support/norn.js';
 import { inject } from 'vitest';
 
@@ -33,8 +38,13 @@ beforeAll(async () => {
   await dockerUp();
   tdb = await createTestDatabase();
   work = mkdtempSync(join(tmpdir(), 'norn-e2e-'));
-  repoUrl = execFileSync('bash', [join(REPO_ROOT, 'script/example-repo'), join(work, 'hello')], { encoding: 'utf8' }).trim();
-  writeFileSync(join(work, 'cloudflared.yml'), 'tunnel: test\ningress:\n  - hostname: other.example.test\n    service: http://127.0.0.1:9\n  - service: http_status:404\n');
+  repoUrl = execFileSync('bash', [join(REPO_ROOT, 'script/example-repo'), join(work, 'hello')], {
+    encoding: 'utf8',
+  }).trim();
+  writeFileSync(
+    join(work, 'cloudflared.yml'),
+    'tunnel: test\ningress:\n  - hostname: other.example.test\n    service: http://127.0.0.1:9\n  - service: http_status:404\n',
+  );
   const env = testEnv(tdb.url, {
     NORN_API_TOKEN: TOKEN,
     NORN_DEPLOY_PIPELINE: 'deploy',
@@ -57,13 +67,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await removeAppContainers(apps);
   await system?.close();
-  for (const db of databases) await tdb.db.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
+  for (const db of databases)
+    await tdb.db.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
   await tdb?.drop();
 });
 
 const call = async (method: string, path: string, body?: unknown) => {
   const res = await fetch(api.url + path, {
-    method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: await res.json() };
@@ -91,30 +103,54 @@ describe('deploying the example app end to end', () => {
       expect((await call('POST', '/api/apps', exampleSpec(name, [p1, p2][i]!))).status).toBe(201);
     }
     const t0 = Date.now();
-    const runs = await Promise.all(names.map(async (n) => (await call('POST', `/api/apps/${n}/deploy`, { ref: 'main' })).body));
-    const done = await Promise.all(runs.map((r) => waitForRun(system as NornSystem, r.deploymentId, undefined, 180_000)));
-    expect(done.map((d) => [d.status, d.error])).toEqual([['succeeded', null], ['succeeded', null]]);
+    const runs = await Promise.all(
+      names.map(async (n) => (await call('POST', `/api/apps/${n}/deploy`, { ref: 'main' })).body),
+    );
+    const done = await Promise.all(
+      runs.map((r) => waitForRun(system as NornSystem, r.deploymentId, undefined, 180_000)),
+    );
+    expect(done.map((d) => [d.status, d.error])).toEqual([
+      ['succeeded', null],
+      ['succeeded', null],
+    ]);
 
     // They ran at the same time: each started before the other finished.
-    expect(new Date(done[0]!.startedAt!).getTime()).toBeLessThan(new Date(done[1]!.finishedAt!).getTime());
-    expect(new Date(done[1]!.startedAt!).getTime()).toBeLessThan(new Date(done[0]!.finishedAt!).getTime());
+    expect(new Date(done[0]!.startedAt!).getTime()).toBeLessThan(
+      new Date(done[1]!.finishedAt!).getTime(),
+    );
+    expect(new Date(done[1]!.startedAt!).getTime()).toBeLessThan(
+      new Date(done[0]!.finishedAt!).getTime(),
+    );
 
     for (const [i, name] of names.entries()) {
       const port = [p1, p2][i]!;
       const { body } = await call('GET', `/api/deployments/${runs[i].deploymentId}`);
-      expect(body.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual([
-        'clone:complete', 'build:complete', 'test:complete', 'snapshot:skipped', 'migrate:complete',
-        'submit:complete', 'healthy:complete', 'forge:complete', 'cleanup:complete',
+      expect(
+        body.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`),
+      ).toEqual([
+        'clone:complete',
+        'build:complete',
+        'test:complete',
+        'snapshot:skipped',
+        'migrate:complete',
+        'submit:complete',
+        'healthy:complete',
+        'forge:complete',
+        'cleanup:complete',
       ]);
       const events = (await call('GET', `/api/sagas/${runs[i].sagaId}/events`)).body.events;
       const completed = events.find((e: { type: string }) => e.type === 'deploy.completed');
-      expect(completed.payload.imageTag).toMatch(new RegExp(`^127\\.0\\.0\\.1:5000/${name}:[0-9a-f]{40}$`));
+      expect(completed.payload.imageTag).toMatch(
+        new RegExp(`^127\\.0\\.0\\.1:5000/${name}:[0-9a-f]{40}$`),
+      );
       // Both replicas answer on loopback.
       expect(await fetchBody(port)).toContain('hello from norn');
       expect(await fetchBody(port + 1, '/healthz')).toContain('ok');
       expect((await appContainers(name)).length).toBe(2);
       // The migrations ran in the app's own database, recorded in its ledger.
-      const appDb = createDb(withDatabase(inject('databaseUrl'), name.replace(/-/g, '_')), { max: 1 });
+      const appDb = createDb(withDatabase(inject('databaseUrl'), name.replace(/-/g, '_')), {
+        max: 1,
+      });
       try {
         const ledger = await appDb.query('SELECT name FROM norn_migrations ORDER BY name');
         expect(ledger.rows.map((r) => r.name)).toEqual(['001_visits.sql', '002_visits_index.sql']);
@@ -125,7 +161,10 @@ describe('deploying the example app end to end', () => {
     }
     const cloudflared = readFileSync(join(work, 'cloudflared.yml'), 'utf8');
     expect(cloudflared.indexOf('other.example.test')).toBeGreaterThanOrEqual(0);
-    for (const name of names) expect(cloudflared.indexOf(`${name}.example.test`)).toBeLessThan(cloudflared.indexOf('http_status:404'));
+    for (const name of names)
+      expect(cloudflared.indexOf(`${name}.example.test`)).toBeLessThan(
+        cloudflared.indexOf('http_status:404'),
+      );
     expect(existsSync(join(work, 'tunnel-restarted'))).toBe(true);
     expect(existsSync(join(work, 'runs', runs[0].deploymentId))).toBe(false); // cleanup
     expect(Date.now() - t0).toBeLessThan(180_000);
@@ -133,11 +172,16 @@ describe('deploying the example app end to end', () => {
     // A redeploy: the database exists now, so it is snapshotted before migrate (nothing new to apply),
     // and the image for the same commit is reused.
     const again = (await call('POST', `/api/apps/${names[0]}/deploy`, {})).body;
-    expect((await waitForRun(system as NornSystem, again.deploymentId, undefined, 120_000)).status).toBe('succeeded');
+    expect(
+      (await waitForRun(system as NornSystem, again.deploymentId, undefined, 120_000)).status,
+    ).toBe('succeeded');
     const out = await system.store.outputs(again.deploymentId);
     expect(out.build).toMatchObject({ reused: true });
     expect(out.snapshot).toMatchObject({ database: names[0]!.replace(/-/g, '_') });
-    expect(out.migrate).toMatchObject({ applied: [], alreadyApplied: ['001_visits.sql', '002_visits_index.sql'] });
+    expect(out.migrate).toMatchObject({
+      applied: [],
+      alreadyApplied: ['001_visits.sql', '002_visits_index.sql'],
+    });
     const snaps = (await call('GET', `/api/apps/${names[0]}/snapshots`)).body.snapshots;
     expect(snaps).toHaveLength(1);
   }, 300_000);

@@ -16,7 +16,16 @@ import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { OPEN_REGISTRY, REPO_ROOT, dockerUp } from '../support/docker/engine.js';
 import { waitFor } from '../support/norn.js';
 import {
-  STARTUP_MS, appContainers, appName, buildWebImages, fetchBody, freePorts, makeAppRepo, removeAppContainers, type FakeSource, type WebImage,
+  STARTUP_MS,
+  appContainers,
+  appName,
+  buildWebImages,
+  fetchBody,
+  freePorts,
+  makeAppRepo,
+  removeAppContainers,
+  type FakeSource,
+  type WebImage,
 } from '../support/deploy-runtime/fixtures.js';
 import { startRuntime, type Runtime } from '../support/deploy-runtime/system.js';
 
@@ -35,11 +44,18 @@ beforeAll(async () => {
   await dockerUp();
   tdb = await createTestDatabase();
   tmp = await mkdtemp(join(tmpdir(), 'norn-deploy-rt-'));
-  images = await buildWebImages(createDockerDriver({ registryUrl: OPEN_REGISTRY }), appName('norn-rt'), IMAGE_LABELS);
+  images = await buildWebImages(
+    createDockerDriver({ registryUrl: OPEN_REGISTRY }),
+    appName('norn-rt'),
+    IMAGE_LABELS,
+  );
   plainRepo = await makeAppRepo(tmp, 'plain', {});
   rt = await startRuntime({
-    databaseUrl: tdb.url, workDir: join(tmp, 'work'), cloudflaredConfig: cfPath(),
-    restartArgv: ['touch', marker()], pgpKeyFile: join(SOPS, 'sops_functional_tests_key.asc'),
+    databaseUrl: tdb.url,
+    workDir: join(tmp, 'work'),
+    cloudflaredConfig: cfPath(),
+    restartArgv: ['touch', marker()],
+    pgpKeyFile: join(SOPS, 'sops_functional_tests_key.asc'),
   });
 }, 180_000);
 
@@ -52,13 +68,21 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 }, 60_000);
 
-const newApp = (base: string) => { const app = appName(base); apps.push(app); return app; };
-const source = (image: WebImage, repo = plainRepo): FakeSource => ({ ...repo, imageRef: images[image] });
+const newApp = (base: string) => {
+  const app = appName(base);
+  apps.push(app);
+  return app;
+};
+const source = (image: WebImage, repo = plainRepo): FakeSource => ({
+  ...repo,
+  imageRef: images[image],
+});
 const webSpec = (port: number, replicas: number, policy: Record<string, unknown> = {}) => ({
   processes: { web: { port, replicas, health: { path: '/healthz', timeout: '1s' } } },
   deployPolicy: { minHealthyTime: '1s', healthTimeout: '10s', ...policy },
 });
-const byName = async (app: string) => Object.fromEntries((await appContainers(app)).map((c) => [c.name, c]));
+const byName = async (app: string) =>
+  Object.fromEntries((await appContainers(app)).map((c) => [c.name, c]));
 
 describe('submit and healthy on the docker target', () => {
   it('starts every replica with its own PORT, activates the release, and replaces replicas one at a time', async () => {
@@ -70,12 +94,31 @@ describe('submit and healthy on the docker target', () => {
     expect(Object.keys(c1).sort()).toEqual([`norn-${app}-web-0`, `norn-${app}-web-1`]);
     expect(c1[`norn-${app}-web-0`]!.env).toContain(`PORT=${port}`);
     expect(c1[`norn-${app}-web-1`]!.env).toContain(`PORT=${port + 1}`);
-    expect(c1[`norn-${app}-web-1`]!.labels).toMatchObject({ 'norn.app': app, 'norn.process': 'web', 'norn.replica': '1', 'norn.deployment': first.run.id });
-    expect([await fetchBody(port), await fetchBody(port + 1), await fetchBody(port, '/healthz')]).toEqual(['v1', 'v1', 'ok']);
+    expect(c1[`norn-${app}-web-1`]!.labels).toMatchObject({
+      'norn.app': app,
+      'norn.process': 'web',
+      'norn.replica': '1',
+      'norn.deployment': first.run.id,
+    });
+    expect([
+      await fetchBody(port),
+      await fetchBody(port + 1),
+      await fetchBody(port, '/healthz'),
+    ]).toEqual(['v1', 'v1', 'ok']);
     const sub1 = first.outputs.submit as SubmitOutput;
-    expect(sub1).toMatchObject({ previousReleaseId: null, containers: [`norn-${app}-web-0`, `norn-${app}-web-1`], schedulers: [] });
-    expect(await rt.releases.byId(sub1.releaseId)).toMatchObject({ status: 'active', imageRef: images.v1, commitSha: plainRepo.commitSha });
-    expect((first.outputs.healthy as { healthyForMs: number }).healthyForMs).toBeGreaterThanOrEqual(1_000);
+    expect(sub1).toMatchObject({
+      previousReleaseId: null,
+      containers: [`norn-${app}-web-0`, `norn-${app}-web-1`],
+      schedulers: [],
+    });
+    expect(await rt.releases.byId(sub1.releaseId)).toMatchObject({
+      status: 'active',
+      imageRef: images.v1,
+      commitSha: plainRepo.commitSha,
+    });
+    expect((first.outputs.healthy as { healthyForMs: number }).healthyForMs).toBeGreaterThanOrEqual(
+      1_000,
+    );
 
     // Watch both replicas while v2 rolls out: one must always serve, and there is a moment of v2 + v1.
     const seen: string[] = [];
@@ -100,7 +143,9 @@ describe('submit and healthy on the docker target', () => {
     const [r0, r1] = [c2[`norn-${app}-web-0`]!, c2[`norn-${app}-web-1`]!];
     expect(r0.image).toBe(images.v2);
     // Replica 1 was created only after replica 0 had started and answered its health path.
-    console.info(`rolling replace: web-0 created ${r0.created}, started ${r0.startedAt}; web-1 created ${r1.created}`);
+    console.info(
+      `rolling replace: web-0 created ${r0.created}, started ${r0.startedAt}; web-1 created ${r1.created}`,
+    );
     expect(Date.parse(r1.created) - Date.parse(r0.startedAt)).toBeGreaterThanOrEqual(STARTUP_MS);
     const sub2 = second.outputs.submit as SubmitOutput;
     expect(sub2.previousReleaseId).toBe(sub1.releaseId);
@@ -121,9 +166,15 @@ describe('submit and healthy on the docker target', () => {
     const v1 = (good.outputs.submit as SubmitOutput).releaseId;
 
     // Healthy at submit, then its health path goes away: the healthy step gives up and rolls back.
-    const bad = await rt.deploy(app, webSpec(port, 2, { minHealthyTime: '3s', healthTimeout: '4s' }), source('degrading'));
+    const bad = await rt.deploy(
+      app,
+      webSpec(port, 2, { minHealthyTime: '3s', healthTimeout: '4s' }),
+      source('degrading'),
+    );
     expect(bad.run).toMatchObject({ status: 'failed', failedStep: 'healthy' });
-    expect(bad.run.error).toMatch(/web replica \d not healthy: .*answered 404.*; rolled back to release \d+/);
+    expect(bad.run.error).toMatch(
+      /web replica \d not healthy: .*answered 404.*; rolled back to release \d+/,
+    );
     expect(bad.run.error).toContain(`rolled back to release ${v1} (${images.v1})`);
     expect([await fetchBody(port), await fetchBody(port + 1)]).toEqual(['v1', 'v1']);
     expect(Object.values(await byName(app)).map((c) => c.image)).toEqual([images.v1, images.v1]);
@@ -132,14 +183,24 @@ describe('submit and healthy on the docker target', () => {
     expect((await rt.releases.byId(v1))!.status).toBe('active');
 
     // Never healthy: submit itself gives up on replica 0 and rolls back before failing.
-    const never = await rt.deploy(app, webSpec(port, 2, { healthTimeout: '2s' }), source('nohealth'));
+    const never = await rt.deploy(
+      app,
+      webSpec(port, 2, { healthTimeout: '2s' }),
+      source('nohealth'),
+    );
     expect(never.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
-    expect(never.run.error).toMatch(/web replica 0 not healthy within 2000 ms: .*404.*; rolled back to release/);
+    expect(never.run.error).toMatch(
+      /web replica 0 not healthy within 2000 ms: .*404.*; rolled back to release/,
+    );
     expect([await fetchBody(port), await fetchBody(port + 1)]).toEqual(['v1', 'v1']);
     expect((await rt.releases.byDeployment(never.run.id))!.status).toBe('rolled_back');
 
     // Without autoRollback the run fails, the release is failed, and v1 stays the last known good.
-    const kept = await rt.deploy(app, webSpec(port, 2, { minHealthyTime: '3s', healthTimeout: '4s', autoRollback: false }), source('degrading'));
+    const kept = await rt.deploy(
+      app,
+      webSpec(port, 2, { minHealthyTime: '3s', healthTimeout: '4s', autoRollback: false }),
+      source('degrading'),
+    );
     expect(kept.run).toMatchObject({ status: 'failed', failedStep: 'healthy' });
     expect(kept.run.error).toContain('autoRollback is off');
     expect((await rt.releases.byDeployment(kept.run.id))!.status).toBe('failed');
@@ -149,7 +210,11 @@ describe('submit and healthy on the docker target', () => {
 
   it('fails clearly at submit for a target that is not implemented', async () => {
     const app = newApp('rt-k8s');
-    const result = await rt.deploy(app, { ...webSpec(await freePorts(1), 1), target: 'kubernetes' }, source('v1'));
+    const result = await rt.deploy(
+      app,
+      { ...webSpec(await freePorts(1), 1), target: 'kubernetes' },
+      source('v1'),
+    );
     expect(result.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
     expect(result.run.error).toBe('UNAVAILABLE: target kubernetes is not implemented yet');
     expect(result.steps.submit!.attempts).toBe(1);
@@ -168,16 +233,24 @@ describe('secrets', () => {
     const ok = await rt.deploy(app, spec, source('v1', repo));
     expect(ok.run.status, ok.run.error ?? '').toBe('succeeded');
     const [before] = await appContainers(app);
-    expect(before!.env).toEqual(expect.arrayContaining(['foo=bar', 'GREETING=hello', `PORT=${port}`]));
+    expect(before!.env).toEqual(
+      expect.arrayContaining(['foo=bar', 'GREETING=hello', `PORT=${port}`]),
+    );
     const release = (await rt.releases.byDeployment(ok.run.id))!;
     expect(release.secretsEnc).toBe(encrypted);
     expect(release.secretsFormat).toBe('yaml');
     expect(release.secretsEnc).toMatch(/^foo: ENC\[AES256_GCM,data:/);
 
     // A key the spec declares but the file lacks: named, and nothing touched.
-    const lacking = await rt.deploy(app, { ...spec, secrets: ['foo', 'DATABASE_PASSWORD'] }, source('v2', repo));
+    const lacking = await rt.deploy(
+      app,
+      { ...spec, secrets: ['foo', 'DATABASE_PASSWORD'] },
+      source('v2', repo),
+    );
     expect(lacking.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
-    expect(lacking.run.error).toContain('secrets.enc.yaml lacks keys declared in spec.secrets: DATABASE_PASSWORD');
+    expect(lacking.run.error).toContain(
+      'secrets.enc.yaml lacks keys declared in spec.secrets: DATABASE_PASSWORD',
+    );
 
     const tampered = encrypted.replace('data:8CvE', 'data:8CvF');
     expect(tampered).not.toBe(encrypted);
@@ -187,7 +260,11 @@ describe('secrets', () => {
     expect(bad.run.error).toMatch(/^SECRETS_INVALID: MAC mismatch/);
     expect(await rt.releases.byDeployment(bad.run.id)).toBeNull();
     const [after] = await appContainers(app);
-    expect({ id: after!.id, image: after!.image, startedAt: after!.startedAt }).toEqual({ id: before!.id, image: images.v1, startedAt: before!.startedAt });
+    expect({ id: after!.id, image: after!.image, startedAt: after!.startedAt }).toEqual({
+      id: before!.id,
+      image: images.v1,
+      startedAt: before!.startedAt,
+    });
     expect(await fetchBody(port)).toBe('v1');
   }, 60_000);
 });
@@ -196,9 +273,12 @@ describe('scheduled processes', () => {
   it('runs a schedule as one BullMQ job scheduler whose jobs run the command in one-off containers', async () => {
     const app = newApp('rt-cron');
     const port = await freePorts(1);
-    const repo = await makeAppRepo(tmp, `${app}-repo`, { 'secrets.enc.yaml': await readFile(join(SOPS, 'format.enc.yaml'), 'utf8') });
+    const repo = await makeAppRepo(tmp, `${app}-repo`, {
+      'secrets.enc.yaml': await readFile(join(SOPS, 'format.enc.yaml'), 'utf8'),
+    });
     const spec = {
-      ...webSpec(port, 1), env: { GREETING: 'hello' },
+      ...webSpec(port, 1),
+      env: { GREETING: 'hello' },
       processes: {
         ...webSpec(port, 1).processes,
         tick: { schedule: '* * * * * *', command: 'echo "tick $GREETING $foo"' },
@@ -208,17 +288,42 @@ describe('scheduled processes', () => {
     const first = await rt.deploy(app, spec, source('v1', repo));
     expect(first.run.status, first.run.error ?? '').toBe('succeeded');
     const sub = first.outputs.submit as SubmitOutput;
-    expect(sub.schedulers.sort()).toEqual([cronSchedulerId(app, 'oops'), cronSchedulerId(app, 'tick')]);
+    expect(sub.schedulers.sort()).toEqual([
+      cronSchedulerId(app, 'oops'),
+      cronSchedulerId(app, 'tick'),
+    ]);
     const scheduler = await rt.cron.queue.getJobScheduler(`${app}.tick`);
-    expect(scheduler).toMatchObject({ pattern: '* * * * * *', tz: 'UTC', template: { data: { appId: app, process: 'tick', releaseId: sub.releaseId } } });
+    expect(scheduler).toMatchObject({
+      pattern: '* * * * * *',
+      tz: 'UTC',
+      template: { data: { appId: app, process: 'tick', releaseId: sub.releaseId } },
+    });
     expect(JSON.stringify(scheduler)).not.toContain('hello'); // no env (nor secrets) in Redis
 
-    const done = await waitFor(async () => (await rt.cron.queue.getCompleted()).find((j) => j.data.appId === app && j.data.process === 'tick'), 'a completed tick job', 20_000, 200);
+    const done = await waitFor(
+      async () =>
+        (await rt.cron.queue.getCompleted()).find(
+          (j) => j.data.appId === app && j.data.process === 'tick',
+        ),
+      'a completed tick job',
+      20_000,
+      200,
+    );
     expect(done.returnvalue).toEqual({ exitCode: 0, tail: ['tick hello bar'] });
-    const failed = await waitFor(async () => (await rt.cron.queue.getFailed()).find((j) => j.data.appId === app && j.data.process === 'oops'), 'a failed oops job', 20_000, 200);
+    const failed = await waitFor(
+      async () =>
+        (await rt.cron.queue.getFailed()).find(
+          (j) => j.data.appId === app && j.data.process === 'oops',
+        ),
+      'a failed oops job',
+      20_000,
+      200,
+    );
     expect(failed.failedReason).toBe(`${app}.oops exited with 3:\ngoing wrong`);
     // A job's one-off container is gone once the job finished.
-    const finished = [done, failed].map((j) => `norn-${app}-${j.data.process}-cron-${j.id!.replace(/[^a-zA-Z0-9_.-]/g, '-')}`);
+    const finished = [done, failed].map(
+      (j) => `norn-${app}-${j.data.process}-cron-${j.id!.replace(/[^a-zA-Z0-9_.-]/g, '-')}`,
+    );
     const names = (await appContainers(app)).map((c) => c.name);
     for (const name of finished) expect(names).not.toContain(name);
     expect(names).toContain(`norn-${app}-web-0`);
@@ -226,10 +331,15 @@ describe('scheduled processes', () => {
     // Re-deploying updates the schedulers in place; dropping a schedule prunes it.
     const again = await rt.deploy(app, spec, source('v2', repo));
     expect(again.run.status, again.run.error ?? '').toBe('succeeded');
-    const mine = async () => (await rt.cron.queue.getJobSchedulers(0, -1)).map((s) => s.id ?? s.key).filter((id) => id.startsWith(`${app}.`));
+    const mine = async () =>
+      (await rt.cron.queue.getJobSchedulers(0, -1))
+        .map((s) => s.id ?? s.key)
+        .filter((id) => id.startsWith(`${app}.`));
     expect((await mine()).sort()).toEqual([`${app}.oops`, `${app}.tick`]);
     const againId = (again.outputs.submit as SubmitOutput).releaseId;
-    expect((await rt.cron.queue.getJobScheduler(`${app}.tick`))!.template!.data!.releaseId).toBe(againId);
+    expect((await rt.cron.queue.getJobScheduler(`${app}.tick`))!.template!.data!.releaseId).toBe(
+      againId,
+    );
 
     const { oops: _dropped, ...kept } = spec.processes;
     const pruned = await rt.deploy(app, { ...spec, processes: kept }, source('v2', repo));
@@ -245,20 +355,27 @@ describe('forge', () => {
   it("routes the app's endpoints before the catch-all, leaves other rules alone, and restarts only on change", async () => {
     const app = newApp('rt-forge');
     const port = await freePorts(1);
-    await writeFile(cfPath(), [
-      'tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef',
-      'ingress:',
-      '  # norn:app=other',
-      '  - hostname: other.example.com',
-      '    service: http://127.0.0.1:9999',
-      '  - service: http_status:404',
-      '',
-    ].join('\n'));
+    await writeFile(
+      cfPath(),
+      [
+        'tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef',
+        'ingress:',
+        '  # norn:app=other',
+        '  - hostname: other.example.com',
+        '    service: http://127.0.0.1:9999',
+        '  - service: http_status:404',
+        '',
+      ].join('\n'),
+    );
     const spec = { ...webSpec(port, 1), endpoints: [{ url: `${app}.example.com` }] };
     const first = await rt.deploy(app, spec, source('v1'));
     expect(first.run.status, first.run.error ?? '').toBe('succeeded');
     const out = first.outputs.forge as ForgeOutput;
-    expect(out).toEqual({ routes: [{ hostname: `${app}.example.com`, service: `http://127.0.0.1:${port}` }], changed: true, restarted: true });
+    expect(out).toEqual({
+      routes: [{ hostname: `${app}.example.com`, service: `http://127.0.0.1:${port}` }],
+      changed: true,
+      restarted: true,
+    });
     const text = await readFile(cfPath(), 'utf8');
     expect(listIngress(text)).toEqual([
       { hostname: 'other.example.com', service: 'http://127.0.0.1:9999', app: 'other' },
@@ -277,6 +394,9 @@ describe('forge', () => {
     const none = await rt.deploy(app, webSpec(port, 1), source('v2'));
     expect(none.steps.forge).toMatchObject({ status: 'skipped' });
     const events = await rt.system.events.bySaga(none.run.sagaId);
-    expect(events.find((e) => e.payload.step === 'forge' && e.payload.status === 'skipped')?.payload.reason).toBe('no endpoints');
+    expect(
+      events.find((e) => e.payload.step === 'forge' && e.payload.status === 'skipped')?.payload
+        .reason,
+    ).toBe('no endpoints');
   }, 60_000);
 });

@@ -4,7 +4,11 @@
  */
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDockerDriver, httpProbe, type DockerDriver } from '../../src/shared/drivers/docker.js';
+import {
+  createDockerDriver,
+  httpProbe,
+  type DockerDriver,
+} from '../../src/shared/drivers/docker.js';
 import { isNornError } from '../../src/shared/errors.js';
 import {
   AUTH_REGISTRY,
@@ -30,23 +34,41 @@ let password: string;
 let webImage: string; // serves /www with httpd
 let otherImage: string; // same server, different content
 
-async function build(driver: DockerDriver, app: string, steps: string[], files?: Record<string, string>, sha = fakeSha()) {
+async function build(
+  driver: DockerDriver,
+  app: string,
+  steps: string[],
+  files?: Record<string, string>,
+  sha = fakeSha(),
+) {
   const ctx = await busyboxContext(steps, files);
   contexts.push(ctx);
   const tag = driver.imageRef(app, sha);
   created.push(tag);
   const lines: string[] = [];
-  const result = await driver.build({ contextDir: ctx.dir, dockerfile: 'Dockerfile', tag, labels: { ...TEST_LABELS }, onLine: (l) => lines.push(l) });
+  const result = await driver.build({
+    contextDir: ctx.dir,
+    dockerfile: 'Dockerfile',
+    tag,
+    labels: { ...TEST_LABELS },
+    onLine: (l) => lines.push(l),
+  });
   return { tag, sha, lines, ...result };
 }
 
 const rejection = async (p: Promise<unknown>) => {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   if (!isNornError(err)) throw new Error(`expected a NornError, got ${String(err)}`);
   return err;
 };
 
-const WEB_STEPS = (body: string) => [`RUN mkdir /www && echo ${body} > /www/index.html`, 'CMD ["/bin/busybox", "sleep", "3600"]'];
+const WEB_STEPS = (body: string) => [
+  `RUN mkdir /www && echo ${body} > /www/index.html`,
+  'CMD ["/bin/busybox", "sleep", "3600"]',
+];
 
 beforeAll(async () => {
   await dockerUp();
@@ -65,7 +87,10 @@ afterAll(async () => {
 describe('engine and image references', () => {
   it('pings the engine, and says UNAVAILABLE for a socket with no engine', async () => {
     await expect(open.ping()).resolves.toBeUndefined();
-    const none = createDockerDriver({ registryUrl: OPEN_REGISTRY, socketPath: '/tmp/norn-no-such-docker.sock' });
+    const none = createDockerDriver({
+      registryUrl: OPEN_REGISTRY,
+      socketPath: '/tmp/norn-no-such-docker.sock',
+    });
     const err = await rejection(none.ping());
     expect(err.code).toBe('UNAVAILABLE');
     expect(err.message).toMatch(/no Docker engine answers at \/tmp\/norn-no-such-docker\.sock/);
@@ -73,7 +98,9 @@ describe('engine and image references', () => {
 
   it('names images registry/app:sha and refuses names docker would reject', () => {
     expect(open.imageRef('web', 'abc123')).toBe('127.0.0.1:5000/web:abc123');
-    expect(createDockerDriver({ registryUrl: 'http://127.0.0.1:5000/team/' }).imageRef('web', 'abc')).toBe('127.0.0.1:5000/team/web:abc');
+    expect(
+      createDockerDriver({ registryUrl: 'http://127.0.0.1:5000/team/' }).imageRef('web', 'abc'),
+    ).toBe('127.0.0.1:5000/team/web:abc');
     expect(() => open.imageRef('Web App', 'abc')).toThrow(/cannot name an image/);
     expect(() => open.imageRef('web', 'no/slash')).toThrow(/not a valid image tag/);
   });
@@ -81,8 +108,16 @@ describe('engine and image references', () => {
 
 describe('build', () => {
   it('builds FROM scratch with labels, streams its output and honours .dockerignore', async () => {
-    const steps = ['COPY . /ctx', 'RUN test -e /ctx/keep/file.txt && test ! -e /ctx/ignored && test ! -e /ctx/secret.txt'];
-    const files = { '.dockerignore': 'ignored\nsecret.txt\n', 'keep/file.txt': 'x', 'ignored/a.txt': 'y', 'secret.txt': 'z' };
+    const steps = [
+      'COPY . /ctx',
+      'RUN test -e /ctx/keep/file.txt && test ! -e /ctx/ignored && test ! -e /ctx/secret.txt',
+    ];
+    const files = {
+      '.dockerignore': 'ignored\nsecret.txt\n',
+      'keep/file.txt': 'x',
+      'ignored/a.txt': 'y',
+      'secret.txt': 'z',
+    };
     const { tag, imageId, lines } = await build(open, 'norn-test-ctx', steps, files);
     expect(imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(lines.some((l) => l.includes('COPY . /ctx'))).toBe(true);
@@ -105,12 +140,21 @@ describe('build', () => {
     const controller = new AbortController();
     const started = Date.now();
     setTimeout(() => controller.abort('cancelled by test'), 1_000);
-    const err = await rejection(open.build({ contextDir: ctx.dir, dockerfile: 'Dockerfile', tag, labels: { ...TEST_LABELS }, signal: controller.signal }));
+    const err = await rejection(
+      open.build({
+        contextDir: ctx.dir,
+        dockerfile: 'Dockerfile',
+        tag,
+        labels: { ...TEST_LABELS },
+        signal: controller.signal,
+      }),
+    );
     expect(err.code).toBe('CANCELLED');
     expect(Date.now() - started).toBeLessThan(5_000);
     await expect(engine.getImage(tag).inspect()).rejects.toMatchObject({ statusCode: 404 });
     // The engine kills the step's container once the connection is gone.
-    const sleeping = async () => (await engine.listContainers({ all: true })).some((c) => c.Command.includes('sleep 30'));
+    const sleeping = async () =>
+      (await engine.listContainers({ all: true })).some((c) => c.Command.includes('sleep 30'));
     expect(await waitFor(async () => !(await sleeping()), 5_000)).toBe(true);
   });
 });
@@ -128,22 +172,37 @@ describe('push and registryHasImage', () => {
 
   it('refuses a wrong password clearly, without ever showing it', async () => {
     const wrongPassword = `wrong-${fakeSha()}`;
-    const wrong = createDockerDriver({ registryUrl: AUTH_REGISTRY, registryAuth: { username: AUTH_USER, password: wrongPassword } });
+    const wrong = createDockerDriver({
+      registryUrl: AUTH_REGISTRY,
+      registryAuth: { username: AUTH_USER, password: wrongPassword },
+    });
     const { tag, sha } = await build(wrong, 'norn-test-auth', WEB_STEPS('auth'));
     const lines: string[] = [];
     const pushErr = await rejection(wrong.push({ tag, onLine: (l) => lines.push(l) }));
     expect(pushErr.code).toBe('UNAUTHORIZED');
-    expect(pushErr.message).toMatch(/registry 127\.0\.0\.1:5001 refused the credentials of user "norn"/);
+    expect(pushErr.message).toMatch(
+      /registry 127\.0\.0\.1:5001 refused the credentials of user "norn"/,
+    );
     const lookupErr = await rejection(wrong.registryHasImage('norn-test-auth', sha));
     expect(lookupErr.code).toBe('UNAUTHORIZED');
     const anonymous = createDockerDriver({ registryUrl: AUTH_REGISTRY });
-    expect((await rejection(anonymous.registryHasImage('norn-test-auth', sha))).code).toBe('UNAUTHORIZED');
-    const everything = [pushErr.message, JSON.stringify(pushErr.details), lookupErr.message, ...lines].join('\n');
+    expect((await rejection(anonymous.registryHasImage('norn-test-auth', sha))).code).toBe(
+      'UNAUTHORIZED',
+    );
+    const everything = [
+      pushErr.message,
+      JSON.stringify(pushErr.details),
+      lookupErr.message,
+      ...lines,
+    ].join('\n');
     expect(everything).not.toContain(wrongPassword);
   });
 
   it('pushes with the right password, and a later run pulls the image back with it', async () => {
-    const authed = createDockerDriver({ registryUrl: AUTH_REGISTRY, registryAuth: { username: AUTH_USER, password } });
+    const authed = createDockerDriver({
+      registryUrl: AUTH_REGISTRY,
+      registryAuth: { username: AUTH_USER, password },
+    });
     const { tag, sha, imageId } = await build(authed, 'norn-test-auth', WEB_STEPS('auth'));
     const lines: string[] = [];
     const { digest } = await authed.push({ tag, onLine: (l) => lines.push(l) });
@@ -162,31 +221,85 @@ describe('push and registryHasImage', () => {
 });
 
 describe('containers', () => {
-  const serve = (port: number) => ['/bin/busybox', 'httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', '/www'];
+  const serve = (port: number) => [
+    '/bin/busybox',
+    'httpd',
+    '-f',
+    '-p',
+    `127.0.0.1:${port}`,
+    '-h',
+    '/www',
+  ];
 
   it('runs on the host network, idempotently by name, and replaces on a new image', async () => {
     const port = await freePort();
     const name = uniqueName('norn-test-http');
     const url = `http://127.0.0.1:${port}/`;
-    const first = await open.run({ name, image: webImage, cmd: serve(port), labels: { ...TEST_LABELS, 'norn.app': 'web' }, ports: [port], stopTimeoutSec: 1 });
+    const first = await open.run({
+      name,
+      image: webImage,
+      cmd: serve(port),
+      labels: { ...TEST_LABELS, 'norn.app': 'web' },
+      ports: [port],
+      stopTimeoutSec: 1,
+    });
     expect(await waitFor(async () => (await httpProbe(url, 1_000)).ok, 10_000)).toBe(true);
     expect(await httpProbe(url, 1_000)).toEqual({ ok: true, status: 200 });
     expect(await (await fetch(url)).text()).toBe('first\n');
 
-    const again = await open.run({ name, image: webImage, cmd: serve(port), labels: { ...TEST_LABELS, 'norn.app': 'web' }, ports: [port], stopTimeoutSec: 1 });
+    const again = await open.run({
+      name,
+      image: webImage,
+      cmd: serve(port),
+      labels: { ...TEST_LABELS, 'norn.app': 'web' },
+      ports: [port],
+      stopTimeoutSec: 1,
+    });
     expect(again.id).toBe(first.id);
     await engine.getContainer(name).stop({ t: 1 }); // a stopped container with the same image is started again
     expect((await open.inspectState(name))?.running).toBe(false);
-    expect((await open.run({ name, image: webImage, cmd: serve(port), labels: { ...TEST_LABELS, 'norn.app': 'web' }, ports: [port], stopTimeoutSec: 1 })).id).toBe(first.id);
-    expect(await open.inspectState(name)).toEqual({ running: true, restarting: false, exitCode: null });
+    expect(
+      (
+        await open.run({
+          name,
+          image: webImage,
+          cmd: serve(port),
+          labels: { ...TEST_LABELS, 'norn.app': 'web' },
+          ports: [port],
+          stopTimeoutSec: 1,
+        })
+      ).id,
+    ).toBe(first.id);
+    expect(await open.inspectState(name)).toEqual({
+      running: true,
+      restarting: false,
+      exitCode: null,
+    });
 
-    const replaced = await open.run({ name, image: otherImage, cmd: serve(port), labels: { ...TEST_LABELS, 'norn.app': 'web' }, stopTimeoutSec: 1 });
+    const replaced = await open.run({
+      name,
+      image: otherImage,
+      cmd: serve(port),
+      labels: { ...TEST_LABELS, 'norn.app': 'web' },
+      stopTimeoutSec: 1,
+    });
     expect(replaced.id).not.toBe(first.id);
     expect(await open.inspectState(first.id)).toBeNull();
-    expect(await waitFor(async () => (await fetch(url).then((r) => r.text(), () => '')) === 'second\n', 10_000)).toBe(true);
+    expect(
+      await waitFor(
+        async () =>
+          (await fetch(url).then(
+            (r) => r.text(),
+            () => '',
+          )) === 'second\n',
+        10_000,
+      ),
+    ).toBe(true);
 
     const listed = await open.list({ 'norn.app': 'web', ...TEST_LABELS });
-    expect(listed).toEqual([expect.objectContaining({ id: replaced.id, name, image: otherImage, state: 'running' })]);
+    expect(listed).toEqual([
+      expect.objectContaining({ id: replaced.id, name, image: otherImage, state: 'running' }),
+    ]);
 
     await open.stopAndRemove(name); // the container's own stop timeout (1 s) applies
     await open.stopAndRemove(name, { timeoutSec: 1 }); // idempotent
@@ -198,16 +311,25 @@ describe('containers', () => {
   it('runs one-off commands to completion with exit codes and output tails, then removes them', async () => {
     const ok = uniqueName('norn-test-once');
     const lines: string[] = [];
-    const passed = await open.runToCompletion({ name: ok, image: webImage, cmd: ['sh', '-c', 'echo all good'], labels: { ...TEST_LABELS }, onLine: (l) => lines.push(l) });
+    const passed = await open.runToCompletion({
+      name: ok,
+      image: webImage,
+      cmd: ['sh', '-c', 'echo all good'],
+      labels: { ...TEST_LABELS },
+      onLine: (l) => lines.push(l),
+    });
     expect(passed).toEqual({ exitCode: 0, tail: ['all good'] });
     expect(lines).toEqual(['all good']);
     expect(await open.inspectState(ok)).toBeNull();
 
     const bad = uniqueName('norn-test-once');
     const failed = await open.runToCompletion({
-      name: bad, image: webImage, labels: { ...TEST_LABELS },
+      name: bad,
+      image: webImage,
+      labels: { ...TEST_LABELS },
       cmd: ['sh', '-c', 'echo $GREETING; echo to-stderr >&2; echo token=$TOKEN; exit 3'],
-      env: { GREETING: 'hello', TOKEN: 'tok-very-secret' }, redact: ['tok-very-secret'],
+      env: { GREETING: 'hello', TOKEN: 'tok-very-secret' },
+      redact: ['tok-very-secret'],
     });
     expect(failed.exitCode).toBe(3);
     expect(failed.tail).toEqual(expect.arrayContaining(['hello', 'to-stderr', 'token=***']));
@@ -216,7 +338,15 @@ describe('containers', () => {
 
   it('kills and removes a one-off container on timeout and on abort', async () => {
     const slow = uniqueName('norn-test-slow');
-    const timedOut = await rejection(open.runToCompletion({ name: slow, image: webImage, cmd: ['sh', '-c', 'echo waiting; sleep 30'], labels: { ...TEST_LABELS }, timeoutMs: 1_000 }));
+    const timedOut = await rejection(
+      open.runToCompletion({
+        name: slow,
+        image: webImage,
+        cmd: ['sh', '-c', 'echo waiting; sleep 30'],
+        labels: { ...TEST_LABELS },
+        timeoutMs: 1_000,
+      }),
+    );
     expect(timedOut.code).toBe('TIMEOUT');
     expect(timedOut.details?.tail).toEqual(['waiting']);
     expect(await open.inspectState(slow)).toBeNull();
@@ -225,7 +355,15 @@ describe('containers', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort('cancelled by test'), 500);
     const started = Date.now();
-    const err = await rejection(open.runToCompletion({ name: aborted, image: webImage, cmd: ['sleep', '30'], labels: { ...TEST_LABELS }, signal: controller.signal }));
+    const err = await rejection(
+      open.runToCompletion({
+        name: aborted,
+        image: webImage,
+        cmd: ['sleep', '30'],
+        labels: { ...TEST_LABELS },
+        signal: controller.signal,
+      }),
+    );
     expect(err.code).toBe('CANCELLED');
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await open.inspectState(aborted)).toBeNull();
@@ -233,7 +371,13 @@ describe('containers', () => {
 
   it('says NOT_FOUND for an image that is neither local nor in the registry, and for pushing one', async () => {
     const missing = open.imageRef('norn-test-missing', fakeSha());
-    const err = await rejection(open.run({ name: uniqueName('norn-test-missing'), image: missing, labels: { ...TEST_LABELS } }));
+    const err = await rejection(
+      open.run({
+        name: uniqueName('norn-test-missing'),
+        image: missing,
+        labels: { ...TEST_LABELS },
+      }),
+    );
     expect(err.code).toBe('NOT_FOUND');
     expect(err.message).toContain(`docker pull of ${missing}`);
     expect((await rejection(open.push({ tag: missing }))).code).toBe('NOT_FOUND');

@@ -9,11 +9,19 @@ import { chain9 } from '../support/pipelines.js';
 import { rootJobId } from '../../src/queues/flow.js';
 
 let tdb: TestDatabase;
-beforeAll(async () => { tdb = await createTestDatabase(); });
-afterAll(async () => { await tdb.drop(); });
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+});
+afterAll(async () => {
+  await tdb.drop();
+});
 
 const traceFile = () => join(mkdtempSync(join(tmpdir(), 'norn-trace-')), 'trace');
-const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' '));
+const lines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '));
 
 async function started(pipelines = undefined as Parameters<typeof testSystem>[1]) {
   const system = testSystem(testEnv(tdb.url), pipelines);
@@ -32,19 +40,32 @@ describe('pipeline engine', () => {
     expect(done.status).toBe('succeeded');
     expect(done.pipelineVersion).toBe('1');
 
-    const starts = lines(trace).filter((l) => l[2] === 'start').map((l) => l[1]);
+    const starts = lines(trace)
+      .filter((l) => l[2] === 'start')
+      .map((l) => l[1]);
     expect(starts).toEqual(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9']);
 
     // The flow: root is the last step, its child the one before, job ids derived from the run id.
     const queue = system.runs.queue('steps');
-    const root = await queue.getJob(rootJobId({ id: run.deploymentId, steps: chain9.steps.map((s) => s.name) }));
+    const root = await queue.getJob(
+      rootJobId({ id: run.deploymentId, steps: chain9.steps.map((s) => s.name) }),
+    );
     expect(root?.id).toBe(`${run.deploymentId}.s9`);
     expect(root?.name).toBe('s9');
 
     // A step reads the outputs of all earlier steps.
     const outputs = await system.store.outputs(run.deploymentId);
     expect((outputs.s3 as { seen: string[] }).seen).toEqual(['s1', 's2']);
-    expect((outputs.s9 as { seen: string[] }).seen).toEqual(['s1', 's2', 's3', 's4', 's5', 's6', 's7', 's8']);
+    expect((outputs.s9 as { seen: string[] }).seen).toEqual([
+      's1',
+      's2',
+      's3',
+      's4',
+      's5',
+      's6',
+      's7',
+      's8',
+    ]);
 
     const events = await system.events.bySaga(run.sagaId);
     const types = events.map((e) => `${e.type}${e.payload.status ? ':' + e.payload.status : ''}`);
@@ -53,7 +74,9 @@ describe('pipeline engine', () => {
     expect(types.filter((t) => t === 'deploy.step:complete')).toHaveLength(9);
     expect(types.at(-1)).toBe('deploy.completed');
     expect(events.at(-1)!.payload).toEqual({ sagaId: run.sagaId, imageTag: 'test:9' });
-    const complete3 = events.find((e) => e.payload.step === 's3' && e.payload.status === 'complete')!;
+    const complete3 = events.find(
+      (e) => e.payload.step === 's3' && e.payload.status === 'complete',
+    )!;
     expect(complete3.payload).toMatchObject({ step: 's3', sagaId: run.sagaId, index: 3, total: 9 });
     expect(typeof complete3.payload.durationMs).toBe('number');
     // Envelope ids grow; per-app sequence is gapless.
@@ -67,15 +90,27 @@ describe('pipeline engine', () => {
     const system = await started();
     await registerApp(system, 'beta');
     const trace = traceFile();
-    const run = await system.runs.request({ appId: 'beta', pipeline: 'chain', params: { trace, fail: { s3: 'boom at s3' } } });
+    const run = await system.runs.request({
+      appId: 'beta',
+      pipeline: 'chain',
+      params: { trace, fail: { s3: 'boom at s3' } },
+    });
     const done = await waitForRun(system, run.deploymentId);
     expect(done).toMatchObject({ status: 'failed', failedStep: 's3' });
     expect(done.error).toContain('boom at s3');
     const steps = await system.store.steps(run.deploymentId);
-    expect(steps.map((s) => s.status)).toEqual(['complete', 'complete', 'failed', ...Array(6).fill('not_run')]);
+    expect(steps.map((s) => s.status)).toEqual([
+      'complete',
+      'complete',
+      'failed',
+      ...Array(6).fill('not_run'),
+    ]);
     expect(lines(trace).map((l) => l[1])).not.toContain('s4');
     const events = await system.events.bySaga(run.sagaId);
-    expect(events.at(-1)).toMatchObject({ type: 'deploy.failed', payload: { sagaId: run.sagaId, step: 's3' } });
+    expect(events.at(-1)).toMatchObject({
+      type: 'deploy.failed',
+      payload: { sagaId: run.sagaId, step: 's3' },
+    });
     // The app is free again: the next run starts.
     const next = await system.runs.request({ appId: 'beta', pipeline: 'chain', params: {} });
     expect((await waitForRun(system, next.deploymentId)).status).toBe('succeeded');
@@ -87,7 +122,11 @@ describe('pipeline engine', () => {
   it('retries a retryable step within its attempts and the run completes', async () => {
     const system = await started();
     await registerApp(system, 'gamma');
-    const run = await system.runs.request({ appId: 'gamma', pipeline: 'chain', params: { flaky: { s4: 2 } } });
+    const run = await system.runs.request({
+      appId: 'gamma',
+      pipeline: 'chain',
+      params: { flaky: { s4: 2 } },
+    });
     expect((await waitForRun(system, run.deploymentId)).status).toBe('succeeded');
     const s4 = (await system.store.steps(run.deploymentId)).find((s) => s.name === 's4')!;
     expect(s4.attempts).toBe(3);
@@ -110,7 +149,11 @@ describe('pipeline engine', () => {
     onTestFinished(() => system1.close());
     await system1.startWorker();
     await registerApp(system1, 'epsilon');
-    const failed = await system1.runs.request({ appId: 'epsilon', pipeline: 'chain', params: { fail: { s2: 'x' } } });
+    const failed = await system1.runs.request({
+      appId: 'epsilon',
+      pipeline: 'chain',
+      params: { fail: { s2: 'x' } },
+    });
     expect((await waitForRun(system1, failed.deploymentId)).status).toBe('failed');
     const resumed = await system.runs.resume(failed.deploymentId);
     // `system` has both versions; the resumed run pins v1 (but s2 still fails with the same params).
@@ -122,25 +165,48 @@ describe('pipeline engine', () => {
   it('a step can report itself skipped, with its reason', async () => {
     const system = await started();
     await registerApp(system, 'zeta');
-    const run = await system.runs.request({ appId: 'zeta', pipeline: 'tidy', params: { skip: 'no build.test configured' } });
+    const run = await system.runs.request({
+      appId: 'zeta',
+      pipeline: 'tidy',
+      params: { skip: 'no build.test configured' },
+    });
     expect((await waitForRun(system, run.deploymentId)).status).toBe('succeeded');
     const steps = await system.store.steps(run.deploymentId);
     expect(steps.map((s) => s.status)).toEqual(['complete', 'skipped', 'complete']);
     const events = await system.events.bySaga(run.sagaId);
-    expect(events.find((e) => e.payload.step === 'work' && e.payload.status === 'skipped')?.payload.reason).toBe('no build.test configured');
+    expect(
+      events.find((e) => e.payload.step === 'work' && e.payload.status === 'skipped')?.payload
+        .reason,
+    ).toBe('no build.test configured');
   });
 
   it('runs the finalizer after a failed run, with the pinned spec, and records it', async () => {
     const system = await started();
     await registerApp(system, 'eta');
     const trace = traceFile();
-    const run = await system.runs.request({ appId: 'eta', pipeline: 'tidy', spec: { name: 'eta-pinned' }, params: { trace, fail: { work: 'nope' } } });
+    const run = await system.runs.request({
+      appId: 'eta',
+      pipeline: 'tidy',
+      spec: { name: 'eta-pinned' },
+      params: { trace, fail: { work: 'nope' } },
+    });
     expect((await waitForRun(system, run.deploymentId)).status).toBe('failed');
-    await expect.poll(async () => (await system.store.steps(run.deploymentId))[2]?.status, { timeout: 10_000 }).toBe('complete');
+    await expect
+      .poll(async () => (await system.store.steps(run.deploymentId))[2]?.status, {
+        timeout: 10_000,
+      })
+      .toBe('complete');
     expect(lines(trace).map((l) => l[1])).toEqual(['prepare', 'prepare', 'work', 'cleanup']);
-    expect((await system.store.outputs(run.deploymentId)).cleanup).toEqual({ cleaned: true, appName: 'eta-pinned' });
+    expect((await system.store.outputs(run.deploymentId)).cleanup).toEqual({
+      cleaned: true,
+      appName: 'eta-pinned',
+    });
     const last = (await system.events.bySaga(run.sagaId)).at(-1)!;
-    expect(last.payload).toMatchObject({ step: 'cleanup', status: 'complete', afterRunEnded: true });
+    expect(last.payload).toMatchObject({
+      step: 'cleanup',
+      status: 'complete',
+      afterRunEnded: true,
+    });
     expect((await system.store.getRun(run.deploymentId))!.status).toBe('failed');
   });
 });

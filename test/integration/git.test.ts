@@ -6,10 +6,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { isNornError, type NornError } from '../../src/shared/errors.js';
-import { assertSafeRef, assertSafeRepoUrl, cloneAt, type CloneOptions } from '../../src/shared/drivers/git.js';
+import {
+  assertSafeRef,
+  assertSafeRepoUrl,
+  cloneAt,
+  type CloneOptions,
+} from '../../src/shared/drivers/git.js';
 import { startGitHttpServer } from '../support/git/http-server.js';
-import { filesContaining, git, makeFixtureRepo, makeGitSpy, type FixtureRepo } from '../support/git/repos.js';
-import { makeSshKey, sshdAvailable, startGitSshServer, type GitSshServer } from '../support/git/ssh-server.js';
+import {
+  filesContaining,
+  git,
+  makeFixtureRepo,
+  makeGitSpy,
+  type FixtureRepo,
+} from '../support/git/repos.js';
+import {
+  makeSshKey,
+  sshdAvailable,
+  startGitSshServer,
+  type GitSshServer,
+} from '../support/git/ssh-server.js';
 
 let root: string;
 let repo: FixtureRepo;
@@ -50,28 +66,73 @@ async function withGitSpy() {
 }
 
 describe('ref and URL checks', () => {
-  it.each(['main', 'feature/x', 'v1.0', 'refs/tags/v1.0', 'HEAD', 'abc1234', 'a'.repeat(40), 'release-2024.01'])(
-    'accepts ref %s',
-    (ref) => expect(() => assertSafeRef(ref)).not.toThrow(),
-  );
+  it.each([
+    'main',
+    'feature/x',
+    'v1.0',
+    'refs/tags/v1.0',
+    'HEAD',
+    'abc1234',
+    'a'.repeat(40),
+    'release-2024.01',
+  ])('accepts ref %s', (ref) => expect(() => assertSafeRef(ref)).not.toThrow());
 
   it.each([
-    '', '--upload-pack=touch /tmp/pwned', '-oProxyCommand=x', 'a..b', 'a b', 'a\tb', 'a\nb', 'x@{1}', '@', 'a.lock',
-    'a/b.lock/c', '.hidden', 'a/.b', 'a/', '/a', 'a//b', 'a.', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[1]', 'a\\b', '\u0000',
+    '',
+    '--upload-pack=touch /tmp/pwned',
+    '-oProxyCommand=x',
+    'a..b',
+    'a b',
+    'a\tb',
+    'a\nb',
+    'x@{1}',
+    '@',
+    'a.lock',
+    'a/b.lock/c',
+    '.hidden',
+    'a/.b',
+    'a/',
+    '/a',
+    'a//b',
+    'a.',
+    'a~1',
+    'a^',
+    'a:b',
+    'a?',
+    'a*',
+    'a[1]',
+    'a\\b',
+    '\u0000',
   ])('refuses ref %j with BAD_REQUEST', (ref) => {
     expect(() => assertSafeRef(ref)).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
   });
 
   it.each([
-    'https://github.com/acme/app.git', 'http://127.0.0.1:8080/app.git', 'ssh://git@example.com:2222/acme/app.git',
-    'git@github.com:acme/app.git', 'file:///srv/git/app.git', '/srv/git/app.git', 'https://bot@example.com/app.git',
+    'https://github.com/acme/app.git',
+    'http://127.0.0.1:8080/app.git',
+    'ssh://git@example.com:2222/acme/app.git',
+    'git@github.com:acme/app.git',
+    'file:///srv/git/app.git',
+    '/srv/git/app.git',
+    'https://bot@example.com/app.git',
   ])('accepts URL %s', (url) => expect(() => assertSafeRepoUrl(url)).not.toThrow());
 
   it.each([
-    '', '--upload-pack=touch /tmp/pwned', '-oProxyCommand=touch /tmp/pwned', 'ext::sh -c touch% /tmp/pwned',
-    'fd::17', 'git://example.com/app.git', 'ftp://example.com/app.git', 'ssh://-oProxyCommand=x/app.git',
-    'ssh://-user@example.com/app.git', '-oProxyCommand=x:app.git', 'relative/path', 'https://u:secret@example.com/a.git',
-    'https://example.com/a\n.git', ' https://example.com/a.git', 'file://otherhost/srv/app.git',
+    '',
+    '--upload-pack=touch /tmp/pwned',
+    '-oProxyCommand=touch /tmp/pwned',
+    'ext::sh -c touch% /tmp/pwned',
+    'fd::17',
+    'git://example.com/app.git',
+    'ftp://example.com/app.git',
+    'ssh://-oProxyCommand=x/app.git',
+    'ssh://-user@example.com/app.git',
+    '-oProxyCommand=x:app.git',
+    'relative/path',
+    'https://u:secret@example.com/a.git',
+    'https://example.com/a\n.git',
+    ' https://example.com/a.git',
+    'file://otherhost/srv/app.git',
   ])('refuses URL %j with BAD_REQUEST', (url) => {
     expect(() => assertSafeRepoUrl(url)).toThrow(expect.objectContaining({ code: 'BAD_REQUEST' }));
   });
@@ -144,9 +205,13 @@ describe('cloneAt over file://', () => {
   });
 
   it('fails with COMMAND_FAILED for a missing repository', async () => {
-    const err = await failure(cloneAt({ url: `file://${root}/missing.git`, ref: 'main', dir: target() }));
+    const err = await failure(
+      cloneAt({ url: `file://${root}/missing.git`, ref: 'main', dir: target() }),
+    );
     expect(err.code).toBe('COMMAND_FAILED');
-    expect(err.message).toMatch(/could not read file:\/\/.*missing\.git.*\n.*does not appear to be a git repository/s);
+    expect(err.message).toMatch(
+      /could not read file:\/\/.*missing\.git.*\n.*does not appear to be a git repository/s,
+    );
   });
 });
 
@@ -190,7 +255,11 @@ describe('private repository over https (smart HTTP, token)', () => {
 
   it('clones with the token, which never reaches argv, output or the clone', async () => {
     const spy = await withGitSpy();
-    const { result, lines, dir } = await clone({ url: `${server.url}/app.git`, ref: repo.shas.first, auth: { token } });
+    const { result, lines, dir } = await clone({
+      url: `${server.url}/app.git`,
+      ref: repo.shas.first,
+      auth: { token },
+    });
     expect(result.commitSha).toBe(repo.shas.first);
     expect(server.authHeaders).toContain(`Basic ${basic}`); // the server really checked it
 
@@ -199,13 +268,19 @@ describe('private repository over https (smart HTTP, token)', () => {
     expect(calls.filter((call) => call.includes(token) || call.includes(basic))).toEqual([]);
     expect(lines.join('\n')).not.toContain(token);
     expect(await filesContaining(dir, [token, basic])).toEqual([]);
-    expect(await readFile(join(dir, '.git', 'config'), 'utf8')).not.toMatch(/extraheader|Authorization/i);
+    expect(await readFile(join(dir, '.git', 'config'), 'utf8')).not.toMatch(
+      /extraheader|Authorization/i,
+    );
   });
 
   it('clones a branch and a short SHA with the token', async () => {
     const branch = await clone({ url: `${server.url}/app.git`, ref: 'feature/x', auth: { token } });
     expect(branch.result.commitSha).toBe(repo.shas.feature);
-    const short = await clone({ url: `${server.url}/app.git`, ref: repo.shas.tagged.slice(0, 7), auth: { token } });
+    const short = await clone({
+      url: `${server.url}/app.git`,
+      ref: repo.shas.tagged.slice(0, 7),
+      auth: { token },
+    });
     expect(short.result.commitSha).toBe(repo.shas.tagged);
   });
 
@@ -213,10 +288,20 @@ describe('private repository over https (smart HTTP, token)', () => {
     for (const auth of [undefined, { token: `wrong_${token}` }]) {
       const started = Date.now();
       const lines: string[] = [];
-      const err = await failure(cloneAt({ url: `${server.url}/app.git`, ref: 'main', dir: target(), auth, onLine: (l) => lines.push(l) }));
+      const err = await failure(
+        cloneAt({
+          url: `${server.url}/app.git`,
+          ref: 'main',
+          dir: target(),
+          auth,
+          onLine: (l) => lines.push(l),
+        }),
+      );
       expect(err.code).toBe('COMMAND_FAILED');
       expect(err.retryable).toBe(false);
-      expect(err.message).toMatch(/could not read http:\/\/127\.0\.0\.1:\d+\/app\.git \(authentication failed: check NORN_GIT_TOKEN/);
+      expect(err.message).toMatch(
+        /could not read http:\/\/127\.0\.0\.1:\d+\/app\.git \(authentication failed: check NORN_GIT_TOKEN/,
+      );
       expect(err.message).toMatch(/terminal prompts disabled|Authentication failed/);
       const everything = `${err.message}\n${JSON.stringify(err.details)}\n${lines.join('\n')}`;
       expect(everything).not.toContain(token);
@@ -226,7 +311,9 @@ describe('private repository over https (smart HTTP, token)', () => {
   });
 
   it('fails with COMMAND_FAILED for a repository the server does not have', async () => {
-    const err = await failure(cloneAt({ url: `${server.url}/nope.git`, ref: 'main', dir: target(), auth: { token } }));
+    const err = await failure(
+      cloneAt({ url: `${server.url}/nope.git`, ref: 'main', dir: target(), auth: { token } }),
+    );
     expect(err.code).toBe('COMMAND_FAILED');
     expect(err.message).toContain('nope.git');
     expect(err.message).not.toContain(token);
@@ -247,38 +334,63 @@ describe('a protocol v0 server that will not serve unadvertised SHAs', () => {
   });
 });
 
-describe.skipIf(!sshdAvailable)('private repository over ssh (needs openssh-server: /usr/sbin/sshd)', () => {
-  let sshd: GitSshServer;
-  beforeAll(async () => {
-    sshd = await startGitSshServer();
-  });
-  afterAll(() => sshd?.stop());
+describe.skipIf(!sshdAvailable)(
+  'private repository over ssh (needs openssh-server: /usr/sbin/sshd)',
+  () => {
+    let sshd: GitSshServer;
+    beforeAll(async () => {
+      sshd = await startGitSshServer();
+    });
+    afterAll(() => sshd?.stop());
 
-  const leftoverKeyDirs = async () => (await readdir(tmpdir())).filter((e) => e.startsWith('norn-git-ssh-'));
+    const leftoverKeyDirs = async () =>
+      (await readdir(tmpdir())).filter((e) => e.startsWith('norn-git-ssh-'));
 
-  it('clones with the key given as text and as a path, and removes the temp key', async () => {
-    const before = await leftoverKeyDirs();
-    const asText = await clone({ url: sshd.urlFor(repo.bare), ref: 'v1.0', auth: { sshKey: sshd.clientKey.privateKey } });
-    expect(asText.result.commitSha).toBe(repo.shas.tagged);
-    expect(asText.lines.join('\n')).not.toContain('PRIVATE KEY');
-    expect(await filesContaining(asText.dir, [sshd.clientKey.privateKey.split('\n')[1]!])).toEqual([]);
-    const asPath = await clone({ url: sshd.urlFor(repo.bare), ref: repo.shas.first, auth: { sshKey: sshd.clientKey.privateKeyPath } });
-    expect(asPath.result.commitSha).toBe(repo.shas.first);
-    // A key squeezed into one env-var line, with literal \n sequences.
-    const oneLine = sshd.clientKey.privateKey.trim().replace(/\n/g, '\\n');
-    const squeezed = await clone({ url: sshd.urlFor(repo.bare), ref: 'main', auth: { sshKey: oneLine } });
-    expect(squeezed.result.commitSha).toBe(repo.shas.main);
-    expect(await leftoverKeyDirs()).toEqual(before);
-  });
+    it('clones with the key given as text and as a path, and removes the temp key', async () => {
+      const before = await leftoverKeyDirs();
+      const asText = await clone({
+        url: sshd.urlFor(repo.bare),
+        ref: 'v1.0',
+        auth: { sshKey: sshd.clientKey.privateKey },
+      });
+      expect(asText.result.commitSha).toBe(repo.shas.tagged);
+      expect(asText.lines.join('\n')).not.toContain('PRIVATE KEY');
+      expect(
+        await filesContaining(asText.dir, [sshd.clientKey.privateKey.split('\n')[1]!]),
+      ).toEqual([]);
+      const asPath = await clone({
+        url: sshd.urlFor(repo.bare),
+        ref: repo.shas.first,
+        auth: { sshKey: sshd.clientKey.privateKeyPath },
+      });
+      expect(asPath.result.commitSha).toBe(repo.shas.first);
+      // A key squeezed into one env-var line, with literal \n sequences.
+      const oneLine = sshd.clientKey.privateKey.trim().replace(/\n/g, '\\n');
+      const squeezed = await clone({
+        url: sshd.urlFor(repo.bare),
+        ref: 'main',
+        auth: { sshKey: oneLine },
+      });
+      expect(squeezed.result.commitSha).toBe(repo.shas.main);
+      expect(await leftoverKeyDirs()).toEqual(before);
+    });
 
-  it('fails cleanly with a key the server does not know', async () => {
-    const other = await makeSshKey(await mkdtemp(join(root, 'key-')), 'other');
-    const err = await failure(cloneAt({ url: sshd.urlFor(repo.bare), ref: 'main', dir: target(), auth: { sshKey: other.privateKey } }));
-    expect(err.code).toBe('COMMAND_FAILED');
-    expect(err.message).toMatch(/Permission denied \(publickey\)/);
-    expect(err.message).not.toContain('PRIVATE KEY');
-  });
-});
+    it('fails cleanly with a key the server does not know', async () => {
+      const other = await makeSshKey(await mkdtemp(join(root, 'key-')), 'other');
+      const err = await failure(
+        cloneAt({
+          url: sshd.urlFor(repo.bare),
+          ref: 'main',
+          dir: target(),
+          auth: { sshKey: other.privateKey },
+        }),
+      );
+      expect(err.code).toBe('COMMAND_FAILED');
+      expect(err.message).toMatch(/Permission denied \(publickey\)/);
+      expect(err.message).not.toContain('PRIVATE KEY');
+    });
+  },
+);
 
 /** Processes whose command line mentions `needle` or whose working dir is `dir`. */
 async function processesTouching(needle: string, dir: string): Promise<string[]> {
@@ -286,7 +398,8 @@ async function processesTouching(needle: string, dir: string): Promise<string[]>
   for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
     const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
-    if (cmd.includes(needle) || cwd.startsWith(dir)) found.push(`${pid}: ${cmd.replace(/\0/g, ' ')}`);
+    if (cmd.includes(needle) || cwd.startsWith(dir))
+      found.push(`${pid}: ${cmd.replace(/\0/g, ' ')}`);
   }
   return found;
 }
@@ -300,7 +413,13 @@ describe('abort', () => {
     const url = `${server.url}/app.git`;
     const dir = target();
     const ac = new AbortController();
-    const cloning = cloneAt({ url, ref: repo.shas.first, dir, signal: ac.signal, auth: { sshKey: key.privateKey } });
+    const cloning = cloneAt({
+      url,
+      ref: repo.shas.first,
+      dir,
+      signal: ac.signal,
+      auth: { sshKey: key.privateKey },
+    });
     await new Promise((r) => setTimeout(r, 700));
     expect(await processesTouching(server.url, dir)).not.toEqual([]); // git is really waiting on the server
     const abortedAt = Date.now();
@@ -309,6 +428,8 @@ describe('abort', () => {
     expect(err.code).toBe('CANCELLED');
     expect(Date.now() - abortedAt).toBeLessThan(2_000);
     expect(await processesTouching(server.url, dir)).toEqual([]);
-    expect((await readdir(tmpdir())).filter((e) => e.startsWith('norn-git-ssh-'))).toEqual(keyDirsBefore);
+    expect((await readdir(tmpdir())).filter((e) => e.startsWith('norn-git-ssh-'))).toEqual(
+      keyDirsBefore,
+    );
   });
 });

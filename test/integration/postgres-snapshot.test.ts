@@ -3,7 +3,12 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { listSnapshots, pruneSnapshots, restoreSnapshot, takeSnapshot } from '../../src/shared/drivers/postgres-snapshot.js';
+import {
+  listSnapshots,
+  pruneSnapshots,
+  restoreSnapshot,
+  takeSnapshot,
+} from '../../src/shared/drivers/postgres-snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 const PASSWORD = 'S3cret-Pw-xyz';
@@ -34,7 +39,8 @@ async function rows(): Promise<unknown[]> {
   return (await db.db.query('SELECT id, name FROM items ORDER BY id')).rows;
 }
 const base = () => ({ serverUrl: serverUrl(), database: db.name, app: 'shop', dir });
-const filesIn = async (app = 'shop') => (await fs.readdir(path.join(dir, app)).catch(() => [] as string[])).sort();
+const filesIn = async (app = 'shop') =>
+  (await fs.readdir(path.join(dir, app)).catch(() => [] as string[])).sort();
 
 async function fakeTool(body: string): Promise<string> {
   const file = path.join(dir, `fake-${Math.random().toString(36).slice(2)}.sh`);
@@ -54,10 +60,16 @@ describe('takeSnapshot / restoreSnapshot', () => {
     expect(lines.join('\n')).not.toContain(PASSWORD);
 
     const before = await rows();
-    await db.db.query(`DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed'; INSERT INTO items VALUES (9, 'nine')`);
+    await db.db.query(
+      `DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed'; INSERT INTO items VALUES (9, 'nine')`,
+    );
     expect(await rows()).not.toEqual(before);
 
-    const restored = await restoreSnapshot({ ...base(), ts: info.ts, onLine: (l) => lines.push(l) });
+    const restored = await restoreSnapshot({
+      ...base(),
+      ts: info.ts,
+      onLine: (l) => lines.push(l),
+    });
     expect(restored.sha256).toBe(info.sha256);
     expect(await rows()).toEqual(before);
     expect(lines.join('\n')).not.toContain(PASSWORD);
@@ -70,16 +82,30 @@ describe('takeSnapshot / restoreSnapshot', () => {
     await fs.writeFile(info.path, bytes);
     await db.db.query(`UPDATE items SET name = 'after'`);
 
-    await expect(restoreSnapshot({ ...base(), ts: info.ts })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('refusing') });
+    await expect(restoreSnapshot({ ...base(), ts: info.ts })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining('refusing'),
+    });
     expect((await rows()).every((r) => (r as { name: string }).name === 'after')).toBe(true);
   });
 
   it('refuses malformed timestamps and app names, and reports unknown snapshots', async () => {
-    for (const ts of ['../../../etc/passwd', '20261123T004501123Z/../x', '20261123T004501123', '']) {
-      await expect(restoreSnapshot({ ...base(), ts })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    for (const ts of [
+      '../../../etc/passwd',
+      '20261123T004501123Z/../x',
+      '20261123T004501123',
+      '',
+    ]) {
+      await expect(restoreSnapshot({ ...base(), ts })).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
     }
-    await expect(restoreSnapshot({ ...base(), ts: '20200101T000000000Z' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(takeSnapshot({ ...base(), app: '../other' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(restoreSnapshot({ ...base(), ts: '20200101T000000000Z' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(takeSnapshot({ ...base(), app: '../other' })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
     await expect(listSnapshots({ app: '..', dir })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     expect(await fs.readdir(dir)).toEqual([]);
   });
@@ -94,22 +120,49 @@ describe('takeSnapshot / restoreSnapshot', () => {
 
 describe('listSnapshots / pruneSnapshots', () => {
   it('lists newest first, names same-millisecond snapshots apart, and prunes to N (re-runnable)', async () => {
-    const times = ['2026-01-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z'];
+    const times = [
+      '2026-01-01T00:00:00.000Z',
+      '2026-03-01T00:00:00.000Z',
+      '2026-02-01T00:00:00.000Z',
+      '2026-03-01T00:00:00.000Z',
+    ];
     const taken = [];
     for (const t of times) taken.push(await takeSnapshot({ ...base(), now: () => new Date(t) }));
-    expect(taken.map((s) => s.ts)).toEqual(['20260101T000000000Z', '20260301T000000000Z', '20260201T000000000Z', '20260301T000000001Z']);
+    expect(taken.map((s) => s.ts)).toEqual([
+      '20260101T000000000Z',
+      '20260301T000000000Z',
+      '20260201T000000000Z',
+      '20260301T000000001Z',
+    ]);
 
     const listed = await listSnapshots({ app: 'shop', dir });
-    expect(listed.map((s) => s.ts)).toEqual(['20260301T000000001Z', '20260301T000000000Z', '20260201T000000000Z', '20260101T000000000Z']);
-    expect(listed[0]).toMatchObject({ app: 'shop', database: db.name, sha256: taken[3]?.sha256, sizeBytes: taken[3]?.sizeBytes });
+    expect(listed.map((s) => s.ts)).toEqual([
+      '20260301T000000001Z',
+      '20260301T000000000Z',
+      '20260201T000000000Z',
+      '20260101T000000000Z',
+    ]);
+    expect(listed[0]).toMatchObject({
+      app: 'shop',
+      database: db.name,
+      sha256: taken[3]?.sha256,
+      sizeBytes: taken[3]?.sizeBytes,
+    });
     expect(listed[0]?.takenAt).toEqual(new Date('2026-03-01T00:00:00.001Z'));
 
     const removed = await pruneSnapshots({ app: 'shop', dir, keep: 2 });
     expect(removed.map((s) => s.ts)).toEqual(['20260201T000000000Z', '20260101T000000000Z']);
-    expect(await filesIn()).toEqual(['20260301T000000000Z.dump', '20260301T000000000Z.json', '20260301T000000001Z.dump', '20260301T000000001Z.json']);
+    expect(await filesIn()).toEqual([
+      '20260301T000000000Z.dump',
+      '20260301T000000000Z.json',
+      '20260301T000000001Z.dump',
+      '20260301T000000001Z.json',
+    ]);
     expect(await pruneSnapshots({ app: 'shop', dir, keep: 2 })).toEqual([]);
     expect(await listSnapshots({ app: 'other', dir })).toEqual([]);
-    await expect(pruneSnapshots({ app: 'shop', dir, keep: -1 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(pruneSnapshots({ app: 'shop', dir, keep: -1 })).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+    });
   });
 });
 
@@ -125,7 +178,10 @@ describe('interrupted snapshots', () => {
     const ac = new AbortController();
     const running = takeSnapshot({ ...base(), signal: ac.signal });
     running.catch(() => {});
-    await waitFor(async () => (await dumpBackends(db)).some((b) => b.wait_event_type === 'Lock'), 10_000);
+    await waitFor(
+      async () => (await dumpBackends(db)).some((b) => b.wait_event_type === 'Lock'),
+      10_000,
+    );
     const started = Date.now();
     ac.abort('test abort');
     await expect(running).rejects.toMatchObject({ code: 'CANCELLED' });
@@ -158,10 +214,23 @@ describe('interrupted snapshots', () => {
 
 describe('pg_dump problems', () => {
   it('says to install postgresql-client when pg_dump is missing', async () => {
-    const err = await takeSnapshot({ ...base(), tools: { pgDump: '/nonexistent/bin/pg_dump' } }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('postgresql-client') });
-    const err2 = await restoreSnapshot({ ...base(), ts: (await takeSnapshot(base())).ts, tools: { pgRestore: '/nonexistent/pg_restore' } }).catch((e: unknown) => e);
-    expect(err2).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('pg_restore is not installed') });
+    const err = await takeSnapshot({
+      ...base(),
+      tools: { pgDump: '/nonexistent/bin/pg_dump' },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringContaining('postgresql-client'),
+    });
+    const err2 = await restoreSnapshot({
+      ...base(),
+      ts: (await takeSnapshot(base())).ts,
+      tools: { pgRestore: '/nonexistent/pg_restore' },
+    }).catch((e: unknown) => e);
+    expect(err2).toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringContaining('pg_restore is not installed'),
+    });
   });
 
   it('refuses when the server is newer than pg_dump', async () => {
@@ -181,19 +250,31 @@ describe('pg_dump problems', () => {
         `echo "pg_dump: error: could not connect with password $PGPASSWORD" >&2\nexit 1`,
     );
     const lines: string[] = [];
-    const err = (await takeSnapshot({ ...base(), tools: { pgDump: tool }, onLine: (l) => lines.push(l) }).catch((e: unknown) => e)) as Error;
+    const err = (await takeSnapshot({
+      ...base(),
+      tools: { pgDump: tool },
+      onLine: (l) => lines.push(l),
+    }).catch((e: unknown) => e)) as Error;
     const recorded = await fs.readFile(record, 'utf8');
     expect(recorded).toContain(`ENV ${PASSWORD}`);
     expect(recorded.split('\n')[0]).toContain(`--dbname=postgres://postgres@127.0.0.1`);
     expect(recorded.split('\n')[0]).not.toContain(PASSWORD);
-    expect(err).toMatchObject({ code: 'COMMAND_FAILED', message: expect.stringContaining('could not connect with password ***') });
-    expect(JSON.stringify({ m: err.message, d: (err as { details?: unknown }).details, lines })).not.toContain(PASSWORD);
+    expect(err).toMatchObject({
+      code: 'COMMAND_FAILED',
+      message: expect.stringContaining('could not connect with password ***'),
+    });
+    expect(
+      JSON.stringify({ m: err.message, d: (err as { details?: unknown }).details, lines }),
+    ).not.toContain(PASSWORD);
     expect(await filesIn()).toEqual([]);
   });
 });
 
 async function dumpBackends(t: TestDatabase): Promise<{ wait_event_type: string | null }[]> {
-  const res = await t.db.query(`SELECT wait_event_type FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_dump'`, [t.name]);
+  const res = await t.db.query(
+    `SELECT wait_event_type FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_dump'`,
+    [t.name],
+  );
   return res.rows;
 }
 

@@ -9,14 +9,29 @@ import { spawnNorn, TEST_PIPELINES } from '../support/processes.js';
 import { connectWs } from '../support/ws.js';
 
 let tdb: TestDatabase;
-beforeAll(async () => { tdb = await createTestDatabase(); });
-afterAll(async () => { await tdb.drop(); });
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+});
+afterAll(async () => {
+  await tdb.drop();
+});
 
 const traceFile = () => join(mkdtempSync(join(tmpdir(), 'norn-trace-')), 'trace');
-const traceLines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ')) : []);
+const traceLines = (file: string) =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' '))
+    : [];
 
 function setup(extra: Record<string, string> = {}) {
-  const env = testEnv(tdb.url, { NORN_PIPELINES_MODULE: TEST_PIPELINES, LOG_LEVEL: 'info', ...extra });
+  const env = testEnv(tdb.url, {
+    NORN_PIPELINES_MODULE: TEST_PIPELINES,
+    LOG_LEVEL: 'info',
+    ...extra,
+  });
   const system = testSystem(env);
   onTestFinished(() => system.close());
   return { env, system };
@@ -29,8 +44,15 @@ describe('workers as processes', () => {
     const victim = spawnNorn('worker', env);
     await victim.waitForLog('worker started');
     const trace = traceFile();
-    const run = await system.runs.request({ appId: 'kill-app', pipeline: 'chain', params: { trace, sleepMs: { s5: 1_500 } } });
-    await waitFor(async () => traceLines(trace).some((l) => l[1] === 's5' && l[2] === 'start'), 's5 to start in the victim');
+    const run = await system.runs.request({
+      appId: 'kill-app',
+      pipeline: 'chain',
+      params: { trace, sleepMs: { s5: 1_500 } },
+    });
+    await waitFor(
+      async () => traceLines(trace).some((l) => l[1] === 's5' && l[2] === 'start'),
+      's5 to start in the victim',
+    );
     victim.kill('SIGKILL');
     await victim.exited;
     await system.startWorker(); // the survivor
@@ -49,13 +71,23 @@ describe('workers as processes', () => {
   }, 60_000);
 
   it('SIGTERM lets a running step finish within the grace period, then the process exits', async () => {
-    const { env, system } = setup({ NORN_WORKER_CONCURRENCY: '1', NORN_SHUTDOWN_GRACE_MS: '10000' });
+    const { env, system } = setup({
+      NORN_WORKER_CONCURRENCY: '1',
+      NORN_SHUTDOWN_GRACE_MS: '10000',
+    });
     await registerApp(system, 'term-app');
     const worker = spawnNorn('worker', env);
     await worker.waitForLog('worker started');
     const trace = traceFile();
-    const run = await system.runs.request({ appId: 'term-app', pipeline: 'short', params: { trace, sleepMs: { s2: 1_500 } } });
-    await waitFor(async () => traceLines(trace).some((l) => l[1] === 's2' && l[2] === 'start'), 's2 to start');
+    const run = await system.runs.request({
+      appId: 'term-app',
+      pipeline: 'short',
+      params: { trace, sleepMs: { s2: 1_500 } },
+    });
+    await waitFor(
+      async () => traceLines(trace).some((l) => l[1] === 's2' && l[2] === 'start'),
+      's2 to start',
+    );
     worker.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
     // s2 finished in the terminating worker; s3 waits for a worker that is still running.
@@ -72,8 +104,15 @@ describe('workers as processes', () => {
     const worker = spawnNorn('worker', env);
     await worker.waitForLog('worker started');
     const trace = traceFile();
-    const run = await system.runs.request({ appId: 'term2-app', pipeline: 'short', params: { trace, sleepMs: { s2: 4_000 } } });
-    await waitFor(async () => traceLines(trace).some((l) => l[1] === 's2' && l[2] === 'start'), 's2 to start');
+    const run = await system.runs.request({
+      appId: 'term2-app',
+      pipeline: 'short',
+      params: { trace, sleepMs: { s2: 4_000 } },
+    });
+    await waitFor(
+      async () => traceLines(trace).some((l) => l[1] === 's2' && l[2] === 'start'),
+      's2 to start',
+    );
     const t0 = Date.now();
     worker.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
@@ -95,12 +134,19 @@ describe('api processes', () => {
     const worker = spawnNorn('worker', env);
     const api1 = spawnNorn('api', { ...env, PORT: '0' });
     const api2 = spawnNorn('api', { ...env, PORT: '0' });
-    await Promise.all([worker.waitForLog('worker started'), api1.waitForLog('api listening'), api2.waitForLog('api listening')]);
-    const urlOf = (p: ReturnType<typeof spawnNorn>) => /"url":"(http:\/\/[^"]+)"/.exec(p.output())![1]!;
+    await Promise.all([
+      worker.waitForLog('worker started'),
+      api1.waitForLog('api listening'),
+      api2.waitForLog('api listening'),
+    ]);
+    const urlOf = (p: ReturnType<typeof spawnNorn>) =>
+      /"url":"(http:\/\/[^"]+)"/.exec(p.output())![1]!;
     const c1 = await connectWs(urlOf(api1), { app: 'two-api-app' }, { token });
     const c2 = await connectWs(urlOf(api2), { app: 'two-api-app' }, { token });
     const res = await fetch(`${urlOf(api1)}/api/apps/two-api-app/deploy`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}',
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
     });
     expect(res.status).toBe(202);
     const { sagaId } = await res.json();
@@ -117,8 +163,14 @@ describe('api processes', () => {
     const open = spawnNorn('api', { ...env, HOST: '0.0.0.0', NORN_API_TOKEN: '' });
     expect(await open.exited).toBe(1);
     expect(open.output()).toMatch(/NORN_API_TOKEN: required when HOST is not loopback/);
-    const bad = spawnNorn('api', { ...env, PORT: 'eighty', REDIS_URL: 'not a url', NORN_WORKER_CONCURRENCY: '0' });
+    const bad = spawnNorn('api', {
+      ...env,
+      PORT: 'eighty',
+      REDIS_URL: 'not a url',
+      NORN_WORKER_CONCURRENCY: '0',
+    });
     expect(await bad.exited).toBe(1);
-    for (const v of ['PORT', 'REDIS_URL', 'NORN_WORKER_CONCURRENCY']) expect(bad.output()).toContain(v);
+    for (const v of ['PORT', 'REDIS_URL', 'NORN_WORKER_CONCURRENCY'])
+      expect(bad.output()).toContain(v);
   }, 30_000);
 });

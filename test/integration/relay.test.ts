@@ -28,10 +28,12 @@ describe('/ws relay', () => {
   it('refuses an upgrade without the token', async () => {
     await registerApp(system, 'ws-auth');
     await expect(connectWs(api.url, { app: 'ws-auth' })).rejects.toThrow(/401/);
-    await expect(connectWs(api.url, { app: 'ws-auth' }, { token: 'wrong-token-0123456789' })).rejects.toThrow(/401/);
+    await expect(
+      connectWs(api.url, { app: 'ws-auth' }, { token: 'wrong-token-0123456789' }),
+    ).rejects.toThrow(/401/);
   });
 
-  it('streams an app\'s events live, in order, exactly as stored', async () => {
+  it("streams an app's events live, in order, exactly as stored", async () => {
     await registerApp(system, 'ws-app');
     const client = await connectWs(api.url, { app: 'ws-app' }, opts);
     const run = await system.runs.request({ appId: 'ws-app', pipeline: 'chain', params: {} });
@@ -39,7 +41,11 @@ describe('/ws relay', () => {
     const stored = await system.events.bySaga(run.sagaId);
     expect(client.events.map((e) => e.id)).toEqual(stored.map((e) => e.id));
     expect(client.events).toEqual(stored);
-    expect(client.events[0]).toMatchObject({ type: 'deploy.queued', appId: 'ws-app', sagaId: run.sagaId });
+    expect(client.events[0]).toMatchObject({
+      type: 'deploy.queued',
+      appId: 'ws-app',
+      sagaId: run.sagaId,
+    });
     client.close();
   });
 
@@ -47,23 +53,36 @@ describe('/ws relay', () => {
     await registerApp(system, 'ws-saga');
     const a = await system.runs.request({ appId: 'ws-saga', pipeline: 'short', params: {} });
     await waitForRun(system, a.deploymentId);
-    const b = await system.runs.request({ appId: 'ws-saga', pipeline: 'short', params: { sleepMs: { s2: 300 } } });
+    const b = await system.runs.request({
+      appId: 'ws-saga',
+      pipeline: 'short',
+      params: { sleepMs: { s2: 300 } },
+    });
     const client = await connectWs(api.url, { saga: b.sagaId }, opts);
     await client.waitForType('forge.completed');
     expect(client.events.every((e) => e.sagaId === b.sagaId)).toBe(true);
-    expect(client.events.map((e) => e.id)).toEqual((await system.events.bySaga(b.sagaId)).map((e) => e.id));
+    expect(client.events.map((e) => e.id)).toEqual(
+      (await system.events.bySaga(b.sagaId)).map((e) => e.id),
+    );
     client.close();
   });
 
   it('reconnecting with lastEventId replays what was missed with no gap and no duplicate', async () => {
     await registerApp(system, 'ws-replay');
     const first = await connectWs(api.url, { app: 'ws-replay' }, opts);
-    const run = await system.runs.request({ appId: 'ws-replay', pipeline: 'chain', params: { sleepMs: { s3: 400, s6: 400 } } });
+    const run = await system.runs.request({
+      appId: 'ws-replay',
+      pipeline: 'chain',
+      params: { sleepMs: { s3: 400, s6: 400 } },
+    });
     await waitFor(async () => first.events.find((e) => e.payload.step === 's3'), 's3 to start');
     first.close();
     await first.closed;
     const lastSeen = first.events.at(-1)!.id;
-    await waitFor(async () => (await system.events.bySaga(run.sagaId)).some((e) => e.payload.step === 's5'), 'events while disconnected');
+    await waitFor(
+      async () => (await system.events.bySaga(run.sagaId)).some((e) => e.payload.step === 's5'),
+      'events while disconnected',
+    );
     const second = await connectWs(api.url, { app: 'ws-replay', lastEventId: lastSeen }, opts);
     await second.waitForType('deploy.completed');
     const ids = [...first.events, ...second.events].map((e) => e.id);
@@ -78,12 +97,20 @@ describe('/ws relay', () => {
     const saga = '11111111-2222-4333-8444-555555555555';
     // Two events committed; only the second is published (the first publish "was lost").
     const { rows } = await system.db.query(
-      `SELECT norn_append_event('ws-gap', $1, 'test.one', '{}') AS a, norn_append_event('ws-gap', $1, 'test.two', '{}') AS b`, [saga]);
-    await system.redis.publish(channels(system.config.queuePrefix).events, JSON.stringify(rows[0].b));
+      `SELECT norn_append_event('ws-gap', $1, 'test.one', '{}') AS a, norn_append_event('ws-gap', $1, 'test.two', '{}') AS b`,
+      [saga],
+    );
+    await system.redis.publish(
+      channels(system.config.queuePrefix).events,
+      JSON.stringify(rows[0].b),
+    );
     await waitFor(async () => client.events.length === 2, 'both events', 5_000);
     expect(client.events.map((e) => e.type)).toEqual(['test.one', 'test.two']);
     // The late publish of the first one is not delivered twice.
-    await system.redis.publish(channels(system.config.queuePrefix).events, JSON.stringify(rows[0].a));
+    await system.redis.publish(
+      channels(system.config.queuePrefix).events,
+      JSON.stringify(rows[0].a),
+    );
     // An event committed but never published at all still arrives (the relay checks the log's head).
     await system.db.query(`SELECT norn_append_event('ws-gap', $1, 'test.three', '{}')`, [saga]);
     await waitFor(async () => client.events.length === 3, 'the unpublished event', 5_000);

@@ -12,9 +12,22 @@ import { restorePipeline } from '../../src/pipelines/restore.js';
 import type { PipelineDefinition } from '../../src/queues/pipeline.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { waitFor, waitForRun } from '../support/norn.js';
-import { appDbName, appDbUrl, createDatabase, dropDatabase, holdPipeline, registerSpec, sql, startSystem } from '../support/deploy-data/harness.js';
+import {
+  appDbName,
+  appDbUrl,
+  createDatabase,
+  dropDatabase,
+  holdPipeline,
+  registerSpec,
+  sql,
+  startSystem,
+} from '../support/deploy-data/harness.js';
 
-const deploy: PipelineDefinition<DeployServices> = { name: 'deploy', version: '1', steps: [snapshot] };
+const deploy: PipelineDefinition<DeployServices> = {
+  name: 'deploy',
+  version: '1',
+  steps: [snapshot],
+};
 
 let tdb: TestDatabase;
 let h: Awaited<ReturnType<typeof startSystem>>;
@@ -35,8 +48,14 @@ async function appWithSnapshot(name: string) {
   const db = appDbName();
   databases.push(db);
   await createDatabase(db);
-  await sql(appDbUrl(db), "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'one'), (2, 'two');");
-  const spec = await registerSpec(h.system, { name, infrastructure: { postgres: { database: db } } });
+  await sql(
+    appDbUrl(db),
+    "CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'one'), (2, 'two');",
+  );
+  const spec = await registerSpec(h.system, {
+    name,
+    infrastructure: { postgres: { database: db } },
+  });
   const req = await h.system.runs.request({ appId: name, pipeline: 'deploy', params: {}, spec });
   const run = await waitForRun(h.system, req.deploymentId);
   expect(run.status).toBe('succeeded');
@@ -51,17 +70,34 @@ describe('snapshots api', () => {
     const app = await appWithSnapshot('rest');
     const listed = await h.call('GET', '/api/apps/rest/snapshots');
     expect(listed.status).toBe(200);
-    expect(((await listed.json()) as { snapshots: Array<{ ts: string }> }).snapshots.map((s) => s.ts)).toEqual([app.snap.ts]);
+    expect(
+      ((await listed.json()) as { snapshots: Array<{ ts: string }> }).snapshots.map((s) => s.ts),
+    ).toEqual([app.snap.ts]);
 
-    await sql(appDbUrl(app.db), "DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed'; INSERT INTO items VALUES (9, 'nine');");
+    await sql(
+      appDbUrl(app.db),
+      "DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed'; INSERT INTO items VALUES (9, 'nine');",
+    );
     const res = await h.call('POST', `/api/apps/rest/snapshots/${app.snap.ts}/restore`);
     expect(res.status).toBe(202);
     const accepted = (await res.json()) as Accepted;
-    expect(accepted).toMatchObject({ deploymentId: expect.any(String), sagaId: expect.any(String), status: expect.any(String), position: 0 });
+    expect(accepted).toMatchObject({
+      deploymentId: expect.any(String),
+      sagaId: expect.any(String),
+      status: expect.any(String),
+      position: 0,
+    });
 
     const run = await waitForRun(h.system, accepted.deploymentId);
-    expect(run).toMatchObject({ status: 'succeeded', pipeline: 'restore', params: { ts: app.snap.ts } });
-    expect(await app.items()).toEqual([{ id: 1, name: 'one' }, { id: 2, name: 'two' }]);
+    expect(run).toMatchObject({
+      status: 'succeeded',
+      pipeline: 'restore',
+      params: { ts: app.snap.ts },
+    });
+    expect(await app.items()).toEqual([
+      { id: 1, name: 'one' },
+      { id: 2, name: 'two' },
+    ]);
     const types = (await h.system.events.bySaga(accepted.sagaId)).map((e) => e.type);
     expect(types[0]).toBe('restore.queued');
     expect(types).toContain('restore.step');
@@ -73,10 +109,14 @@ describe('snapshots api', () => {
     const app = await appWithSnapshot('miss');
     const before = (await h.system.store.listRuns('miss', 50)).length;
     expect((await h.call('GET', '/api/apps/nope/snapshots')).status).toBe(404);
-    expect((await h.call('POST', `/api/apps/nope/snapshots/${app.snap.ts}/restore`)).status).toBe(404);
+    expect((await h.call('POST', `/api/apps/nope/snapshots/${app.snap.ts}/restore`)).status).toBe(
+      404,
+    );
     const unknown = await h.call('POST', '/api/apps/miss/snapshots/20000101T000000000Z/restore');
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: { message: string } }).error.message).toContain('20000101T000000000Z');
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toContain(
+      '20000101T000000000Z',
+    );
     for (const bad of ['latest', '2026-01-01', '..%2F..%2Fetc', '20000101T000000000Zx']) {
       const r = await h.call('POST', `/api/apps/miss/snapshots/${bad}/restore`);
       expect(r.status, bad).toBe(400);

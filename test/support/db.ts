@@ -17,7 +17,11 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
   const name = `norn_t_${randomBytes(5).toString('hex')}`;
   const admin = createDb(base, { max: 1 });
   try {
-    await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
+    await admin.query(
+      options.empty
+        ? `CREATE DATABASE ${name}`
+        : `CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`,
+    );
   } finally {
     await admin.end();
   }

@@ -23,7 +23,11 @@ export function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-async function startContainers(): Promise<{ redisUrl: string; databaseUrl: string; stop: () => Promise<void> }> {
+async function startContainers(): Promise<{
+  redisUrl: string;
+  databaseUrl: string;
+  stop: () => Promise<void>;
+}> {
   const { GenericContainer, Wait } = await import('testcontainers');
   const redis = await new GenericContainer('redis:7-alpine')
     .withCommand(['redis-server', '--maxmemory-policy', 'noeviction', '--save', ''])

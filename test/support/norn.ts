@@ -9,7 +9,10 @@ import { NornSystem } from '../../src/system.js';
 import { pipelines as testPipelines } from './pipelines.js';
 
 /** Test timings: stalls detected in ~3 s, leases expire after 4 s, sweeps every 0.5 s. */
-export function testEnv(databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+export function testEnv(
+  databaseUrl: string,
+  overrides: Record<string, string> = {},
+): Record<string, string> {
   return {
     REDIS_URL: inject('redisUrl'),
     DATABASE_URL: databaseUrl,
@@ -31,33 +34,60 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
   };
 }
 
-export function testSystem<S = unknown>(env: Record<string, string>, pipelines: PipelineDefinition<S>[] = testPipelines as PipelineDefinition<S>[], services?: (system: { config: Config; db: import('../../src/shared/db.js').Db }) => S) {
+export function testSystem<S = unknown>(
+  env: Record<string, string>,
+  pipelines: PipelineDefinition<S>[] = testPipelines as PipelineDefinition<S>[],
+  services?: (system: { config: Config; db: import('../../src/shared/db.js').Db }) => S,
+) {
   const config: Config = loadConfig(env);
-  const system = new NornSystem<S>(config, { pipelines, services: undefined as S, log: silentLogger });
+  const system = new NornSystem<S>(config, {
+    pipelines,
+    services: undefined as S,
+    log: silentLogger,
+  });
   if (services) system.setServices(services({ config, db: system.db }));
   return system;
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | null | false>,
+  what: string,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
 const TERMINAL: RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 
-export function waitForRun(system: NornSystem, id: string, statuses: RunStatus[] = TERMINAL, timeoutMs = 20_000) {
-  return waitFor(async () => {
-    const run = await system.store.getRun(id);
-    return run && statuses.includes(run.status) ? run : undefined;
-  }, `run ${id} to be ${statuses.join('|')}`, timeoutMs);
+export function waitForRun(
+  system: NornSystem,
+  id: string,
+  statuses: RunStatus[] = TERMINAL,
+  timeoutMs = 20_000,
+) {
+  return waitFor(
+    async () => {
+      const run = await system.store.getRun(id);
+      return run && statuses.includes(run.status) ? run : undefined;
+    },
+    `run ${id} to be ${statuses.join('|')}`,
+    timeoutMs,
+  );
 }
 
-export async function registerApp(system: NornSystem, name: string, extra: Record<string, unknown> = {}) {
+export async function registerApp(
+  system: NornSystem,
+  name: string,
+  extra: Record<string, unknown> = {},
+) {
   const spec = { name, processes: { web: { port: 8080 } }, ...extra };
   await system.apps.upsert(name, spec, JSON.stringify(spec), 'json');
 }

@@ -5,7 +5,12 @@
  */
 import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { skipStep, type PipelineDefinition, type StepContext, type StepDefinition } from '../../src/queues/pipeline.js';
+import {
+  skipStep,
+  type PipelineDefinition,
+  type StepContext,
+  type StepDefinition,
+} from '../../src/queues/pipeline.js';
 import { NornError } from '../../src/shared/errors.js';
 
 export interface TestParams {
@@ -25,7 +30,11 @@ export interface TestParams {
 
 function trace(ctx: StepContext, what: string) {
   const p = ctx.run.params as TestParams;
-  if (p.trace) appendFileSync(p.trace, `${ctx.run.id} ${ctx.step.name} ${what} ${process.pid} ${ctx.step.attempt}\n`);
+  if (p.trace)
+    appendFileSync(
+      p.trace,
+      `${ctx.run.id} ${ctx.step.name} ${what} ${process.pid} ${ctx.step.attempt}\n`,
+    );
 }
 
 function testStep(name: string, attempts = 1): StepDefinition {
@@ -41,13 +50,17 @@ function testStep(name: string, attempts = 1): StepDefinition {
         await ctx.exec(['sh', '-c', `sleep 300; echo ${p.childSleep.marker}`]);
       }
       // Over HTTP only `ref` reaches a run: ref "sleep-<ms>" makes s2 sleep that long.
-      const refSleep = typeof p.ref === 'string' && name === 's2' ? /^sleep-(\d+)$/.exec(p.ref)?.[1] : undefined;
+      const refSleep =
+        typeof p.ref === 'string' && name === 's2' ? /^sleep-(\d+)$/.exec(p.ref)?.[1] : undefined;
       const ms = p.sleepMs?.[name] ?? (refSleep ? Number(refSleep) : undefined);
-      if (ms) await (p.stubborn === name ? sleep(ms) : sleep(ms, undefined, { signal: ctx.signal }));
+      if (ms)
+        await (p.stubborn === name ? sleep(ms) : sleep(ms, undefined, { signal: ctx.signal }));
       if (p.fail?.[name]) throw new NornError('STEP_FAILED', p.fail[name]!);
       // ref "fail-<step>" makes that step fail (not retryable), e.g. "fail-s3".
-      if (typeof p.ref === 'string' && p.ref === `fail-${name}`) throw new NornError('STEP_FAILED', `${name} failed because the ref said so`);
-      if (p.flaky?.[name] && ctx.step.attempt <= p.flaky[name]!) throw new Error(`flaky ${name} attempt ${ctx.step.attempt}`);
+      if (typeof p.ref === 'string' && p.ref === `fail-${name}`)
+        throw new NornError('STEP_FAILED', `${name} failed because the ref said so`);
+      if (p.flaky?.[name] && ctx.step.attempt <= p.flaky[name]!)
+        throw new Error(`flaky ${name} attempt ${ctx.step.attempt}`);
       const seen = await ctx.outputs();
       trace(ctx, 'end');
       return { step: name, pid: process.pid, seen: Object.keys(seen) };

@@ -27,7 +27,10 @@ export interface Tracked {
 }
 
 /** Spawns `node …args`, records its output, and SIGKILLs it when the test ends if it still runs. */
-export function spawnTracked(args: string[], opts: { cwd: string; env: Record<string, string | undefined> }): Tracked {
+export function spawnTracked(
+  args: string[],
+  opts: { cwd: string; env: Record<string, string | undefined> },
+): Tracked {
   const child = spawn(process.execPath, args, {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
@@ -36,9 +39,17 @@ export function spawnTracked(args: string[], opts: { cwd: string; env: Record<st
   let out = '';
   let err = '';
   let all = '';
-  child.stdout!.on('data', (d) => { out += d; all += d; });
-  child.stderr!.on('data', (d) => { err += d; all += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  child.stdout!.on('data', (d) => {
+    out += d;
+    all += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+    all += d;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => resolve(code)),
+  );
   onTestFinished(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -48,14 +59,25 @@ export function spawnTracked(args: string[], opts: { cwd: string; env: Record<st
   return { child, stdout: () => out, stderr: () => err, output: () => all, exited };
 }
 
-export function spawnNorn(command: 'api' | 'worker' | 'all' | 'migrate', env: Record<string, string>): NornProcess {
+export function spawnNorn(
+  command: 'api' | 'worker' | 'all' | 'migrate',
+  env: Record<string, string>,
+): NornProcess {
   // node --import tsx: one process, so a signal reaches norn itself (the tsx CLI would relay it).
-  const p = spawnTracked(['--import', 'tsx', 'src/main.ts', command], { cwd: ROOT, env: { LOG_LEVEL: 'info', ...env } });
+  const p = spawnTracked(['--import', 'tsx', 'src/main.ts', command], {
+    cwd: ROOT,
+    env: { LOG_LEVEL: 'info', ...env },
+  });
   return {
     child: p.child,
     output: p.output,
     exited: p.exited,
-    waitForLog: (text, timeoutMs = 20_000) => waitFor(async () => p.output().includes(text), `"${text}" in the ${command} log:\n${p.output()}`, timeoutMs).then(() => {}),
+    waitForLog: (text, timeoutMs = 20_000) =>
+      waitFor(
+        async () => p.output().includes(text),
+        `"${text}" in the ${command} log:\n${p.output()}`,
+        timeoutMs,
+      ).then(() => {}),
     kill: (signal) => p.child.kill(signal),
   };
 }

@@ -12,10 +12,17 @@ export interface WsClient {
   close(): void;
 }
 
-export async function connectWs(baseUrl: string, query: Record<string, string | number>, opts: { token?: string; autoPong?: boolean } = {}): Promise<WsClient> {
+export async function connectWs(
+  baseUrl: string,
+  query: Record<string, string | number>,
+  opts: { token?: string; autoPong?: boolean } = {},
+): Promise<WsClient> {
   const url = new URL('/ws', baseUrl.replace(/^http/, 'ws'));
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, String(v));
-  const ws = new WebSocket(url, { headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {}, autoPong: opts.autoPong ?? true });
+  const ws = new WebSocket(url, {
+    headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+    autoPong: opts.autoPong ?? true,
+  });
   const events: EventEnvelope[] = [];
   const control: Array<Record<string, unknown>> = [];
   ws.on('message', (data) => {
@@ -27,12 +34,19 @@ export async function connectWs(baseUrl: string, query: Record<string, string | 
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    ws.once('unexpected-response', (_req, res) =>
+      reject(new Error(`upgrade refused: ${res.statusCode}`)),
+    );
   });
-  if (query.app || query.saga) await waitFor(async () => control.length > 0, 'the subscription to be confirmed', 5_000);
+  if (query.app || query.saga)
+    await waitFor(async () => control.length > 0, 'the subscription to be confirmed', 5_000);
   return {
-    ws, events, control, closed,
-    waitForType: (type, timeoutMs = 20_000) => waitFor(async () => events.find((e) => e.type === type), `a ${type} event`, timeoutMs),
+    ws,
+    events,
+    control,
+    closed,
+    waitForType: (type, timeoutMs = 20_000) =>
+      waitFor(async () => events.find((e) => e.type === type), `a ${type} event`, timeoutMs),
     close: () => ws.close(),
   };
 }

@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
-import { chmod, lstat, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,15 +30,22 @@ beforeEach(async () => {
 });
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
-const route = (app: string) => ({ hostname: `${app}.example.org`, service: 'http://127.0.0.1:3000' });
+const route = (app: string) => ({
+  hostname: `${app}.example.org`,
+  service: 'http://127.0.0.1:3000',
+});
 const setApp = (app: string) => (text: string) => setAppIngress(text, app, [route(app)]);
-const INITIAL = 'tunnel: t\n# operator rule\ningress:\n  - hostname: a.example.com\n    service: http://localhost:1\n  - service: http_status:404\n';
+const INITIAL =
+  'tunnel: t\n# operator rule\ningress:\n  - hostname: a.example.com\n    service: http://localhost:1\n  - service: http_status:404\n';
 
 describe('updateIngressFile', () => {
   it('creates a missing file, then re-applying changes nothing', async () => {
     expect(await updateIngressFile(file, setApp('web'))).toEqual({ changed: true });
     const text = await readFile(file, 'utf8');
-    expect(listIngress(text)).toEqual([{ ...route('web'), app: 'web' }, { service: 'http_status:404' }]);
+    expect(listIngress(text)).toEqual([
+      { ...route('web'), app: 'web' },
+      { service: 'http_status:404' },
+    ]);
     expect((await stat(file)).mode & 0o777).toBe(0o644);
     const before = await stat(file);
     expect(await updateIngressFile(file, setApp('web'))).toEqual({ changed: false });
@@ -37,7 +55,9 @@ describe('updateIngressFile', () => {
   });
 
   it('does not create the file for an edit that changes nothing', async () => {
-    expect(await updateIngressFile(file, (t) => removeAppIngress(t, 'web'))).toEqual({ changed: false });
+    expect(await updateIngressFile(file, (t) => removeAppIngress(t, 'web'))).toEqual({
+      changed: false,
+    });
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -48,7 +68,11 @@ describe('updateIngressFile', () => {
     expect((await stat(file)).mode & 0o777).toBe(0o640);
     const text = await readFile(file, 'utf8');
     expect(text).toContain('# operator rule');
-    expect(listIngress(text).map((r) => r.hostname ?? 'catch-all')).toEqual(['a.example.com', 'web.example.org', 'catch-all']);
+    expect(listIngress(text).map((r) => r.hostname ?? 'catch-all')).toEqual([
+      'a.example.com',
+      'web.example.org',
+      'catch-all',
+    ]);
   });
 
   it('loses nothing when 20 edits for 20 apps run at once', async () => {
@@ -57,7 +81,12 @@ describe('updateIngressFile', () => {
     const results = await Promise.all(apps.map((app) => updateIngressFile(file, setApp(app))));
     expect(results.every((r) => r.changed)).toBe(true);
     const rules = listIngress(await readFile(file, 'utf8'));
-    expect(rules.filter((r) => r.app).map((r) => r.app).sort()).toEqual([...apps].sort());
+    expect(
+      rules
+        .filter((r) => r.app)
+        .map((r) => r.app)
+        .sort(),
+    ).toEqual([...apps].sort());
     expect(rules[0]?.hostname).toBe('a.example.com');
     expect(rules.at(-1)).toEqual({ service: 'http_status:404' });
     expect(await readdir(dir)).toEqual(['config.yml']);
@@ -78,7 +107,9 @@ describe('updateIngressFile', () => {
     const runs = [0, 1, 2, 3].map(
       (w) =>
         new Promise<number | null>((done) => {
-          const child = spawn(process.execPath, ['--import', 'tsx', scriptFile, file, String(w)], { stdio: 'inherit' });
+          const child = spawn(process.execPath, ['--import', 'tsx', scriptFile, file, String(w)], {
+            stdio: 'inherit',
+          });
           child.on('close', done);
         }),
     );
@@ -101,19 +132,25 @@ describe('updateIngressFile', () => {
     await writeFile(`${file}.lock`, '999999 dead');
     const old = new Date(Date.now() - 60_000);
     await utimes(`${file}.lock`, old, old);
-    expect(await updateIngressFile(file, setApp('web'), { lockTimeoutMs: 2_000 })).toEqual({ changed: true });
+    expect(await updateIngressFile(file, setApp('web'), { lockTimeoutMs: 2_000 })).toEqual({
+      changed: true,
+    });
     expect(await readdir(dir)).toEqual(['config.yml']);
   });
 
   it('waits for a live lock: TIMEOUT when it is not released, CANCELLED on abort', async () => {
     await writeFile(file, INITIAL);
     await writeFile(`${file}.lock`, 'someone else');
-    await expect(updateIngressFile(file, setApp('web'), { lockTimeoutMs: 200 })).rejects.toMatchObject({
+    await expect(
+      updateIngressFile(file, setApp('web'), { lockTimeoutMs: 200 }),
+    ).rejects.toMatchObject({
       code: 'TIMEOUT',
       retryable: true,
     });
     const started = Date.now();
-    await expect(updateIngressFile(file, setApp('web'), { signal: AbortSignal.timeout(150) })).rejects.toMatchObject({
+    await expect(
+      updateIngressFile(file, setApp('web'), { signal: AbortSignal.timeout(150) }),
+    ).rejects.toMatchObject({
       code: 'CANCELLED',
     });
     expect(Date.now() - started).toBeLessThan(2_000);
@@ -131,12 +168,16 @@ describe('updateIngressFile', () => {
 
   it('releases the lock when the edit throws', async () => {
     await writeFile(file, 'ingress: {}\n');
-    await expect(updateIngressFile(file, setApp('web'))).rejects.toMatchObject({ code: 'SPEC_INVALID' });
+    await expect(updateIngressFile(file, setApp('web'))).rejects.toMatchObject({
+      code: 'SPEC_INVALID',
+    });
     expect(await readdir(dir)).toEqual(['config.yml']);
   });
 
   it('reports a missing directory as a configuration problem', async () => {
-    await expect(updateIngressFile(join(dir, 'nope', 'config.yml'), setApp('web'))).rejects.toMatchObject({
+    await expect(
+      updateIngressFile(join(dir, 'nope', 'config.yml'), setApp('web')),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
     });
   });
@@ -152,23 +193,30 @@ describe('restartTunnel', () => {
 
   it('fails with COMMAND_FAILED and the output tail on a non-zero exit', async () => {
     await expect(restartTunnel('["false"]')).rejects.toMatchObject({ code: 'COMMAND_FAILED' });
-    await expect(restartTunnel('["sh","-c","echo unit cloudflared not found >&2; exit 5"]')).rejects.toThrow(
-      /exited with 5:\nunit cloudflared not found/,
-    );
+    await expect(
+      restartTunnel('["sh","-c","echo unit cloudflared not found >&2; exit 5"]'),
+    ).rejects.toThrow(/exited with 5:\nunit cloudflared not found/);
   });
 
   it('skips when no command is configured and refuses a malformed one', async () => {
     for (const none of [undefined, '', '  ', '[]']) {
       expect(await restartTunnel(none)).toEqual({ skipped: 'no restart command configured' });
     }
-    for (const bad of ['systemctl restart cloudflared', '{"cmd":"x"}', '["systemctl", 1]', '[""]']) {
+    for (const bad of [
+      'systemctl restart cloudflared',
+      '{"cmd":"x"}',
+      '["systemctl", 1]',
+      '[""]',
+    ]) {
       await expect(restartTunnel(bad)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     }
   });
 
   it('stops the command promptly on abort', async () => {
     const started = Date.now();
-    await expect(restartTunnel('["sleep","30"]', { signal: AbortSignal.timeout(100) })).rejects.toMatchObject({
+    await expect(
+      restartTunnel('["sleep","30"]', { signal: AbortSignal.timeout(100) }),
+    ).rejects.toMatchObject({
       code: 'CANCELLED',
     });
     expect(Date.now() - started).toBeLessThan(5_000);

@@ -40,11 +40,21 @@ describe('setAppIngress', () => {
     expect(changed).toBe(true);
     expect(listIngress(text)).toEqual([
       { hostname: 'gitlab.widgetcorp.tech', service: 'http://localhost:80' },
-      { hostname: '*.example.com', path: '^/api', service: 'http://localhost:8001', originRequest: { noTLSVerify: true } },
+      {
+        hostname: '*.example.com',
+        path: '^/api',
+        service: 'http://localhost:8001',
+        originRequest: { noTLSVerify: true },
+      },
       { ...web, app: 'web' },
       { service: 'http_status:404' },
     ]);
-    for (const kept of ['# managed by hand and by norn', '# keep me', '# the API gateway', '# norn:app=web']) {
+    for (const kept of [
+      '# managed by hand and by norn',
+      '# keep me',
+      '# the API gateway',
+      '# norn:app=web',
+    ]) {
       expect(text).toContain(kept);
     }
     const doc = parseDocument(text).toJS();
@@ -54,11 +64,19 @@ describe('setAppIngress', () => {
   });
 
   it('adds a catch-all to a config that has none, and creates ingress when missing', () => {
-    const noCatchAll = 'tunnel: t\ningress:\n  - hostname: a.example.com\n    service: http://localhost:1\n';
+    const noCatchAll =
+      'tunnel: t\ningress:\n  - hostname: a.example.com\n    service: http://localhost:1\n';
     const rules = listIngress(setAppIngress(noCatchAll, 'web', [web]).text);
-    expect(rules.map((r) => r.hostname ?? r.service)).toEqual(['a.example.com', 'web.example.org', 'http_status:404']);
+    expect(rules.map((r) => r.hostname ?? r.service)).toEqual([
+      'a.example.com',
+      'web.example.org',
+      'http_status:404',
+    ]);
     for (const bare of ['tunnel: t\n', '', 'tunnel: t\ningress:\n']) {
-      expect(listIngress(setAppIngress(bare, 'web', [web]).text)).toEqual([{ ...web, app: 'web' }, { service: 'http_status:404' }]);
+      expect(listIngress(setAppIngress(bare, 'web', [web]).text)).toEqual([
+        { ...web, app: 'web' },
+        { service: 'http_status:404' },
+      ]);
     }
   });
 
@@ -67,12 +85,16 @@ describe('setAppIngress', () => {
     const twice = setAppIngress(once.text, 'web', [web, api]);
     expect(twice).toEqual({ text: once.text, changed: false });
     // Host names are compared normalised, so a differently-cased re-apply is still a no-op.
-    expect(setAppIngress(once.text, 'web', [{ ...web, hostname: 'WEB.example.org.' }, api]).changed).toBe(false);
+    expect(
+      setAppIngress(once.text, 'web', [{ ...web, hostname: 'WEB.example.org.' }, api]).changed,
+    ).toBe(false);
   });
 
   it("replaces only the app's own rules", () => {
     let text = setAppIngress(CONFIG, 'web', [web, api]).text;
-    text = setAppIngress(text, 'shop', [{ hostname: 'shop.example.org', service: 'http://127.0.0.1:4000' }]).text;
+    text = setAppIngress(text, 'shop', [
+      { hostname: 'shop.example.org', service: 'http://127.0.0.1:4000' },
+    ]).text;
     const moved = { hostname: 'www.example.org', service: 'http://127.0.0.1:3005' };
     const next = setAppIngress(text, 'web', [moved]);
     expect(next.changed).toBe(true);
@@ -87,9 +109,14 @@ describe('setAppIngress', () => {
   });
 
   it('puts a route before an earlier rule that would hide it', () => {
-    const wildcard = 'ingress:\n  - hostname: "*.example.org"\n    service: http://localhost:9\n  - service: http_status:404\n';
+    const wildcard =
+      'ingress:\n  - hostname: "*.example.org"\n    service: http://localhost:9\n  - service: http_status:404\n';
     const { text } = setAppIngress(wildcard, 'web', [web]);
-    expect(listIngress(text).map((r) => r.hostname)).toEqual(['web.example.org', '*.example.org', undefined]);
+    expect(listIngress(text).map((r) => r.hostname)).toEqual([
+      'web.example.org',
+      '*.example.org',
+      undefined,
+    ]);
     // The ownership marker of a rule that ends up first survives a round trip.
     expect(listIngress(text)[0]?.app).toBe('web');
     expect(setAppIngress(text, 'web', [web]).changed).toBe(false);
@@ -99,11 +126,19 @@ describe('setAppIngress', () => {
   it('orders an app’s own routes so a path route is not hidden by its bare host route', () => {
     const bare = { hostname: 'api.example.org', service: 'http://127.0.0.1:3001' };
     const { text } = setAppIngress(CONFIG, 'api', [bare, api]);
-    expect(listIngress(text).filter((r) => r.app === 'api').map((r) => r.path ?? '')).toEqual(['^/v1', '']);
+    expect(
+      listIngress(text)
+        .filter((r) => r.app === 'api')
+        .map((r) => r.path ?? ''),
+    ).toEqual(['^/v1', '']);
   });
 
   it('refuses a host name and path already routed by a rule it does not own', () => {
-    const foreign = thrown(() => setAppIngress(CONFIG, 'web', [{ hostname: 'GitLab.widgetcorp.tech', service: 'http://127.0.0.1:1' }]));
+    const foreign = thrown(() =>
+      setAppIngress(CONFIG, 'web', [
+        { hostname: 'GitLab.widgetcorp.tech', service: 'http://127.0.0.1:1' },
+      ]),
+    );
     expect(foreign).toMatchObject({ name: 'NornError', code: 'CONFLICT' });
     expect(foreign.message).toContain('gitlab.widgetcorp.tech');
     expect(foreign.message).toContain('not manage');
@@ -115,7 +150,9 @@ describe('setAppIngress', () => {
     expect(otherApp.message).toContain('app "web"');
 
     // The same host name under a different path is a separate route.
-    const split = setAppIngress(withWeb, 'shop', [{ ...web, path: '^/shop', service: 'http://127.0.0.1:4000' }]);
+    const split = setAppIngress(withWeb, 'shop', [
+      { ...web, path: '^/shop', service: 'http://127.0.0.1:4000' },
+    ]);
     expect(listIngress(split.text).filter((r) => r.hostname === 'web.example.org')).toHaveLength(2);
   });
 
@@ -134,10 +171,17 @@ describe('setAppIngress', () => {
       { hostname: 'web.example.org', service: '127.0.0.1:3000' },
       { hostname: 'web.example.org', service: 'http://127.0.0.1:3000', path: '(' },
     ];
-    for (const route of bad) expect(thrown(() => setAppIngress(CONFIG, 'web', [route]))).toMatchObject({ code: 'SPEC_INVALID' });
+    for (const route of bad)
+      expect(thrown(() => setAppIngress(CONFIG, 'web', [route]))).toMatchObject({
+        code: 'SPEC_INVALID',
+      });
     const twoServices = [web, { ...web, service: 'http://127.0.0.1:9' }];
-    expect(thrown(() => setAppIngress(CONFIG, 'web', twoServices))).toMatchObject({ code: 'SPEC_INVALID' });
-    expect(thrown(() => setAppIngress(CONFIG, 'we b\n- x', [web]))).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(thrown(() => setAppIngress(CONFIG, 'web', twoServices))).toMatchObject({
+      code: 'SPEC_INVALID',
+    });
+    expect(thrown(() => setAppIngress(CONFIG, 'we b\n- x', [web]))).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
   });
 });
 
@@ -168,15 +212,28 @@ describe('malformed configs', () => {
     ['not YAML', 'ingress: [\n  - secret-token-1234: {\n'],
     ['a list at the top level', '- service: http_status:404\n'],
     ['ingress not a list', 'ingress:\n  service: http_status:404\n'],
-    ['a rule without service', 'ingress:\n  - hostname: a.example.com\n  - service: http_status:404\n'],
+    [
+      'a rule without service',
+      'ingress:\n  - hostname: a.example.com\n  - service: http_status:404\n',
+    ],
     ['a rule that is not a mapping', 'ingress:\n  - http_status:404\n'],
-    ['a non-string hostname', 'ingress:\n  - hostname: 12\n    service: http://x:1\n  - service: http_status:404\n'],
-    ['a catch-all before the end', 'ingress:\n  - service: http_status:404\n  - hostname: a.b\n    service: http://x:1\n'],
+    [
+      'a non-string hostname',
+      'ingress:\n  - hostname: 12\n    service: http://x:1\n  - service: http_status:404\n',
+    ],
+    [
+      'a catch-all before the end',
+      'ingress:\n  - service: http_status:404\n  - hostname: a.b\n    service: http://x:1\n',
+    ],
     ['duplicate keys', 'ingress: []\ningress: []\n'],
     ['several documents', 'ingress: []\n---\ningress: []\n'],
   ];
   it.each(cases)('rejects %s with SPEC_INVALID', (_, text) => {
-    for (const run of [() => listIngress(text), () => setAppIngress(text, 'web', [web]), () => removeAppIngress(text, 'web')]) {
+    for (const run of [
+      () => listIngress(text),
+      () => setAppIngress(text, 'web', [web]),
+      () => removeAppIngress(text, 'web'),
+    ]) {
       const err = thrown(run);
       expect(err).toMatchObject({ name: 'NornError', code: 'SPEC_INVALID' });
       expect(err.message).toMatch(/^cloudflared config: /);
@@ -195,7 +252,10 @@ describe('endpointToRoute', () => {
     ['https://api.example.com/', { hostname: 'api.example.com' }],
     ['https://api.example.com/v1', { hostname: 'api.example.com', path: '^/v1' }],
     ['http://api.example.com:8080/v1/', { hostname: 'api.example.com', path: '^/v1/' }],
-    ['api.example.com/v1.0/(beta)+', { hostname: 'api.example.com', path: '^/v1\\.0/\\(beta\\)\\+' }],
+    [
+      'api.example.com/v1.0/(beta)+',
+      { hostname: 'api.example.com', path: '^/v1\\.0/\\(beta\\)\\+' },
+    ],
     ['https://api.example.com/a%20b', { hostname: 'api.example.com', path: '^/a b' }],
     ['*.example.com', { hostname: '*.example.com' }],
   ])('maps %s', (url, expected) => {
@@ -209,13 +269,18 @@ describe('endpointToRoute', () => {
     expect(path.test('/other/v1.0/(beta)+')).toBe(false);
   });
 
-  it.each(['ftp://api.example.com', 'https://user:pw@api.example.com', 'https://api.example.com/?token=abc', 'https://api.example.com/#x', 'api.*.com', '', 'https://[::1]/'])(
-    'rejects %s',
-    (url) => {
-      const err = thrown(() => endpointToRoute(url, svc));
-      expect(err).toMatchObject({ code: 'SPEC_INVALID' });
-      expect(err.message).not.toContain('token=abc');
-      expect(err.message).not.toContain('pw');
-    },
-  );
+  it.each([
+    'ftp://api.example.com',
+    'https://user:pw@api.example.com',
+    'https://api.example.com/?token=abc',
+    'https://api.example.com/#x',
+    'api.*.com',
+    '',
+    'https://[::1]/',
+  ])('rejects %s', (url) => {
+    const err = thrown(() => endpointToRoute(url, svc));
+    expect(err).toMatchObject({ code: 'SPEC_INVALID' });
+    expect(err.message).not.toContain('token=abc');
+    expect(err.message).not.toContain('pw');
+  });
 });

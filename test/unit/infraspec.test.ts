@@ -58,7 +58,12 @@ target: docker
 const COMPLETE_PARSED: Infraspec = {
   name: 'shop',
   deploy: true,
-  repo: { url: 'git@github.com:acme/shop.git', branch: 'release', autoDeploy: true, repoWeb: 'https://github.com/acme/shop' },
+  repo: {
+    url: 'git@github.com:acme/shop.git',
+    branch: 'release',
+    autoDeploy: true,
+    repoWeb: 'https://github.com/acme/shop',
+  },
   build: { dockerfile: 'docker/Dockerfile.prod', test: 'npm test' },
   processes: {
     web: {
@@ -89,7 +94,12 @@ const COMPLETE_PARSED: Infraspec = {
     { name: 'config', mount: '/etc/shop', readOnly: true },
   ],
   snapshots: { keep: 10 },
-  deployPolicy: { autoRollback: true, concurrency: 'supersede', minHealthyTime: '10s', healthTimeout: '5m' },
+  deployPolicy: {
+    autoRollback: true,
+    concurrency: 'supersede',
+    minHealthyTime: '10s',
+    healthTimeout: '5m',
+  },
   target: 'docker',
 };
 
@@ -103,7 +113,8 @@ const aSpec = (patch: Record<string, unknown> = {}) => ({ ...MINIMAL, ...patch }
 
 function problemsOf(input: unknown): SpecProblem[] {
   const result = parseInfraspec(input);
-  if (result.ok) throw new Error(`expected problems, got a valid spec: ${JSON.stringify(result.spec)}`);
+  if (result.ok)
+    throw new Error(`expected problems, got a valid spec: ${JSON.stringify(result.spec)}`);
   return result.problems;
 }
 
@@ -130,18 +141,34 @@ describe('parseInfraspec: valid specs', () => {
       build: { dockerfile: 'Dockerfile' },
       processes: { web: { port: 8080, replicas: 1, resources: { cpu: 100, memory: 128 } } },
       snapshots: { keep: 5 },
-      deployPolicy: { autoRollback: true, concurrency: 'queue', minHealthyTime: '30s', healthTimeout: '5m' },
+      deployPolicy: {
+        autoRollback: true,
+        concurrency: 'queue',
+        minHealthyTime: '30s',
+        healthTimeout: '5m',
+      },
     });
   });
 
   it('applies repo defaults and keeps autoRollback on when deployPolicy is present without it', () => {
-    const spec = specOf(aSpec({ repo: { url: 'https://github.com/acme/app.git' }, deployPolicy: { concurrency: 'reject' } }));
-    expect(spec.repo).toEqual({ url: 'https://github.com/acme/app.git', branch: 'main', autoDeploy: false });
+    const spec = specOf(
+      aSpec({
+        repo: { url: 'https://github.com/acme/app.git' },
+        deployPolicy: { concurrency: 'reject' },
+      }),
+    );
+    expect(spec.repo).toEqual({
+      url: 'https://github.com/acme/app.git',
+      branch: 'main',
+      autoDeploy: false,
+    });
     expect(spec.deployPolicy.autoRollback).toBe(true);
   });
 
   it('supports YAML merge keys for shared process settings', () => {
-    const spec = specOf('name: a\nprocesses:\n  web: &base\n    port: 80\n    env: {V: 1.10}\n  admin:\n    <<: *base\n    port: 81\n');
+    const spec = specOf(
+      'name: a\nprocesses:\n  web: &base\n    port: 80\n    env: {V: 1.10}\n  admin:\n    <<: *base\n    port: 81\n',
+    );
     expect(spec.processes.admin).toMatchObject({ port: 81, env: { V: '1.10' } });
   });
 
@@ -155,12 +182,17 @@ describe('parseInfraspec: valid specs', () => {
     expect(specOf(aSpec({ repo: { url } })).repo?.url).toBe(url);
   });
 
-  it.each([['*/5 * * * *'], ['0 0 12 ? * MON#2'], ['0 0 L * *'], ['0 30 9 * jan,jul mon-fri'], ['15W 1 * * *']])(
-    'accepts schedule %s',
-    (schedule) => {
-      expect(specOf(aSpec({ processes: { job: { schedule } } })).processes.job?.schedule).toBe(schedule);
-    },
-  );
+  it.each([
+    ['*/5 * * * *'],
+    ['0 0 12 ? * MON#2'],
+    ['0 0 L * *'],
+    ['0 30 9 * jan,jul mon-fri'],
+    ['15W 1 * * *'],
+  ])('accepts schedule %s', (schedule) => {
+    expect(specOf(aSpec({ processes: { job: { schedule } } })).processes.job?.schedule).toBe(
+      schedule,
+    );
+  });
 });
 
 describe('parseInfraspec: each rule rejects bad input at the right path', () => {
@@ -170,48 +202,223 @@ describe('parseInfraspec: each rule rejects bad input at the right path', () => 
     ['name too long', aSpec({ name: 'a'.repeat(64) }), 'name', /at most 63/],
     ['deploy not boolean', aSpec({ deploy: 'yes' }), 'deploy', /true or false/],
     ['repo without url', aSpec({ repo: {} }), 'repo.url', /required/],
-    ['repo url option injection', aSpec({ repo: { url: '--upload-pack=evil' } }), 'repo.url', /must not start with "-"/],
+    [
+      'repo url option injection',
+      aSpec({ repo: { url: '--upload-pack=evil' } }),
+      'repo.url',
+      /must not start with "-"/,
+    ],
     ['repo url unknown scheme', aSpec({ repo: { url: 'ftp://host/x' } }), 'repo.url', /https:\/\//],
-    ['repo url with token', aSpec({ repo: { url: 'https://ghp_secret@github.com/a/b' } }), 'repo.url', /NORN_GIT_TOKEN/],
-    ['dockerfile absolute', aSpec({ build: { dockerfile: '/etc/passwd' } }), 'build.dockerfile', /relative/],
-    ['dockerfile escapes', aSpec({ build: { dockerfile: 'a/../../Dockerfile' } }), 'build.dockerfile', /inside the repository/],
+    [
+      'repo url with token',
+      aSpec({ repo: { url: 'https://ghp_secret@github.com/a/b' } }),
+      'repo.url',
+      /NORN_GIT_TOKEN/,
+    ],
+    [
+      'dockerfile absolute',
+      aSpec({ build: { dockerfile: '/etc/passwd' } }),
+      'build.dockerfile',
+      /relative/,
+    ],
+    [
+      'dockerfile escapes',
+      aSpec({ build: { dockerfile: 'a/../../Dockerfile' } }),
+      'build.dockerfile',
+      /inside the repository/,
+    ],
     ['no processes', aSpec({ processes: {} }), 'processes', /at least one process/],
     ['processes missing', { name: 'app' }, 'processes', /is required/],
-    ['bad process name', aSpec({ processes: { Web: {} } }), 'processes.Web', /not a valid key.*lowercase/],
+    [
+      'bad process name',
+      aSpec({ processes: { Web: {} } }),
+      'processes.Web',
+      /not a valid key.*lowercase/,
+    ],
     ['port zero', aSpec({ processes: { web: { port: 0 } } }), 'processes.web.port', /at least 1/],
-    ['port too big', aSpec({ processes: { web: { port: 70000 } } }), 'processes.web.port', /at most 65535/],
-    ['port fraction', aSpec({ processes: { web: { port: 80.5 } } }), 'processes.web.port', /whole number, not a fraction/],
-    ['port as text', aSpec({ processes: { web: { port: '80' } } }), 'processes.web.port', /must be a number, not text/],
-    ['cron with 3 fields', aSpec({ processes: { job: { schedule: '* * *' } } }), 'processes.job.schedule', /5 fields.*it has 3/],
-    ['cron bad chars', aSpec({ processes: { job: { schedule: '* * * * FOO' } } }), 'processes.job.schedule', /field 5/],
-    ['bad timezone', aSpec({ processes: { job: { schedule: '* * * * *', timezone: 'Mars/Base' } } }), 'processes.job.timezone', /IANA time zone/],
-    ['health without path', aSpec({ processes: { web: { health: {} } } }), 'processes.web.health.path', /required/],
-    ['health path relative', aSpec({ processes: { web: { health: { path: 'healthz' } } } }), 'processes.web.health.path', /start with "\/"/],
-    ['health bad interval', aSpec({ processes: { web: { health: { path: '/', interval: 'often' } } } }), 'processes.web.health.interval', /not a valid duration/],
-    ['health zero timeout', aSpec({ processes: { web: { health: { path: '/', timeout: '0s' } } } }), 'processes.web.health.timeout', /longer than zero/],
-    ['negative replicas', aSpec({ processes: { web: { replicas: -1 } } }), 'processes.web.replicas', /at least 0/],
-    ['cpu zero', aSpec({ processes: { web: { resources: { cpu: 0 } } } }), 'processes.web.resources.cpu', /at least 1/],
-    ['scheduled with port', aSpec({ processes: { job: { schedule: '* * * * *', port: 80 } } }), 'processes.job.port', /serves no traffic/],
-    ['scheduled with replicas', aSpec({ processes: { job: { schedule: '* * * * *', replicas: 2 } } }), 'processes.job.replicas', /several times/],
-    ['env key with dash', aSpec({ env: { 'MY-VAR': 'x' } }), 'env.MY-VAR', /not a valid key.*environment variable names/],
+    [
+      'port too big',
+      aSpec({ processes: { web: { port: 70000 } } }),
+      'processes.web.port',
+      /at most 65535/,
+    ],
+    [
+      'port fraction',
+      aSpec({ processes: { web: { port: 80.5 } } }),
+      'processes.web.port',
+      /whole number, not a fraction/,
+    ],
+    [
+      'port as text',
+      aSpec({ processes: { web: { port: '80' } } }),
+      'processes.web.port',
+      /must be a number, not text/,
+    ],
+    [
+      'cron with 3 fields',
+      aSpec({ processes: { job: { schedule: '* * *' } } }),
+      'processes.job.schedule',
+      /5 fields.*it has 3/,
+    ],
+    [
+      'cron bad chars',
+      aSpec({ processes: { job: { schedule: '* * * * FOO' } } }),
+      'processes.job.schedule',
+      /field 5/,
+    ],
+    [
+      'bad timezone',
+      aSpec({ processes: { job: { schedule: '* * * * *', timezone: 'Mars/Base' } } }),
+      'processes.job.timezone',
+      /IANA time zone/,
+    ],
+    [
+      'health without path',
+      aSpec({ processes: { web: { health: {} } } }),
+      'processes.web.health.path',
+      /required/,
+    ],
+    [
+      'health path relative',
+      aSpec({ processes: { web: { health: { path: 'healthz' } } } }),
+      'processes.web.health.path',
+      /start with "\/"/,
+    ],
+    [
+      'health bad interval',
+      aSpec({ processes: { web: { health: { path: '/', interval: 'often' } } } }),
+      'processes.web.health.interval',
+      /not a valid duration/,
+    ],
+    [
+      'health zero timeout',
+      aSpec({ processes: { web: { health: { path: '/', timeout: '0s' } } } }),
+      'processes.web.health.timeout',
+      /longer than zero/,
+    ],
+    [
+      'negative replicas',
+      aSpec({ processes: { web: { replicas: -1 } } }),
+      'processes.web.replicas',
+      /at least 0/,
+    ],
+    [
+      'cpu zero',
+      aSpec({ processes: { web: { resources: { cpu: 0 } } } }),
+      'processes.web.resources.cpu',
+      /at least 1/,
+    ],
+    [
+      'scheduled with port',
+      aSpec({ processes: { job: { schedule: '* * * * *', port: 80 } } }),
+      'processes.job.port',
+      /serves no traffic/,
+    ],
+    [
+      'scheduled with replicas',
+      aSpec({ processes: { job: { schedule: '* * * * *', replicas: 2 } } }),
+      'processes.job.replicas',
+      /several times/,
+    ],
+    [
+      'env key with dash',
+      aSpec({ env: { 'MY-VAR': 'x' } }),
+      'env.MY-VAR',
+      /not a valid key.*environment variable names/,
+    ],
     ['env null value', aSpec({ env: { EMPTY: null } }), 'env.EMPTY', /has no value/],
     ['env list value', aSpec({ env: { LIST: [1] } }), 'env.LIST', /string, number or boolean/],
-    ['process env key', aSpec({ processes: { web: { env: { '1A': 'x' } } } }), 'processes.web.env.1A', /environment variable names/],
-    ['secret bad key', aSpec({ secrets: ['ok', 'not ok'] }), 'secrets[1]', /letters, digits and "_"/],
-    ['secret twice', aSpec({ secrets: ['A', 'B', 'A'] }), 'secrets[2]', /already listed at secrets\[0\]/],
-    ['migrations escapes', aSpec({ migrations: '../other/migrations' }), 'migrations', /inside the repository/],
-    ['postgres without database', aSpec({ infrastructure: { postgres: {} } }), 'infrastructure.postgres.database', /required/],
-    ['postgres bad database', aSpec({ infrastructure: { postgres: { database: 'my-db' } } }), 'infrastructure.postgres.database', /letters, digits and "_"/],
-    ['endpoint without url', aSpec({ endpoints: [{ region: 'eu' }] }), 'endpoints[0].url', /required/],
-    ['endpoint bad host', aSpec({ endpoints: [{ url: 'ok.example.com' }, { url: 'not a host' }] }), 'endpoints[1].url', /host name or URL/],
-    ['endpoint ftp', aSpec({ endpoints: [{ url: 'ftp://x.example.com' }] }), 'endpoints[0].url', /http/],
+    [
+      'process env key',
+      aSpec({ processes: { web: { env: { '1A': 'x' } } } }),
+      'processes.web.env.1A',
+      /environment variable names/,
+    ],
+    [
+      'secret bad key',
+      aSpec({ secrets: ['ok', 'not ok'] }),
+      'secrets[1]',
+      /letters, digits and "_"/,
+    ],
+    [
+      'secret twice',
+      aSpec({ secrets: ['A', 'B', 'A'] }),
+      'secrets[2]',
+      /already listed at secrets\[0\]/,
+    ],
+    [
+      'migrations escapes',
+      aSpec({ migrations: '../other/migrations' }),
+      'migrations',
+      /inside the repository/,
+    ],
+    [
+      'postgres without database',
+      aSpec({ infrastructure: { postgres: {} } }),
+      'infrastructure.postgres.database',
+      /required/,
+    ],
+    [
+      'postgres bad database',
+      aSpec({ infrastructure: { postgres: { database: 'my-db' } } }),
+      'infrastructure.postgres.database',
+      /letters, digits and "_"/,
+    ],
+    [
+      'endpoint without url',
+      aSpec({ endpoints: [{ region: 'eu' }] }),
+      'endpoints[0].url',
+      /required/,
+    ],
+    [
+      'endpoint bad host',
+      aSpec({ endpoints: [{ url: 'ok.example.com' }, { url: 'not a host' }] }),
+      'endpoints[1].url',
+      /host name or URL/,
+    ],
+    [
+      'endpoint ftp',
+      aSpec({ endpoints: [{ url: 'ftp://x.example.com' }] }),
+      'endpoints[0].url',
+      /http/,
+    ],
     ['hosts not strings', aSpec({ hosts: { internal: 5 } }), 'hosts.internal', /text/],
-    ['volume without name', aSpec({ volumes: [{ mount: '/data' }] }), 'volumes[0].name', /required/],
-    ['volume relative mount', aSpec({ volumes: [{ name: 'd', mount: 'data' }] }), 'volumes[0].mount', /absolute path/],
-    ['volumes share a mount', aSpec({ volumes: [{ name: 'a', mount: '/d' }, { name: 'b', mount: '/d' }] }), 'volumes[1].mount', /volumes\[0\]/],
+    [
+      'volume without name',
+      aSpec({ volumes: [{ mount: '/data' }] }),
+      'volumes[0].name',
+      /required/,
+    ],
+    [
+      'volume relative mount',
+      aSpec({ volumes: [{ name: 'd', mount: 'data' }] }),
+      'volumes[0].mount',
+      /absolute path/,
+    ],
+    [
+      'volumes share a mount',
+      aSpec({
+        volumes: [
+          { name: 'a', mount: '/d' },
+          { name: 'b', mount: '/d' },
+        ],
+      }),
+      'volumes[1].mount',
+      /volumes\[0\]/,
+    ],
     ['snapshots keep zero', aSpec({ snapshots: { keep: 0 } }), 'snapshots.keep', /at least 1/],
-    ['bad concurrency', aSpec({ deployPolicy: { concurrency: 'fast' } }), 'deployPolicy.concurrency', /"queue", "supersede", "reject"/],
-    ['bad minHealthyTime', aSpec({ deployPolicy: { minHealthyTime: '-5s' } }), 'deployPolicy.minHealthyTime', /not a valid duration/],
+    [
+      'bad concurrency',
+      aSpec({ deployPolicy: { concurrency: 'fast' } }),
+      'deployPolicy.concurrency',
+      /"queue", "supersede", "reject"/,
+    ],
+    [
+      'bad minHealthyTime',
+      aSpec({ deployPolicy: { minHealthyTime: '-5s' } }),
+      'deployPolicy.minHealthyTime',
+      /not a valid duration/,
+    ],
     ['bad target', aSpec({ target: 'k8s' }), 'target', /"docker", "kubernetes", "nomad"/],
     ['volumes as mapping', aSpec({ volumes: {} }), 'volumes', /must be a list, not a mapping/],
   ];
@@ -236,7 +443,10 @@ describe('parseInfraspec: each rule rejects bad input at the right path', () => 
   });
 
   it('accepts a process with neither port, command nor schedule', () => {
-    expect(specOf(aSpec({ processes: { worker: {} } })).processes.worker).toEqual({ replicas: 1, resources: { cpu: 100, memory: 128 } });
+    expect(specOf(aSpec({ processes: { worker: {} } })).processes.worker).toEqual({
+      replicas: 1,
+      resources: { cpu: 100, memory: 128 },
+    });
   });
 });
 
@@ -249,9 +459,15 @@ describe('parseInfraspec: problems come back together', () => {
 
   it('reports problems in different processes and sections in one go', () => {
     const paths = problemsOf(
-      aSpec({ processes: { a: { port: -1 }, b: { replicas: 'x' } }, env: { 'X-Y': '1' }, target: 'bare-metal' }),
+      aSpec({
+        processes: { a: { port: -1 }, b: { replicas: 'x' } },
+        env: { 'X-Y': '1' },
+        target: 'bare-metal',
+      }),
     ).map((p) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(['processes.a.port', 'processes.b.replicas', 'env.X-Y', 'target']));
+    expect(paths).toEqual(
+      expect.arrayContaining(['processes.a.port', 'processes.b.replicas', 'env.X-Y', 'target']),
+    );
     expect(paths).toHaveLength(4);
   });
 });
@@ -260,10 +476,26 @@ describe('parseInfraspec: unknown keys', () => {
   it.each([
     [aSpec({ procesess: {} }), 'procesess', /unknown key \(did you mean "processes"\?\)/],
     [aSpec({ processes: { web: { prot: 80 } } }), 'processes.web.prot', /did you mean "port"\?/],
-    [aSpec({ repo: { url: 'https://h/x', autodeploy: true } }), 'repo.autodeploy', /did you mean "autoDeploy"\?/],
-    [aSpec({ endpoints: [{ url: 'a.example.com', regoin: 'eu' }] }), 'endpoints[0].regoin', /did you mean "region"\?/],
-    [aSpec({ deployPolicy: { minHealthTime: '1s' } }), 'deployPolicy.minHealthTime', /did you mean "minHealthyTime"\?/],
-    [aSpec({ processes: { web: { health: { path: '/', intervall: '1s' } } } }), 'processes.web.health.intervall', /did you mean "interval"\?/],
+    [
+      aSpec({ repo: { url: 'https://h/x', autodeploy: true } }),
+      'repo.autodeploy',
+      /did you mean "autoDeploy"\?/,
+    ],
+    [
+      aSpec({ endpoints: [{ url: 'a.example.com', regoin: 'eu' }] }),
+      'endpoints[0].regoin',
+      /did you mean "region"\?/,
+    ],
+    [
+      aSpec({ deployPolicy: { minHealthTime: '1s' } }),
+      'deployPolicy.minHealthTime',
+      /did you mean "minHealthyTime"\?/,
+    ],
+    [
+      aSpec({ processes: { web: { health: { path: '/', intervall: '1s' } } } }),
+      'processes.web.health.intervall',
+      /did you mean "interval"\?/,
+    ],
   ])('reports %#: %s with a suggestion', (input, path, message) => {
     expect(problemsOf(input)).toEqual([{ path, message: expect.stringMatching(message) }]);
   });
@@ -276,7 +508,10 @@ describe('parseInfraspec: unknown keys', () => {
 
   it('reports every unknown key of one object separately', () => {
     const problems = problemsOf(aSpec({ processes: { web: { prot: 1, commnd: 'x' } } }));
-    expect(problems.map((p) => p.path).sort()).toEqual(['processes.web.commnd', 'processes.web.prot']);
+    expect(problems.map((p) => p.path).sort()).toEqual([
+      'processes.web.commnd',
+      'processes.web.prot',
+    ]);
   });
 });
 
@@ -286,9 +521,14 @@ describe('parseInfraspec: YAML text', () => {
       { path: '', message: expect.stringMatching(/^YAML syntax error at line \d+, column \d+: /) },
     ]);
     expect(problemsOf('name: app\nprocesses:\n\tweb: {}\n')).toEqual([
-      { path: '', message: 'YAML syntax error at line 3, column 1: Tabs are not allowed as indentation' },
+      {
+        path: '',
+        message: 'YAML syntax error at line 3, column 1: Tabs are not allowed as indentation',
+      },
     ]);
-    expect(problemsOf('name: app\nprocesses:\n  web:\n    port: 80\n   bad: 1\n')[0]?.message).toMatch(/at line 5, column 1/);
+    expect(
+      problemsOf('name: app\nprocesses:\n  web:\n    port: 80\n   bad: 1\n')[0]?.message,
+    ).toMatch(/at line 5, column 1/);
   });
 
   it.each([
@@ -303,10 +543,15 @@ describe('parseInfraspec: YAML text', () => {
   });
 
   it('reports duplicate keys with their path and lines, along with other problems', () => {
-    const problems = problemsOf('name: app\nprocesses:\n  web: {port: 80}\n  web: {port: 0}\nname: app\n');
+    const problems = problemsOf(
+      'name: app\nprocesses:\n  web: {port: 80}\n  web: {port: 0}\nname: app\n',
+    );
     expect(problems).toEqual(
       expect.arrayContaining([
-        { path: 'processes.web', message: 'duplicate key (line 4); it is already set on line 3, keep only one' },
+        {
+          path: 'processes.web',
+          message: 'duplicate key (line 4); it is already set on line 3, keep only one',
+        },
         { path: 'name', message: expect.stringMatching(/duplicate key \(line 5\).*line 1/) },
         { path: 'processes.web.port', message: 'must be at least 1' },
       ]),
@@ -323,13 +568,25 @@ describe('parseInfraspec: YAML text', () => {
 
 describe('parseInfraspec: env coercion', () => {
   it('turns YAML numbers and booleans into strings exactly as written', () => {
-    const spec = specOf('name: app\nprocesses:\n  web:\n    env: {PORT: 8080, ON: true}\nenv:\n  VERSION: 1.10\n  MASK: 0x1F\n  BIG: 1e3\n  OFF: false\n  QUOTED: "007"\n');
-    expect(spec.env).toEqual({ VERSION: '1.10', MASK: '0x1F', BIG: '1e3', OFF: 'false', QUOTED: '007' });
+    const spec = specOf(
+      'name: app\nprocesses:\n  web:\n    env: {PORT: 8080, ON: true}\nenv:\n  VERSION: 1.10\n  MASK: 0x1F\n  BIG: 1e3\n  OFF: false\n  QUOTED: "007"\n',
+    );
+    expect(spec.env).toEqual({
+      VERSION: '1.10',
+      MASK: '0x1F',
+      BIG: '1e3',
+      OFF: 'false',
+      QUOTED: '007',
+    });
     expect(spec.processes.web?.env).toEqual({ PORT: '8080', ON: 'true' });
   });
 
   it('turns numbers and booleans of a parsed object into strings', () => {
-    expect(specOf(aSpec({ env: { N: 3, F: 1.5, B: false } })).env).toEqual({ N: '3', F: '1.5', B: 'false' });
+    expect(specOf(aSpec({ env: { N: 3, F: 1.5, B: false } })).env).toEqual({
+      N: '3',
+      F: '1.5',
+      B: 'false',
+    });
   });
 });
 
@@ -352,22 +609,36 @@ describe('durations', () => {
     expect(durationMs(text)).toBe(ms);
   });
 
-  it.each([[''], ['  '], ['5'.concat('x')], ['-5s'], ['1d'], ['s'], ['10 s'], ['1h 30m'], ['ten seconds'], [-1], [Number.NaN], [Infinity]])(
-    'rejects %s with SPEC_INVALID',
-    (text) => {
-      let thrown: unknown;
-      try {
-        parseDuration(text);
-      } catch (err) {
-        thrown = err;
-      }
-      expect(isNornError(thrown) && thrown.code).toBe('SPEC_INVALID');
-      expect((thrown as Error).message).toMatch(/not a valid duration/);
-    },
-  );
+  it.each([
+    [''],
+    ['  '],
+    ['5'.concat('x')],
+    ['-5s'],
+    ['1d'],
+    ['s'],
+    ['10 s'],
+    ['1h 30m'],
+    ['ten seconds'],
+    [-1],
+    [Number.NaN],
+    [Infinity],
+  ])('rejects %s with SPEC_INVALID', (text) => {
+    let thrown: unknown;
+    try {
+      parseDuration(text);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(isNornError(thrown) && thrown.code).toBe('SPEC_INVALID');
+    expect((thrown as Error).message).toMatch(/not a valid duration/);
+  });
 
   it('keeps durations as written in the parsed spec, numbers as their string form', () => {
-    const spec = specOf(aSpec({ processes: { web: { port: 80, health: { path: '/', interval: 30, timeout: '1m' } } } }));
+    const spec = specOf(
+      aSpec({
+        processes: { web: { port: 80, health: { path: '/', interval: 30, timeout: '1m' } } },
+      }),
+    );
     expect(spec.processes.web?.health).toEqual({ path: '/', interval: '30', timeout: '1m' });
     expect(durationMs(spec.processes.web!.health!.interval)).toBe(30_000);
     expect(durationMs(spec.deployPolicy.healthTimeout)).toBe(300_000);

@@ -18,14 +18,19 @@ import {
 import { goFormatFloat } from '../../src/shared/secrets/sops-values.js';
 
 // Real files written by the sops tool (getsops/sops test vectors, MPL-2.0).
-const FIXTURES = resolve("test/fixtures/sops"); // copies of ../shared/fixtures/sops (files made by the real sops tool)
+const FIXTURES = resolve('test/fixtures/sops'); // copies of ../shared/fixtures/sops (files made by the real sops tool)
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
 const AGE_KEYS = fixture('age/keys.txt');
 const PGP_KEY = fixture('sops_functional_tests_key.asc');
 const PGP_FP = 'FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4';
-const ageOnly: SopsKeys = { ageIdentities: AGE_KEYS.split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY-')), pgpPrivateKeys: [] };
+const ageOnly: SopsKeys = {
+  ageIdentities: AGE_KEYS.split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY-')),
+  pgpPrivateKeys: [],
+};
 // The key file holds two private keys (RSA 2048, which the files are encrypted for, and RSA 1024).
-const PGP_BLOCKS = PGP_KEY.match(/-----BEGIN PGP PRIVATE KEY BLOCK-----[\s\S]*?-----END PGP PRIVATE KEY BLOCK-----/g)!;
+const PGP_BLOCKS = PGP_KEY.match(
+  /-----BEGIN PGP PRIVATE KEY BLOCK-----[\s\S]*?-----END PGP PRIVATE KEY BLOCK-----/g,
+)!;
 const pgpOnly: SopsKeys = { ageIdentities: [], pgpPrivateKeys: PGP_BLOCKS };
 const noKeys: SopsKeys = { ageIdentities: [], pgpPrivateKeys: [] };
 
@@ -33,7 +38,12 @@ const PERSON = {
   firstName: 'John',
   lastName: 'Smith',
   age: 25.4,
-  address: { city: 'New York', postalCode: '10021-3100', state: 'NY', streetAddress: '21 2nd Street' },
+  address: {
+    city: 'New York',
+    postalCode: '10021-3100',
+    state: 'NY',
+    streetAddress: '21 2nd Street',
+  },
   phoneNumbers: [
     { number: '212 555-1234', type: 'home' },
     { number: '646 555-4567', type: 'office' },
@@ -84,7 +94,10 @@ describe('decryptSops on files written by sops', () => {
 
   it('tries every age recipient: the second identity alone opens the file', async () => {
     const second = ageOnly.ageIdentities[1]!;
-    const tree = await decryptSops(fixture('age/example.json'), 'json', { ageIdentities: [second], pgpPrivateKeys: [] });
+    const tree = await decryptSops(fixture('age/example.json'), 'json', {
+      ageIdentities: [second],
+      pgpPrivateKeys: [],
+    });
     expect(tree.firstName).toBe('John');
   });
 
@@ -118,7 +131,10 @@ describe('tampering is refused', () => {
   });
 
   it('refuses a changed lastmodified (it authenticates the MAC)', async () => {
-    const text = fixture('format.enc.env').replace('sops_lastmodified=2026-05-22T20:15:29Z', 'sops_lastmodified=2026-05-22T20:15:30Z');
+    const text = fixture('format.enc.env').replace(
+      'sops_lastmodified=2026-05-22T20:15:29Z',
+      'sops_lastmodified=2026-05-22T20:15:30Z',
+    );
     await refusedAsTampered(text, 'dotenv', pgpOnly);
   });
 
@@ -128,7 +144,10 @@ describe('tampering is refused', () => {
   });
 
   it('refuses an added clear-text value', async () => {
-    const text = fixture('age/example.json').replace('"anEmptyValue": ""', '"anEmptyValue": "", "injected_unencrypted": "x"');
+    const text = fixture('age/example.json').replace(
+      '"anEmptyValue": ""',
+      '"anEmptyValue": "", "injected_unencrypted": "x"',
+    );
     await refusedAsTampered(text, 'json', ageOnly);
   });
 
@@ -182,13 +201,20 @@ describe('keys that cannot open the file', () => {
 
   it('names the age recipients, and says how to configure keys when none are', async () => {
     const err = await failure(decryptSops(fixture('age/example.json'), 'json', noKeys));
-    expect(err.message).toContain('age age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw');
-    expect(err.message).toContain('age age1tmaae3ld5vpevmsh5yacsauzx8jetg300mpvc4ugp5zr5l6ssq9sla97ep');
+    expect(err.message).toContain(
+      'age age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw',
+    );
+    expect(err.message).toContain(
+      'age age1tmaae3ld5vpevmsh5yacsauzx8jetg300mpvc4ugp5zr5l6ssq9sla97ep',
+    );
     expect(err.message).toContain('SOPS_AGE_KEY');
   });
 
   it('says when a matching key cannot open a damaged data key', async () => {
-    const text = fixture('age/example.json').replace(/YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0\+IFgyNTUxOSB/g, 'YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSA');
+    const text = fixture('age/example.json').replace(
+      /YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0\+IFgyNTUxOSB/g,
+      'YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSA',
+    );
     const err = await failure(decryptSops(text, 'json', ageOnly));
     expect(err.details).toMatchObject({ reason: 'no-key' });
     expect(err.message).toContain('encrypted data key is damaged');
@@ -196,7 +222,12 @@ describe('keys that cannot open the file', () => {
 
   it('refuses an invalid age identity without echoing it', async () => {
     const bad = `${ageOnly.ageIdentities[0]!.slice(0, -1)}X`;
-    const err = await failure(decryptSops(fixture('age/example.json'), 'json', { ageIdentities: [bad], pgpPrivateKeys: [] }));
+    const err = await failure(
+      decryptSops(fixture('age/example.json'), 'json', {
+        ageIdentities: [bad],
+        pgpPrivateKeys: [],
+      }),
+    );
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).not.toContain(bad);
   });
@@ -235,9 +266,17 @@ describe('passphrase-protected PGP keys', () => {
   });
 
   it('asks for NORN_SOPS_PGP_PASSPHRASE without one, and refuses a wrong one', async () => {
-    const without = await failure(decryptSops(reencrypted, 'json', { ageIdentities: [], pgpPrivateKeys: [protectedKey] }));
+    const without = await failure(
+      decryptSops(reencrypted, 'json', { ageIdentities: [], pgpPrivateKeys: [protectedKey] }),
+    );
     expect(without.message).toContain('NORN_SOPS_PGP_PASSPHRASE');
-    const wrong = await failure(decryptSops(reencrypted, 'json', { ageIdentities: [], pgpPrivateKeys: [protectedKey], pgpPassphrase: 'nope' }));
+    const wrong = await failure(
+      decryptSops(reencrypted, 'json', {
+        ageIdentities: [],
+        pgpPrivateKeys: [protectedKey],
+        pgpPassphrase: 'nope',
+      }),
+    );
     expect(wrong.code).toBe('CONFIG_INVALID');
   });
 });
@@ -249,8 +288,20 @@ describe('mac_only_encrypted', () => {
     for (const id of ageOnly.ageIdentities) decrypter.addIdentity(id);
     const encLine = /^age__list_0__map_enc\s*= (.*)$/m.exec(text)![1]!.replaceAll('\\n', '\n');
     const dataKey = await decrypter.decrypt(armor.decode(encLine));
-    const values = ['John', 'Smith', '25.4', 'New York', '10021-3100', 'NY', '21 2nd Street', '212 555-1234', '646 555-4567'];
-    const hash = createHash('sha512').update(Buffer.from(createHash('sha256').update('sops').digest()));
+    const values = [
+      'John',
+      'Smith',
+      '25.4',
+      'New York',
+      '10021-3100',
+      'NY',
+      '21 2nd Street',
+      '212 555-1234',
+      '646 555-4567',
+    ];
+    const hash = createHash('sha512').update(
+      Buffer.from(createHash('sha256').update('sops').digest()),
+    );
     for (const value of values) hash.update(value);
     const lastModified = /^lastmodified\s*= (.*)$/m.exec(text)![1]!;
     const iv = randomBytes(32);
@@ -272,7 +323,9 @@ describe('mac_only_encrypted', () => {
 
 describe('decryptSecretsEnv', () => {
   it('returns a flat name → value map', async () => {
-    expect(await decryptSecretsEnv(fixture('format.enc.yaml'), 'yaml', pgpOnly)).toEqual({ foo: 'bar' });
+    expect(await decryptSecretsEnv(fixture('format.enc.yaml'), 'yaml', pgpOnly)).toEqual({
+      foo: 'bar',
+    });
   });
 
   it('lists the keys that hold nested values', async () => {
@@ -309,7 +362,12 @@ describe('keysFromEnv', () => {
     const file = await keyFile(join(dir, 'a', 'keys.txt'), `# comment\n${second}\n`);
     const xdg = join(dir, 'xdg');
     await keyFile(join(xdg, 'sops', 'age', 'keys.txt'), `${first}\n${second}\n`);
-    const keys = await keysFromEnv({ SOPS_AGE_KEY: `  ${first}\n\n`, SOPS_AGE_KEY_FILE: file, XDG_CONFIG_HOME: xdg, HOME: '/nonexistent' });
+    const keys = await keysFromEnv({
+      SOPS_AGE_KEY: `  ${first}\n\n`,
+      SOPS_AGE_KEY_FILE: file,
+      XDG_CONFIG_HOME: xdg,
+      HOME: '/nonexistent',
+    });
     expect(keys.ageIdentities).toEqual([first, second]);
   });
 
@@ -318,7 +376,10 @@ describe('keysFromEnv', () => {
     await keyFile(join(home, '.config', 'sops', 'age', 'keys.txt'), `${second}\n`);
     expect((await keysFromEnv({ HOME: home })).ageIdentities).toEqual([second]);
     expect((await keysFromEnv({ HOME: '/nonexistent' }, home)).ageIdentities).toEqual([second]);
-    expect(await keysFromEnv({ HOME: '/nonexistent' })).toEqual({ ageIdentities: [], pgpPrivateKeys: [] });
+    expect(await keysFromEnv({ HOME: '/nonexistent' })).toEqual({
+      ageIdentities: [],
+      pgpPrivateKeys: [],
+    });
   });
 
   it('fails clearly when SOPS_AGE_KEY_FILE does not exist', async () => {
@@ -335,7 +396,11 @@ describe('keysFromEnv', () => {
 
   it('reads PGP keys from NORN_SOPS_PGP_KEY(_FILE) and the passphrase', async () => {
     const file = await keyFile(join(dir, 'pgp.asc'), PGP_KEY);
-    const keys = await keysFromEnv({ NORN_SOPS_PGP_KEY: PGP_KEY, NORN_SOPS_PGP_KEY_FILE: file, NORN_SOPS_PGP_PASSPHRASE: 'pw' });
+    const keys = await keysFromEnv({
+      NORN_SOPS_PGP_KEY: PGP_KEY,
+      NORN_SOPS_PGP_KEY_FILE: file,
+      NORN_SOPS_PGP_PASSPHRASE: 'pw',
+    });
     expect(keys.pgpPrivateKeys).toEqual(PGP_BLOCKS); // split into blocks; the same key twice is kept once
     expect(keys.pgpPassphrase).toBe('pw');
     expect(await decryptSops(fixture('format.enc.json'), 'json', keys)).toEqual({ foo: 'bar' });
@@ -356,7 +421,9 @@ describe('helpers', () => {
   });
 
   it('picks the format from the file name like sops', () => {
-    expect(['secrets.enc.yaml', 'a.yml', 'b.json', '.env', 'c.ini'].map(sopsFormatForPath)).toEqual(['yaml', 'yaml', 'json', 'dotenv', 'ini']);
+    expect(['secrets.enc.yaml', 'a.yml', 'b.json', '.env', 'c.ini'].map(sopsFormatForPath)).toEqual(
+      ['yaml', 'yaml', 'json', 'dotenv', 'ini'],
+    );
     expect(() => sopsFormatForPath('secrets.bin')).toThrow(/cannot tell the SOPS format/);
   });
 });

@@ -16,12 +16,23 @@ export function appRoutes(deps: ApiDeps) {
       const format = type.includes('json') || /^\s*[{[]/.test(text) ? 'json' : 'yaml';
       const parsed = parseInfraspec(text);
       if (!parsed.ok) {
-        return c.json({ error: { code: 'SPEC_INVALID', message: `the infraspec has ${parsed.problems.length} problem(s)`, problems: parsed.problems } }, 400);
+        return c.json(
+          {
+            error: {
+              code: 'SPEC_INVALID',
+              message: `the infraspec has ${parsed.problems.length} problem(s)`,
+              problems: parsed.problems,
+            },
+          },
+          400,
+        );
       }
       const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
-    .get('/', async (c) => c.json({ apps: (await apps.list()).map((a) => ({ ...a, spec: publicSpec(a.spec) })) }))
+    .get('/', async (c) =>
+      c.json({ apps: (await apps.list()).map((a) => ({ ...a, spec: publicSpec(a.spec) })) }),
+    )
     .get('/:id', async (c) => {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
@@ -41,10 +52,16 @@ export function appRoutes(deps: ApiDeps) {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
       const body = await readJson(c, { optional: true });
-      const spec = app.spec as { repo?: { branch?: string }; deployPolicy?: { concurrency?: 'queue' | 'supersede' | 'reject' } };
+      const spec = app.spec as {
+        repo?: { branch?: string };
+        deployPolicy?: { concurrency?: 'queue' | 'supersede' | 'reject' };
+      };
       const ref = body.ref ?? spec.repo?.branch ?? 'main';
       if (typeof ref !== 'string' || !REF.test(ref) || ref.startsWith('-')) {
-        throw new NornError('BAD_REQUEST', 'ref must be a branch, tag or commit SHA (letters, digits, . _ / -), not starting with "-"');
+        throw new NornError(
+          'BAD_REQUEST',
+          'ref must be a branch, tag or commit SHA (letters, digits, . _ / -), not starting with "-"',
+        );
       }
       const accepted = await runs.request({
         appId: app.id,
@@ -58,16 +75,23 @@ export function appRoutes(deps: ApiDeps) {
     })
     .get('/:id/events', async (c) => {
       const limit = clampInt(c.req.query('limit'), 50, 1, 500);
-      const before = c.req.query('before') === undefined ? undefined : clampInt(c.req.query('before'), 0, 1, Number.MAX_SAFE_INTEGER);
+      const before =
+        c.req.query('before') === undefined
+          ? undefined
+          : clampInt(c.req.query('before'), 0, 1, Number.MAX_SAFE_INTEGER);
       const page = await events.byAppNewestFirst(c.req.param('id'), before, limit);
       const last = page[page.length - 1];
-      return c.json({ events: page, next: page.length === limit && last ? { before: last.id } : null });
+      return c.json({
+        events: page,
+        next: page.length === limit && last ? { before: last.id } : null,
+      });
     });
 }
 
 function clampInt(raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new NornError('BAD_REQUEST', `expected an integer from ${min} to ${max}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new NornError('BAD_REQUEST', `expected an integer from ${min} to ${max}, got "${raw}"`);
   return n;
 }

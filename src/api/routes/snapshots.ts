@@ -30,7 +30,10 @@ export function snapshotRoutes(deps: Pick<ApiDeps, 'apps' | 'runs' | 'db'>) {
       if (!(await snapshots.get(app.id, ts))) throw notFound(`snapshot ${ts} of app ${app.id}`);
       const spec = app.spec as AppSpec;
       if (!spec.infrastructure?.postgres?.database) {
-        throw new NornError('CONFLICT', `app ${app.id} no longer declares infrastructure.postgres: there is no database to restore into`);
+        throw new NornError(
+          'CONFLICT',
+          `app ${app.id} no longer declares infrastructure.postgres: there is no database to restore into`,
+        );
       }
       const accepted = await runs.request({
         appId: app.id,

@@ -2,7 +2,10 @@ import type { Context } from 'hono';
 import { NornError } from '../../shared/errors.js';
 
 /** Parses a JSON object body; an empty body is `{}` when optional. Bad JSON is a 400, not a 500. */
-export async function readJson(c: Context, opts: { optional?: boolean } = {}): Promise<Record<string, unknown>> {
+export async function readJson(
+  c: Context,
+  opts: { optional?: boolean } = {},
+): Promise<Record<string, unknown>> {
   const text = await c.req.text();
   if (!text.trim()) {
     if (opts.optional) return {};
@@ -14,20 +17,27 @@ export async function readJson(c: Context, opts: { optional?: boolean } = {}): P
   } catch (err) {
     throw new NornError('BAD_REQUEST', `body is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new NornError('BAD_REQUEST', 'expected a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new NornError('BAD_REQUEST', 'expected a JSON object');
   return body as Record<string, unknown>;
 }
 
 /** App env values may hold credentials people should have put in secrets: never echo them back. */
 export function publicSpec(spec: Record<string, unknown>): Record<string, unknown> {
   const hide = (env: unknown) =>
-    env && typeof env === 'object' ? Object.fromEntries(Object.keys(env).map((k) => [k, '[hidden]'])) : env;
+    env && typeof env === 'object'
+      ? Object.fromEntries(Object.keys(env).map((k) => [k, '[hidden]']))
+      : env;
   const processes = spec.processes as Record<string, Record<string, unknown>> | undefined;
   return {
     ...spec,
     ...(spec.env ? { env: hide(spec.env) } : {}),
     ...(processes
-      ? { processes: Object.fromEntries(Object.entries(processes).map(([k, p]) => [k, p.env ? { ...p, env: hide(p.env) } : p])) }
+      ? {
+          processes: Object.fromEntries(
+            Object.entries(processes).map(([k, p]) => [k, p.env ? { ...p, env: hide(p.env) } : p]),
+          ),
+        }
       : {}),
   };
 }

@@ -13,10 +13,13 @@ interface DeploymentView {
 export async function logs(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
   const { deployment } = await ctx.api.get<DeploymentView>(`api/deployments/${seg(id)}`);
-  const print = (e: EventEnvelope) => (ctx.values.json ? ctx.out.ndjson(e) : ctx.out.line(logLine(e)));
+  const print = (e: EventEnvelope) =>
+    ctx.values.json ? ctx.out.ndjson(e) : ctx.out.line(logLine(e));
 
   if (typeof ctx.values.step === 'string') {
-    const { lines } = await ctx.api.get<{ lines: string[] }>(`api/deployments/${seg(id)}/steps/${seg(ctx.values.step)}/log`);
+    const { lines } = await ctx.api.get<{ lines: string[] }>(
+      `api/deployments/${seg(id)}/steps/${seg(ctx.values.step)}/log`,
+    );
     for (const line of lines) ctx.out.line(line);
     return EXIT.ok;
   }
@@ -28,15 +31,20 @@ export async function logs(ctx: CliContext): Promise<number> {
       sagaId: deployment.sagaId,
       signal: ctx.signal,
       onEvent: print,
-      onReconnect: (attempt, reason) => ctx.out.error(`connection to the api lost (${reason}); reconnecting (attempt ${attempt})`),
+      onReconnect: (attempt, reason) =>
+        ctx.out.error(`connection to the api lost (${reason}); reconnecting (attempt ${attempt})`),
     });
     return eventKind(terminal) === 'completed' ? EXIT.ok : EXIT.runFailed;
   }
 
-  const { events } = await ctx.api.get<{ events: EventEnvelope[] }>(`api/sagas/${seg(deployment.sagaId)}/events`);
+  const { events } = await ctx.api.get<{ events: EventEnvelope[] }>(
+    `api/sagas/${seg(deployment.sagaId)}/events`,
+  );
   for (const e of events) print(e);
   if (!ctx.values.json && !events.some(isTerminal)) {
-    ctx.out.line(`(deployment ${deployment.id} is ${deployment.status}; norn logs ${deployment.id} --follow streams the rest)`);
+    ctx.out.line(
+      `(deployment ${deployment.id} is ${deployment.status}; norn logs ${deployment.id} --follow streams the rest)`,
+    );
   }
   return EXIT.ok;
 }

@@ -15,7 +15,14 @@ export interface Accepted {
 }
 
 interface LeaseView {
-  holder: { deploymentId: string; holder: string; status: string; pipeline: string; heartbeatAt: string; expiresAt: string } | null;
+  holder: {
+    deploymentId: string;
+    holder: string;
+    status: string;
+    pipeline: string;
+    heartbeatAt: string;
+    expiresAt: string;
+  } | null;
   waiting: Array<{ deploymentId: string }>;
 }
 
@@ -23,7 +30,11 @@ interface LeaseView {
  * Prints how the request was accepted, then (unless --no-wait) follows the run to its end.
  * Exit 0 when it completed, 1 when it failed or was cancelled.
  */
-export async function followAccepted(ctx: CliContext, what: string, accepted: Accepted): Promise<number> {
+export async function followAccepted(
+  ctx: CliContext,
+  what: string,
+  accepted: Accepted,
+): Promise<number> {
   const { out } = ctx;
   out.line(`${what}: deployment ${accepted.deploymentId}`);
   if (accepted.position > 0) out.line(`queued behind ${accepted.position} run(s)`);
@@ -36,7 +47,11 @@ export async function followAccepted(ctx: CliContext, what: string, accepted: Ac
 }
 
 /** Streams a run's step lines and prints its summary; Ctrl-C detaches (the run goes on). */
-export async function followRun(ctx: CliContext, deploymentId: string, sagaId: string): Promise<EventEnvelope> {
+export async function followRun(
+  ctx: CliContext,
+  deploymentId: string,
+  sagaId: string,
+): Promise<EventEnvelope> {
   const progress = new Progress(ctx.out);
   try {
     const terminal = await followSaga({
@@ -54,7 +69,9 @@ export async function followRun(ctx: CliContext, deploymentId: string, sagaId: s
   } catch (err) {
     progress.closeLine();
     if (err instanceof CliError && err.exitCode === EXIT.interrupted) {
-      ctx.out.error(`detached; deployment ${deploymentId} goes on (norn cancel ${deploymentId} stops it)`);
+      ctx.out.error(
+        `detached; deployment ${deploymentId} goes on (norn cancel ${deploymentId} stops it)`,
+      );
     }
     throw err;
   }
@@ -65,7 +82,10 @@ export async function deploy(ctx: CliContext): Promise<number> {
   const ref = ctx.values.ref as string | undefined;
   let accepted: Accepted;
   try {
-    accepted = await ctx.api.post<Accepted>(`api/apps/${seg(app)}/deploy`, ref === undefined ? {} : { ref });
+    accepted = await ctx.api.post<Accepted>(
+      `api/apps/${seg(app)}/deploy`,
+      ref === undefined ? {} : { ref },
+    );
   } catch (err) {
     if (err instanceof CliError && err.details?.status === 409) await explainBusy(ctx, app, err);
     throw err;
@@ -76,25 +96,34 @@ export async function deploy(ctx: CliContext): Promise<number> {
 /** A 409 under the reject policy: say who holds the app, then fail with the api's message. */
 async function explainBusy(ctx: CliContext, app: string, err: CliError): Promise<void> {
   const running = err.details?.runningDeploymentId;
-  const view = await ctx.api.get<{ lease: LeaseView }>(`api/apps/${seg(app)}`).catch(() => undefined);
+  const view = await ctx.api
+    .get<{ lease: LeaseView }>(`api/apps/${seg(app)}`)
+    .catch(() => undefined);
   const holder = view?.lease.holder;
   if (holder) {
-    ctx.out.error(`${app} is held by deployment ${holder.deploymentId} (${holder.pipeline}, ${holder.status}; worker ${holder.holder}, heartbeat ${formatAge(holder.heartbeatAt)})`);
+    ctx.out.error(
+      `${app} is held by deployment ${holder.deploymentId} (${holder.pipeline}, ${holder.status}; worker ${holder.holder}, heartbeat ${formatAge(holder.heartbeatAt)})`,
+    );
   } else if (typeof running === 'string') {
     ctx.out.error(`${app} is busy with deployment ${running}`);
   }
-  if (view && view.lease.waiting.length) ctx.out.error(`${view.lease.waiting.length} run(s) waiting`);
+  if (view && view.lease.waiting.length)
+    ctx.out.error(`${view.lease.waiting.length} run(s) waiting`);
 }
 
 export async function resume(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const accepted = await ctx.api.post<Accepted & { resumedFrom: string }>(`api/deployments/${seg(id)}/resume`);
+  const accepted = await ctx.api.post<Accepted & { resumedFrom: string }>(
+    `api/deployments/${seg(id)}/resume`,
+  );
   return followAccepted(ctx, `resuming ${id}`, accepted);
 }
 
 export async function cancel(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const res = await ctx.api.post<{ deploymentId: string; status: string }>(`api/deployments/${seg(id)}/cancel`);
+  const res = await ctx.api.post<{ deploymentId: string; status: string }>(
+    `api/deployments/${seg(id)}/cancel`,
+  );
   if (res.status === 'succeeded' || res.status === 'failed') {
     ctx.out.line(`deployment ${res.deploymentId} had already ${res.status}; nothing to cancel`);
   } else {

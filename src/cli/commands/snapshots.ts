@@ -17,13 +17,17 @@ export async function snapshots(ctx: CliContext): Promise<number> {
   if (action === undefined) return list(ctx, app);
   if (action !== 'restore' || !ts) throw usageError('usage: norn snapshots <app> restore <ts>');
   if (ctx.values.json) throw usageError('--json lists snapshots; it does not apply to restore');
-  const accepted = await ctx.api.post<Accepted>(`api/apps/${seg(app)}/snapshots/${seg(ts)}/restore`);
+  const accepted = await ctx.api.post<Accepted>(
+    `api/apps/${seg(app)}/snapshots/${seg(ts)}/restore`,
+  );
   return followAccepted(ctx, `restoring ${app} from snapshot ${ts}`, accepted);
 }
 
 async function list(ctx: CliContext, app: string): Promise<number> {
   if (ctx.values['no-wait']) throw usageError('--no-wait applies to restore only');
-  const { snapshots: all } = await ctx.api.get<{ snapshots: Snapshot[] }>(`api/apps/${seg(app)}/snapshots`);
+  const { snapshots: all } = await ctx.api.get<{ snapshots: Snapshot[] }>(
+    `api/apps/${seg(app)}/snapshots`,
+  );
   if (ctx.values.json) {
     ctx.out.json({ snapshots: all });
     return EXIT.ok;
@@ -38,7 +42,16 @@ async function list(ctx: CliContext, app: string): Promise<number> {
 
 /** TS · DATABASE · SIZE · TAKEN AT (newest first, as the api sends them). */
 export function snapshotTable(rows: Snapshot[], now = Date.now()): string {
-  return table(['TS', 'DATABASE', 'SIZE', 'TAKEN AT'], rows.map((s) => [
-    s.ts, s.database, formatBytes(Number(s.sizeBytes)), `${new Date(s.takenAt).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')} (${formatAge(s.takenAt, now)})`,
-  ]));
+  return table(
+    ['TS', 'DATABASE', 'SIZE', 'TAKEN AT'],
+    rows.map((s) => [
+      s.ts,
+      s.database,
+      formatBytes(Number(s.sizeBytes)),
+      `${new Date(s.takenAt)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z')} (${formatAge(s.takenAt, now)})`,
+    ]),
+  );
 }

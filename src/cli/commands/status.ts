@@ -18,11 +18,24 @@ interface Deployment {
 }
 
 interface LeaseView {
-  holder: { deploymentId: string; holder: string; heartbeatAt: string; expiresAt: string; status: string; pipeline: string } | null;
-  waiting: Array<{ deploymentId: string; pipeline?: string; params?: { ref?: string }; requestedAt?: string }>;
+  holder: {
+    deploymentId: string;
+    holder: string;
+    heartbeatAt: string;
+    expiresAt: string;
+    status: string;
+    pipeline: string;
+  } | null;
+  waiting: Array<{
+    deploymentId: string;
+    pipeline?: string;
+    params?: { ref?: string };
+    requestedAt?: string;
+  }>;
 }
 
-const ref = (d: { params?: { ref?: string } }) => (typeof d.params?.ref === 'string' ? d.params.ref : '-');
+const ref = (d: { params?: { ref?: string } }) =>
+  typeof d.params?.ref === 'string' ? d.params.ref : '-';
 const when = (d: Deployment) => d.finishedAt ?? d.startedAt ?? d.createdAt;
 
 export async function status(ctx: CliContext): Promise<number> {
@@ -31,10 +44,14 @@ export async function status(ctx: CliContext): Promise<number> {
 
 async function fleetStatus(ctx: CliContext): Promise<number> {
   const { apps } = await ctx.api.get<{ apps: Array<{ id: string }> }>('api/apps');
-  const latest = await Promise.all(apps.map(async (a) => {
-    const { deployments } = await ctx.api.get<{ deployments: Deployment[] }>(`api/apps/${seg(a.id)}/deployments?limit=1`);
-    return { app: a.id, deployment: deployments[0] ?? null };
-  }));
+  const latest = await Promise.all(
+    apps.map(async (a) => {
+      const { deployments } = await ctx.api.get<{ deployments: Deployment[] }>(
+        `api/apps/${seg(a.id)}/deployments?limit=1`,
+      );
+      return { app: a.id, deployment: deployments[0] ?? null };
+    }),
+  );
   if (ctx.values.json) {
     ctx.out.json({ apps: latest });
     return EXIT.ok;
@@ -44,7 +61,8 @@ async function fleetStatus(ctx: CliContext): Promise<number> {
     return EXIT.ok;
   }
   const rows = latest.map(({ app, deployment: d }) =>
-    d ? [app, d.status, ref(d), formatAge(when(d)), d.id] : [app, 'never deployed', '-', '-', '-']);
+    d ? [app, d.status, ref(d), formatAge(when(d)), d.id] : [app, 'never deployed', '-', '-', '-'],
+  );
   ctx.out.line(table(['APP', 'STATUS', 'REF', 'WHEN', 'DEPLOYMENT'], rows));
   return EXIT.ok;
 }
@@ -61,12 +79,17 @@ async function appStatus(ctx: CliContext, app: string): Promise<number> {
   const { out } = ctx;
   out.line(`app ${app}`);
   const h = lease.holder;
-  out.line(h
-    ? `held by deployment ${h.deploymentId} (${h.pipeline}, ${h.status}) on worker ${h.holder}; heartbeat ${formatAge(h.heartbeatAt)}, lease expires ${formatAge(h.expiresAt)}`
-    : 'idle: no run holds the app');
+  out.line(
+    h
+      ? `held by deployment ${h.deploymentId} (${h.pipeline}, ${h.status}) on worker ${h.holder}; heartbeat ${formatAge(h.heartbeatAt)}, lease expires ${formatAge(h.expiresAt)}`
+      : 'idle: no run holds the app',
+  );
   if (lease.waiting.length) {
     out.line(`waiting (${lease.waiting.length}, in the order they will run):`);
-    for (const w of lease.waiting) out.line(`  ${w.deploymentId}  ${w.pipeline ?? ''}  ref ${ref(w)}  requested ${formatAge(w.requestedAt)}`);
+    for (const w of lease.waiting)
+      out.line(
+        `  ${w.deploymentId}  ${w.pipeline ?? ''}  ref ${ref(w)}  requested ${formatAge(w.requestedAt)}`,
+      );
   } else {
     out.line('waiting: none');
   }
@@ -76,10 +99,19 @@ async function appStatus(ctx: CliContext, app: string): Promise<number> {
     return EXIT.ok;
   }
   out.line('recent deployments:');
-  out.line(table(['DEPLOYMENT', 'STATUS', 'REF', 'WHEN', 'TOOK', 'FAILED AT'], deployments.map((d) => [
-    d.id, d.status, ref(d), formatAge(when(d)), took(d),
-    d.failedStep ? `${d.failedStep}: ${oneLine(d.error)}` : (d.error ? oneLine(d.error) : ''),
-  ])));
+  out.line(
+    table(
+      ['DEPLOYMENT', 'STATUS', 'REF', 'WHEN', 'TOOK', 'FAILED AT'],
+      deployments.map((d) => [
+        d.id,
+        d.status,
+        ref(d),
+        formatAge(when(d)),
+        took(d),
+        d.failedStep ? `${d.failedStep}: ${oneLine(d.error)}` : d.error ? oneLine(d.error) : '',
+      ]),
+    ),
+  );
   return EXIT.ok;
 }
 

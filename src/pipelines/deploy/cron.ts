@@ -13,13 +13,24 @@ import { NornError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SopsKeys } from '../../shared/secrets/sops.js';
 import {
-  isScheduled, parseSpec, processCmd, processEnv, releaseSecrets, requireDocker,
+  isScheduled,
+  parseSpec,
+  processCmd,
+  processEnv,
+  releaseSecrets,
+  requireDocker,
 } from './docker-runtime.js';
 import type { ReleaseStore } from './releases.js';
 
 export interface CronScheduler {
   /** Creates or updates the scheduler of one scheduled process; returns its id. */
-  upsert(o: { appId: string; process: string; schedule: string; timezone: string | undefined; releaseId: number }): Promise<string>;
+  upsert(o: {
+    appId: string;
+    process: string;
+    schedule: string;
+    timezone: string | undefined;
+    releaseId: number;
+  }): Promise<string>;
   /** Removes the app's schedulers whose ids are not in `keep`; returns the removed ids. */
   prune(appId: string, keep: string[]): Promise<string[]>;
 }
@@ -28,8 +39,15 @@ export interface CronScheduler {
 export const CRON_QUEUE = 'cron';
 const JOB_NAME = 'cron';
 
-export interface CronJobData { appId: string; process: string; releaseId: number }
-export interface CronJobResult { exitCode: number; tail: string[] }
+export interface CronJobData {
+  appId: string;
+  process: string;
+  releaseId: number;
+}
+export interface CronJobResult {
+  exitCode: number;
+  tail: string[];
+}
 
 /** App and process names are DNS labels (no "."), so `<app>.` prefixes never collide. */
 export const cronSchedulerId = (appId: string, process: string) => `${appId}.${process}`;
@@ -39,20 +57,29 @@ export interface CronSchedulerHandle extends CronScheduler {
   close(): Promise<void>;
 }
 
-export function createCronScheduler(o: { connection: Redis; prefix: string; releases: ReleaseStore }): CronSchedulerHandle {
+export function createCronScheduler(o: {
+  connection: Redis;
+  prefix: string;
+  releases: ReleaseStore;
+}): CronSchedulerHandle {
   const queue = new Queue<CronJobData>(CRON_QUEUE, { connection: o.connection, prefix: o.prefix });
   return {
     queue,
     async upsert({ appId, process, schedule, timezone, releaseId }) {
       const release = await o.releases.byId(releaseId);
-      if (!release || release.appId !== appId) throw new NornError('NOT_FOUND', `release ${releaseId} of app ${appId} not found`);
+      if (!release || release.appId !== appId)
+        throw new NornError('NOT_FOUND', `release ${releaseId} of app ${appId} not found`);
       const id = cronSchedulerId(appId, process);
-      await queue.upsertJobScheduler(id, { pattern: schedule, tz: timezone ?? 'UTC' }, {
-        name: JOB_NAME,
-        data: { appId, process, releaseId },
-        // A tick is not retried (the next tick comes); keep a bounded history for Bull Board.
-        opts: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } },
-      });
+      await queue.upsertJobScheduler(
+        id,
+        { pattern: schedule, tz: timezone ?? 'UTC' },
+        {
+          name: JOB_NAME,
+          data: { appId, process, releaseId },
+          // A tick is not retried (the next tick comes); keep a bounded history for Bull Board.
+          opts: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } },
+        },
+      );
       return id;
     },
     async prune(appId, keep) {
@@ -80,8 +107,14 @@ export interface CronProcessorDeps {
 
 function jobData(data: unknown): CronJobData {
   const d = data as Partial<CronJobData> | null;
-  if (typeof d?.appId !== 'string' || typeof d.process !== 'string' || typeof d.releaseId !== 'number') {
-    throw new UnrecoverableError('SPEC_INVALID: cron job data must be { appId, process, releaseId }');
+  if (
+    typeof d?.appId !== 'string' ||
+    typeof d.process !== 'string' ||
+    typeof d.releaseId !== 'number'
+  ) {
+    throw new UnrecoverableError(
+      'SPEC_INVALID: cron job data must be { appId, process, releaseId }',
+    );
   }
   return { appId: d.appId, process: d.process, releaseId: d.releaseId };
 }
@@ -94,30 +127,52 @@ const sanitize = (id: string) => id.replace(/[^a-zA-Z0-9_.-]/g, '-');
  * process's command in a one-off container of the release's image. A non-zero exit fails the job
  * with the output's tail; the job's return value is `{ exitCode, tail }`.
  */
-export function createCronProcessor(deps: CronProcessorDeps): Processor<CronJobData, CronJobResult> {
+export function createCronProcessor(
+  deps: CronProcessorDeps,
+): Processor<CronJobData, CronJobResult> {
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
-  return async function runCronJob(job: Job<CronJobData, CronJobResult>, _token?: string, signal?: AbortSignal) {
+  return async function runCronJob(
+    job: Job<CronJobData, CronJobResult>,
+    _token?: string,
+    signal?: AbortSignal,
+  ) {
     const { appId, process, releaseId } = jobData(job.data);
     const release = await deps.releases.byId(releaseId);
-    if (!release || release.appId !== appId) throw new UnrecoverableError(`NOT_FOUND: release ${releaseId} of ${appId} no longer exists`);
+    if (!release || release.appId !== appId)
+      throw new UnrecoverableError(`NOT_FOUND: release ${releaseId} of ${appId} no longer exists`);
     const spec = parseSpec(release.spec);
     const p = spec.processes[process];
-    if (!p || !isScheduled(p)) throw new UnrecoverableError(`NOT_FOUND: release ${releaseId} of ${appId} has no scheduled process ${process}`);
+    if (!p || !isScheduled(p))
+      throw new UnrecoverableError(
+        `NOT_FOUND: release ${releaseId} of ${appId} has no scheduled process ${process}`,
+      );
     const secrets = await releaseSecrets(deps, release);
     const result = await requireDocker(deps, 'scheduled process').runToCompletion({
       name: `norn-${appId}-${process}-cron-${sanitize(job.id ?? String(Date.now()))}`,
       image: release.imageRef,
       cmd: processCmd(p) ?? [], // [] keeps the image's CMD
       env: processEnv(spec, process, secrets),
-      labels: { 'norn.app': appId, 'norn.process': process, 'norn.release': String(releaseId), 'norn.cron': '1' },
+      labels: {
+        'norn.app': appId,
+        'norn.process': process,
+        'norn.release': String(releaseId),
+        'norn.cron': '1',
+      },
       signal,
       timeoutMs: deps.timeoutMs,
       redact: Object.values(secrets),
-      onLine: (line) => { job.log(line).catch(() => {}); },
+      onLine: (line) => {
+        job.log(line).catch(() => {});
+      },
     });
-    deps.log?.info({ appId, process, releaseId, jobId: job.id, exitCode: result.exitCode }, 'cron job finished');
+    deps.log?.info(
+      { appId, process, releaseId, jobId: job.id, exitCode: result.exitCode },
+      'cron job finished',
+    );
     if (result.exitCode !== 0) {
-      throw new UnrecoverableError(`${appId}.${process} exited with ${result.exitCode}:\n${result.tail.join('\n')}`);
+      throw new UnrecoverableError(
+        `${appId}.${process} exited with ${result.exitCode}:\n${result.tail.join('\n')}`,
+      );
     }
     return result;
   };

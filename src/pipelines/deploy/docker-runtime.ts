@@ -12,14 +12,24 @@ import { NornError, isNornError } from '../../shared/errors.js';
 import { redactText } from '../../shared/exec.js';
 import { httpProbe, type DockerDriver } from '../../shared/drivers/docker.js';
 import { decryptSecretsEnv, type SopsFormat } from '../../shared/secrets/sops.js';
-import { durationMs, formatProblems, parseInfraspec, type Infraspec, type InfraspecProcess } from '../../shared/spec/infraspec.js';
+import {
+  durationMs,
+  formatProblems,
+  parseInfraspec,
+  type Infraspec,
+  type InfraspecProcess,
+} from '../../shared/spec/infraspec.js';
 import type { Release } from './releases.js';
 import type { DeployServices } from './types.js';
 
 export { requireDocker } from './workspace.js';
 
 export const LABELS = {
-  app: 'norn.app', process: 'norn.process', replica: 'norn.replica', deployment: 'norn.deployment', release: 'norn.release',
+  app: 'norn.app',
+  process: 'norn.process',
+  replica: 'norn.replica',
+  deployment: 'norn.deployment',
+  release: 'norn.release',
 } as const;
 
 export interface Replica {
@@ -44,11 +54,16 @@ export interface RuntimeCall {
 /** A stored or pinned spec, with defaults applied; SPEC_INVALID lists every problem. */
 export function parseSpec(raw: unknown): Infraspec {
   const parsed = parseInfraspec(raw);
-  if (!parsed.ok) throw new NornError('SPEC_INVALID', `the app's infraspec is invalid:\n${formatProblems(parsed.problems)}`);
+  if (!parsed.ok)
+    throw new NornError(
+      'SPEC_INVALID',
+      `the app's infraspec is invalid:\n${formatProblems(parsed.problems)}`,
+    );
   return parsed.spec;
 }
 
-export const containerName = (app: string, process: string, replica: number) => `norn-${app}-${process}-${replica}`;
+export const containerName = (app: string, process: string, replica: number) =>
+  `norn-${app}-${process}-${replica}`;
 
 export const isScheduled = (p: InfraspecProcess) => typeof p.schedule === 'string';
 
@@ -59,27 +74,48 @@ export function replicasOf(app: string, spec: Infraspec): Replica[] {
     if (isScheduled(p)) continue;
     for (let index = 0; index < p.replicas; index++) {
       const port = p.port === undefined ? undefined : p.port + index;
-      const healthUrl = port !== undefined && p.health ? `http://127.0.0.1:${port}${p.health.path}` : undefined;
+      const healthUrl =
+        port !== undefined && p.health ? `http://127.0.0.1:${port}${p.health.path}` : undefined;
       const probeTimeoutMs = p.health ? durationMs(p.health.timeout) : 5_000;
-      out.push({ process, index, name: containerName(app, process, index), port, healthUrl, probeTimeoutMs });
+      out.push({
+        process,
+        index,
+        name: containerName(app, process, index),
+        port,
+        healthUrl,
+        probeTimeoutMs,
+      });
     }
   }
   return out;
 }
 
 /** spec env, then the process's env, then secrets, then PORT (later wins). */
-export function processEnv(spec: Infraspec, process: string, secrets: Record<string, string>, port?: number): Record<string, string> {
+export function processEnv(
+  spec: Infraspec,
+  process: string,
+  secrets: Record<string, string>,
+  port?: number,
+): Record<string, string> {
   const env = { ...spec.env, ...spec.processes[process]?.env, ...secrets };
   return port === undefined ? env : { ...env, PORT: String(port) };
 }
 
 /** `/bin/sh -c <command>`, or undefined for the image's own CMD. */
-export const processCmd = (p: InfraspecProcess | undefined) => (p?.command ? ['/bin/sh', '-c', p.command] : undefined);
+export const processCmd = (p: InfraspecProcess | undefined) =>
+  p?.command ? ['/bin/sh', '-c', p.command] : undefined;
 
 /** Decrypts the secrets file a release recorded (encrypted) with the worker's SOPS keys. */
-export async function releaseSecrets(s: Pick<DeployServices, 'sopsKeys'>, release: Release): Promise<Record<string, string>> {
+export async function releaseSecrets(
+  s: Pick<DeployServices, 'sopsKeys'>,
+  release: Release,
+): Promise<Record<string, string>> {
   if (!release.secretsEnc) return {};
-  return decryptSecretsEnv(release.secretsEnc, (release.secretsFormat ?? 'yaml') as SopsFormat, await s.sopsKeys());
+  return decryptSecretsEnv(
+    release.secretsEnc,
+    (release.secretsFormat ?? 'yaml') as SopsFormat,
+    await s.sopsKeys(),
+  );
 }
 
 /** The same error with secret values scrubbed from its message. */
@@ -87,23 +123,34 @@ export function scrubbed(err: unknown, redact: string[]): Error {
   const e = err instanceof Error ? err : new Error(String(err));
   const message = redactText(e.message, redact);
   if (message === e.message) return e;
-  return isNornError(e) ? new NornError(e.code, message, { retryable: e.retryable, details: e.details }) : new Error(message);
+  return isNornError(e)
+    ? new NornError(e.code, message, { retryable: e.retryable, details: e.details })
+    : new Error(message);
 }
 
 export async function pause(ms: number, signal: AbortSignal): Promise<void> {
   try {
     await delay(ms, undefined, { signal });
   } catch {
-    throw new NornError('CANCELLED', `stopped: ${typeof signal.reason === 'string' ? signal.reason : 'aborted'}`);
+    throw new NornError(
+      'CANCELLED',
+      `stopped: ${typeof signal.reason === 'string' ? signal.reason : 'aborted'}`,
+    );
   }
 }
 
 /** One look at a replica: undefined when it runs (and answers 2xx on its health path), else why not. */
-export async function checkReplica(docker: DockerDriver, r: Replica, signal: AbortSignal): Promise<string | undefined> {
+export async function checkReplica(
+  docker: DockerDriver,
+  r: Replica,
+  signal: AbortSignal,
+): Promise<string | undefined> {
   const state = await docker.inspectState(r.name);
   if (!state) return 'its container does not exist';
-  if (state.restarting) return `its container is restarting (last exit code ${state.exitCode ?? 'unknown'})`;
-  if (!state.running) return `its container is not running (exit code ${state.exitCode ?? 'none yet'})`;
+  if (state.restarting)
+    return `its container is restarting (last exit code ${state.exitCode ?? 'unknown'})`;
+  if (!state.running)
+    return `its container is not running (exit code ${state.exitCode ?? 'none yet'})`;
   if (!r.healthUrl) return undefined;
   const probe = await httpProbe(r.healthUrl, r.probeTimeoutMs, signal);
   if (probe.status !== undefined && probe.status >= 200 && probe.status < 300) return undefined;
@@ -111,14 +158,24 @@ export async function checkReplica(docker: DockerDriver, r: Replica, signal: Abo
 }
 
 /** Waits until `r` checks out; STEP_FAILED with the last reason after `timeoutMs`. */
-export async function waitForReplica(call: RuntimeCall, r: Replica, timeoutMs: number): Promise<void> {
+export async function waitForReplica(
+  call: RuntimeCall,
+  r: Replica,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const problem = await checkReplica(call.docker, r, call.signal);
     if (!problem) return;
     if (Date.now() >= deadline) {
-      throw new NornError('STEP_FAILED', redactText(`${r.process} replica ${r.index} not healthy within ${timeoutMs} ms: ${problem}`, call.redact),
-        { details: { process: r.process, replica: r.index } });
+      throw new NornError(
+        'STEP_FAILED',
+        redactText(
+          `${r.process} replica ${r.index} not healthy within ${timeoutMs} ms: ${problem}`,
+          call.redact,
+        ),
+        { details: { process: r.process, replica: r.index } },
+      );
     }
     await pause(call.pollMs, call.signal);
   }
@@ -145,18 +202,25 @@ export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> 
     const p = o.spec.processes[r.process];
     o.onTouch?.();
     call.log(`starting ${r.name} (${o.release.imageRef})`);
-    await call.docker.run({
-      name: r.name,
-      image: o.release.imageRef,
-      cmd: processCmd(p),
-      env: processEnv(o.spec, r.process, o.secrets, r.port),
-      labels: {
-        [LABELS.app]: o.app, [LABELS.process]: r.process, [LABELS.replica]: String(r.index),
-        [LABELS.deployment]: o.release.deploymentId, [LABELS.release]: String(o.release.id),
-      },
-      ports: r.port === undefined ? undefined : [r.port],
-      signal: call.signal,
-    }).catch((err: unknown) => { throw scrubbed(err, call.redact); });
+    await call.docker
+      .run({
+        name: r.name,
+        image: o.release.imageRef,
+        cmd: processCmd(p),
+        env: processEnv(o.spec, r.process, o.secrets, r.port),
+        labels: {
+          [LABELS.app]: o.app,
+          [LABELS.process]: r.process,
+          [LABELS.replica]: String(r.index),
+          [LABELS.deployment]: o.release.deploymentId,
+          [LABELS.release]: String(o.release.id),
+        },
+        ports: r.port === undefined ? undefined : [r.port],
+        signal: call.signal,
+      })
+      .catch((err: unknown) => {
+        throw scrubbed(err, call.redact);
+      });
     await waitForReplica(call, r, timeoutMs);
     call.log(r.healthUrl ? `${r.name} answers ${r.healthUrl}` : `${r.name} is running`);
   }
@@ -165,8 +229,11 @@ export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> 
 }
 
 /** Stops and removes the app's long-running containers that `pick` selects (one-off jobs are left alone). */
-export async function removeContainers(call: Pick<RuntimeCall, 'docker' | 'log'>, app: string,
-  pick: (c: { name: string; labels: Record<string, string> }) => boolean): Promise<string[]> {
+export async function removeContainers(
+  call: Pick<RuntimeCall, 'docker' | 'log'>,
+  app: string,
+  pick: (c: { name: string; labels: Record<string, string> }) => boolean,
+): Promise<string[]> {
   const found = await call.docker.list({ [LABELS.app]: app });
   const gone = found.filter((c) => c.labels[LABELS.replica] !== undefined && pick(c));
   for (const c of gone) {
@@ -177,11 +244,24 @@ export async function removeContainers(call: Pick<RuntimeCall, 'docker' | 'log'>
 }
 
 /** Makes the scheduled processes of a release the app's job schedulers; prunes the others. */
-export async function syncSchedulers(s: Pick<DeployServices, 'cron'>, app: string, spec: Infraspec, releaseId: number): Promise<string[]> {
+export async function syncSchedulers(
+  s: Pick<DeployServices, 'cron'>,
+  app: string,
+  spec: Infraspec,
+  releaseId: number,
+): Promise<string[]> {
   const ids: string[] = [];
   for (const [process, p] of Object.entries(spec.processes)) {
     if (!isScheduled(p) || p.replicas === 0) continue;
-    ids.push(await s.cron.upsert({ appId: app, process, schedule: p.schedule!, timezone: p.timezone, releaseId }));
+    ids.push(
+      await s.cron.upsert({
+        appId: app,
+        process,
+        schedule: p.schedule!,
+        timezone: p.timezone,
+        releaseId,
+      }),
+    );
   }
   await s.cron.prune(app, ids);
   return ids;
@@ -191,7 +271,12 @@ export async function syncSchedulers(s: Pick<DeployServices, 'cron'>, app: strin
  * Rollback: puts `previous` (the last known good release) back exactly as it was, with its own
  * image, spec and secrets file (decrypted again), one replica at a time, and its schedulers.
  */
-export async function restoreRelease(s: DeployServices, call: RuntimeCall, app: string, previous: Release): Promise<void> {
+export async function restoreRelease(
+  s: DeployServices,
+  call: RuntimeCall,
+  app: string,
+  previous: Release,
+): Promise<void> {
   const spec = parseSpec(previous.spec);
   const secrets = await releaseSecrets(s, previous);
   const restoring: RuntimeCall = { ...call, redact: [...call.redact, ...Object.values(secrets)] };
@@ -205,9 +290,17 @@ export async function restoreRelease(s: DeployServices, call: RuntimeCall, app: 
  * is put back (or, with none, the new containers are removed); without it everything is left as it
  * is. Returns the complete operator message, starting with `reason`.
  */
-export async function endFailedRelease(s: DeployServices, call: RuntimeCall, o: {
-  app: string; runId: string; release: Release; spec: Infraspec; reason: string;
-}): Promise<string> {
+export async function endFailedRelease(
+  s: DeployServices,
+  call: RuntimeCall,
+  o: {
+    app: string;
+    runId: string;
+    release: Release;
+    spec: Infraspec;
+    reason: string;
+  },
+): Promise<string> {
   const reason = redactText(o.reason, call.redact);
   if (call.signal.aborted) return reason; // stopped: whoever re-runs or cleans up decides
   if (!o.spec.deployPolicy.autoRollback) {

@@ -18,7 +18,8 @@ import { DEPLOY_STEPS, type BuildOutput, type DeployServices } from './types.js'
 const steps = [clone, build, test, snapshot, migrate, submit, healthy, forge, cleanup];
 
 // The contract of step names (events, CLI, API) and the definition must agree.
-if (steps.map((s) => s.name).join() !== DEPLOY_STEPS.join()) throw new Error('deploy steps out of order');
+if (steps.map((s) => s.name).join() !== DEPLOY_STEPS.join())
+  throw new Error('deploy steps out of order');
 
 export const deployPipeline: PipelineDefinition<DeployServices> = {
   name: 'deploy',

@@ -28,8 +28,20 @@ const COLUMNS = `id, app_id AS "appId", deployment_id AS "deploymentId", target,
   created_at AS "createdAt", activated_at AS "activatedAt"`;
 
 /** What a deploy records when it puts a release out (the rest is the release's lifecycle). */
-export type NewRelease = Pick<Release, 'appId' | 'deploymentId' | 'target' | 'imageRef' | 'commitSha' | 'digest' | 'spec'
-  | 'secretsEnc' | 'secretsFormat' | 'migrationsApplied' | 'snapshotTs'>;
+export type NewRelease = Pick<
+  Release,
+  | 'appId'
+  | 'deploymentId'
+  | 'target'
+  | 'imageRef'
+  | 'commitSha'
+  | 'digest'
+  | 'spec'
+  | 'secretsEnc'
+  | 'secretsFormat'
+  | 'migrationsApplied'
+  | 'snapshotTs'
+>;
 
 export class ReleaseStore {
   constructor(private readonly db: Db) {}
@@ -44,30 +56,52 @@ export class ReleaseStore {
          spec = EXCLUDED.spec, secrets_enc = EXCLUDED.secrets_enc, secrets_format = EXCLUDED.secrets_format,
          migrations_applied = EXCLUDED.migrations_applied, snapshot_ts = EXCLUDED.snapshot_ts
        RETURNING ${COLUMNS}`,
-      [r.appId, r.deploymentId, r.target, r.imageRef, r.commitSha, r.digest, JSON.stringify(r.spec), r.secretsEnc,
-        r.secretsFormat, r.migrationsApplied, r.snapshotTs]);
+      [
+        r.appId,
+        r.deploymentId,
+        r.target,
+        r.imageRef,
+        r.commitSha,
+        r.digest,
+        JSON.stringify(r.spec),
+        r.secretsEnc,
+        r.secretsFormat,
+        r.migrationsApplied,
+        r.snapshotTs,
+      ],
+    );
     return rows[0]!;
   }
 
   async byDeployment(deploymentId: string): Promise<Release | null> {
-    const { rows } = await this.db.query<Release>(`SELECT ${COLUMNS} FROM releases WHERE deployment_id = $1`, [deploymentId]);
+    const { rows } = await this.db.query<Release>(
+      `SELECT ${COLUMNS} FROM releases WHERE deployment_id = $1`,
+      [deploymentId],
+    );
     return rows[0] ?? null;
   }
 
   async byId(id: number): Promise<Release | null> {
-    const { rows } = await this.db.query<Release>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id]);
+    const { rows } = await this.db.query<Release>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [
+      id,
+    ]);
     return rows[0] ?? null;
   }
 
   /** The app's last known good release (what a rollback puts back). */
   async active(appId: string): Promise<Release | null> {
-    const { rows } = await this.db.query<Release>(`SELECT ${COLUMNS} FROM releases WHERE app_id = $1 AND status = 'active'`, [appId]);
+    const { rows } = await this.db.query<Release>(
+      `SELECT ${COLUMNS} FROM releases WHERE app_id = $1 AND status = 'active'`,
+      [appId],
+    );
     return rows[0] ?? null;
   }
 
   async list(appId: string, limit = 20): Promise<Release[]> {
     const { rows } = await this.db.query<Release>(
-      `SELECT ${COLUMNS} FROM releases WHERE app_id = $1 ORDER BY id DESC LIMIT $2`, [appId, limit]);
+      `SELECT ${COLUMNS} FROM releases WHERE app_id = $1 ORDER BY id DESC LIMIT $2`,
+      [appId, limit],
+    );
     return rows;
   }
 
@@ -77,10 +111,18 @@ export class ReleaseStore {
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<{ app_id: string; status: string }>(
-        'SELECT app_id, status FROM releases WHERE deployment_id = $1 FOR UPDATE', [deploymentId]);
+        'SELECT app_id, status FROM releases WHERE deployment_id = $1 FOR UPDATE',
+        [deploymentId],
+      );
       if (rows[0] && rows[0].status !== 'active') {
-        await client.query(`UPDATE releases SET status = 'superseded', ended_at = now() WHERE app_id = $1 AND status = 'active'`, [rows[0].app_id]);
-        await client.query(`UPDATE releases SET status = 'active', activated_at = now(), error = NULL WHERE deployment_id = $1`, [deploymentId]);
+        await client.query(
+          `UPDATE releases SET status = 'superseded', ended_at = now() WHERE app_id = $1 AND status = 'active'`,
+          [rows[0].app_id],
+        );
+        await client.query(
+          `UPDATE releases SET status = 'active', activated_at = now(), error = NULL WHERE deployment_id = $1`,
+          [deploymentId],
+        );
       }
       await client.query('COMMIT');
     } catch (err) {
@@ -92,9 +134,14 @@ export class ReleaseStore {
   }
 
   /** A release that did not become healthy: failed, or rolled_back when the previous one was put back. */
-  async markEnded(deploymentId: string, status: 'failed' | 'rolled_back', error: string): Promise<void> {
+  async markEnded(
+    deploymentId: string,
+    status: 'failed' | 'rolled_back',
+    error: string,
+  ): Promise<void> {
     await this.db.query(
       `UPDATE releases SET status = $2, error = $3, ended_at = now() WHERE deployment_id = $1 AND status = 'deploying'`,
-      [deploymentId, status, error]);
+      [deploymentId, status, error],
+    );
   }
 }

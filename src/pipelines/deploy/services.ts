@@ -18,7 +18,13 @@ export interface DeployServiceDeps {
   cron: CronScheduler;
 }
 
-export function createDeployServices({ config, env, db, log, cron }: DeployServiceDeps): DeployServices {
+export function createDeployServices({
+  config,
+  env,
+  db,
+  log,
+  cron,
+}: DeployServiceDeps): DeployServices {
   const d = config.deploy;
   let keys: ReturnType<typeof keysFromEnv> | undefined;
   return {
@@ -26,7 +32,11 @@ export function createDeployServices({ config, env, db, log, cron }: DeployServi
     log,
     workDir: d.workDir,
     git: { token: d.gitToken, sshKey: d.gitSshKey },
-    docker: createDockerDriver({ socketPath: d.dockerSocket, registryUrl: d.registryUrl, registryAuth: d.registryAuth }),
+    docker: createDockerDriver({
+      socketPath: d.dockerSocket,
+      registryUrl: d.registryUrl,
+      registryAuth: d.registryAuth,
+    }),
     registryUrl: d.registryUrl,
     // Read once per process, when a deploy first needs them (a missing key file fails that step, not start-up).
     sopsKeys: () => (keys ??= keysFromEnv(env, env.HOME)),

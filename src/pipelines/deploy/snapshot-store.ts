@@ -23,23 +23,32 @@ export class SnapshotStore {
     await this.db.query(
       `INSERT INTO snapshots (app_id, database, ts, taken_at, size_bytes, location, sha256, deployment_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (app_id, ts) DO NOTHING`,
-      [s.appId, s.database, s.ts, s.takenAt, s.sizeBytes, s.location, s.sha256, s.deploymentId]);
+      [s.appId, s.database, s.ts, s.takenAt, s.sizeBytes, s.location, s.sha256, s.deploymentId],
+    );
   }
 
   async markRemoved(appId: string, tss: string[]): Promise<void> {
-    if (tss.length) await this.db.query('UPDATE snapshots SET removed_at = now() WHERE app_id = $1 AND ts = ANY($2) AND removed_at IS NULL', [appId, tss]);
+    if (tss.length)
+      await this.db.query(
+        'UPDATE snapshots SET removed_at = now() WHERE app_id = $1 AND ts = ANY($2) AND removed_at IS NULL',
+        [appId, tss],
+      );
   }
 
   /** Kept snapshots, newest first. */
   async list(appId: string): Promise<SnapshotRecord[]> {
     const { rows } = await this.db.query<SnapshotRecord>(
-      `SELECT ${COLUMNS} FROM snapshots WHERE app_id = $1 AND removed_at IS NULL ORDER BY ts DESC`, [appId]);
+      `SELECT ${COLUMNS} FROM snapshots WHERE app_id = $1 AND removed_at IS NULL ORDER BY ts DESC`,
+      [appId],
+    );
     return rows;
   }
 
   async get(appId: string, ts: string): Promise<SnapshotRecord | null> {
     const { rows } = await this.db.query<SnapshotRecord>(
-      `SELECT ${COLUMNS} FROM snapshots WHERE app_id = $1 AND ts = $2 AND removed_at IS NULL`, [appId, ts]);
+      `SELECT ${COLUMNS} FROM snapshots WHERE app_id = $1 AND ts = $2 AND removed_at IS NULL`,
+      [appId, ts],
+    );
     return rows[0] ?? null;
   }
 }

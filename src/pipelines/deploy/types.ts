@@ -12,18 +12,63 @@ import type { ReleaseStore } from './releases.js';
 import type { SnapshotStore } from './snapshot-store.js';
 import type { CronScheduler } from './cron.js';
 
-export const DEPLOY_STEPS = ['clone', 'build', 'test', 'snapshot', 'migrate', 'submit', 'healthy', 'forge', 'cleanup'] as const;
+export const DEPLOY_STEPS = [
+  'clone',
+  'build',
+  'test',
+  'snapshot',
+  'migrate',
+  'submit',
+  'healthy',
+  'forge',
+  'cleanup',
+] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
 
-export interface CloneOutput { commitSha: string; ref: string; repoUrl: string }
-export interface BuildOutput { imageRef: string; digest: string | null; reused: boolean }
-export interface TestOutput { exitCode: number; tail: string[] }
-export interface SnapshotOutput { ts: string; database: string; sizeBytes: number; sha256: string; pruned: string[] }
-export interface MigrateOutput { database: string; applied: string[]; alreadyApplied: string[] }
-export interface SubmitOutput { releaseId: number; previousReleaseId: number | null; containers: string[]; schedulers: string[] }
-export interface HealthyOutput { healthyForMs: number; processes: string[] }
-export interface ForgeOutput { routes: Array<{ hostname: string; service: string; path?: string }>; changed: boolean; restarted: boolean }
-export interface CleanupOutput { removed: string[] }
+export interface CloneOutput {
+  commitSha: string;
+  ref: string;
+  repoUrl: string;
+}
+export interface BuildOutput {
+  imageRef: string;
+  digest: string | null;
+  reused: boolean;
+}
+export interface TestOutput {
+  exitCode: number;
+  tail: string[];
+}
+export interface SnapshotOutput {
+  ts: string;
+  database: string;
+  sizeBytes: number;
+  sha256: string;
+  pruned: string[];
+}
+export interface MigrateOutput {
+  database: string;
+  applied: string[];
+  alreadyApplied: string[];
+}
+export interface SubmitOutput {
+  releaseId: number;
+  previousReleaseId: number | null;
+  containers: string[];
+  schedulers: string[];
+}
+export interface HealthyOutput {
+  healthyForMs: number;
+  processes: string[];
+}
+export interface ForgeOutput {
+  routes: Array<{ hostname: string; service: string; path?: string }>;
+  changed: boolean;
+  restarted: boolean;
+}
+export interface CleanupOutput {
+  removed: string[];
+}
 
 /** Everything the deploy steps use, built once per worker process from config (services.ts). */
 export interface DeployServices {

@@ -14,24 +14,40 @@ import { runCommand } from '../../shared/exec.js';
 import type { StepContext } from '../../queues/pipeline.js';
 import type { CloneOutput, DeployServices, Infraspec } from './types.js';
 
-export const runDir = (s: Pick<DeployServices, 'workDir'>, runId: string) => resolve(s.workDir, runId);
-export const sourceDir = (s: Pick<DeployServices, 'workDir'>, runId: string) => join(runDir(s, runId), 'src');
+export const runDir = (s: Pick<DeployServices, 'workDir'>, runId: string) =>
+  resolve(s.workDir, runId);
+export const sourceDir = (s: Pick<DeployServices, 'workDir'>, runId: string) =>
+  join(runDir(s, runId), 'src');
 
 /** The run's checkout at the commit `clone` resolved, cloning it again if this worker has none. */
 export async function ensureSource(ctx: StepContext, s: DeployServices): Promise<string> {
   const cloned = await ctx.output<CloneOutput>('clone');
-  if (!cloned) throw new NornError('INTERNAL', `run ${ctx.run.id} has no recorded clone output; the clone step must run first`);
+  if (!cloned)
+    throw new NornError(
+      'INTERNAL',
+      `run ${ctx.run.id} has no recorded clone output; the clone step must run first`,
+    );
   const dir = sourceDir(s, ctx.run.id);
   if (existsSync(join(dir, '.git'))) {
     const head = await runCommand(['git', '-C', dir, 'rev-parse', 'HEAD'], { signal: ctx.signal });
     if (head.code === 0 && head.stdout.trim() === cloned.commitSha) return dir;
   }
   ctx.log(`source of ${cloned.commitSha.slice(0, 12)} not on this worker; cloning it again`);
-  await cloneAt({ url: cloned.repoUrl, ref: cloned.commitSha, dir, auth: s.git, signal: ctx.signal, onLine: ctx.log });
+  await cloneAt({
+    url: cloned.repoUrl,
+    ref: cloned.commitSha,
+    dir,
+    auth: s.git,
+    signal: ctx.signal,
+    onLine: ctx.log,
+  });
   return dir;
 }
 
-export async function removeRunDir(s: Pick<DeployServices, 'workDir'>, runId: string): Promise<string[]> {
+export async function removeRunDir(
+  s: Pick<DeployServices, 'workDir'>,
+  runId: string,
+): Promise<string[]> {
   const dir = runDir(s, runId);
   if (!existsSync(dir)) return [];
   await rm(dir, { recursive: true, force: true });
@@ -49,7 +65,10 @@ export function pinnedSpec(ctx: StepContext): Partial<Infraspec> {
 /** The Docker target's driver, or UNAVAILABLE when this worker has no engine configured. */
 export function requireDocker(s: Pick<DeployServices, 'docker'>, step: string): DockerDriver {
   if (!s.docker) {
-    throw new NornError('UNAVAILABLE', `the ${step} step needs a Docker engine, and this worker has none configured (NORN_DOCKER_SOCKET)`);
+    throw new NornError(
+      'UNAVAILABLE',
+      `the ${step} step needs a Docker engine, and this worker has none configured (NORN_DOCKER_SOCKET)`,
+    );
   }
   return s.docker;
 }

@@ -52,18 +52,26 @@ export async function migrate(db: Db, dir?: string): Promise<string[]> {
       const prior = applied.get(m.version);
       if (prior) {
         if (prior.checksum !== m.checksum) {
-          throw new NornError('CONFIG_INVALID', `migration ${m.name} was changed after it was applied; add a new migration instead`);
+          throw new NornError(
+            'CONFIG_INVALID',
+            `migration ${m.name} was changed after it was applied; add a new migration instead`,
+          );
         }
         continue;
       }
       await client.query('BEGIN');
       try {
         await client.query(m.sql);
-        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+        await client.query(
+          'INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)',
+          [m.version, m.name, m.checksum],
+        );
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
-        throw new NornError('INTERNAL', `migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+        throw new NornError('INTERNAL', `migration ${m.name} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       done.push(m.name);
     }

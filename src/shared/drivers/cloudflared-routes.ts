@@ -27,7 +27,8 @@ const HOST_NAME =
 const SERVICE = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+|unix:\/\S+|http_status:\d{3}|hello_world)$/i;
 
 /** Host names compare case-insensitively and without a trailing dot. */
-export const normHost = (h: string | undefined) => (h ?? '').trim().toLowerCase().replace(/\.$/, '');
+export const normHost = (h: string | undefined) =>
+  (h ?? '').trim().toLowerCase().replace(/\.$/, '');
 
 /** cloudflared wants exactly one rule that matches everything, and it must be the last one. */
 export const isCatchAll = (r: RuleMatch) => !r.path && (!r.hostname || r.hostname === '*');
@@ -86,10 +87,15 @@ export function normalizeRoute(r: AppRoute): AppRoute {
     try {
       new RegExp(path);
     } catch {
-      throw new NornError('SPEC_INVALID', `the path for ${hostname} is not a valid regular expression`);
+      throw new NornError(
+        'SPEC_INVALID',
+        `the path for ${hostname} is not a valid regular expression`,
+      );
     }
   }
-  return path === undefined ? { hostname, service: r.service } : { hostname, path, service: r.service };
+  return path === undefined
+    ? { hostname, service: r.service }
+    : { hostname, path, service: r.service };
 }
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -109,13 +115,19 @@ export function endpointToRoute(url: string, service: string): AppRoute {
   const parsed = new URL(hasScheme ? raw : `http://${raw}`);
   const hostname = normHost(parsed.hostname);
   if (parsed.search || parsed.hash) {
-    throw new NornError('SPEC_INVALID', `endpoint ${hostname}: a query string or fragment cannot be routed`);
+    throw new NornError(
+      'SPEC_INVALID',
+      `endpoint ${hostname}: a query string or fragment cannot be routed`,
+    );
   }
   let pathname: string;
   try {
     pathname = decodeURIComponent(parsed.pathname);
   } catch {
-    throw new NornError('SPEC_INVALID', `endpoint ${hostname}: the path is not valid percent-encoding`);
+    throw new NornError(
+      'SPEC_INVALID',
+      `endpoint ${hostname}: the path is not valid percent-encoding`,
+    );
   }
   const path = pathname && pathname !== '/' ? `^${escapeRegex(pathname)}` : undefined;
   return normalizeRoute(path === undefined ? { hostname, service } : { hostname, path, service });

@@ -106,7 +106,10 @@ export function removeAppIngress(configText: string, app: string): IngressEdit {
   checkAppName(app);
   const cfg = load(configText);
   if (!cfg.rules.some((e) => e.app === app)) return { text: configText, changed: false };
-  return commit(cfg, cfg.rules.filter((e) => e.app !== app));
+  return commit(
+    cfg,
+    cfg.rules.filter((e) => e.app !== app),
+  );
 }
 
 function load(text: string): Loaded {
@@ -117,7 +120,8 @@ function load(text: string): Loaded {
     const line = text.slice(0, problem.pos[0]).split('\n').length;
     throw invalid(`not valid YAML (${problem.code} at line ${line})`);
   }
-  if (doc.contents !== null && !isMap(doc.contents)) throw invalid('the top level must be a mapping');
+  if (doc.contents !== null && !isMap(doc.contents))
+    throw invalid('the top level must be a mapping');
   const node = isMap(doc.contents) ? doc.contents.get('ingress', true) : undefined;
   if (node === undefined || (isScalar(node) && node.value === null)) {
     return { text, doc, seq: undefined, rules: [], catchAll: undefined };
@@ -214,7 +218,10 @@ function sameEntries(a: Entry[], b: Entry[]): boolean {
 
 function checkAppName(app: string) {
   if (!APP_NAME.test(app)) {
-    throw new NornError('BAD_REQUEST', `"${app.slice(0, 60)}" is not a valid app name for an ingress rule`);
+    throw new NornError(
+      'BAD_REQUEST',
+      `"${app.slice(0, 60)}" is not a valid app name for an ingress rule`,
+    );
   }
 }
 

@@ -25,7 +25,14 @@ import { RegistryClient, checkTag, parseRegistryUrl, repositoryPath } from './do
 import { ensureImage, pushImage, type RegistryAuth } from './docker/transfer.js';
 
 export { httpProbe, type ProbeResult } from './docker/probe.js';
-export type { BuildOptions, ContainerState, ContainerSummary, RegistryAuth, RunOptions, RunToCompletionOptions };
+export type {
+  BuildOptions,
+  ContainerState,
+  ContainerSummary,
+  RegistryAuth,
+  RunOptions,
+  RunToCompletionOptions,
+};
 export type { RestartPolicy } from './docker/containers.js';
 
 export const DEFAULT_SOCKET = '/var/run/docker.sock';
@@ -45,7 +52,11 @@ export interface DockerDriver {
   /** True when the registry already has `app:tag`, so the build can be skipped. */
   registryHasImage(app: string, tag: string, signal?: AbortSignal): Promise<boolean>;
   build(o: BuildOptions): Promise<{ imageId: string }>;
-  push(o: { tag: string; signal?: AbortSignal; onLine?: (line: string) => void }): Promise<{ digest: string }>;
+  push(o: {
+    tag: string;
+    signal?: AbortSignal;
+    onLine?: (line: string) => void;
+  }): Promise<{ digest: string }>;
   run(o: RunOptions): Promise<{ id: string }>;
   runToCompletion(o: RunToCompletionOptions): Promise<{ exitCode: number; tail: string[] }>;
   list(labels: Record<string, string>): Promise<ContainerSummary[]>;
@@ -62,12 +73,19 @@ export function createDockerDriver(options: DockerDriverOptions): DockerDriver {
   const docker = new Docker({ socketPath });
   const registry = parseRegistryUrl(options.registryUrl);
   const prefix = registry.namespace ? `${registry.host}/${registry.namespace}` : registry.host;
-  const auth: RegistryAuth | undefined = options.registryAuth && { ...options.registryAuth, serveraddress: registry.host };
+  const auth: RegistryAuth | undefined = options.registryAuth && {
+    ...options.registryAuth,
+    serveraddress: registry.host,
+  };
   const secrets = auth ? [auth.password] : [];
   const client = new RegistryClient(registry, options.registryAuth);
 
   /** Wraps an engine call so that every failure leaves as a NornError with a scrubbed message. */
-  const engine = async <T>(what: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> => {
+  const engine = async <T>(
+    what: string,
+    call: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> => {
     try {
       return await call();
     } catch (err) {
@@ -80,14 +98,22 @@ export function createDockerDriver(options: DockerDriverOptions): DockerDriver {
       const deadline = AbortSignal.timeout(PING_TIMEOUT_MS);
       try {
         // dockerode's ping takes an abortSignal option; its type declaration does not say so.
-        const ping = docker.ping.bind(docker) as unknown as (o: { abortSignal: AbortSignal }) => Promise<unknown>;
+        const ping = docker.ping.bind(docker) as unknown as (o: {
+          abortSignal: AbortSignal;
+        }) => Promise<unknown>;
         await ping({ abortSignal: signal ? AbortSignal.any([signal, deadline]) : deadline });
       } catch (err) {
         if (signal?.aborted) throw engineError(err, 'docker ping', secrets, signal);
-        const why = deadline.aborted ? `no answer within ${PING_TIMEOUT_MS} ms` : ((err as { code?: string }).code ?? (err as Error).message);
-        throw new NornError('UNAVAILABLE', `no Docker engine answers at ${socketPath} (${why}); start dockerd (script/docker-up)`, {
-          retryable: true,
-        });
+        const why = deadline.aborted
+          ? `no answer within ${PING_TIMEOUT_MS} ms`
+          : ((err as { code?: string }).code ?? (err as Error).message);
+        throw new NornError(
+          'UNAVAILABLE',
+          `no Docker engine answers at ${socketPath} (${why}); start dockerd (script/docker-up)`,
+          {
+            retryable: true,
+          },
+        );
       }
     },
 
@@ -104,7 +130,10 @@ export function createDockerDriver(options: DockerDriverOptions): DockerDriver {
 
     async push(o) {
       if (!o.tag.startsWith(`${prefix}/`)) {
-        throw new NornError('BAD_REQUEST', `${o.tag} is not an image of the configured registry ${prefix}`);
+        throw new NornError(
+          'BAD_REQUEST',
+          `${o.tag} is not an image of the configured registry ${prefix}`,
+        );
       }
       return pushImage(docker, o.tag, auth, { ...o, registryHost: registry.host });
     },
@@ -120,8 +149,12 @@ export function createDockerDriver(options: DockerDriverOptions): DockerDriver {
     },
 
     list: (labels) => engine('listing containers', () => listContainers(docker, labels)),
-    stopAndRemove: (idOrName, o) => engine(`removing container ${idOrName}`, () => stopAndRemove(docker, idOrName, o?.timeoutSec)),
+    stopAndRemove: (idOrName, o) =>
+      engine(`removing container ${idOrName}`, () =>
+        stopAndRemove(docker, idOrName, o?.timeoutSec),
+      ),
     removeImage: (tag) => engine(`removing image ${tag}`, () => removeImage(docker, tag)),
-    inspectState: (idOrName) => engine(`inspecting container ${idOrName}`, () => inspectState(docker, idOrName)),
+    inspectState: (idOrName) =>
+      engine(`inspecting container ${idOrName}`, () => inspectState(docker, idOrName)),
   };
 }

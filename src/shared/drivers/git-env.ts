@@ -26,9 +26,23 @@ export interface GitEnv {
 
 /** Inherited variables git, curl and ssh legitimately need; everything else stays behind. */
 const INHERITED = [
-  'PATH', 'HOME', 'TMPDIR', 'USER', 'LOGNAME',
-  'http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY',
-  'SSL_CERT_FILE', 'SSL_CERT_DIR', 'GIT_SSL_CAINFO', 'GIT_SSL_CAPATH',
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'USER',
+  'LOGNAME',
+  'http_proxy',
+  'https_proxy',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'no_proxy',
+  'NO_PROXY',
+  'all_proxy',
+  'ALL_PROXY',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'GIT_SSL_CAINFO',
+  'GIT_SSL_CAPATH',
 ];
 
 /** Git config passed through GIT_CONFIG_COUNT/KEY_n/VALUE_n: read by git and its helpers, never written anywhere. */
@@ -46,7 +60,11 @@ const BASE_CONFIG: [string, string][] = [
 
 const SSH_BASE = ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=30'];
 
-export async function createGitEnv(url: string, auth: GitAuth | undefined, base: NodeJS.ProcessEnv = process.env): Promise<GitEnv> {
+export async function createGitEnv(
+  url: string,
+  auth: GitAuth | undefined,
+  base: NodeJS.ProcessEnv = process.env,
+): Promise<GitEnv> {
   const env: NodeJS.ProcessEnv = {};
   for (const name of INHERITED) if (base[name] !== undefined) env[name] = base[name];
   Object.assign(env, {
@@ -64,7 +82,10 @@ export async function createGitEnv(url: string, auth: GitAuth | undefined, base:
   const token = auth?.token?.trim();
   if (token && /^https?:\/\//i.test(url)) {
     if (/^http:/i.test(url) && !isLoopbackHttp(url)) {
-      throw new NornError('BAD_REQUEST', 'refusing to send NORN_GIT_TOKEN over plain http to a remote host; use https');
+      throw new NornError(
+        'BAD_REQUEST',
+        'refusing to send NORN_GIT_TOKEN over plain http to a remote host; use https',
+      );
     }
     const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
     config.push(['http.extraHeader', `Authorization: Basic ${basic}`]);
@@ -103,9 +124,13 @@ async function loadKey(sshKey: string): Promise<{ text: string; fromText: boolea
     return { text: await readFile(sshKey.trim(), 'utf8'), fromText: false };
   } catch (err) {
     // The value is neither key text nor a readable file: do not echo it, it may be a mangled key.
-    throw new NornError('BAD_REQUEST', 'NORN_GIT_SSH_KEY is neither private key text nor a readable key file', {
-      cause: (err as NodeJS.ErrnoException).code,
-    });
+    throw new NornError(
+      'BAD_REQUEST',
+      'NORN_GIT_SSH_KEY is neither private key text nor a readable key file',
+      {
+        cause: (err as NodeJS.ErrnoException).code,
+      },
+    );
   }
 }
 
@@ -113,7 +138,9 @@ async function loadKey(sshKey: string): Promise<{ text: string; fromText: boolea
  * Copies the key into a fresh 0700 temp dir outside the clone (ssh refuses group-readable keys,
  * and a copy keeps odd paths out of the shell command), next to an empty known_hosts file.
  */
-async function writeSshKey(sshKey: string): Promise<{ command: string; secrets: string[]; dispose: () => Promise<void> }> {
+async function writeSshKey(
+  sshKey: string,
+): Promise<{ command: string; secrets: string[]; dispose: () => Promise<void> }> {
   const { text, fromText } = await loadKey(sshKey);
   // OpenSSH rejects keys without a final newline or with CRLF line ends (common after copy-paste);
   // a key squeezed into one env line often carries literal "\n" sequences instead of newlines.
@@ -128,10 +155,14 @@ async function writeSshKey(sshKey: string): Promise<{ command: string; secrets: 
     await writeFile(knownHosts, '', { mode: 0o600, flag: 'wx' });
     const command = [
       ...SSH_BASE,
-      '-i', shellQuote(keyFile),
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'StrictHostKeyChecking=accept-new',
-      '-o', shellQuote(`UserKnownHostsFile=${knownHosts}`),
+      '-i',
+      shellQuote(keyFile),
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'StrictHostKeyChecking=accept-new',
+      '-o',
+      shellQuote(`UserKnownHostsFile=${knownHosts}`),
     ].join(' ');
     const secrets = fromText ? [sshKey, normalized.trim()] : [normalized.trim()];
     return { command, secrets, dispose };

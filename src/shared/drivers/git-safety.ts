@@ -15,7 +15,9 @@ export const HEX_SHA = /^[0-9a-f]{4,40}$/i;
 
 function badRef(ref: string, why: string): NornError {
   const shown = CONTROL.test(ref) ? JSON.stringify(ref) : ref;
-  return new NornError('BAD_REQUEST', `git ref ${shown.slice(0, 80)} refused: ${why}`, { details: { why } });
+  return new NornError('BAD_REQUEST', `git ref ${shown.slice(0, 80)} refused: ${why}`, {
+    details: { why },
+  });
 }
 
 /**
@@ -32,7 +34,8 @@ export function assertSafeRef(ref: string): void {
   if (ref.includes('..')) throw badRef(ref, 'it contains ".."');
   if (ref.includes('@{')) throw badRef(ref, 'it contains "@{"');
   if (ref === '@') throw badRef(ref, '"@" alone is not a ref');
-  if (ref.startsWith('/') || ref.endsWith('/') || ref.includes('//')) throw badRef(ref, 'it has an empty path component');
+  if (ref.startsWith('/') || ref.endsWith('/') || ref.includes('//'))
+    throw badRef(ref, 'it has an empty path component');
   if (ref.endsWith('.')) throw badRef(ref, 'it ends with "."');
   for (const part of ref.split('/')) {
     if (part.startsWith('.')) throw badRef(ref, 'a path component starts with "."');
@@ -58,7 +61,8 @@ export function assertSafeRepoUrl(url: string): void {
   if (url.startsWith('-')) throw badUrl('it starts with "-" and could be read as an option');
   if (CONTROL.test(url)) throw badUrl('it contains control characters');
   if (url.trim() !== url) throw badUrl('it has leading or trailing whitespace');
-  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(url)) throw badUrl('remote-helper transports such as ext:: are not allowed');
+  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(url))
+    throw badUrl('remote-helper transports such as ext:: are not allowed');
 
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
   if (scheme) return checkSchemeUrl(url, scheme);
@@ -66,14 +70,16 @@ export function assertSafeRepoUrl(url: string): void {
   const scp = SCP_LIKE.exec(url);
   if (scp) {
     const [, user, host] = scp;
-    if (user?.startsWith('-') || host?.startsWith('-')) throw badUrl('the user or host starts with "-"');
+    if (user?.startsWith('-') || host?.startsWith('-'))
+      throw badUrl('the user or host starts with "-"');
     return;
   }
   throw badUrl('use https://, http://, ssh://, file://, user@host:path or an absolute path');
 }
 
 function checkSchemeUrl(url: string, scheme: string): void {
-  if (!['https', 'http', 'ssh', 'file'].includes(scheme)) throw badUrl(`the ${scheme}:// transport is not allowed`);
+  if (!['https', 'http', 'ssh', 'file'].includes(scheme))
+    throw badUrl(`the ${scheme}:// transport is not allowed`);
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -81,13 +87,16 @@ function checkSchemeUrl(url: string, scheme: string): void {
     throw badUrl('it is not a valid URL');
   }
   if (scheme === 'file') {
-    if (parsed.hostname && parsed.hostname !== 'localhost') throw badUrl('file:// URLs must name a local path');
+    if (parsed.hostname && parsed.hostname !== 'localhost')
+      throw badUrl('file:// URLs must name a local path');
     if (parsed.pathname.length <= 1) throw badUrl('it has no path');
     return;
   }
   if (!parsed.hostname) throw badUrl('it has no host');
-  if (parsed.hostname.startsWith('-') || parsed.username.startsWith('-')) throw badUrl('the user or host starts with "-"');
-  if (parsed.password) throw badUrl('it embeds a password; pass credentials with NORN_GIT_TOKEN instead');
+  if (parsed.hostname.startsWith('-') || parsed.username.startsWith('-'))
+    throw badUrl('the user or host starts with "-"');
+  if (parsed.password)
+    throw badUrl('it embeds a password; pass credentials with NORN_GIT_TOKEN instead');
 }
 
 /** True for http(s) URLs whose host is this machine, where a plain-http token cannot be sniffed. */

@@ -53,11 +53,21 @@ export async function cloneAt(opts: CloneOptions): Promise<CloneResult> {
   const ctx: Ctx = { dir, url: opts.url, git, signal: opts.signal, onLine: opts.onLine };
   try {
     await runGit(ctx, ['init', '-q', '--', dir], 'could not create the clone directory');
-    await runGit(ctx, ['-C', dir, 'remote', 'add', '--', 'origin', opts.url], 'could not add the remote');
+    await runGit(
+      ctx,
+      ['-C', dir, 'remote', 'add', '--', 'origin', opts.url],
+      'could not add the remote',
+    );
     await fetchRef(ctx, opts.ref);
-    const head = await runGit(ctx, ['-C', dir, 'rev-parse', '--verify', 'HEAD'], 'could not read HEAD', { quietStdout: true });
+    const head = await runGit(
+      ctx,
+      ['-C', dir, 'rev-parse', '--verify', 'HEAD'],
+      'could not read HEAD',
+      { quietStdout: true },
+    );
     const commitSha = head.trim();
-    if (!/^[0-9a-f]{40}$/.test(commitSha)) throw new NornError('INTERNAL', `git rev-parse HEAD printed ${commitSha.slice(0, 80)}`);
+    if (!/^[0-9a-f]{40}$/.test(commitSha))
+      throw new NornError('INTERNAL', `git rev-parse HEAD printed ${commitSha.slice(0, 80)}`);
     ctx.onLine?.(`checked out ${commitSha} (${opts.ref})`);
     return { commitSha, ref: opts.ref };
   } catch (err) {
@@ -78,18 +88,23 @@ async function prepareDir(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     return;
   }
-  if (!stat.isDirectory()) throw new NornError('CONFLICT', `clone target ${dir} exists and is not a directory`);
+  if (!stat.isDirectory())
+    throw new NornError('CONFLICT', `clone target ${dir} exists and is not a directory`);
   const entries = await readdir(dir);
   if (entries.length === 0) return;
   // Only a directory with a .git is ours to wipe: anything else may be someone's data.
   if (!entries.includes('.git')) {
-    throw new NornError('CONFLICT', `clone target ${dir} is not empty and was not made by an earlier clone`);
+    throw new NornError(
+      'CONFLICT',
+      `clone target ${dir} is not empty and was not made by an earlier clone`,
+    );
   }
   await emptyDir(dir);
 }
 
 async function emptyDir(dir: string): Promise<void> {
-  for (const entry of await readdir(dir)) await rm(join(dir, entry), { recursive: true, force: true });
+  for (const entry of await readdir(dir))
+    await rm(join(dir, entry), { recursive: true, force: true });
 }
 
 interface RemoteRef {
@@ -101,7 +116,9 @@ interface RemoteRef {
 async function fetchRef(ctx: Ctx, ref: string): Promise<void> {
   const isHex = HEX_SHA.test(ref);
   // A hex string may still be a branch or tag name; names win, as with `git clone --branch`.
-  const remote = isHex ? await lsRemote(ctx, ['--heads', '--tags'], []) : await lsRemote(ctx, [], [ref]);
+  const remote = isHex
+    ? await lsRemote(ctx, ['--heads', '--tags'], [])
+    : await lsRemote(ctx, [], [ref]);
   const named = pickNamedRef(remote, ref);
   if (named) {
     const local = localRefFor(named.name);
@@ -118,7 +135,12 @@ async function fetchRef(ctx: Ctx, ref: string): Promise<void> {
 
   // Servers only give out unadvertised or abbreviated SHAs from a full history.
   ctx.onLine?.(`fetching all branches and tags from ${ctx.url} to find ${ref}`);
-  await fetch(ctx, ['--', 'origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*']);
+  await fetch(ctx, [
+    '--',
+    'origin',
+    '+refs/heads/*:refs/remotes/origin/*',
+    '+refs/tags/*:refs/tags/*',
+  ]);
   return checkout(ctx, `${sha}^{commit}`, ref);
 }
 
@@ -149,7 +171,9 @@ async function lsRemote(ctx: Ctx, options: string[], patterns: string[]): Promis
 }
 
 function pickNamedRef(remote: RemoteRef[], ref: string): RemoteRef | undefined {
-  const candidates = ref.startsWith('refs/') ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`, ref];
+  const candidates = ref.startsWith('refs/')
+    ? [ref]
+    : [`refs/heads/${ref}`, `refs/tags/${ref}`, ref];
   for (const name of candidates) {
     const hit = remote.find((r) => r.name === name);
     if (hit) return hit;
@@ -164,27 +188,43 @@ function uniqueTip(remote: RemoteRef[], prefix: string): string | undefined {
 }
 
 function localRefFor(name: string): string {
-  if (name.startsWith('refs/heads/')) return `refs/remotes/origin/${name.slice('refs/heads/'.length)}`;
+  if (name.startsWith('refs/heads/'))
+    return `refs/remotes/origin/${name.slice('refs/heads/'.length)}`;
   if (name.startsWith('refs/tags/')) return name;
   return 'refs/norn/fetched';
 }
 
 async function fetch(ctx: Ctx, args: string[]): Promise<void> {
-  await runGit(ctx, ['-C', ctx.dir, 'fetch', '--no-tags', '--no-write-fetch-head', ...args], `could not fetch from ${ctx.url}`);
+  await runGit(
+    ctx,
+    ['-C', ctx.dir, 'fetch', '--no-tags', '--no-write-fetch-head', ...args],
+    `could not fetch from ${ctx.url}`,
+  );
 }
 
 async function checkout(ctx: Ctx, revision: string, ref: string): Promise<void> {
   // rev-parse --quiet exits 1 without output when the commit is missing: a clean NOT_FOUND.
-  const res = await runCommand(['git', '-C', ctx.dir, 'rev-parse', '--verify', '--quiet', revision], runOptions(ctx, true));
+  const res = await runCommand(
+    ['git', '-C', ctx.dir, 'rev-parse', '--verify', '--quiet', revision],
+    runOptions(ctx, true),
+  );
   const sha = res.stdout.trim();
   if (res.code !== 0 || !/^[0-9a-f]{40}$/.test(sha)) throw notFound(ctx, ref);
-  await runGit(ctx, ['-C', ctx.dir, 'checkout', '-q', '--detach', sha, '--'], `could not check out ${ref}`);
+  await runGit(
+    ctx,
+    ['-C', ctx.dir, 'checkout', '-q', '--detach', sha, '--'],
+    `could not check out ${ref}`,
+  );
 }
 
 function notFound(ctx: Ctx, ref: string): NornError {
-  return new NornError('NOT_FOUND', `git ref ${ref} not found in ${ctx.url} (no such branch, tag or reachable commit)`, {
-    details: { ref },
-  });
+  return new NornError(
+    'NOT_FOUND',
+    `git ref ${ref} not found in ${ctx.url} (no such branch, tag or reachable commit)`,
+    {
+      details: { ref },
+    },
+  );
 }
 
 function runOptions(ctx: Ctx, quietStdout: boolean) {
@@ -200,15 +240,29 @@ function runOptions(ctx: Ctx, quietStdout: boolean) {
 }
 
 /** Runs git; a non-zero exit becomes COMMAND_FAILED saying what failed, with git's own last words. */
-async function runGit(ctx: Ctx, args: string[], what: string, opts: { quietStdout?: boolean } = {}): Promise<string> {
+async function runGit(
+  ctx: Ctx,
+  args: string[],
+  what: string,
+  opts: { quietStdout?: boolean } = {},
+): Promise<string> {
   const res = await runCommand(['git', ...args], runOptions(ctx, opts.quietStdout ?? false));
   if (res.code === 0) return res.stdout;
-  const said = res.tail.filter((l) => l.trim() && !/^[0-9a-f]{40}\t/.test(l)).slice(-6).join('\n');
-  const hint = isAuthFailure(said) ? ' (authentication failed: check NORN_GIT_TOKEN / NORN_GIT_SSH_KEY and that the repository exists)' : '';
-  throw new NornError('COMMAND_FAILED', `${what}${hint}: git exited with ${res.code ?? res.signal}${said ? `:\n${said}` : ''}`, {
-    retryable: isTransient(said) && !isAuthFailure(said),
-    details: { exitCode: res.code, tail: res.tail },
-  });
+  const said = res.tail
+    .filter((l) => l.trim() && !/^[0-9a-f]{40}\t/.test(l))
+    .slice(-6)
+    .join('\n');
+  const hint = isAuthFailure(said)
+    ? ' (authentication failed: check NORN_GIT_TOKEN / NORN_GIT_SSH_KEY and that the repository exists)'
+    : '';
+  throw new NornError(
+    'COMMAND_FAILED',
+    `${what}${hint}: git exited with ${res.code ?? res.signal}${said ? `:\n${said}` : ''}`,
+    {
+      retryable: isTransient(said) && !isAuthFailure(said),
+      details: { exitCode: res.code, tail: res.tail },
+    },
+  );
 }
 
 function isAuthFailure(text: string): boolean {

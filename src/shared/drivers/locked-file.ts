@@ -43,10 +43,13 @@ export async function withFileLock<T>(
   const token = `${process.pid} ${randomUUID()}`;
   await acquire(lockPath, token, staleMs, o);
   // Keep the lock fresh while fn runs, so a slow disk never makes a live holder look dead.
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    utimes(lockPath, now, now).catch(() => {});
-  }, Math.max(10, Math.floor(staleMs / 3)));
+  const heartbeat = setInterval(
+    () => {
+      const now = new Date();
+      utimes(lockPath, now, now).catch(() => {});
+    },
+    Math.max(10, Math.floor(staleMs / 3)),
+  );
   heartbeat.unref();
   try {
     await removeLeftovers(path);
@@ -83,7 +86,9 @@ async function acquire(lockPath: string, token: string, staleMs: number, o: File
     }
     // Jittered backoff, so many waiters do not retry in lockstep.
     const ms = Math.min(50, 5 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random());
-    await sleep(ms, undefined, { signal: o.signal }).catch(() => throwIfAborted(o.signal, lockPath));
+    await sleep(ms, undefined, { signal: o.signal }).catch(() =>
+      throwIfAborted(o.signal, lockPath),
+    );
   }
 }
 
@@ -151,17 +156,24 @@ async function release(lockPath: string, token: string): Promise<void> {
 function throwIfAborted(signal: AbortSignal | undefined, what: string) {
   if (!signal?.aborted) return;
   const reason = typeof signal.reason === 'string' ? signal.reason : 'aborted';
-  throw new NornError('CANCELLED', `stopped while working on ${what}: ${reason}`, { details: { reason } });
+  throw new NornError('CANCELLED', `stopped while working on ${what}: ${reason}`, {
+    details: { reason },
+  });
 }
 
 function fsError(err: unknown, message: string): NornError {
   const code = errCode(err);
   // A missing directory is an operator configuration problem; anything else may be transient.
   if (code === 'ENOENT') {
-    return new NornError('CONFIG_INVALID', `${message}: its directory does not exist`, { cause: err });
+    return new NornError('CONFIG_INVALID', `${message}: its directory does not exist`, {
+      cause: err,
+    });
   }
   const retryable = code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS';
-  return new NornError('UNAVAILABLE', `${message}: ${code ?? String(err)}`, { cause: err, retryable });
+  return new NornError('UNAVAILABLE', `${message}: ${code ?? String(err)}`, {
+    cause: err,
+    retryable,
+  });
 }
 
 export interface ExistingFile {
@@ -193,7 +205,11 @@ export interface ReplaceOptions {
  * Replaces `path` with `text` atomically: readers see the old file or the new one, never a mix, and
  * a crash leaves at most a stray `.<name>.*.tmp` file next to it.
  */
-export async function replaceFileAtomic(path: string, text: string, o: ReplaceOptions): Promise<void> {
+export async function replaceFileAtomic(
+  path: string,
+  text: string,
+  o: ReplaceOptions,
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
   const fh = await open(tmp, 'wx', o.mode).catch((err: unknown) => {

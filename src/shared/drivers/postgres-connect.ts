@@ -127,5 +127,7 @@ export function connectionError(err: unknown, what: string, secrets: string[]): 
   if (state === '3D000') return new NornError('NOT_FOUND', `${what}: ${message}`);
   // Authentication and permission problems do not heal by retrying; network ones may.
   const retryable = state === undefined || state.startsWith('08') || state.startsWith('57P');
-  return new NornError('UNAVAILABLE', `${what}: cannot connect to PostgreSQL: ${message}`, { retryable });
+  return new NornError('UNAVAILABLE', `${what}: cannot connect to PostgreSQL: ${message}`, {
+    retryable,
+  });
 }

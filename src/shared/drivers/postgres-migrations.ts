@@ -44,7 +44,10 @@ export async function readMigrationDir(dir: string): Promise<MigrationFile[]> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new NornError('NOT_FOUND', `migrations directory ${dir} does not exist or is not a directory`);
+      throw new NornError(
+        'NOT_FOUND',
+        `migrations directory ${dir} does not exist or is not a directory`,
+      );
     }
     throw err;
   }
@@ -52,7 +55,9 @@ export async function readMigrationDir(dir: string): Promise<MigrationFile[]> {
     .filter((e) => e.name.endsWith('.sql') && (e.isFile() || e.isSymbolicLink()))
     .map((e) => e.name)
     .sort(byCodePoint);
-  return Promise.all(names.map(async (name) => toMigration(name, await fs.readFile(path.join(dir, name), 'utf8'))));
+  return Promise.all(
+    names.map(async (name) => toMigration(name, await fs.readFile(path.join(dir, name), 'utf8'))),
+  );
 }
 
 function toMigration(name: string, text: string): MigrationFile {
@@ -78,7 +83,11 @@ export async function applyMigrations(o: {
   if (dup) throw new NornError('BAD_REQUEST', `migration ${dup.name} is listed twice`);
   const secrets = urlSecrets(o.databaseUrl);
 
-  const client = await connectClient(o.databaseUrl, { signal: o.signal, applicationName: 'norn-migrate', what: WHAT });
+  const client = await connectClient(o.databaseUrl, {
+    signal: o.signal,
+    applicationName: 'norn-migrate',
+    what: WHAT,
+  });
   client.on('notice', (n) => log(`notice: ${n.message ?? ''}`));
   const s = await openSession(client, o.databaseUrl, secrets, o.signal);
   try {
@@ -103,7 +112,10 @@ export async function applyMigrations(o: {
 
 interface Session {
   /** A query that refuses to start after an abort; a statement cancelled by the abort throws CANCELLED. */
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   /** Runs even after an abort: for ROLLBACK, and for recording work that already happened. */
   raw(sql: string, params?: unknown[]): Promise<unknown>;
   secrets: string[];
@@ -111,10 +123,17 @@ interface Session {
 }
 
 /** Wires the AbortSignal to pg_cancel_backend, sent from a second connection. */
-async function openSession(client: pg.Client, url: string, secrets: string[], signal?: AbortSignal): Promise<Session> {
+async function openSession(
+  client: pg.Client,
+  url: string,
+  secrets: string[],
+  signal?: AbortSignal,
+): Promise<Session> {
   let pid: number;
   try {
-    pid = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+    pid = Number(
+      (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid,
+    );
   } catch (err) {
     await client.end().catch(() => {});
     throw dbError('could not start applying migrations', err, secrets);
@@ -140,7 +159,10 @@ async function openSession(client: pg.Client, url: string, secrets: string[], si
 }
 
 async function cancelBackend(url: string, pid: number): Promise<void> {
-  const c = await connectClient(url, { applicationName: 'norn-migrate-cancel', what: 'cancelling migrations' });
+  const c = await connectClient(url, {
+    applicationName: 'norn-migrate-cancel',
+    what: 'cancelling migrations',
+  });
   try {
     await c.query('SELECT pg_cancel_backend($1)', [pid]);
   } finally {
@@ -149,9 +171,14 @@ async function cancelBackend(url: string, pid: number): Promise<void> {
 }
 
 /** Takes the database's migration lock (held until the connection closes) and reads the ledger: name → checksum. */
-async function lockAndReadLedger(s: Session, log: (l: string) => void): Promise<Map<string, string>> {
+async function lockAndReadLedger(
+  s: Session,
+  log: (l: string) => void,
+): Promise<Map<string, string>> {
   try {
-    const got = await s.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [LOCK_KEY]);
+    const got = await s.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [
+      LOCK_KEY,
+    ]);
     if (!got.rows[0]?.ok) {
       log('another run is applying migrations to this database; waiting for it to finish');
       await s.query('SELECT pg_advisory_lock($1::bigint)', [LOCK_KEY]);
@@ -162,7 +189,9 @@ async function lockAndReadLedger(s: Session, log: (l: string) => void): Promise<
       checksum text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
-    const rows = (await s.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${LEDGER}`)).rows;
+    const rows = (
+      await s.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${LEDGER}`)
+    ).rows;
     return new Map(rows.map((r) => [r.name, r.checksum]));
   } catch (err) {
     if (isNornError(err)) throw err;
@@ -178,14 +207,23 @@ function refuseChanged(files: MigrationFile[], ledger: Map<string, string>): voi
     'CONFLICT',
     `${changed.length === 1 ? 'migration' : 'migrations'} ${names} changed after being applied to this database; ` +
       'nothing was applied. Restore the applied version and put the change in a new migration file',
-    { details: { changed: changed.map((f) => ({ name: f.name, applied: ledger.get(f.name), now: f.checksum })) } },
+    {
+      details: {
+        changed: changed.map((f) => ({
+          name: f.name,
+          applied: ledger.get(f.name),
+          now: f.checksum,
+        })),
+      },
+    },
   );
 }
 
 async function applyOne(s: Session, f: MigrationFile): Promise<void> {
   const record = `INSERT INTO ${LEDGER} (name, checksum) VALUES ($1, $2)`;
   if (NO_TRANSACTION.test(f.sql.split('\n', 1)[0] ?? '')) {
-    for (const statement of splitSqlStatements(f.sql)) await runMigrationSql(s, f, statement, false);
+    for (const statement of splitSqlStatements(f.sql))
+      await runMigrationSql(s, f, statement, false);
     // It all ran: record it even if an abort arrived meanwhile, so the ledger stays true.
     await s.raw(record, [f.name, f.checksum]).catch((err: unknown) => {
       throw dbError(`migration ${f.name} ran but could not be recorded`, err, s.secrets);
@@ -198,14 +236,23 @@ async function applyOne(s: Session, f: MigrationFile): Promise<void> {
     await s.query(record, [f.name, f.checksum]);
     // COMMIT of a transaction that failed inside (e.g. the file ran its own ROLLBACK) reports ROLLBACK.
     const done = await s.query('COMMIT');
-    if (done.command !== 'COMMIT') throw new NornError('STEP_FAILED', `migration ${f.name} failed: its transaction was rolled back`);
+    if (done.command !== 'COMMIT')
+      throw new NornError(
+        'STEP_FAILED',
+        `migration ${f.name} failed: its transaction was rolled back`,
+      );
   } catch (err) {
     await s.raw('ROLLBACK').catch(() => {});
     throw isNornError(err) ? err : dbError(`migration ${f.name} failed`, err, s.secrets);
   }
 }
 
-async function runMigrationSql(s: Session, f: MigrationFile, sql: string, wholeFile: boolean): Promise<void> {
+async function runMigrationSql(
+  s: Session,
+  f: MigrationFile,
+  sql: string,
+  wholeFile: boolean,
+): Promise<void> {
   try {
     await s.query(sql);
   } catch (err) {

@@ -27,7 +27,8 @@ export interface SnapshotInfo {
 
 export const TS_PATTERN = /^\d{8}T\d{9}Z$/;
 const APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-const PARTIAL_PATTERN = /^\.\d{8}T\d{9}Z\.(?:dump|json)\.([A-Za-z0-9-]+)\.(\d+)\.[0-9a-f]+\.partial$/;
+const PARTIAL_PATTERN =
+  /^\.\d{8}T\d{9}Z\.(?:dump|json)\.([A-Za-z0-9-]+)\.(\d+)\.[0-9a-f]+\.partial$/;
 /** A partial file untouched this long is abandoned even if its writer's pid looks alive (pid reuse, other hosts). */
 const PARTIAL_STALE_MS = 60 * 60_000;
 /** A dump with no sidecar this old was left by a writer killed between its last two renames. */
@@ -46,21 +47,28 @@ const SidecarSchema = z.object({
 
 export function formatTs(d: Date): string {
   const ts = d.toISOString().replace(/[-:.]/g, '');
-  if (!TS_PATTERN.test(ts)) throw new NornError('BAD_REQUEST', `cannot name a snapshot for ${d.toISOString()}`);
+  if (!TS_PATTERN.test(ts))
+    throw new NornError('BAD_REQUEST', `cannot name a snapshot for ${d.toISOString()}`);
   return ts;
 }
 
 /** Rejects anything but a well-formed timestamp, so a ts can never walk out of the snapshot folder. */
 export function checkTs(ts: string): void {
   if (typeof ts !== 'string' || !TS_PATTERN.test(ts)) {
-    throw new NornError('BAD_REQUEST', `invalid snapshot timestamp ${JSON.stringify(String(ts).slice(0, 40))}; expected e.g. 20261123T004501123Z`);
+    throw new NornError(
+      'BAD_REQUEST',
+      `invalid snapshot timestamp ${JSON.stringify(String(ts).slice(0, 40))}; expected e.g. 20261123T004501123Z`,
+    );
   }
 }
 
 /** The app's snapshot folder; the app name becomes a path segment, so it is checked like a ts. */
 export function appDir(dir: string, app: string): string {
   if (typeof app !== 'string' || !APP_PATTERN.test(app) || app.includes('..')) {
-    throw new NornError('BAD_REQUEST', `invalid app name ${JSON.stringify(String(app).slice(0, 40))} for a snapshot folder`);
+    throw new NornError(
+      'BAD_REQUEST',
+      `invalid app name ${JSON.stringify(String(app).slice(0, 40))} for a snapshot folder`,
+    );
   }
   return path.resolve(dir, app);
 }
@@ -74,7 +82,8 @@ export function partialPath(final: string): string {
   return path.join(path.dirname(final), name);
 }
 
-const isErrno = (err: unknown, ...codes: string[]) => codes.includes((err as NodeJS.ErrnoException | null)?.code ?? '');
+const isErrno = (err: unknown, ...codes: string[]) =>
+  codes.includes((err as NodeJS.ErrnoException | null)?.code ?? '');
 
 export async function fsyncPath(p: string): Promise<void> {
   const fh = await fs.open(p, 'r');
@@ -113,16 +122,24 @@ export async function readSidecar(where: string, ts: string): Promise<SnapshotIn
   try {
     text = await fs.readFile(sidecarPath(where, ts), 'utf8');
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) throw new NornError('NOT_FOUND', `snapshot ${ts} of app ${path.basename(where)} not found`);
+    if (isErrno(err, 'ENOENT'))
+      throw new NornError('NOT_FOUND', `snapshot ${ts} of app ${path.basename(where)} not found`);
     throw err;
   }
   let parsed: z.infer<typeof SidecarSchema>;
   try {
     parsed = SidecarSchema.parse(JSON.parse(text));
   } catch {
-    throw new NornError('CONFLICT', `snapshot ${ts} of app ${path.basename(where)} has an unreadable ${ts}.json; it cannot be used`);
+    throw new NornError(
+      'CONFLICT',
+      `snapshot ${ts} of app ${path.basename(where)} has an unreadable ${ts}.json; it cannot be used`,
+    );
   }
-  if (parsed.ts !== ts) throw new NornError('CONFLICT', `snapshot ${ts}.json describes snapshot ${parsed.ts}; it cannot be used`);
+  if (parsed.ts !== ts)
+    throw new NornError(
+      'CONFLICT',
+      `snapshot ${ts}.json describes snapshot ${parsed.ts}; it cannot be used`,
+    );
   const { version: _v, ...rest } = parsed;
   return { ...rest, takenAt: new Date(parsed.takenAt), path: dumpPath(where, ts) };
 }
@@ -136,9 +153,13 @@ export async function readAllSidecars(where: string): Promise<SnapshotInfo[]> {
     if (isErrno(err, 'ENOENT')) return [];
     throw err;
   }
-  const tss = names.map((n) => /^(\d{8}T\d{9}Z)\.json$/.exec(n)?.[1]).filter((t): t is string => t !== undefined);
+  const tss = names
+    .map((n) => /^(\d{8}T\d{9}Z)\.json$/.exec(n)?.[1])
+    .filter((t): t is string => t !== undefined);
   const infos = await Promise.all(tss.map((ts) => readSidecar(where, ts).catch(() => undefined)));
-  return infos.filter((i): i is SnapshotInfo => i !== undefined).sort((a, b) => (a.ts < b.ts ? 1 : a.ts > b.ts ? -1 : 0));
+  return infos
+    .filter((i): i is SnapshotInfo => i !== undefined)
+    .sort((a, b) => (a.ts < b.ts ? 1 : a.ts > b.ts ? -1 : 0));
 }
 
 export async function sha256File(file: string, signal?: AbortSignal): Promise<string> {

@@ -10,7 +10,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isNornError, NornError } from '../errors.js';
 import { runChecked, runCommand } from '../exec.js';
-import { cancelled, cliConnection, connectClient, databaseUrlFor, serverMajorVersion, type CliConnection } from './postgres-connect.js';
+import {
+  cancelled,
+  cliConnection,
+  connectClient,
+  databaseUrlFor,
+  serverMajorVersion,
+  type CliConnection,
+} from './postgres-connect.js';
 import {
   appDir,
   checkTs,
@@ -49,7 +56,8 @@ export async function takeSnapshot(
   const where = appDir(o.dir, o.app);
   const conn = cliConnection(o.serverUrl, o.database);
   await fs.mkdir(where, { recursive: true });
-  for (const name of await cleanLeftovers(where)) log(`removed leftover ${name} from an earlier interrupted snapshot`);
+  for (const name of await cleanLeftovers(where))
+    log(`removed leftover ${name} from an earlier interrupted snapshot`);
 
   const pgDump = o.tools?.pgDump ?? 'pg_dump';
   const toolMajor = await toolMajorVersion(pgDump, o.signal);
@@ -66,7 +74,14 @@ export async function takeSnapshot(
   const tmp = partialPath(dumpPath(where, formatTs(takenAt)));
   let reserved: string | undefined;
   try {
-    const args = ['--format=custom', '--no-owner', '--verbose', '--file', tmp, `--dbname=${conn.url}`];
+    const args = [
+      '--format=custom',
+      '--no-owner',
+      '--verbose',
+      '--file',
+      tmp,
+      `--dbname=${conn.url}`,
+    ];
     await runTool(pgDump, args, conn, serverMajor, `pg_dump of database "${o.database}"`, o);
     await fsyncPath(tmp);
     const { size } = await fs.stat(tmp);
@@ -76,7 +91,15 @@ export async function takeSnapshot(
     await fs.rename(tmp, slot.file);
     await fsyncPath(where);
     if (o.signal?.aborted) throw cancelled('snapshot');
-    const info: SnapshotInfo = { app: o.app, database: o.database, ts: slot.ts, takenAt: slot.takenAt, sizeBytes: size, path: slot.file, sha256 };
+    const info: SnapshotInfo = {
+      app: o.app,
+      database: o.database,
+      ts: slot.ts,
+      takenAt: slot.takenAt,
+      sizeBytes: size,
+      path: slot.file,
+      sha256,
+    };
     await writeSidecar(where, info);
     reserved = undefined;
     log(`snapshot ${info.ts} of database "${o.database}" written (${size} bytes)`);
@@ -94,9 +117,16 @@ export async function listSnapshots(o: { app: string; dir: string }): Promise<Sn
 }
 
 /** Keeps the newest `keep` snapshots and removes the rest; returns what it removed. Safe to re-run. */
-export async function pruneSnapshots(o: { app: string; dir: string; keep: number }): Promise<SnapshotInfo[]> {
+export async function pruneSnapshots(o: {
+  app: string;
+  dir: string;
+  keep: number;
+}): Promise<SnapshotInfo[]> {
   if (!Number.isInteger(o.keep) || o.keep < 0) {
-    throw new NornError('BAD_REQUEST', `keep must be a whole number of snapshots (0 or more), got ${o.keep}`);
+    throw new NornError(
+      'BAD_REQUEST',
+      `keep must be a whole number of snapshots (0 or more), got ${o.keep}`,
+    );
   }
   const removed = (await listSnapshots(o)).slice(o.keep);
   for (const info of removed) await removeSnapshotFiles(info);
@@ -118,7 +148,8 @@ export async function restoreSnapshot(
   try {
     actual = await hashOrCancel(info.path, o.signal);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NornError('NOT_FOUND', `snapshot ${o.ts} of app ${o.app} has no dump file`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NornError('NOT_FOUND', `snapshot ${o.ts} of app ${o.app} has no dump file`);
     throw err;
   }
   if (actual !== info.sha256) {
@@ -130,14 +161,32 @@ export async function restoreSnapshot(
   const pgRestore = o.tools?.pgRestore ?? 'pg_restore';
   await toolMajorVersion(pgRestore, o.signal);
   const serverMajor = await probeServer(o.serverUrl, o.database, o.signal);
-  const args = ['--clean', '--if-exists', '--no-owner', '--single-transaction', '--verbose', `--dbname=${conn.url}`, info.path];
-  await runTool(pgRestore, args, conn, serverMajor, `restore of snapshot ${o.ts} into database "${o.database}"`, o);
+  const args = [
+    '--clean',
+    '--if-exists',
+    '--no-owner',
+    '--single-transaction',
+    '--verbose',
+    `--dbname=${conn.url}`,
+    info.path,
+  ];
+  await runTool(
+    pgRestore,
+    args,
+    conn,
+    serverMajor,
+    `restore of snapshot ${o.ts} into database "${o.database}"`,
+    o,
+  );
   o.onLine?.(`snapshot ${o.ts} restored into database "${o.database}"`);
   return info;
 }
 
 /** Claims `<ts>.dump` without overwriting another snapshot taken in the same millisecond. */
-async function reserveSlot(where: string, takenAt: Date): Promise<{ ts: string; takenAt: Date; file: string }> {
+async function reserveSlot(
+  where: string,
+  takenAt: Date,
+): Promise<{ ts: string; takenAt: Date; file: string }> {
   for (let i = 0; i < 1000; i++) {
     const t = new Date(takenAt.getTime() + i);
     const ts = formatTs(t);
@@ -168,7 +217,9 @@ async function toolMajorVersion(program: string, signal?: AbortSignal): Promise<
   try {
     out = (await runChecked([program, '--version'], { signal })).stdout;
   } catch (err) {
-    const code = isNornError(err) ? (err.cause as NodeJS.ErrnoException | undefined)?.code : undefined;
+    const code = isNornError(err)
+      ? (err.cause as NodeJS.ErrnoException | undefined)?.code
+      : undefined;
     if (code === 'ENOENT' || code === 'EACCES') {
       throw new NornError(
         'UNAVAILABLE',
@@ -179,12 +230,20 @@ async function toolMajorVersion(program: string, signal?: AbortSignal): Promise<
     throw err;
   }
   const major = /\(PostgreSQL\)\s+(\d+)/.exec(out)?.[1];
-  if (!major) throw new NornError('UNAVAILABLE', `could not read the version of ${name} from ${JSON.stringify(out.trim().slice(0, 80))}`);
+  if (!major)
+    throw new NornError(
+      'UNAVAILABLE',
+      `could not read the version of ${name} from ${JSON.stringify(out.trim().slice(0, 80))}`,
+    );
   return Number(major);
 }
 
 /** Connects once to check the database exists and learn the server's major version. */
-async function probeServer(serverUrl: string, database: string, signal?: AbortSignal): Promise<number> {
+async function probeServer(
+  serverUrl: string,
+  database: string,
+  signal?: AbortSignal,
+): Promise<number> {
   const client = await connectClient(databaseUrlFor(serverUrl, database), {
     signal,
     applicationName: 'norn-snapshot',
@@ -198,16 +257,31 @@ async function probeServer(serverUrl: string, database: string, signal?: AbortSi
 }
 
 /** Runs pg_dump/pg_restore with the password in the environment; failures say what went wrong. */
-async function runTool(program: string, args: string[], conn: CliConnection, serverMajor: number, label: string, o: Call): Promise<void> {
+async function runTool(
+  program: string,
+  args: string[],
+  conn: CliConnection,
+  serverMajor: number,
+  label: string,
+  o: Call,
+): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...conn.env };
   // From PostgreSQL 14 the server can notice that a killed pg_dump is gone even while it waits for a lock.
-  if (serverMajor >= 14) env.PGOPTIONS = `${env.PGOPTIONS ?? ''} -c client_connection_check_interval=5000`.trim();
+  if (serverMajor >= 14)
+    env.PGOPTIONS = `${env.PGOPTIONS ?? ''} -c client_connection_check_interval=5000`.trim();
   try {
-    await runChecked([program, ...args], { signal: o.signal, env, redact: conn.redact, onLine: o.onLine ? (l) => o.onLine?.(l) : undefined });
+    await runChecked([program, ...args], {
+      signal: o.signal,
+      env,
+      redact: conn.redact,
+      onLine: o.onLine ? (l) => o.onLine?.(l) : undefined,
+    });
   } catch (err) {
     if (isNornError(err) && err.code === 'COMMAND_FAILED') {
       const tail = Array.isArray(err.details?.tail) ? (err.details.tail as string[]) : [];
-      throw new NornError('COMMAND_FAILED', `${label} failed: ${summarize(tail)}`, { details: err.details });
+      throw new NornError('COMMAND_FAILED', `${label} failed: ${summarize(tail)}`, {
+        details: err.details,
+      });
     }
     throw err;
   }

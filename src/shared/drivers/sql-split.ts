@@ -39,7 +39,9 @@ function skipSpan(sql: string, i: number): number {
   }
   if (c === '"') return skipQuoted(sql, i, '"', false);
   if (c === '$' && !IDENT_CHAR.test(sql[i - 1] ?? '')) {
-    const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64))?.[0];
+    const tag = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(
+      sql.slice(i, i + 64),
+    )?.[0];
     if (tag) {
       const end = sql.indexOf(tag, i + tag.length);
       return end < 0 ? sql.length : end + tag.length;

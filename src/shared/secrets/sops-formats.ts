@@ -3,10 +3,25 @@
  * stores do (yaml.v3, encoding/json, its dotenv store, go-ini), and splits off the `sops` metadata.
  * Comments are dropped: the MAC never covers them. Parse errors carry positions, never text.
  */
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  type Document,
+} from 'yaml';
 import { parseIni } from './sops-ini.js';
 import { parseOrderedJson } from './sops-json.js';
-import { sopsError, splitMetadata, toPlain, TreeBranch, unflatten, type TreeValue } from './sops-tree.js';
+import {
+  sopsError,
+  splitMetadata,
+  toPlain,
+  TreeBranch,
+  unflatten,
+  type TreeValue,
+} from './sops-tree.js';
 
 export type SopsFormat = 'yaml' | 'json' | 'dotenv' | 'ini';
 
@@ -27,7 +42,10 @@ export function parseDocument(text: string, format: SopsFormat): ParsedDocument 
     case 'ini':
       return parseIniDocument(text);
     default:
-      throw sopsError('unsupported', `unknown SOPS file format '${String(format)}' (use yaml, json, dotenv or ini)`);
+      throw sopsError(
+        'unsupported',
+        `unknown SOPS file format '${String(format)}' (use yaml, json, dotenv or ini)`,
+      );
   }
 }
 
@@ -38,7 +56,8 @@ function fromBranch(branch: TreeBranch): ParsedDocument {
 
 function parseJsonTop(text: string): TreeBranch {
   const top = parseOrderedJson(text);
-  if (!(top instanceof TreeBranch)) throw sopsError('malformed', 'the JSON file must hold an object at the top level');
+  if (!(top instanceof TreeBranch))
+    throw sopsError('malformed', 'the JSON file must hold an object at the top level');
   return top;
 }
 
@@ -59,20 +78,28 @@ function parseYaml(text: string): TreeBranch {
     const error = doc.errors[0];
     if (error) {
       const { line, col } = lineCounter.linePos(error.pos[0]);
-      throw sopsError('malformed', `the file is not valid YAML (${error.code} at line ${line}, column ${col})`);
+      throw sopsError(
+        'malformed',
+        `the file is not valid YAML (${error.code} at line ${line}, column ${col})`,
+      );
     }
   }
-  const nonEmpty = docs.filter((doc) => !(doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)));
-  if (nonEmpty.length > 1) throw sopsError('unsupported', 'multi-document YAML SOPS files are not supported');
+  const nonEmpty = docs.filter(
+    (doc) => !(doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)),
+  );
+  if (nonEmpty.length > 1)
+    throw sopsError('unsupported', 'multi-document YAML SOPS files are not supported');
   const doc = nonEmpty[0];
   if (!doc) return new TreeBranch();
   const top = yamlValue(doc.contents, doc, { nodes: 0 });
-  if (!(top instanceof TreeBranch)) throw sopsError('malformed', 'the YAML document must be a mapping at the top level');
+  if (!(top instanceof TreeBranch))
+    throw sopsError('malformed', 'the YAML document must be a mapping at the top level');
   return top;
 }
 
 function yamlValue(node: unknown, doc: Document, budget: { nodes: number }): TreeValue {
-  if (++budget.nodes > MAX_YAML_NODES) throw sopsError('malformed', 'the YAML file expands to too many nodes (alias bomb?)');
+  if (++budget.nodes > MAX_YAML_NODES)
+    throw sopsError('malformed', 'the YAML file expands to too many nodes (alias bomb?)');
   if (node === null || node === undefined) return null;
   if (isAlias(node)) return yamlValue(node.resolve(doc), doc, budget);
   if (isMap(node)) {
@@ -86,7 +113,8 @@ function yamlValue(node: unknown, doc: Document, budget: { nodes: number }): Tre
   if (isSeq(node)) return node.items.map((item) => yamlValue(item, doc, budget));
   if (isScalar(node)) {
     const value = node.value;
-    if (value === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof value)) return value as TreeValue;
+    if (value === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof value))
+      return value as TreeValue;
     return String(value);
   }
   throw sopsError('malformed', 'the YAML file holds a node kind SOPS does not support');
@@ -102,7 +130,11 @@ function parseDotenv(text: string): ParsedDocument {
   text.split('\n').forEach((line, index) => {
     if (line === '' || line.startsWith('#')) return;
     const eq = line.indexOf('=');
-    if (eq === -1) throw sopsError('malformed', `line ${index + 1} of the dotenv file is neither a comment nor KEY=VALUE`);
+    if (eq === -1)
+      throw sopsError(
+        'malformed',
+        `line ${index + 1} of the dotenv file is neither a comment nor KEY=VALUE`,
+      );
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1).replaceAll('\\n', '\n');
     if (key.startsWith('sops_')) flat.set(key.slice('sops_'.length), value.replaceAll('\\n', '\n'));

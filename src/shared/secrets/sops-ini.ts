@@ -31,7 +31,8 @@ export function parseIni(text: string): IniSection[] {
     const read = readValue(line.slice(delimiter + 1), lines, index);
     index = read.lastIndex;
     const existing = current[1].find(([name]) => name === key);
-    if (existing) existing[1] = read.value; // go-ini: a repeated key overwrites in place
+    if (existing)
+      existing[1] = read.value; // go-ini: a repeated key overwrites in place
     else current[1].push([key, read.value]);
   }
   return sections;
@@ -48,7 +49,11 @@ function iniError(line: number, what: string) {
 }
 
 /** go-ini's readValue; returns the value and the index of the last line it consumed. */
-function readValue(raw: string, lines: string[], index: number): { value: string; lastIndex: number } {
+function readValue(
+  raw: string,
+  lines: string[],
+  index: number,
+): { value: string; lastIndex: number } {
   let line = raw.replace(/^\s+/, '');
   if (line === '') return { value: '', lastIndex: index };
   const quote = line.length > 3 && line.startsWith('"""') ? '"""' : line.startsWith('`') ? '`' : '';
@@ -91,7 +96,12 @@ function readContinuation(start: string, lines: string[], index: number) {
 /** Removes one pair of surrounding quotes when that quote character appears nowhere else. */
 function unquote(value: string): string {
   for (const q of ["'", '"']) {
-    if (value.length >= 2 && value.startsWith(q) && value.endsWith(q) && value.indexOf(q, 1) === value.length - 1) {
+    if (
+      value.length >= 2 &&
+      value.startsWith(q) &&
+      value.endsWith(q) &&
+      value.indexOf(q, 1) === value.length - 1
+    ) {
       return value.slice(1, -1);
     }
   }

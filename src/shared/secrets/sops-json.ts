@@ -27,7 +27,11 @@ class JsonReader {
     if (ch === '{') return this.object(depth);
     if (ch === '[') return this.array(depth);
     if (ch === '"') return this.string();
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, value] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (this.text.startsWith(word, this.pos)) {
         this.pos += word.length;
         return value;
@@ -111,6 +115,9 @@ class JsonReader {
     const before = this.text.slice(0, this.pos);
     const line = before.split('\n').length;
     const column = this.pos - before.lastIndexOf('\n');
-    throw sopsError('malformed', `the file is not valid JSON: ${what} at line ${line}, column ${column}`);
+    throw sopsError(
+      'malformed',
+      `the file is not valid JSON: ${what} at line ${line}, column ${column}`,
+    );
   }
 }

@@ -26,7 +26,10 @@ export interface SopsKeys {
  * order) plus norn's PGP variables (NORN_SOPS_PGP_KEY, NORN_SOPS_PGP_KEY_FILE,
  * NORN_SOPS_PGP_PASSPHRASE). `homeDir` wins over env.HOME; without either, the default file is skipped.
  */
-export async function keysFromEnv(env: Record<string, string | undefined>, homeDir?: string): Promise<SopsKeys> {
+export async function keysFromEnv(
+  env: Record<string, string | undefined>,
+  homeDir?: string,
+): Promise<SopsKeys> {
   const age: string[] = [];
   if (env.SOPS_AGE_KEY?.trim()) age.push(...parseAgeIdentities(env.SOPS_AGE_KEY, 'SOPS_AGE_KEY'));
   if (env.SOPS_AGE_KEY_FILE) {
@@ -34,11 +37,15 @@ export async function keysFromEnv(env: Record<string, string | undefined>, homeD
     age.push(...parseAgeIdentities(text ?? '', env.SOPS_AGE_KEY_FILE));
   }
   const defaultFile = defaultAgeKeyFile(env, homeDir);
-  const defaultText = defaultFile ? await readKeyFile(defaultFile, 'the default age key file', false) : undefined;
-  if (defaultFile && defaultText !== undefined) age.push(...parseAgeIdentities(defaultText, defaultFile));
+  const defaultText = defaultFile
+    ? await readKeyFile(defaultFile, 'the default age key file', false)
+    : undefined;
+  if (defaultFile && defaultText !== undefined)
+    age.push(...parseAgeIdentities(defaultText, defaultFile));
 
   const pgp: string[] = [];
-  if (env.NORN_SOPS_PGP_KEY?.trim()) pgp.push(...splitArmoredKeys(env.NORN_SOPS_PGP_KEY, 'NORN_SOPS_PGP_KEY'));
+  if (env.NORN_SOPS_PGP_KEY?.trim())
+    pgp.push(...splitArmoredKeys(env.NORN_SOPS_PGP_KEY, 'NORN_SOPS_PGP_KEY'));
   if (env.NORN_SOPS_PGP_KEY_FILE) {
     const text = await readKeyFile(env.NORN_SOPS_PGP_KEY_FILE, 'NORN_SOPS_PGP_KEY_FILE', true);
     pgp.push(...splitArmoredKeys(text ?? '', env.NORN_SOPS_PGP_KEY_FILE));
@@ -48,20 +55,31 @@ export async function keysFromEnv(env: Record<string, string | undefined>, homeD
   return keys;
 }
 
-function defaultAgeKeyFile(env: Record<string, string | undefined>, homeDir: string | undefined): string | undefined {
+function defaultAgeKeyFile(
+  env: Record<string, string | undefined>,
+  homeDir: string | undefined,
+): string | undefined {
   const xdg = env.XDG_CONFIG_HOME;
   if (xdg) return isAbsolute(xdg) ? join(xdg, 'sops', 'age', 'keys.txt') : undefined; // Go rejects a relative one
   const home = homeDir ?? env.HOME;
   return home ? join(home, '.config', 'sops', 'age', 'keys.txt') : undefined;
 }
 
-async function readKeyFile(path: string, what: string, required: boolean): Promise<string | undefined> {
+async function readKeyFile(
+  path: string,
+  what: string,
+  required: boolean,
+): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !required) return undefined;
-    throw new NornError('CONFIG_INVALID', `${what}: cannot read ${path} (${code ?? 'read error'})`, { cause: err });
+    throw new NornError(
+      'CONFIG_INVALID',
+      `${what}: cannot read ${path} (${code ?? 'read error'})`,
+      { cause: err },
+    );
   }
 }
 
@@ -73,12 +91,18 @@ export function parseAgeIdentities(text: string, source: string): string[] {
     if (line === '' || line.startsWith('#')) return;
     const where = `line ${index + 1} of ${source}`;
     if (line.startsWith('AGE-PLUGIN-')) {
-      throw new NornError('CONFIG_INVALID', `${where} is an age plugin identity; plugins are not supported, use a native age key`);
+      throw new NornError(
+        'CONFIG_INVALID',
+        `${where} is an age plugin identity; plugins are not supported, use a native age key`,
+      );
     }
     try {
       new Decrypter().addIdentity(line); // validates the encoding and checksum
     } catch {
-      throw new NornError('CONFIG_INVALID', `${where} is not a valid age identity (expected AGE-SECRET-KEY-1…)`);
+      throw new NornError(
+        'CONFIG_INVALID',
+        `${where} is not a valid age identity (expected AGE-SECRET-KEY-1…)`,
+      );
     }
     identities.push(line);
   });
@@ -86,9 +110,15 @@ export function parseAgeIdentities(text: string, source: string): string[] {
 }
 
 function splitArmoredKeys(text: string, source: string): string[] {
-  const blocks = text.match(/-----BEGIN PGP PRIVATE KEY BLOCK-----[\s\S]*?-----END PGP PRIVATE KEY BLOCK-----/g) ?? [];
+  const blocks =
+    text.match(
+      /-----BEGIN PGP PRIVATE KEY BLOCK-----[\s\S]*?-----END PGP PRIVATE KEY BLOCK-----/g,
+    ) ?? [];
   if (blocks.length === 0) {
-    throw new NornError('CONFIG_INVALID', `${source} holds no armored PGP private key (-----BEGIN PGP PRIVATE KEY BLOCK-----)`);
+    throw new NornError(
+      'CONFIG_INVALID',
+      `${source} holds no armored PGP private key (-----BEGIN PGP PRIVATE KEY BLOCK-----)`,
+    );
   }
   return blocks;
 }
@@ -108,9 +138,13 @@ const PGP_CONFIG: openpgp.PartialConfig = {
 export async function recoverDataKey(meta: SopsMetadata, keys: SopsKeys): Promise<Uint8Array> {
   if (meta.keyGroups.length > 1) {
     const split = `${meta.keyGroups.length} key groups (Shamir, threshold ${meta.shamirThreshold})`;
-    throw sopsError('unsupported', `the file splits its data key over ${split}; norn supports single-group files only`, {
-      recipients: meta.keyGroups.flatMap(describeRecipients),
-    });
+    throw sopsError(
+      'unsupported',
+      `the file splits its data key over ${split}; norn supports single-group files only`,
+      {
+        recipients: meta.keyGroups.flatMap(describeRecipients),
+      },
+    );
   }
   const group = meta.keyGroups[0]!;
   const configured: string[] = [];
@@ -120,15 +154,28 @@ export async function recoverDataKey(meta: SopsMetadata, keys: SopsKeys): Promis
       const dataKey = await attempt(async () => decrypter.decrypt(armor.decode(entry.enc)));
       if (dataKey) return dataKey;
     }
-    configured.push(...(await Promise.all(keys.ageIdentities.map(async (id) => `age ${await identityToRecipient(id)}`))));
+    configured.push(
+      ...(await Promise.all(
+        keys.ageIdentities.map(async (id) => `age ${await identityToRecipient(id)}`),
+      )),
+    );
   }
-  if (keys.pgpPrivateKeys.length > 0 && group.pgp.length === 0) configured.push(`${keys.pgpPrivateKeys.length} PGP key(s)`);
+  if (keys.pgpPrivateKeys.length > 0 && group.pgp.length === 0)
+    configured.push(`${keys.pgpPrivateKeys.length} PGP key(s)`);
   if (keys.pgpPrivateKeys.length > 0 && group.pgp.length > 0) {
     const pgpKeys = await loadPgpKeys(keys);
     for (const entry of group.pgp) {
       const dataKey = await attempt(async () => {
-        const message = await openpgp.readMessage({ armoredMessage: entry.enc, config: PGP_CONFIG });
-        const result = await openpgp.decrypt({ message, decryptionKeys: pgpKeys, format: 'binary', config: PGP_CONFIG });
+        const message = await openpgp.readMessage({
+          armoredMessage: entry.enc,
+          config: PGP_CONFIG,
+        });
+        const result = await openpgp.decrypt({
+          message,
+          decryptionKeys: pgpKeys,
+          format: 'binary',
+          config: PGP_CONFIG,
+        });
         return result.data;
       });
       if (dataKey) return dataKey;
@@ -154,7 +201,10 @@ function ageDecrypter(identities: string[]): Decrypter {
     try {
       decrypter.addIdentity(identity);
     } catch {
-      throw new NornError('CONFIG_INVALID', `age identity #${index + 1} is not a valid age identity`);
+      throw new NornError(
+        'CONFIG_INVALID',
+        `age identity #${index + 1} is not a valid age identity`,
+      );
     }
   });
   return decrypter;
@@ -167,18 +217,27 @@ async function loadPgpKeys(keys: SopsKeys): Promise<openpgp.PrivateKey[]> {
     try {
       found = await openpgp.readPrivateKeys({ armoredKeys, config: PGP_CONFIG });
     } catch {
-      throw new NornError('CONFIG_INVALID', `PGP private key #${index + 1} could not be read (not an armored private key block)`);
+      throw new NornError(
+        'CONFIG_INVALID',
+        `PGP private key #${index + 1} could not be read (not an armored private key block)`,
+      );
     }
     for (const key of found) loaded.push(await unlock(key, keys.pgpPassphrase));
   }
   return loaded;
 }
 
-async function unlock(key: openpgp.PrivateKey, passphrase: string | undefined): Promise<openpgp.PrivateKey> {
+async function unlock(
+  key: openpgp.PrivateKey,
+  passphrase: string | undefined,
+): Promise<openpgp.PrivateKey> {
   if (key.isDecrypted()) return key;
   const fingerprint = key.getFingerprint().toUpperCase();
   if (!passphrase) {
-    throw new NornError('CONFIG_INVALID', `PGP key ${fingerprint} is protected by a passphrase; set NORN_SOPS_PGP_PASSPHRASE`);
+    throw new NornError(
+      'CONFIG_INVALID',
+      `PGP key ${fingerprint} is protected by a passphrase; set NORN_SOPS_PGP_PASSPHRASE`,
+    );
   }
   try {
     return await openpgp.decryptKey({ privateKey: key, passphrase, config: PGP_CONFIG });
@@ -188,7 +247,11 @@ async function unlock(key: openpgp.PrivateKey, passphrase: string | undefined): 
 }
 
 function describeRecipients(group: KeyGroup): string[] {
-  return [...group.age.map((entry) => `age ${entry.recipient}`), ...group.pgp.map((entry) => `PGP ${entry.fp}`), ...group.other];
+  return [
+    ...group.age.map((entry) => `age ${entry.recipient}`),
+    ...group.pgp.map((entry) => `PGP ${entry.fp}`),
+    ...group.other,
+  ];
 }
 
 function noKeyError(group: KeyGroup, configured: string[]): NornError {
@@ -198,10 +261,14 @@ function noKeyError(group: KeyGroup, configured: string[]): NornError {
       ? 'no SOPS keys are configured (age: SOPS_AGE_KEY, SOPS_AGE_KEY_FILE or ~/.config/sops/age/keys.txt; ' +
         'PGP: NORN_SOPS_PGP_KEY or NORN_SOPS_PGP_KEY_FILE)'
       : `the configured keys are ${configured.join(', ')}`;
-  const unusable = group.other.length > 0 ? ' (cloud KMS and Vault recipients cannot be used by norn)' : '';
+  const unusable =
+    group.other.length > 0 ? ' (cloud KMS and Vault recipients cannot be used by norn)' : '';
   // A configured key that is a recipient yet failed means the stored data key itself is damaged.
   const matching = configured.filter((key) => recipients.includes(key));
-  const damaged = matching.length > 0 ? `; ${matching.join(', ')} should open it, so its encrypted data key is damaged` : '';
+  const damaged =
+    matching.length > 0
+      ? `; ${matching.join(', ')} should open it, so its encrypted data key is damaged`
+      : '';
   return sopsError(
     'no-key',
     `cannot decrypt the SOPS data key: the file is encrypted for ${recipients.join(', ')}${unusable}, and ${have}${damaged}`,

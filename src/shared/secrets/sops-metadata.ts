@@ -44,7 +44,11 @@ type Raw = Record<string, unknown>;
 export function parseMetadata(raw: unknown): SopsMetadata {
   if (!isRecord(raw)) throw malformed('the `sops` metadata is not a mapping');
   const mac = optionalString(raw, 'mac');
-  if (!mac) throw sopsError('mac-mismatch', 'the file has no MAC (sops.mac); norn refuses files it cannot authenticate');
+  if (!mac)
+    throw sopsError(
+      'mac-mismatch',
+      'the file has no MAC (sops.mac); norn refuses files it cannot authenticate',
+    );
   return {
     lastModified: normaliseTimestamp(optionalString(raw, 'lastmodified')),
     mac,
@@ -75,7 +79,8 @@ function parseRules(raw: Raw): EncryptionRules {
     'encrypted_comment_regex',
   ] as const;
   const set = names.filter((name) => optionalString(raw, name));
-  if (set.length > 1) throw malformed(`the metadata sets more than one encryption rule (${set.join(', ')})`);
+  if (set.length > 1)
+    throw malformed(`the metadata sets more than one encryption rule (${set.join(', ')})`);
   const rules: EncryptionRules = { byComments: set[0]?.endsWith('comment_regex') ?? false };
   if (set.length === 0) rules.unencryptedSuffix = '_unencrypted'; // sops's default
   const suffix = (name: string) => optionalString(raw, name) || undefined;
@@ -106,7 +111,10 @@ function goRegex(source: string | undefined): RegExp | undefined {
 }
 
 function unsupportedRegex(source: string) {
-  return sopsError('unsupported', `the file's encryption regex ${JSON.stringify(source)} cannot be used here`);
+  return sopsError(
+    'unsupported',
+    `the file's encryption regex ${JSON.stringify(source)} cannot be used here`,
+  );
 }
 
 function parseKeyGroups(raw: Raw): KeyGroup[] {
@@ -133,9 +141,12 @@ function parseGroup(raw: Raw): KeyGroup {
   const other = [
     ...entries(raw, 'kms').map((entry) => `AWS KMS ${String(entry.arn)}`),
     ...entries(raw, 'gcp_kms').map((entry) => `GCP KMS ${String(entry.resource_id)}`),
-    ...entries(raw, 'azure_kv').map((entry) => `Azure Key Vault ${String(entry.vault_url)}/keys/${String(entry.name)}`),
+    ...entries(raw, 'azure_kv').map(
+      (entry) => `Azure Key Vault ${String(entry.vault_url)}/keys/${String(entry.name)}`,
+    ),
     ...entries(raw, 'hc_vault').map(
-      (entry) => `Vault transit ${String(entry.vault_address)}/${String(entry.engine_path)}/${String(entry.key_name)}`,
+      (entry) =>
+        `Vault transit ${String(entry.vault_address)}/${String(entry.engine_path)}/${String(entry.key_name)}`,
     ),
   ];
   return { age, pgp, other };
@@ -155,7 +166,8 @@ function entries(raw: Raw, name: string): Raw[] {
 function parseThreshold(value: unknown): number {
   if (value === undefined || value === null || value === '') return 0;
   const n = typeof value === 'string' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw malformed('sops.shamir_threshold is not an integer');
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0)
+    throw malformed('sops.shamir_threshold is not an integer');
   return n;
 }
 
@@ -168,12 +180,18 @@ function optionalString(raw: Raw, name: string): string | undefined {
 
 function requireString(raw: Raw, name: string, list: string): string {
   const value = raw[name];
-  if (typeof value !== 'string' || value === '') throw malformed(`an entry of sops.${list} has no '${name}'`);
+  if (typeof value !== 'string' || value === '')
+    throw malformed(`an entry of sops.${list} has no '${name}'`);
   return value;
 }
 
 function isRecord(value: unknown): value is Raw {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Uint8Array)
+  );
 }
 
 function malformed(message: string) {

@@ -15,19 +15,30 @@ export class TreeBranch {
 }
 
 /** Why a SOPS document was refused; callers can branch on `details.reason`. */
-export type SopsFailure = 'not-sops' | 'malformed' | 'unsupported' | 'no-key' | 'mac-mismatch' | 'not-flat';
+export type SopsFailure =
+  'not-sops' | 'malformed' | 'unsupported' | 'no-key' | 'mac-mismatch' | 'not-flat';
 
 /** Every refusal is SECRETS_INVALID and never retryable: the same file fails the same way again. */
-export function sopsError(reason: SopsFailure, message: string, details: Record<string, unknown> = {}): NornError {
+export function sopsError(
+  reason: SopsFailure,
+  message: string,
+  details: Record<string, unknown> = {},
+): NornError {
   return new NornError('SECRETS_INVALID', message, { details: { reason, ...details } });
 }
 
 /** A value (already decrypted) as plain JS; big integers beyond 2^53 become decimal strings. */
-export type PlainValue = string | number | boolean | null | Uint8Array | PlainValue[] | { [key: string]: PlainValue };
+export type PlainValue =
+  string | number | boolean | null | Uint8Array | PlainValue[] | { [key: string]: PlainValue };
 
 /** Sets a property without letting a key named `__proto__` reach the prototype. */
 export function defineKey(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  Object.defineProperty(target, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** Converts an (undecrypted) subtree to plain JS, e.g. the `sops` metadata branch. */
@@ -38,12 +49,16 @@ export function toPlain(value: TreeValue): unknown {
     return out;
   }
   if (Array.isArray(value)) return value.map(toPlain);
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (typeof value === 'bigint')
+    return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   return value;
 }
 
 /** Splits the top-level `sops` item(s) off a document branch, as every sops store does. */
-export function splitMetadata(branch: TreeBranch): { data: TreeBranch; metadata: TreeValue | undefined } {
+export function splitMetadata(branch: TreeBranch): {
+  data: TreeBranch;
+  metadata: TreeValue | undefined;
+} {
   let metadata: TreeValue | undefined;
   const data = new TreeBranch();
   for (const item of branch.items) {
@@ -83,7 +98,8 @@ function tokenize(path: string): Array<string | number> {
   const tokens: Array<string | number> = [];
   const parts = path.split(/(?=__map_|__list_)/);
   for (const part of parts) {
-    if (part.startsWith(LIST_SEPARATOR)) tokens.push(Number.parseInt(part.slice(LIST_SEPARATOR.length), 10) || 0);
+    if (part.startsWith(LIST_SEPARATOR))
+      tokens.push(Number.parseInt(part.slice(LIST_SEPARATOR.length), 10) || 0);
     else if (part.startsWith(MAP_SEPARATOR)) tokens.push(part.slice(MAP_SEPARATOR.length));
     else tokens.push(part);
   }

@@ -11,7 +11,10 @@ import type { EncryptionRules, SopsMetadata } from './sops-metadata.js';
 import { defineKey, sopsError, TreeBranch, type PlainValue, type TreeValue } from './sops-tree.js';
 
 /** sha256("sops"): sops seeds the hash with it when mac_only_encrypted is set. */
-const MAC_ONLY_ENCRYPTED_INIT = Buffer.from('8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69', 'hex');
+const MAC_ONLY_ENCRYPTED_INIT = Buffer.from(
+  '8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69',
+  'hex',
+);
 const ENC_VALUE = /^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -60,8 +63,12 @@ function walk(value: TreeValue, path: string[], ctx: WalkContext): PlainValue {
   }
   if (Array.isArray(value)) return value.map((item) => walk(item, path, ctx)); // list items share the path
   if (value === null) return null; // sops neither encrypts nor hashes nulls
-  const encrypted = ctx.meta.rules.byComments ? looksEncrypted(value) : shouldBeEncrypted(path, ctx.meta.rules);
-  const result = encrypted ? decryptLeaf(value, path, ctx.key) : { value: clearValue(value), macBytes: macBytes(value) };
+  const encrypted = ctx.meta.rules.byComments
+    ? looksEncrypted(value)
+    : shouldBeEncrypted(path, ctx.meta.rules);
+  const result = encrypted
+    ? decryptLeaf(value, path, ctx.key)
+    : { value: clearValue(value), macBytes: macBytes(value) };
   if (encrypted || !ctx.meta.macOnlyEncrypted) ctx.hash.update(result.macBytes);
   return result.value;
 }
@@ -77,9 +84,11 @@ function looksEncrypted(value: TreeValue): boolean {
 /** sops's Tree.shouldBeEncrypted, minus the comment rules (handled by looksEncrypted). */
 export function shouldBeEncrypted(path: string[], rules: EncryptionRules): boolean {
   let encrypted = true;
-  if (rules.unencryptedSuffix && path.some((key) => key.endsWith(rules.unencryptedSuffix!))) encrypted = false;
+  if (rules.unencryptedSuffix && path.some((key) => key.endsWith(rules.unencryptedSuffix!)))
+    encrypted = false;
   if (rules.encryptedSuffix) encrypted = path.some((key) => key.endsWith(rules.encryptedSuffix!));
-  if (rules.unencryptedRegex && path.some((key) => rules.unencryptedRegex!.test(key))) encrypted = false;
+  if (rules.unencryptedRegex && path.some((key) => rules.unencryptedRegex!.test(key)))
+    encrypted = false;
   if (rules.encryptedRegex) encrypted = path.some((key) => rules.encryptedRegex!.test(key));
   return encrypted;
 }
@@ -95,8 +104,11 @@ function decryptLeaf(value: TreeValue, path: string[], key: Uint8Array): Decrypt
     return decryptValue(value, key, `${path.join(':')}:`);
   } catch (err) {
     if (isNornError(err)) throw err;
-    const detail = err instanceof NotEncrypted ? 'is not a SOPS-encrypted value' : 'does not authenticate';
-    throw sopsError('mac-mismatch', `${TAMPERED} (the value at ${where} ${detail})`, { path: path.join(':') });
+    const detail =
+      err instanceof NotEncrypted ? 'is not a SOPS-encrypted value' : 'does not authenticate';
+    throw sopsError('mac-mismatch', `${TAMPERED} (the value at ${where} ${detail})`, {
+      path: path.join(':'),
+    });
   }
 }
 
@@ -126,7 +138,10 @@ function typed(plain: Buffer, type: string): Decrypted {
     case 'int':
     case 'int64': {
       const n = parseGoInt(text);
-      return { value: Number.isSafeInteger(Number(n)) ? Number(n) : n.toString(), macBytes: Buffer.from(n.toString()) };
+      return {
+        value: Number.isSafeInteger(Number(n)) ? Number(n) : n.toString(),
+        macBytes: Buffer.from(n.toString()),
+      };
     }
     case 'float': {
       const n = parseGoFloat(text);
@@ -139,12 +154,16 @@ function typed(plain: Buffer, type: string): Decrypted {
     case 'bytes':
       return { value: new Uint8Array(plain), macBytes: plain };
     default: // 'comment' never sits where a value belongs; anything else is unknown to sops too
-      throw sopsError('malformed', `not a valid SOPS file: a value has the unsupported type '${type}'`);
+      throw sopsError(
+        'malformed',
+        `not a valid SOPS file: a value has the unsupported type '${type}'`,
+      );
   }
 }
 
 function clearValue(value: Exclude<TreeValue, TreeBranch | TreeValue[] | null>): PlainValue {
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (typeof value === 'bigint')
+    return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   return value;
 }
 
@@ -179,7 +198,10 @@ function parseGoBool(text: string): boolean {
 }
 
 function badTyped(type: string) {
-  return sopsError('malformed', `not a valid SOPS file: an encrypted ${type} value does not hold a valid ${type}`);
+  return sopsError(
+    'malformed',
+    `not a valid SOPS file: an encrypted ${type} value does not hold a valid ${type}`,
+  );
 }
 
 /** Go's strconv.FormatFloat(n, 'f', -1, 64): shortest round-trip digits, never an exponent. */

@@ -20,10 +20,17 @@ export type { SopsFormat } from './sops-formats.js';
 export type { PlainValue } from './sops-tree.js';
 
 /** Decrypts a SOPS document; verifies the MAC; returns the cleartext tree (without the `sops` metadata key). */
-export async function decryptSops(text: string, format: SopsFormat, keys: SopsKeys): Promise<Record<string, PlainValue>> {
+export async function decryptSops(
+  text: string,
+  format: SopsFormat,
+  keys: SopsKeys,
+): Promise<Record<string, PlainValue>> {
   const { data, metadata } = parseDocument(text, format);
   if (metadata === undefined || metadata === null) {
-    throw sopsError('not-sops', `not a SOPS-encrypted file: the ${format} document has no ${METADATA_PLACE[format]}`);
+    throw sopsError(
+      'not-sops',
+      `not a SOPS-encrypted file: the ${format} document has no ${METADATA_PLACE[format]}`,
+    );
   }
   const meta = parseMetadata(metadata);
   const dataKey = await recoverDataKey(meta, keys);
@@ -47,20 +54,27 @@ const ENV_NAME = /^[^=\s\0]+$/;
  * keys). Nested maps or lists, and names that cannot be environment variables, are refused with the
  * offending key names. Numbers print as sops prints them, booleans as true/false, null as ''.
  */
-export async function decryptSecretsEnv(text: string, format: SopsFormat, keys: SopsKeys): Promise<Record<string, string>> {
+export async function decryptSecretsEnv(
+  text: string,
+  format: SopsFormat,
+  keys: SopsKeys,
+): Promise<Record<string, string>> {
   const tree = await decryptSops(text, format, keys);
   const env: Record<string, string> = {};
   const nested: string[] = [];
   const badNames: string[] = [];
   for (const [key, value] of Object.entries(tree)) {
     if (!ENV_NAME.test(key)) badNames.push(key);
-    else if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) nested.push(key);
+    else if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array))
+      nested.push(key);
     else defineKey(env, key, envString(value));
   }
   if (nested.length > 0) {
     const which = nested.map((key) => `'${key}'`).join(', ');
     const what = nested.length === 1 ? 'holds a nested map or list' : 'hold nested maps or lists';
-    throw sopsError('not-flat', `secrets must be a flat map of NAME: value, but ${which} ${what}`, { keys: nested });
+    throw sopsError('not-flat', `secrets must be a flat map of NAME: value, but ${which} ${what}`, {
+      keys: nested,
+    });
   }
   if (badNames.length > 0) {
     const which = badNames.map((key) => JSON.stringify(key)).join(', ');
@@ -70,7 +84,9 @@ export async function decryptSecretsEnv(text: string, format: SopsFormat, keys: 
   return env;
 }
 
-function envString(value: Exclude<PlainValue, PlainValue[] | { [key: string]: PlainValue }>): string {
+function envString(
+  value: Exclude<PlainValue, PlainValue[] | { [key: string]: PlainValue }>,
+): string {
   if (value === null) return '';
   if (typeof value === 'string') return value;
   if (typeof value === 'number') return goFormatFloat(value);
@@ -85,5 +101,8 @@ export function sopsFormatForPath(path: string): SopsFormat {
   if (name.endsWith('.json')) return 'json';
   if (name.endsWith('.env')) return 'dotenv';
   if (name.endsWith('.ini')) return 'ini';
-  throw sopsError('unsupported', `cannot tell the SOPS format of ${path}: use a .yaml, .yml, .json, .env or .ini file`);
+  throw sopsError(
+    'unsupported',
+    `cannot tell the SOPS format of ${path}: use a .yaml, .yml, .json, .env or .ini file`,
+  );
 }

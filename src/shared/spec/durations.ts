@@ -8,8 +8,8 @@ import { NornError } from '../errors.js';
 const UNIT_MS: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3, // U+00B5 micro sign, as Go accepts
-  'μs': 1e-3, // U+03BC Greek mu, as Go accepts
+  µs: 1e-3, // U+00B5 micro sign, as Go accepts
+  μs: 1e-3, // U+03BC Greek mu, as Go accepts
   ms: 1,
   s: 1_000,
   m: 60_000,
@@ -33,7 +33,8 @@ function invalid(text: string | number, why: string): NornError {
  */
 export function parseDuration(text: string | number): number {
   if (typeof text === 'number') {
-    if (!Number.isFinite(text) || text < 0) throw invalid(text, 'a number of seconds must be zero or more');
+    if (!Number.isFinite(text) || text < 0)
+      throw invalid(text, 'a number of seconds must be zero or more');
     return text * 1_000;
   }
   if (typeof text !== 'string') throw invalid(String(text), HINT);

@@ -13,12 +13,18 @@ const DNS_LABEL = /^[a-z0-9][a-z0-9-]*$/;
 export const dnsName = z
   .string()
   .max(63, 'must be at most 63 characters')
-  .regex(DNS_LABEL, 'may only use lowercase letters, digits and "-", and must start with a letter or digit');
+  .regex(
+    DNS_LABEL,
+    'may only use lowercase letters, digits and "-", and must start with a letter or digit',
+  );
 
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const envKey = z
   .string()
-  .regex(ENV_KEY, 'environment variable names may only use letters, digits and "_", and must not start with a digit');
+  .regex(
+    ENV_KEY,
+    'environment variable names may only use letters, digits and "_", and must not start with a digit',
+  );
 
 /**
  * Env values: YAML/JSON numbers and booleans become strings (the YAML reader already swaps in the
@@ -76,11 +82,17 @@ export function repoUrlProblem(url: string): string | undefined {
  */
 export function insideRepoProblem(path: string): string | undefined {
   if (path.includes('\u0000')) return 'must not contain NUL characters';
-  if (path.startsWith('/') || path.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(path) || path.startsWith('~')) {
+  if (
+    path.startsWith('/') ||
+    path.startsWith('\\') ||
+    /^[A-Za-z]:[\\/]/.test(path) ||
+    path.startsWith('~')
+  ) {
     return 'must be a path relative to the repository root, not an absolute path';
   }
   const normal = posix.normalize(path.replace(/\\/g, '/'));
-  if (normal === '..' || normal.startsWith('../')) return 'must stay inside the repository (it climbs out with "..")';
+  if (normal === '..' || normal.startsWith('../'))
+    return 'must stay inside the repository (it climbs out with "..")';
   return undefined;
 }
 
@@ -116,15 +128,18 @@ export function isTimeZone(zone: string): boolean {
 }
 
 export const timeZone = z.string().refine(isTimeZone, {
-  error: (iss) => `"${String(iss.input).slice(0, 60)}" is not a known IANA time zone (e.g. Europe/Paris, UTC)`,
+  error: (iss) =>
+    `"${String(iss.input).slice(0, 60)}" is not a known IANA time zone (e.g. Europe/Paris, UTC)`,
 });
 
-const HOST_NAME = /^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/;
+const HOST_NAME =
+  /^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/;
 
 /** Endpoints are a bare host (`app.example.com`, `host:8080`) or an http(s) URL. */
 export function endpointProblem(value: string): string | undefined {
   const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
-  if (hasScheme && !/^https?:\/\//i.test(value)) return 'must be a host name or an http:// or https:// URL';
+  if (hasScheme && !/^https?:\/\//i.test(value))
+    return 'must be a host name or an http:// or https:// URL';
   let parsed: URL;
   try {
     parsed = new URL(hasScheme ? value : `http://${value}`);
@@ -154,6 +169,7 @@ export const duration = ({ positive = false } = {}) =>
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
         return z.NEVER;
       }
-      if (positive && ms <= 0) ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
+      if (positive && ms <= 0)
+        ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
       return String(value);
     });

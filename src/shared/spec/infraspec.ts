@@ -8,7 +8,13 @@
  * if (!result.ok) throw new NornError('SPEC_INVALID', formatProblems(result.problems));
  */
 import { InfraspecSchema, type Infraspec } from './schema.js';
-import { describeValue, formatPath, issuesToProblems, plainMessages, type SpecProblem } from './problems.js';
+import {
+  describeValue,
+  formatPath,
+  issuesToProblems,
+  plainMessages,
+  type SpecProblem,
+} from './problems.js';
 import { readYaml } from './read-yaml.js';
 
 export { InfraspecSchema, TARGETS } from './schema.js';
@@ -59,9 +65,13 @@ function addProtoKeyProblems(value: unknown, problems: SpecProblem[]): void {
     if (typeof node !== 'object' || node === null || seen.has(node)) return;
     seen.add(node);
     if (Object.hasOwn(node, '__proto__')) {
-      found.push({ path: formatPath([...path, '__proto__']), message: 'the key "__proto__" is not allowed' });
+      found.push({
+        path: formatPath([...path, '__proto__']),
+        message: 'the key "__proto__" is not allowed',
+      });
     }
-    for (const [key, child] of Object.entries(node)) visit(child, [...path, Array.isArray(node) ? Number(key) : key]);
+    for (const [key, child] of Object.entries(node))
+      visit(child, [...path, Array.isArray(node) ? Number(key) : key]);
   };
   visit(value, []);
   if (found.length === 0) return;

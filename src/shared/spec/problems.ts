@@ -35,7 +35,11 @@ export function describeValue(value: unknown): string {
       return 'text';
     case 'number':
       if (Number.isNaN(value)) return 'not-a-number';
-      return Number.isInteger(value) ? 'a whole number' : Number.isFinite(value) ? 'a fraction' : 'infinity';
+      return Number.isInteger(value)
+        ? 'a whole number'
+        : Number.isFinite(value)
+          ? 'a fraction'
+          : 'infinity';
     case 'boolean':
       return `${value}`;
     case 'object':
@@ -63,10 +67,12 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
       return `must be ${EXPECTED[issue.expected] ?? issue.expected}, not ${describeValue(issue.input)}`;
     case 'too_small':
       if (issue.origin === 'string' && Number(issue.minimum) === 1) return 'must not be empty';
-      if (issue.origin === 'number') return `must be ${issue.inclusive ? 'at least' : 'more than'} ${issue.minimum}`;
+      if (issue.origin === 'number')
+        return `must be ${issue.inclusive ? 'at least' : 'more than'} ${issue.minimum}`;
       return `must have at least ${issue.minimum} ${issue.origin === 'string' ? 'characters' : 'entries'}`;
     case 'too_big':
-      if (issue.origin === 'number') return `must be ${issue.inclusive ? 'at most' : 'less than'} ${issue.maximum}`;
+      if (issue.origin === 'number')
+        return `must be ${issue.inclusive ? 'at most' : 'less than'} ${issue.maximum}`;
       return `must have at most ${issue.maximum} ${issue.origin === 'string' ? 'characters' : 'entries'}`;
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
@@ -77,13 +83,17 @@ export const plainMessages: z.core.$ZodErrorMap = (issue) => {
 
 /** Optimal string alignment distance: like Levenshtein, but a swap of two letters costs 1. */
 export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [
+    i,
+    ...Array<number>(b.length).fill(0),
+  ]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
       d[i]![j] = best;
     }
   }
@@ -96,7 +106,8 @@ export function suggestKey(key: string, known: readonly string[]): string | unde
   let bestDistance = 3;
   for (const candidate of known) {
     const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance && distance < key.length) [best, bestDistance] = [candidate, distance];
+    if (distance < bestDistance && distance < key.length)
+      [best, bestDistance] = [candidate, distance];
   }
   return best;
 }
@@ -146,12 +157,19 @@ export function unknownKeyMessage(key: string, known: readonly string[]): string
 }
 
 /** Flattens zod issues into problems; `schema` is the one that was parsed (for key suggestions). */
-export function issuesToProblems(issues: readonly z.core.$ZodIssue[], schema: z.ZodType): SpecProblem[] {
+export function issuesToProblems(
+  issues: readonly z.core.$ZodIssue[],
+  schema: z.ZodType,
+): SpecProblem[] {
   const problems: SpecProblem[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeysAt(schema, issue.path);
-      for (const key of issue.keys) problems.push({ path: formatPath([...issue.path, key]), message: unknownKeyMessage(key, known) });
+      for (const key of issue.keys)
+        problems.push({
+          path: formatPath([...issue.path, key]),
+          message: unknownKeyMessage(key, known),
+        });
     } else if (issue.code === 'invalid_key') {
       // The key itself is wrong (e.g. a bad process name); the inner issue says why.
       const why = issue.issues[0]?.message ?? issue.message;

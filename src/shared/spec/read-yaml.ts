@@ -6,18 +6,27 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from 'yaml';
 import { formatPath, type SpecProblem } from './problems.js';
 
-export type YamlRead = { ok: true; value: unknown; problems: SpecProblem[] } | { ok: false; problem: SpecProblem };
+export type YamlRead =
+  { ok: true; value: unknown; problems: SpecProblem[] } | { ok: false; problem: SpecProblem };
 
 export function readYaml(text: string): YamlRead {
   const lineCounter = new LineCounter();
   // merge: `<<: *defaults` is how operators share settings between processes.
-  const doc = parseDocument(text, { uniqueKeys: false, merge: true, prettyErrors: false, lineCounter });
+  const doc = parseDocument(text, {
+    uniqueKeys: false,
+    merge: true,
+    prettyErrors: false,
+    lineCounter,
+  });
   const error = doc.errors[0];
   if (error) {
     const { line, col } = lineCounter.linePos(error.pos[0]);
     // The library's own wording, without the source excerpt (it may show env values).
     const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    return { ok: false, problem: { path: '', message: `YAML syntax error at line ${line}, column ${col}: ${what}` } };
+    return {
+      ok: false,
+      problem: { path: '', message: `YAML syntax error at line ${line}, column ${col}: ${what}` },
+    };
   }
   const problems: SpecProblem[] = [];
   walk(doc.contents, [], { lineCounter, problems });
@@ -25,7 +34,10 @@ export function readYaml(text: string): YamlRead {
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), problems };
   } catch (err) {
     // e.g. an alias bomb ("billion laughs") or an alias to an undefined anchor.
-    return { ok: false, problem: { path: '', message: `YAML could not be read: ${(err as Error).message}` } };
+    return {
+      ok: false,
+      problem: { path: '', message: `YAML could not be read: ${(err as Error).message}` },
+    };
   }
 }
 
@@ -67,6 +79,7 @@ function keepSourceText(env: YAMLMap): void {
   for (const pair of env.items) {
     const value = pair.value;
     if (!isScalar(value) || value.source === undefined) continue;
-    if (typeof value.value === 'number' || typeof value.value === 'boolean') value.value = value.source;
+    if (typeof value.value === 'number' || typeof value.value === 'boolean')
+      value.value = value.source;
   }
 }

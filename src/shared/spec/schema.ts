@@ -21,7 +21,10 @@ import {
  * Cross-field rules must run even when one of the fields already failed (every problem is reported
  * at once), but only when the value has the right shape, since zod otherwise skips them.
  */
-const whenObject = { when: (p: { value: unknown }) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) };
+const whenObject = {
+  when: (p: { value: unknown }) =>
+    typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value),
+};
 const whenArray = { when: (p: { value: unknown }) => Array.isArray(p.value) };
 
 const positiveInt = () => z.number().int().min(1);
@@ -65,14 +68,16 @@ function scheduledProcessRules(process: ProcessFields, ctx: z.RefinementCtx): vo
     ctx.addIssue({
       code: 'custom',
       path: ['port'],
-      message: 'a scheduled process (one with a schedule) runs as a job on each tick and serves no traffic, so it cannot have a port',
+      message:
+        'a scheduled process (one with a schedule) runs as a job on each tick and serves no traffic, so it cannot have a port',
     });
   }
   if (typeof process.replicas === 'number' && process.replicas > 1) {
     ctx.addIssue({
       code: 'custom',
       path: ['replicas'],
-      message: 'a scheduled process runs one copy per tick; more replicas would run the job several times at once (use 0 or 1)',
+      message:
+        'a scheduled process runs one copy per tick; more replicas would run the job several times at once (use 0 or 1)',
     });
   }
 }
@@ -99,7 +104,12 @@ const secrets = z.array(envKey).superRefine((keys, ctx) => {
   keys.forEach((key, index) => {
     if (typeof key !== 'string') return;
     const first = keys.indexOf(key);
-    if (first !== index) ctx.addIssue({ code: 'custom', path: [index], message: `"${key}" is already listed at secrets[${first}]` });
+    if (first !== index)
+      ctx.addIssue({
+        code: 'custom',
+        path: [index],
+        message: `"${key}" is already listed at secrets[${first}]`,
+      });
   });
 }, whenArray);
 
@@ -110,7 +120,10 @@ const Infrastructure = z.strictObject({
       database: z
         .string()
         .max(63, 'must be at most 63 characters (the PostgreSQL limit)')
-        .regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'may only use letters, digits and "_", and must not start with a digit'),
+        .regex(
+          /^[a-zA-Z_][a-zA-Z0-9_]*$/,
+          'may only use letters, digits and "_", and must not start with a digit',
+        ),
     })
     .optional(),
 });
@@ -128,8 +141,13 @@ const Hosts = z.strictObject({
 const Volume = z.strictObject({
   name: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'may only use letters, digits, "_", "." and "-", and must start with a letter or digit'),
-  mount: z.string().startsWith('/', 'must be an absolute path inside the container (for example /data)'),
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+      'may only use letters, digits, "_", "." and "-", and must start with a letter or digit',
+    ),
+  mount: z
+    .string()
+    .startsWith('/', 'must be an absolute path inside the container (for example /data)'),
   readOnly: z.boolean().default(false),
 });
 
@@ -139,7 +157,12 @@ const volumes = z.array(Volume).superRefine((list, ctx) => {
     if (typeof volume?.mount !== 'string') return;
     const first = seen.get(volume.mount);
     if (first === undefined) seen.set(volume.mount, index);
-    else ctx.addIssue({ code: 'custom', path: [index, 'mount'], message: `is already used by volumes[${first}]; two volumes cannot share a mount point` });
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'mount'],
+        message: `is already used by volumes[${first}]; two volumes cannot share a mount point`,
+      });
   });
 }, whenArray);
 

@@ -13,14 +13,20 @@ export class AppStore {
   constructor(private readonly db: Db) {}
 
   /** Creates or replaces an app's spec; `created` tells which. */
-  async upsert(id: string, spec: unknown, source: string, format: 'yaml' | 'json'): Promise<{ app: AppRecord; created: boolean }> {
+  async upsert(
+    id: string,
+    spec: unknown,
+    source: string,
+    format: 'yaml' | 'json',
+  ): Promise<{ app: AppRecord; created: boolean }> {
     const { rows } = await this.db.query<AppRecord & { created: boolean }>(
       `INSERT INTO apps (id, spec, source, source_format) VALUES ($1, $2, $3, $4)
        ON CONFLICT (id) DO UPDATE SET spec = EXCLUDED.spec, source = EXCLUDED.source,
          source_format = EXCLUDED.source_format, updated_at = now()
        RETURNING id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt",
          (xmax = 0) AS created`,
-      [id, JSON.stringify(spec), source, format]);
+      [id, JSON.stringify(spec), source, format],
+    );
     const { created, ...app } = rows[0]!;
     return { app, created };
   }
@@ -28,14 +34,17 @@ export class AppStore {
   async get(id: string): Promise<AppRecord | null> {
     const { rows } = await this.db.query<AppRecord>(
       `SELECT id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
-       FROM apps WHERE id = $1`, [id]);
+       FROM apps WHERE id = $1`,
+      [id],
+    );
     return rows[0] ?? null;
   }
 
   async list(): Promise<AppRecord[]> {
     const { rows } = await this.db.query<AppRecord>(
       `SELECT id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
-       FROM apps ORDER BY id`);
+       FROM apps ORDER BY id`,
+    );
     return rows;
   }
 }

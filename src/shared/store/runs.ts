@@ -140,9 +140,25 @@ export class RunStore {
   requestRun(i: RequestRunInput): Promise<RequestRunResult> {
     return this.call(
       'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) AS r',
-      [i.id, i.sagaId, i.appId, i.pipeline, i.version, i.eventPrefix, i.queue, i.steps, i.params, i.policy,
-        i.resumedFrom ?? null, i.skip ?? [], i.requestedBy ?? null, this.holder, this.leaseTtlMs,
-        JSON.stringify(i.spec ?? {}), i.finalizer ?? null],
+      [
+        i.id,
+        i.sagaId,
+        i.appId,
+        i.pipeline,
+        i.version,
+        i.eventPrefix,
+        i.queue,
+        i.steps,
+        i.params,
+        i.policy,
+        i.resumedFrom ?? null,
+        i.skip ?? [],
+        i.requestedBy ?? null,
+        this.holder,
+        this.leaseTtlMs,
+        JSON.stringify(i.spec ?? {}),
+        i.finalizer ?? null,
+      ],
     );
   }
 
@@ -155,28 +171,61 @@ export class RunStore {
    * and in order. Returns the committed events as JSON text (ready to publish) and, per run, the
    * transition number recorded up to.
    */
-  async record(batch: ReadonlyArray<{ runId: string; log: readonly LogEntry[] }>): Promise<RecordResult> {
+  async record(
+    batch: ReadonlyArray<{ runId: string; log: readonly LogEntry[] }>,
+  ): Promise<RecordResult> {
     // The entries are JSON already: the batch is assembled as text, never parsed here.
     const body = `[${batch.map((b) => `{"run":${JSON.stringify(b.runId)},"log":${logArray(b.log)}}`).join(',')}]`;
-    const { rows } = await this.db.query<{ events: string[] | null; recorded: Record<string, number>; gaps: Record<string, number> }>(
+    const { rows } = await this.db.query<{
+      events: string[] | null;
+      recorded: Record<string, number>;
+      gaps: Record<string, number>;
+    }>(
       `SELECT ARRAY(SELECT jsonb_array_elements(r -> 'events')::text) AS events, r -> 'recorded' AS recorded, r -> 'gaps' AS gaps
-       FROM norn_record($1::jsonb, $2) AS r`, [body, this.leaseTtlMs]);
-    return { events: rows[0]?.events ?? [], recorded: rows[0]?.recorded ?? {}, gaps: rows[0]?.gaps ?? {} };
+       FROM norn_record($1::jsonb, $2) AS r`,
+      [body, this.leaseTtlMs],
+    );
+    return {
+      events: rows[0]?.events ?? [],
+      recorded: rows[0]?.recorded ?? {},
+      gaps: rows[0]?.gaps ?? {},
+    };
   }
 
   /** The last step finished (its finish is in `log`): records the log and ends the run succeeded. */
-  runSucceeded(runId: string, log: readonly LogEntry[], summary?: Record<string, unknown>): Promise<Transition> {
+  runSucceeded(
+    runId: string,
+    log: readonly LogEntry[],
+    summary?: Record<string, unknown>,
+  ): Promise<Transition> {
     return this.call('SELECT norn_run_succeed($1,$2::jsonb,$3,$4,$5) AS r', [
-      runId, logArray(log), summary ?? null, this.holder, this.leaseTtlMs]);
+      runId,
+      logArray(log),
+      summary ?? null,
+      this.holder,
+      this.leaseTtlMs,
+    ]);
   }
 
   /** A step failed (or the run is being ended without one: step null). Records `log` first. */
-  stepFail(runId: string, step: string | null, error: string, opts: { final: boolean; cancelled: boolean; durationMs?: number },
-    log: readonly LogEntry[] = []): Promise<Transition> {
+  stepFail(
+    runId: string,
+    step: string | null,
+    error: string,
+    opts: { final: boolean; cancelled: boolean; durationMs?: number },
+    log: readonly LogEntry[] = [],
+  ): Promise<Transition> {
     return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb) AS r', [
-      runId, step, error, opts.final, opts.cancelled,
-      opts.durationMs === undefined ? null : Math.round(opts.durationMs), this.holder, this.leaseTtlMs,
-      logArray(log)]);
+      runId,
+      step,
+      error,
+      opts.final,
+      opts.cancelled,
+      opts.durationMs === undefined ? null : Math.round(opts.durationMs),
+      this.holder,
+      this.leaseTtlMs,
+      logArray(log),
+    ]);
   }
 
   /**
@@ -184,24 +233,58 @@ export class RunStore {
    * outputs, and the number of the last transition PostgreSQL recorded (numbering goes on from it).
    */
   async liveSeed(runId: string): Promise<{ recorded: number; steps: LiveSeed[] }> {
-    const { rows } = await this.db.query<{ step: string; state: LiveSeed['state']; output: unknown }>(
+    const { rows } = await this.db.query<{
+      step: string;
+      state: LiveSeed['state'];
+      output: unknown;
+    }>(
       `SELECT name AS step, CASE WHEN status IN ('complete', 'skipped') THEN status ELSE 'skip' END AS state, output
-       FROM deployment_steps WHERE deployment_id = $1 AND (skip OR status IN ('complete', 'skipped')) ORDER BY idx`, [runId]);
-    const run = await this.db.query<{ recorded: number }>('SELECT recorded_tseq AS recorded FROM deployments WHERE id = $1', [runId]);
+       FROM deployment_steps WHERE deployment_id = $1 AND (skip OR status IN ('complete', 'skipped')) ORDER BY idx`,
+      [runId],
+    );
+    const run = await this.db.query<{ recorded: number }>(
+      'SELECT recorded_tseq AS recorded FROM deployments WHERE id = $1',
+      [runId],
+    );
     return { recorded: run.rows[0]?.recorded ?? 0, steps: rows };
   }
 
   /** Records how the finalizer of an ended run went (its step row and one event). */
-  finalizerDone(runId: string, step: string, status: 'complete' | 'failed', output: unknown, error: string | null, durationMs: number): Promise<Transition> {
+  finalizerDone(
+    runId: string,
+    step: string,
+    status: 'complete' | 'failed',
+    output: unknown,
+    error: string | null,
+    durationMs: number,
+  ): Promise<Transition> {
     return this.call('SELECT norn_finalizer_done($1,$2,$3,$4,$5,$6) AS r', [
-      runId, step, status, output === undefined ? null : JSON.stringify(output), error, Math.round(durationMs)]);
+      runId,
+      step,
+      status,
+      output === undefined ? null : JSON.stringify(output),
+      error,
+      Math.round(durationMs),
+    ]);
   }
 
   /** What a finalizer needs to run outside the flow: the run's params, pinned spec and saga. */
-  async runContext(runId: string): Promise<{ params: Record<string, unknown>; spec: Record<string, unknown>; sagaId: string; finalizer: string | null; startedAt: string | null; queue: string; pipeline: string; version: string; appId: string } | null> {
+  async runContext(runId: string): Promise<{
+    params: Record<string, unknown>;
+    spec: Record<string, unknown>;
+    sagaId: string;
+    finalizer: string | null;
+    startedAt: string | null;
+    queue: string;
+    pipeline: string;
+    version: string;
+    appId: string;
+  } | null> {
     const { rows } = await this.db.query(
       `SELECT params, spec, saga_id AS "sagaId", finalizer, started_at AS "startedAt", queue_name AS queue,
-              pipeline, pipeline_version AS version, app_id AS "appId" FROM deployments WHERE id = $1`, [runId]);
+              pipeline, pipeline_version AS version, app_id AS "appId" FROM deployments WHERE id = $1`,
+      [runId],
+    );
     return rows[0] ?? null;
   }
 
@@ -214,7 +297,9 @@ export class RunStore {
     const { rowCount } = await this.db.query(
       `UPDATE app_leases SET heartbeat_at = clock_timestamp(), holder = $2,
          expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0)
-       WHERE deployment_id = $1`, [runId, worker, this.leaseTtlMs]);
+       WHERE deployment_id = $1`,
+      [runId, worker, this.leaseTtlMs],
+    );
     return rowCount === 1;
   }
 
@@ -222,31 +307,42 @@ export class RunStore {
   async renewExpired(runId: string): Promise<void> {
     await this.db.query(
       `UPDATE app_leases SET expires_at = clock_timestamp() + make_interval(secs => $2::int / 1000.0)
-       WHERE deployment_id = $1`, [runId, this.leaseTtlMs]);
+       WHERE deployment_id = $1`,
+      [runId, this.leaseTtlMs],
+    );
   }
 
   async outputs(runId: string): Promise<Record<string, unknown>> {
     const { rows } = await this.db.query<{ name: string; output: unknown }>(
       `SELECT name, output FROM deployment_steps WHERE deployment_id = $1 AND status IN ('complete', 'skipped') ORDER BY idx`,
-      [runId]);
+      [runId],
+    );
     return Object.fromEntries(rows.map((r) => [r.name, r.output ?? null]));
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
     if (!isUuid(id)) return null;
-    const { rows } = await this.db.query<RunRecord>(`SELECT ${RUN_COLUMNS} FROM deployments WHERE id = $1`, [id]);
+    const { rows } = await this.db.query<RunRecord>(
+      `SELECT ${RUN_COLUMNS} FROM deployments WHERE id = $1`,
+      [id],
+    );
     return rows[0] ?? null;
   }
 
   async getRunBySaga(sagaId: string): Promise<RunRecord | null> {
     if (!isUuid(sagaId)) return null;
-    const { rows } = await this.db.query<RunRecord>(`SELECT ${RUN_COLUMNS} FROM deployments WHERE saga_id = $1`, [sagaId]);
+    const { rows } = await this.db.query<RunRecord>(
+      `SELECT ${RUN_COLUMNS} FROM deployments WHERE saga_id = $1`,
+      [sagaId],
+    );
     return rows[0] ?? null;
   }
 
   async listRuns(appId: string, limit = 20): Promise<RunRecord[]> {
     const { rows } = await this.db.query<RunRecord>(
-      `SELECT ${RUN_COLUMNS} FROM deployments WHERE app_id = $1 ORDER BY request_seq DESC LIMIT $2`, [appId, limit]);
+      `SELECT ${RUN_COLUMNS} FROM deployments WHERE app_id = $1 ORDER BY request_seq DESC LIMIT $2`,
+      [appId, limit],
+    );
     return rows;
   }
 
@@ -264,7 +360,9 @@ export class RunStore {
               ds.finished_at AS "finishedAt", ds.duration_ms AS "durationMs"
        FROM deployments d CROSS JOIN LATERAL unnest(d.steps) WITH ORDINALITY AS s (name, ord)
        LEFT JOIN deployment_steps ds ON ds.deployment_id = d.id AND ds.idx = s.ord - 1
-       WHERE d.id = $1 ORDER BY s.ord`, [runId]);
+       WHERE d.id = $1 ORDER BY s.ord`,
+      [runId],
+    );
     return rows;
   }
 
@@ -273,10 +371,14 @@ export class RunStore {
     const lease = await this.db.query(
       `SELECT l.deployment_id AS "deploymentId", l.holder, l.acquired_at AS "acquiredAt",
               l.heartbeat_at AS "heartbeatAt", l.expires_at AS "expiresAt", d.status, d.pipeline
-       FROM app_leases l JOIN deployments d ON d.id = l.deployment_id WHERE l.app_id = $1`, [appId]);
+       FROM app_leases l JOIN deployments d ON d.id = l.deployment_id WHERE l.app_id = $1`,
+      [appId],
+    );
     const waiting = await this.db.query(
       `SELECT id AS "deploymentId", saga_id AS "sagaId", pipeline, params, created_at AS "requestedAt"
-       FROM deployments WHERE app_id = $1 AND status = 'queued' ORDER BY request_seq`, [appId]);
+       FROM deployments WHERE app_id = $1 AND status = 'queued' ORDER BY request_seq`,
+      [appId],
+    );
     return { holder: lease.rows[0] ?? null, waiting: waiting.rows };
   }
 
@@ -285,21 +387,25 @@ export class RunStore {
   async expiredLeases(): Promise<RunRef[]> {
     const { rows } = await this.db.query<{ r: RunRef }>(
       `SELECT norn_run_json(d) AS r FROM app_leases l JOIN deployments d ON d.id = l.deployment_id
-       WHERE l.expires_at < clock_timestamp()`);
+       WHERE l.expires_at < clock_timestamp()`,
+    );
     return rows.map((x) => x.r);
   }
 
   async stuckCancels(olderThanMs: number): Promise<RunRef[]> {
     const { rows } = await this.db.query<{ r: RunRef }>(
       `SELECT norn_run_json(d) AS r FROM deployments d WHERE status = 'cancelling'
-       AND cancel_requested_at < clock_timestamp() - make_interval(secs => $1::int / 1000.0)`, [olderThanMs]);
+       AND cancel_requested_at < clock_timestamp() - make_interval(secs => $1::int / 1000.0)`,
+      [olderThanMs],
+    );
     return rows.map((x) => x.r);
   }
 
   async appsWaitingForAdmission(): Promise<string[]> {
     const { rows } = await this.db.query<{ app_id: string }>(
       `SELECT DISTINCT d.app_id FROM deployments d WHERE d.status = 'queued'
-       AND NOT EXISTS (SELECT 1 FROM app_leases l WHERE l.app_id = d.app_id)`);
+       AND NOT EXISTS (SELECT 1 FROM app_leases l WHERE l.app_id = d.app_id)`,
+    );
     return rows.map((r) => r.app_id);
   }
 
@@ -308,14 +414,18 @@ export class RunStore {
     if (!isUuid(runId)) return null;
     const { rows } = await this.db.query<{ r: RunRef }>(
       `SELECT norn_run_json(d) AS r FROM deployments d JOIN app_leases l ON l.deployment_id = d.id
-       WHERE d.id = $1 AND d.status = 'running'`, [runId]);
+       WHERE d.id = $1 AND d.status = 'running'`,
+      [runId],
+    );
     return rows[0]?.r ?? null;
   }
 
   /** True when no step of the run has started yet (its flow may never have been added). */
   async notStarted(runId: string): Promise<boolean> {
     const { rows } = await this.db.query(
-      `SELECT 1 FROM deployment_steps WHERE deployment_id = $1 AND status <> 'pending' LIMIT 1`, [runId]);
+      `SELECT 1 FROM deployment_steps WHERE deployment_id = $1 AND status <> 'pending' LIMIT 1`,
+      [runId],
+    );
     return rows.length === 0;
   }
 }
@@ -323,4 +433,5 @@ export class RunStore {
 /** A live log as a JSON array, from entries that are JSON text already (never parsed here). */
 const logArray = (log: readonly LogEntry[]) => `[${log.join(',')}]`;
 
-export const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+export const isUuid = (s: string) =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);

@@ -9,7 +9,8 @@ export const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 export const deploymentIdIn = (out: string) => new RegExp(`deployment (${UUID})`).exec(out)?.[1];
 
 /** The progress lines of one step ("[i/9] <step> …"). */
-export const stepLines = (out: string, step: string) => out.split('\n').filter((l) => new RegExp(`^\\[\\d+/9\\] ${step} `).test(l));
+export const stepLines = (out: string, step: string) =>
+  out.split('\n').filter((l) => new RegExp(`^\\[\\d+/9\\] ${step} `).test(l));
 
 /** Every step printed exactly twice, in order: "[i/9] sI running" then "[i/9] sI complete <duration>". */
 export function expectNineCompleteSteps(stdout: string) {
@@ -19,7 +20,10 @@ export function expectNineCompleteSteps(stdout: string) {
       expect.stringMatching(new RegExp(`^\\[${i + 1}/9\\] ${step} +complete \\d+(\\.\\d)?(ms|s)$`)),
     ]);
   }
-  const order = stdout.split('\n').filter((l) => /^\[\d\/9\]/.test(l)).map((l) => l.split(/\s+/)[1]);
+  const order = stdout
+    .split('\n')
+    .filter((l) => /^\[\d\/9\]/.test(l))
+    .map((l) => l.split(/\s+/)[1]);
   expect(order).toEqual(STEPS.flatMap((s) => [s, s]));
 }
 

@@ -29,15 +29,25 @@ export function startCli(args: string[], env: Record<string, string | undefined>
     stdout: p.stdout,
     stderr: p.stderr,
     exited: p.exited,
-    waitForOutput: (text, timeoutMs = 20_000) => waitFor(async () => {
-      const out = p.stdout();
-      const m = typeof text === 'string' ? (out.includes(text) ? text : null) : text.exec(out)?.[0];
-      return m ?? null;
-    }, `${String(text)} in the CLI output:\n${p.stdout()}\n${p.stderr()}`, timeoutMs),
+    waitForOutput: (text, timeoutMs = 20_000) =>
+      waitFor(
+        async () => {
+          const out = p.stdout();
+          const m =
+            typeof text === 'string' ? (out.includes(text) ? text : null) : text.exec(out)?.[0];
+          return m ?? null;
+        },
+        `${String(text)} in the CLI output:\n${p.stdout()}\n${p.stderr()}`,
+        timeoutMs,
+      ),
   };
 }
 
-export async function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  timeoutMs = 30_000,
+): Promise<CliResult> {
   const p = startCli(args, env);
   const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
   const code = await p.exited;

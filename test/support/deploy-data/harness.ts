@@ -28,7 +28,11 @@ export const appDbName = () => `norn_app_${randomBytes(5).toString('hex')}`;
 export const appDbUrl = (name: string) => withDatabase(inject('databaseUrl'), name);
 
 /** Runs SQL on `url` with a short-lived connection. */
-export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<R[]> {
+export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  url: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<R[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -41,8 +45,10 @@ export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(url: 
 export async function databaseExists(name: string): Promise<boolean> {
   return (await sql(adminUrl(), 'SELECT 1 FROM pg_database WHERE datname = $1', [name])).length > 0;
 }
-export const createDatabase = (name: string) => sql(adminUrl(), `CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-export const dropDatabase = (name: string) => sql(adminUrl(), `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+export const createDatabase = (name: string) =>
+  sql(adminUrl(), `CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+export const dropDatabase = (name: string) =>
+  sql(adminUrl(), `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
 
 /** A git repository on local disk; `commit` writes files (null deletes) and returns the new SHA. */
 export async function makeRepo(parent: string, name = 'app') {
@@ -84,20 +90,25 @@ export const recordClone: StepDefinition<DeployServices> = {
 };
 
 /** Stands for "every later deploy step": it must not run after a failed migrate. */
-export const after: StepDefinition<DeployServices> = { name: 'after', run: async () => ({ ran: true }) };
+export const after: StepDefinition<DeployServices> = {
+  name: 'after',
+  run: async () => ({ ran: true }),
+};
 
 /** A run that holds the app until the file params.gate exists (cancellable). */
 export const holdPipeline: PipelineDefinition<DeployServices> = {
   name: 'hold',
   version: '1',
-  steps: [{
-    name: 'hold',
-    async run(ctx) {
-      const gate = (ctx.run.params as { gate: string }).gate;
-      while (!existsSync(gate)) await sleep(50, undefined, { signal: ctx.signal });
-      return { released: true };
+  steps: [
+    {
+      name: 'hold',
+      async run(ctx) {
+        const gate = (ctx.run.params as { gate: string }).gate;
+        while (!existsSync(gate)) await sleep(50, undefined, { signal: ctx.signal });
+        return { released: true };
+      },
     },
-  }],
+  ],
 };
 
 /** No scheduled processes in these tests: a deploy that reached for cron would be a bug. */
@@ -107,7 +118,11 @@ const noCron: CronScheduler = {
 };
 
 /** A started norn (worker + api) with the deploy services, temp work and snapshot folders. */
-export async function startSystem(databaseUrl: string, pipelines: PipelineDefinition<DeployServices>[], overrides: Record<string, string> = {}) {
+export async function startSystem(
+  databaseUrl: string,
+  pipelines: PipelineDefinition<DeployServices>[],
+  overrides: Record<string, string> = {},
+) {
   const root = await mkdtemp(join(tmpdir(), 'norn-deploy-data-'));
   const env = testEnv(databaseUrl, {
     NORN_WORK_DIR: join(root, 'work'),
@@ -118,10 +133,12 @@ export async function startSystem(databaseUrl: string, pipelines: PipelineDefini
   });
   for (const [k, v] of Object.entries(overrides)) if (v === '') delete env[k];
   const system = testSystem<DeployServices>(env, pipelines, ({ config, db }) =>
-    createDeployServices({ config, env: process.env, db, log: silentLogger, cron: noCron }));
+    createDeployServices({ config, env: process.env, db, log: silentLogger, cron: noCron }),
+  );
   await system.startWorker();
   const api = system.createApi();
-  const call = (method: string, path: string) => api.request(path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+  const call = (method: string, path: string) =>
+    api.request(path, { method, headers: { authorization: `Bearer ${TOKEN}` } });
   return {
     system,
     root,

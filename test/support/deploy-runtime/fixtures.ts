@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { StepDefinition, PipelineDefinition } from '../../../src/queues/pipeline.js';
 import type { DockerDriver } from '../../../src/shared/drivers/docker.js';
-import type { BuildOutput, CloneOutput, DeployServices } from '../../../src/pipelines/deploy/types.js';
+import type {
+  BuildOutput,
+  CloneOutput,
+  DeployServices,
+} from '../../../src/pipelines/deploy/types.js';
 import { submit } from '../../../src/pipelines/deploy/steps/submit.js';
 import { healthy } from '../../../src/pipelines/deploy/steps/healthy.js';
 import { forge } from '../../../src/pipelines/deploy/steps/forge.js';
@@ -19,9 +23,14 @@ import { busyboxContext, fakeSha } from '../docker/engine.js';
 import { git } from '../git/repos.js';
 
 /** What the fake clone/build steps report, passed as run params. */
-export interface FakeSource { repoUrl: string; commitSha: string; imageRef: string }
+export interface FakeSource {
+  repoUrl: string;
+  commitSha: string;
+  imageRef: string;
+}
 
-const fake = (ctx: { run: { params: Record<string, unknown> } }) => ctx.run.params.fake as FakeSource;
+const fake = (ctx: { run: { params: Record<string, unknown> } }) =>
+  ctx.run.params.fake as FakeSource;
 
 export const fakeClone: StepDefinition<DeployServices> = {
   name: 'clone',
@@ -39,7 +48,9 @@ export const fakeBuild: StepDefinition<DeployServices> = {
 };
 
 export const runtimePipeline: PipelineDefinition<DeployServices> = {
-  name: 'deploy', version: 'rt1', steps: [fakeClone, fakeBuild, submit, healthy, forge],
+  name: 'deploy',
+  version: 'rt1',
+  steps: [fakeClone, fakeBuild, submit, healthy, forge],
 };
 
 /** How long the web images take to start serving: a rollout that does not wait for health shows. */
@@ -63,9 +74,15 @@ export const WEB_IMAGES = {
 export type WebImage = keyof typeof WEB_IMAGES;
 
 /** Builds every WEB_IMAGES variant under `repository` and pushes it; returns variant → image ref. */
-export async function buildWebImages(driver: DockerDriver, repository: string, labels: Record<string, string>) {
+export async function buildWebImages(
+  driver: DockerDriver,
+  repository: string,
+  labels: Record<string, string>,
+) {
   const refs = {} as Record<WebImage, string>;
-  for (const [variant, v] of Object.entries(WEB_IMAGES) as Array<[WebImage, (typeof WEB_IMAGES)[WebImage]]>) {
+  for (const [variant, v] of Object.entries(WEB_IMAGES) as Array<
+    [WebImage, (typeof WEB_IMAGES)[WebImage]]
+  >) {
     const steps = [
       `RUN mkdir /www && echo ${v.body} > /www/index.html${v.health ? ' && echo ok > /www/healthz' : ''}`,
       `CMD ["/bin/sh", "-c", ${JSON.stringify(v.cmd)}]`,
@@ -96,11 +113,12 @@ export async function makeAppRepo(parent: string, name: string, files: Record<st
   return { repoUrl: path, commitSha: await git(path, 'rev-parse', 'HEAD') };
 }
 
-const portFree = (port: number) => new Promise<boolean>((resolve) => {
-  const server = createServer();
-  server.once('error', () => resolve(false));
-  server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-});
+const portFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 
 /** A base port P with P..P+count-1 all free on 127.0.0.1 (replicas use consecutive ports). */
 export async function freePorts(count: number): Promise<number> {
@@ -118,7 +136,9 @@ export const appName = (base: string) => `${base}-${randomBytes(3).toString('hex
 /** GET http://127.0.0.1:port/path → trimmed body, or `down` when nothing answers 2xx. */
 export async function fetchBody(port: number, path = '/'): Promise<string> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(1_000) });
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      signal: AbortSignal.timeout(1_000),
+    });
     const text = (await res.text()).trim();
     return res.ok ? text : `http ${res.status}`;
   } catch {
@@ -130,22 +150,41 @@ export async function fetchBody(port: number, path = '/'): Promise<string> {
 export async function appContainers(app: string) {
   const docker = new Docker();
   const list = await docker.listContainers({ all: true, filters: { label: [`norn.app=${app}`] } });
-  const found = await Promise.all(list.map(async (c) => {
-    // One-off cron containers come and go while we look.
-    const info = await docker.getContainer(c.Id).inspect().catch(() => undefined);
-    return info && {
-      id: c.Id, name: info.Name.replace(/^\//, ''), image: info.Config.Image, env: info.Config.Env ?? [],
-      labels: info.Config.Labels ?? {}, running: info.State.Running, created: info.Created, startedAt: info.State.StartedAt,
-    };
-  }));
+  const found = await Promise.all(
+    list.map(async (c) => {
+      // One-off cron containers come and go while we look.
+      const info = await docker
+        .getContainer(c.Id)
+        .inspect()
+        .catch(() => undefined);
+      return (
+        info && {
+          id: c.Id,
+          name: info.Name.replace(/^\//, ''),
+          image: info.Config.Image,
+          env: info.Config.Env ?? [],
+          labels: info.Config.Labels ?? {},
+          running: info.State.Running,
+          created: info.Created,
+          startedAt: info.State.StartedAt,
+        }
+      );
+    }),
+  );
   return found.filter((c) => c !== undefined);
 }
 
 export async function removeAppContainers(apps: string[]): Promise<void> {
   const docker = new Docker();
   for (const app of apps) {
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`norn.app=${app}`] } })) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+    for (const c of await docker.listContainers({
+      all: true,
+      filters: { label: [`norn.app=${app}`] },
+    })) {
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {});
     }
   }
 }

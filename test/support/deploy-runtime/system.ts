@@ -8,7 +8,12 @@ import { silentLogger } from '../../../src/shared/logger.js';
 import { createRedis, type Redis } from '../../../src/shared/redis.js';
 import type { RunRecord, StepRecord } from '../../../src/shared/store/runs.js';
 import {
-  CRON_QUEUE, createCronProcessor, createCronScheduler, type CronJobData, type CronJobResult, type CronSchedulerHandle,
+  CRON_QUEUE,
+  createCronProcessor,
+  createCronScheduler,
+  type CronJobData,
+  type CronJobResult,
+  type CronSchedulerHandle,
 } from '../../../src/pipelines/deploy/cron.js';
 import { ReleaseStore } from '../../../src/pipelines/deploy/releases.js';
 import { createDeployServices } from '../../../src/pipelines/deploy/services.js';
@@ -43,7 +48,11 @@ export async function startRuntime(o: RuntimeOptions) {
   let services!: DeployServices;
   const system = testSystem<DeployServices>(env, [runtimePipeline], ({ config, db }) => {
     redis.push(createRedis(config.redisUrl, 'worker'));
-    cron = createCronScheduler({ connection: redis[0]!, prefix: config.queuePrefix, releases: new ReleaseStore(db) });
+    cron = createCronScheduler({
+      connection: redis[0]!,
+      prefix: config.queuePrefix,
+      releases: new ReleaseStore(db),
+    });
     const keysEnv = { ...process.env, NORN_SOPS_PGP_KEY_FILE: o.pgpKeyFile };
     services = createDeployServices({ config, env: keysEnv, db, log: silentLogger, cron });
     return services;
@@ -51,15 +60,31 @@ export async function startRuntime(o: RuntimeOptions) {
   await system.startWorker();
   // How the worker fleet runs scheduled processes: one Worker on the `cron` queue, same prefix.
   redis.push(createRedis(system.config.redisUrl, 'worker'));
-  const cronWorker = new Worker<CronJobData, CronJobResult>(CRON_QUEUE, createCronProcessor(services), {
-    connection: redis[1]!, prefix: system.config.queuePrefix, concurrency: 2,
-  });
+  const cronWorker = new Worker<CronJobData, CronJobResult>(
+    CRON_QUEUE,
+    createCronProcessor(services),
+    {
+      connection: redis[1]!,
+      prefix: system.config.queuePrefix,
+      concurrency: 2,
+    },
+  );
   cronWorker.on('error', () => {});
   await cronWorker.waitUntilReady();
 
-  async function deploy(app: string, spec: Record<string, unknown>, source: FakeSource, timeoutMs = 60_000): Promise<DeployResult> {
+  async function deploy(
+    app: string,
+    spec: Record<string, unknown>,
+    source: FakeSource,
+    timeoutMs = 60_000,
+  ): Promise<DeployResult> {
     await registerApp(system, app, spec);
-    const accepted = await system.runs.request({ appId: app, pipeline: 'deploy', params: { fake: source }, spec: { name: app, ...spec } });
+    const accepted = await system.runs.request({
+      appId: app,
+      pipeline: 'deploy',
+      params: { fake: source },
+      spec: { name: app, ...spec },
+    });
     const run = await waitForRun(system, accepted.deploymentId, undefined, timeoutMs);
     const steps = Object.fromEntries((await system.store.steps(run.id)).map((s) => [s.name, s]));
     return { run, steps, outputs: await system.store.outputs(run.id) };

@@ -30,22 +30,24 @@ export interface AppRepo {
 const BUSYBOX = '/bin/busybox';
 
 /** The image every commit builds: busybox applets, the commit's page, and a build-time echo. */
-const dockerfile = (nonce: string) => [
-  'FROM scratch',
-  'COPY busybox /bin/busybox',
-  'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-  'COPY www /www',
-  `RUN echo "build-step-output-${nonce}" && ls /www`,
-  'CMD ["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]',
-].join('\n');
+const dockerfile = (nonce: string) =>
+  [
+    'FROM scratch',
+    'COPY busybox /bin/busybox',
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    'COPY www /www',
+    `RUN echo "build-step-output-${nonce}" && ls /www`,
+    'CMD ["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"]',
+  ].join('\n');
 
 /** Same base, then a step that takes long enough to be cancelled in the middle of it. */
-const slowDockerfile = (nonce: string) => [
-  'FROM scratch',
-  'COPY busybox /bin/busybox',
-  'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-  `RUN echo "slow-build-${nonce}" && sleep 30`,
-].join('\n');
+const slowDockerfile = (nonce: string) =>
+  [
+    'FROM scratch',
+    'COPY busybox /bin/busybox',
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    `RUN echo "slow-build-${nonce}" && sleep 30`,
+  ].join('\n');
 
 export async function makeAppRepo(): Promise<AppRepo> {
   const parent = await mkdtemp(join(tmpdir(), 'norn-app-repo-'));
@@ -77,5 +79,11 @@ export async function makeAppRepo(): Promise<AppRepo> {
 
   const url = join(parent, 'app.git');
   await git(parent, 'clone', '-q', '--bare', '--', work, url);
-  return { url, nonce, shas: { first, tagged, main }, outsideDir, remove: () => rm(parent, { recursive: true, force: true }) };
+  return {
+    url,
+    nonce,
+    shas: { first, tagged, main },
+    outsideDir,
+    remove: () => rm(parent, { recursive: true, force: true }),
+  };
 }

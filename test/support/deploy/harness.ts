@@ -22,8 +22,12 @@ export async function startDeploySystem(
   pipelines: PipelineDefinition<DeployServices>[],
   overrides: Record<string, string>,
 ): Promise<NornSystem<DeployServices>> {
-  const system = testSystem<DeployServices>(testEnv(databaseUrl, overrides), pipelines, ({ config, db }) =>
-    createDeployServices({ config, env: process.env, db, log: silentLogger, cron: noCron }));
+  const system = testSystem<DeployServices>(
+    testEnv(databaseUrl, overrides),
+    pipelines,
+    ({ config, db }) =>
+      createDeployServices({ config, env: process.env, db, log: silentLogger, cron: noCron }),
+  );
   await system.startWorker();
   return system;
 }
@@ -43,7 +47,12 @@ export async function requestDeploy(
 ) {
   const full = { name: appId, processes: { web: { port: 8080 } }, ...spec };
   await system.apps.upsert(appId, full, JSON.stringify(full), 'json');
-  return system.runs.request({ appId, pipeline, params: ref === undefined ? {} : { ref }, spec: full });
+  return system.runs.request({
+    appId,
+    pipeline,
+    params: ref === undefined ? {} : { ref },
+    spec: full,
+  });
 }
 
 /** requestDeploy, then waits for the run to end. */
@@ -54,14 +63,24 @@ export async function deploy(...args: Parameters<typeof requestDeploy>): Promise
 }
 
 /** The lines a step wrote to its job log (what Bull Board shows). */
-export async function jobLogs(system: NornSystem<DeployServices>, runId: string, step: string): Promise<string[]> {
+export async function jobLogs(
+  system: NornSystem<DeployServices>,
+  runId: string,
+  step: string,
+): Promise<string[]> {
   return (await system.runs.queue('steps').getJobLogs(`${runId}.${step}`)).logs;
 }
 
 /** Tags of `app` in a registry, asked over its HTTP API (not through norn's driver). */
-export async function registryTags(host: string, app: string, creds?: { username: string; password: string }): Promise<string[]> {
+export async function registryTags(
+  host: string,
+  app: string,
+  creds?: { username: string; password: string },
+): Promise<string[]> {
   const headers: Record<string, string> = creds
-    ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` }
+    ? {
+        authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`,
+      }
     : {};
   const res = await fetch(`http://${host}/v2/${app}/tags/list`, { headers });
   if (res.status === 404) return [];

@@ -29,7 +29,9 @@ export async function dockerUp(): Promise<void> {
     onLine: (line) => lines.push(line),
   });
   if (result.code !== 0) {
-    throw new Error(`script/docker-up --auth failed (exit ${result.code ?? result.signal}); Docker cannot run here:\n${lines.join('\n')}`);
+    throw new Error(
+      `script/docker-up --auth failed (exit ${result.code ?? result.signal}); Docker cannot run here:\n${lines.join('\n')}`,
+    );
   }
 }
 
@@ -52,10 +54,18 @@ export interface BuildContext {
  * A build context holding busybox and a Dockerfile FROM scratch whose first steps install the
  * busybox applets (/bin/sh and friends); `steps` are appended after that. `files` adds more files.
  */
-export async function busyboxContext(steps: string[], files: Record<string, string> = {}): Promise<BuildContext> {
+export async function busyboxContext(
+  steps: string[],
+  files: Record<string, string> = {},
+): Promise<BuildContext> {
   const dir = await mkdtemp(path.join(tmpdir(), 'norn-docker-ctx-'));
   await copyFile(BUSYBOX, path.join(dir, 'busybox'));
-  const dockerfile = ['FROM scratch', 'COPY busybox /bin/busybox', 'RUN ["/bin/busybox", "--install", "-s", "/bin"]', ...steps];
+  const dockerfile = [
+    'FROM scratch',
+    'COPY busybox /bin/busybox',
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    ...steps,
+  ];
   await writeFile(path.join(dir, 'Dockerfile'), `${dockerfile.join('\n')}\n`);
   for (const [name, content] of Object.entries(files)) {
     await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
@@ -71,13 +81,21 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
     });
   });
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<boolean> {
+export async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 100,
+): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await check()) return true;
@@ -91,10 +109,20 @@ export async function removeTestArtifacts(tags: readonly string[] = []): Promise
   const docker = new Docker();
   const label = Object.entries(TEST_LABELS).map(([k, v]) => `${k}=${v}`);
   for (const c of await docker.listContainers({ all: true, filters: { label } })) {
-    await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => {});
   }
-  for (const tag of tags) await docker.getImage(tag).remove({ force: true }).catch(() => {});
+  for (const tag of tags)
+    await docker
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => {});
   for (const image of await docker.listImages({ filters: { label } })) {
-    await docker.getImage(image.Id).remove({ force: true }).catch(() => {});
+    await docker
+      .getImage(image.Id)
+      .remove({ force: true })
+      .catch(() => {});
   }
 }

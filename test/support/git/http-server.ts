@@ -32,7 +32,10 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
     if (options.stall) return; // hold the connection open, say nothing
     if (req.headers.authorization) authHeaders.push(req.headers.authorization);
     if (options.token !== undefined && !authorized(req, options.token)) {
-      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="norn-test"', 'Content-Type': 'text/plain' });
+      res.writeHead(401, {
+        'WWW-Authenticate': 'Basic realm="norn-test"',
+        'Content-Type': 'text/plain',
+      });
       res.end('authentication required\n');
       return;
     }
@@ -82,8 +85,10 @@ function serveCgi(req: IncomingMessage, res: ServerResponse, options: GitHttpSer
     REMOTE_ADDR: req.socket.remoteAddress ?? '127.0.0.1',
     SERVER_PROTOCOL: 'HTTP/1.1',
   };
-  if (req.headers['content-encoding']) env.HTTP_CONTENT_ENCODING = String(req.headers['content-encoding']);
-  if (req.headers['git-protocol'] && !options.protocolV0) env.GIT_PROTOCOL = String(req.headers['git-protocol']);
+  if (req.headers['content-encoding'])
+    env.HTTP_CONTENT_ENCODING = String(req.headers['content-encoding']);
+  if (req.headers['git-protocol'] && !options.protocolV0)
+    env.GIT_PROTOCOL = String(req.headers['git-protocol']);
 
   const child = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
   req.pipe(child.stdin);
@@ -107,7 +112,12 @@ function pipeCgiResponse(out: NodeJS.ReadableStream, res: ServerResponse): void 
     head = Buffer.concat([head, chunk]);
     const crlf = head.indexOf('\r\n\r\n');
     const lf = head.indexOf('\n\n');
-    const end = crlf >= 0 && (lf < 0 || crlf < lf) ? { at: crlf, len: 4 } : lf >= 0 ? { at: lf, len: 2 } : undefined;
+    const end =
+      crlf >= 0 && (lf < 0 || crlf < lf)
+        ? { at: crlf, len: 4 }
+        : lf >= 0
+          ? { at: lf, len: 2 }
+          : undefined;
     if (!end) return;
     done = true;
     let status = 200;

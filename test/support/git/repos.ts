@@ -87,7 +87,9 @@ export async function makeGitSpy(dir: string): Promise<GitSpy> {
 /** Every file under `dir` (recursively) whose bytes contain one of `needles`. */
 export async function filesContaining(dir: string, needles: string[]): Promise<string[]> {
   const present = needles.filter((n) => n.length > 0);
-  const res = await runCommand(['grep', '-rlF', ...present.flatMap((n) => ['-e', n]), '--', dir], { env: GIT_ENV });
+  const res = await runCommand(['grep', '-rlF', ...present.flatMap((n) => ['-e', n]), '--', dir], {
+    env: GIT_ENV,
+  });
   if (res.code === 1) return []; // grep: no match
   if (res.code !== 0) throw new Error(`grep failed: ${res.tail.join('\n')}`);
   return res.stdout.split('\n').filter(Boolean);

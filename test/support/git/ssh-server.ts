@@ -33,7 +33,18 @@ export interface GitSshServer {
 /** Makes an unencrypted ed25519 key pair in `dir`. */
 export async function makeSshKey(dir: string, name: string): Promise<SshKeyPair> {
   const privateKeyPath = join(dir, name);
-  await runChecked(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `norn-test-${name}`, '-f', privateKeyPath]);
+  await runChecked([
+    'ssh-keygen',
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    `norn-test-${name}`,
+    '-f',
+    privateKeyPath,
+  ]);
   return {
     privateKeyPath,
     privateKey: await readFile(privateKeyPath, 'utf8'),
@@ -47,8 +58,11 @@ export async function startGitSshServer(): Promise<GitSshServer> {
   await runChecked(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
   const clientKey = await makeSshKey(dir, 'client');
   // Only git may run: git-shell executes git-upload-pack/receive-pack and nothing else.
-  const restrict = 'command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"",no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty';
-  await writeFile(join(dir, 'authorized_keys'), `${restrict} ${clientKey.publicKey}\n`, { mode: 0o600 });
+  const restrict =
+    'command="git-shell -c \\"$SSH_ORIGINAL_COMMAND\\"",no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty';
+  await writeFile(join(dir, 'authorized_keys'), `${restrict} ${clientKey.publicKey}\n`, {
+    mode: 0o600,
+  });
   // sshd running as root insists on its privilege-separation directory (Debian's init script makes it).
   if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
 
@@ -71,7 +85,9 @@ export async function startGitSshServer(): Promise<GitSshServer> {
   ].join('\n');
   await writeFile(join(dir, 'sshd_config'), `${config}\n`);
 
-  const child = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   try {
@@ -102,7 +118,11 @@ async function freePort(): Promise<number> {
 }
 
 /** Waits until sshd greets with "SSH-2.0-"; fails fast if it exits (bad config) or takes over 10 s. */
-async function waitForBanner(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
+async function waitForBanner(
+  port: number,
+  child: ChildProcess,
+  stderr: () => string,
+): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${stderr()}`);

@@ -13,14 +13,21 @@ import { ensureSource, pinnedSpec, requireDocker } from '../workspace.js';
 const DEFAULT_DOCKERFILE = 'Dockerfile';
 
 const outside = (requested: string, why: string) =>
-  new NornError('SPEC_INVALID', `build.dockerfile "${requested}" is refused: ${why}; it must name a file inside the repository`);
+  new NornError(
+    'SPEC_INVALID',
+    `build.dockerfile "${requested}" is refused: ${why}; it must name a file inside the repository`,
+  );
 
-const leaves = (rel: string) => rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
+const leaves = (rel: string) =>
+  rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
 
 /** Refuses a Dockerfile path that leaves the repository as written (checked before any work). */
 export function checkDockerfilePath(requested: unknown): asserts requested is string {
   if (typeof requested !== 'string' || requested === '' || requested.includes('\0')) {
-    throw new NornError('SPEC_INVALID', 'build.dockerfile must be a non-empty path inside the repository');
+    throw new NornError(
+      'SPEC_INVALID',
+      'build.dockerfile must be a non-empty path inside the repository',
+    );
   }
   if (path.isAbsolute(requested)) throw outside(requested, 'it is an absolute path');
   const rel = path.relative('/repo', path.resolve('/repo', requested));
@@ -35,13 +42,21 @@ export function checkDockerfilePath(requested: unknown): asserts requested is st
 export async function dockerfileInside(srcDir: string, requested: string): Promise<string> {
   checkDockerfilePath(requested);
   const root = await realpath(srcDir);
-  const real = await realpath(path.resolve(srcDir, requested)).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new NornError('SPEC_INVALID', `build.dockerfile "${requested}" does not exist in the repository`);
-    throw err;
-  });
+  const real = await realpath(path.resolve(srcDir, requested)).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR')
+        throw new NornError(
+          'SPEC_INVALID',
+          `build.dockerfile "${requested}" does not exist in the repository`,
+        );
+      throw err;
+    },
+  );
   const rel = path.relative(root, real);
-  if (rel === '' || leaves(rel)) throw outside(requested, 'it resolves through a symlink to a file outside the repository');
-  if (!(await stat(real)).isFile()) throw new NornError('SPEC_INVALID', `build.dockerfile "${requested}" is not a file`);
+  if (rel === '' || leaves(rel))
+    throw outside(requested, 'it resolves through a symlink to a file outside the repository');
+  if (!(await stat(real)).isFile())
+    throw new NornError('SPEC_INVALID', `build.dockerfile "${requested}" is not a file`);
   return rel.split(path.sep).join('/');
 }
 
@@ -61,7 +76,11 @@ export const build: StepDefinition<DeployServices> = {
     const docker = requireDocker(services, 'build');
     const app = ctx.run.appId;
     const cloned = await ctx.output<CloneOutput>('clone');
-    if (!cloned) throw new NornError('INTERNAL', `run ${ctx.run.id} has no recorded clone output; the clone step must run first`);
+    if (!cloned)
+      throw new NornError(
+        'INTERNAL',
+        `run ${ctx.run.id} has no recorded clone output; the clone step must run first`,
+      );
     const requested = pinnedSpec(ctx).build?.dockerfile ?? DEFAULT_DOCKERFILE;
     checkDockerfilePath(requested);
     const imageRef = docker.imageRef(app, cloned.commitSha);

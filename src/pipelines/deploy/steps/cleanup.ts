@@ -37,7 +37,11 @@ export const cleanup: StepDefinition<DeployServices> = {
     const containers = await removeTestContainers(ctx, services);
     // After a failed or cancelled run a release may still say `deploying` (submit was interrupted):
     // it never became the active one. After a good run it is already active and this changes nothing.
-    await services.releases.markEnded(ctx.run.id, 'failed', 'the deploy ended before this release became healthy');
+    await services.releases.markEnded(
+      ctx.run.id,
+      'failed',
+      'the deploy ended before this release became healthy',
+    );
     return { removed: [...dirs, ...containers] };
   },
 };

@@ -16,11 +16,21 @@ export function cloneTarget(ctx: StepContext): { url: string; ref: string } {
   const spec = pinnedSpec(ctx);
   const url = spec.repo?.url;
   if (typeof url !== 'string' || url === '') {
-    throw new NornError('SPEC_INVALID', `app ${ctx.run.appId} has no repo.url in its infraspec; a deploy needs a repository to build from`);
+    throw new NornError(
+      'SPEC_INVALID',
+      `app ${ctx.run.appId} has no repo.url in its infraspec; a deploy needs a repository to build from`,
+    );
   }
   const requested = ctx.run.params.ref;
-  if (requested !== undefined && requested !== null && (typeof requested !== 'string' || requested === '')) {
-    throw new NornError('BAD_REQUEST', 'the deploy parameter "ref" must be a non-empty branch, tag or commit SHA');
+  if (
+    requested !== undefined &&
+    requested !== null &&
+    (typeof requested !== 'string' || requested === '')
+  ) {
+    throw new NornError(
+      'BAD_REQUEST',
+      'the deploy parameter "ref" must be a non-empty branch, tag or commit SHA',
+    );
   }
   const ref = (requested as string | undefined | null) ?? spec.repo?.branch ?? DEFAULT_BRANCH;
   return { url, ref };
@@ -41,7 +51,14 @@ export const clone: StepDefinition<DeployServices> = {
     const { url, ref } = cloneTarget(ctx);
     const dir = sourceDir(services, ctx.run.id);
     ctx.log(`cloning ${ref} of ${url}`);
-    const { commitSha } = await cloneAt({ url, ref, dir, auth: services.git, signal: ctx.signal, onLine: ctx.log });
+    const { commitSha } = await cloneAt({
+      url,
+      ref,
+      dir,
+      auth: services.git,
+      signal: ctx.signal,
+      onLine: ctx.log,
+    });
     ctx.log(`${ref} is commit ${commitSha}`);
     return { commitSha, ref, repoUrl: url };
   },

@@ -5,7 +5,12 @@
  * re-deploy never drops the tunnel's connections.
  */
 import { NornError } from '../../../shared/errors.js';
-import { endpointToRoute, restartTunnel, setAppIngress, updateIngressFile } from '../../../shared/drivers/cloudflared.js';
+import {
+  endpointToRoute,
+  restartTunnel,
+  setAppIngress,
+  updateIngressFile,
+} from '../../../shared/drivers/cloudflared.js';
 import type { Infraspec } from '../../../shared/spec/infraspec.js';
 import { skipStep, type StepDefinition, type StepSkipped } from '../../../queues/pipeline.js';
 import { parseSpec } from '../docker-runtime.js';
@@ -13,9 +18,15 @@ import type { DeployServices, ForgeOutput } from '../types.js';
 
 /** The port endpoints are served from: the `web` process's, else the first process with a port. */
 function servingPort(spec: Infraspec): number {
-  const withPort = Object.entries(spec.processes).filter(([, p]) => p.port !== undefined && p.replicas > 0);
+  const withPort = Object.entries(spec.processes).filter(
+    ([, p]) => p.port !== undefined && p.replicas > 0,
+  );
   const chosen = withPort.find(([name]) => name === 'web') ?? withPort[0];
-  if (!chosen) throw new NornError('SPEC_INVALID', 'endpoints are declared but no process has a port (and replicas) to serve them');
+  if (!chosen)
+    throw new NornError(
+      'SPEC_INVALID',
+      'endpoints are declared but no process has a port (and replicas) to serve them',
+    );
   return chosen[1].port!;
 }
 
@@ -29,12 +40,23 @@ export const forge: StepDefinition<DeployServices> = {
 
     const service = `http://127.0.0.1:${servingPort(spec)}`;
     const routes = spec.endpoints.map((e) => endpointToRoute(e.url, service));
-    const { changed } = await updateIngressFile(configPath, (text) => setAppIngress(text, ctx.run.appId, routes), { signal: ctx.signal });
-    ctx.log(changed ? `ingress rules for ${routes.map((r) => r.hostname).join(', ')} written to ${configPath}` : 'ingress rules unchanged');
+    const { changed } = await updateIngressFile(
+      configPath,
+      (text) => setAppIngress(text, ctx.run.appId, routes),
+      { signal: ctx.signal },
+    );
+    ctx.log(
+      changed
+        ? `ingress rules for ${routes.map((r) => r.hostname).join(', ')} written to ${configPath}`
+        : 'ingress rules unchanged',
+    );
     let restarted = false;
     // An earlier attempt may have written the file and died before the restart: restart again then.
     if (changed || ctx.step.attempt > 1) {
-      const result = await restartTunnel(s.cloudflared.restartArgv, { signal: ctx.signal, onLine: ctx.log });
+      const result = await restartTunnel(s.cloudflared.restartArgv, {
+        signal: ctx.signal,
+        onLine: ctx.log,
+      });
       restarted = !result.skipped;
       ctx.log(result.skipped ? `tunnel not restarted: ${result.skipped}` : 'tunnel restarted');
     }

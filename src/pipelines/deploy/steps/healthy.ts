@@ -9,15 +9,31 @@ import { NornError } from '../../../shared/errors.js';
 import { durationMs } from '../../../shared/spec/infraspec.js';
 import type { StepDefinition } from '../../../queues/pipeline.js';
 import {
-  checkReplica, endFailedRelease, parseSpec, pause, replicasOf, releaseSecrets, requireDocker,
-  type Replica, type RuntimeCall,
+  checkReplica,
+  endFailedRelease,
+  parseSpec,
+  pause,
+  replicasOf,
+  releaseSecrets,
+  requireDocker,
+  type Replica,
+  type RuntimeCall,
 } from '../docker-runtime.js';
 import type { DeployServices, HealthyOutput } from '../types.js';
 
-interface Verdict { ok: boolean; healthyForMs: number; problem?: string }
+interface Verdict {
+  ok: boolean;
+  healthyForMs: number;
+  problem?: string;
+}
 
 /** Probes all replicas every poll until they stayed healthy for `minMs`, or `timeoutMs` ran out. */
-async function watch(call: RuntimeCall, replicas: Replica[], minMs: number, timeoutMs: number): Promise<Verdict> {
+async function watch(
+  call: RuntimeCall,
+  replicas: Replica[],
+  minMs: number,
+  timeoutMs: number,
+): Promise<Verdict> {
   const started = Date.now();
   let since: number | undefined;
   let last: string | undefined; // what the previous look found (undefined: healthy)
@@ -26,20 +42,26 @@ async function watch(call: RuntimeCall, replicas: Replica[], minMs: number, time
     let problem: string | undefined;
     for (const r of replicas) {
       const why = await checkReplica(call.docker, r, call.signal);
-      if (why) { problem = `${r.process} replica ${r.index} not healthy: ${why}`; break; }
+      if (why) {
+        problem = `${r.process} replica ${r.index} not healthy: ${why}`;
+        break;
+      }
     }
     const now = Date.now();
     if (problem) {
-      if (problem !== last) call.log(since === undefined ? problem : `${problem} (healthy window restarts)`);
+      if (problem !== last)
+        call.log(since === undefined ? problem : `${problem} (healthy window restarts)`);
       since = undefined;
       lastProblem = problem;
     } else {
-      if (since === undefined) call.log(`all ${replicas.length} replicas healthy; watching for ${minMs} ms`);
+      if (since === undefined)
+        call.log(`all ${replicas.length} replicas healthy; watching for ${minMs} ms`);
       since ??= now;
       if (now - since >= minMs) return { ok: true, healthyForMs: now - since };
     }
     last = problem;
-    if (now - started >= timeoutMs) return { ok: false, healthyForMs: 0, problem: problem ?? lastProblem };
+    if (now - started >= timeoutMs)
+      return { ok: false, healthyForMs: 0, problem: problem ?? lastProblem };
     await pause(call.pollMs, call.signal);
   }
 }
@@ -55,22 +77,38 @@ export const healthy: StepDefinition<DeployServices> = {
     const processes = [...new Set(replicas.map((r) => r.process))];
     if (release.status === 'active') return { healthyForMs: 0, processes }; // re-run after it was activated
     if (release.status !== 'deploying') {
-      throw new NornError('STEP_FAILED', release.error ?? `release ${release.id} is ${release.status}`);
+      throw new NornError(
+        'STEP_FAILED',
+        release.error ?? `release ${release.id} is ${release.status}`,
+      );
     }
     // Only to keep the values out of messages (rollback errors); not worth failing the step over.
     const redact = Object.values(await releaseSecrets(s, release).catch(() => ({})));
-    const call: RuntimeCall = { docker: requireDocker(s, 'healthy'), signal: ctx.signal, pollMs: s.healthPollMs, redact, log: ctx.log };
+    const call: RuntimeCall = {
+      docker: requireDocker(s, 'healthy'),
+      signal: ctx.signal,
+      pollMs: s.healthPollMs,
+      redact,
+      log: ctx.log,
+    };
     const minMs = durationMs(spec.deployPolicy.minHealthyTime);
-    const verdict = replicas.length === 0
-      ? { ok: true, healthyForMs: 0 }
-      : await watch(call, replicas, minMs, durationMs(spec.deployPolicy.healthTimeout));
+    const verdict =
+      replicas.length === 0
+        ? { ok: true, healthyForMs: 0 }
+        : await watch(call, replicas, minMs, durationMs(spec.deployPolicy.healthTimeout));
     if (verdict.ok) {
       await s.releases.activate(ctx.run.id);
       ctx.log(`release ${release.id} is active`);
       return { healthyForMs: verdict.healthyForMs, processes };
     }
     const reason = verdict.problem ?? `release ${release.id} did not stay healthy for ${minMs} ms`;
-    const message = await endFailedRelease(s, call, { app, runId: ctx.run.id, release, spec, reason });
+    const message = await endFailedRelease(s, call, {
+      app,
+      runId: ctx.run.id,
+      release,
+      spec,
+      reason,
+    });
     throw new NornError('STEP_FAILED', message);
   },
 };

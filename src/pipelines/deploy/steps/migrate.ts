@@ -20,8 +20,16 @@ import { adminUrl, declaredDatabase } from './snapshot.js';
 const ALREADY_EXISTS = new Set(['42P04', '23505']);
 
 /** Creates `database` when it is missing; returns whether it created it. Safe to run concurrently. */
-export async function ensureDatabase(admin: string, database: string, signal: AbortSignal): Promise<boolean> {
-  const client = await connectClient(admin, { signal, applicationName: 'norn-deploy', what: 'the apps\' PostgreSQL server' });
+export async function ensureDatabase(
+  admin: string,
+  database: string,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const client = await connectClient(admin, {
+    signal,
+    applicationName: 'norn-deploy',
+    what: "the apps' PostgreSQL server",
+  });
   try {
     const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (rows.length > 0) return false;
@@ -47,7 +55,11 @@ export async function ensureDatabase(admin: string, database: string, signal: Ab
  * symlink (the directory or one of its `*.sql` files) pointing outside. Returns the real path.
  */
 export async function migrationsDirIn(root: string, dir: string): Promise<string> {
-  const outside = () => new NornError('SPEC_INVALID', `migrations directory "${dir}" leaves the repository; it must be a directory inside it`);
+  const outside = () =>
+    new NornError(
+      'SPEC_INVALID',
+      `migrations directory "${dir}" leaves the repository; it must be a directory inside it`,
+    );
   if (isAbsolute(dir)) throw outside();
   const realRoot = await realpath(root);
   const inside = (p: string) => {
@@ -59,17 +71,24 @@ export async function migrationsDirIn(root: string, dir: string): Promise<string
     real = await realpath(join(realRoot, dir));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new NornError('NOT_FOUND', `migrations directory "${dir}" does not exist in the repository at this commit`);
+      throw new NornError(
+        'NOT_FOUND',
+        `migrations directory "${dir}" does not exist in the repository at this commit`,
+      );
     }
     throw err;
   }
   if (!inside(real)) throw outside();
-  if (!(await lstat(real)).isDirectory()) throw new NornError('SPEC_INVALID', `migrations path "${dir}" is not a directory`);
+  if (!(await lstat(real)).isDirectory())
+    throw new NornError('SPEC_INVALID', `migrations path "${dir}" is not a directory`);
   for (const e of await readdir(real, { withFileTypes: true })) {
     if (!e.name.endsWith('.sql') || !e.isSymbolicLink()) continue;
     const target = await realpath(join(real, e.name)).catch(() => undefined);
     if (!target || !inside(target)) {
-      throw new NornError('SPEC_INVALID', `migration ${e.name} in "${dir}" is a symlink leading outside the repository (or nowhere)`);
+      throw new NornError(
+        'SPEC_INVALID',
+        `migration ${e.name} in "${dir}" is a symlink leading outside the repository (or nowhere)`,
+      );
     }
   }
   return real;
@@ -86,11 +105,17 @@ export const migrate: StepDefinition<DeployServices> = {
     if (!dir) return skipStep('no migrations directory declared');
     const admin = adminUrl(s);
 
-    if (await ensureDatabase(admin, database, ctx.signal)) ctx.log(`created database "${database}"`);
+    if (await ensureDatabase(admin, database, ctx.signal))
+      ctx.log(`created database "${database}"`);
     const src = await ensureSource(ctx, s);
     const files = await readMigrationDir(await migrationsDirIn(src, dir));
     ctx.log(`${files.length} migration file(s) in ${dir}`);
-    const result = await applyMigrations({ databaseUrl: databaseUrlFor(admin, database), files, signal: ctx.signal, onLine: ctx.log });
+    const result = await applyMigrations({
+      databaseUrl: databaseUrlFor(admin, database),
+      files,
+      signal: ctx.signal,
+      onLine: ctx.log,
+    });
     const out: MigrateOutput = { database, ...result };
     return out;
   },

@@ -7,7 +7,11 @@
  * writing a dump and recording it, or between pruning and marking, leaves nothing wrong for long.
  */
 import { cancelled, connectClient, sqlState } from '../../../shared/drivers/postgres-connect.js';
-import { listSnapshots, pruneSnapshots, takeSnapshot } from '../../../shared/drivers/postgres-snapshot.js';
+import {
+  listSnapshots,
+  pruneSnapshots,
+  takeSnapshot,
+} from '../../../shared/drivers/postgres-snapshot.js';
 import { NornError } from '../../../shared/errors.js';
 import { skipStep, type StepContext, type StepDefinition } from '../../../queues/pipeline.js';
 import type { DeployServices, SnapshotOutput } from '../types.js';
@@ -21,14 +25,25 @@ export function declaredDatabase(ctx: StepContext): string | undefined {
 /** The admin URL of the apps' PostgreSQL server; a clear failure when it is not configured. */
 export function adminUrl(s: Pick<DeployServices, 'appDatabaseUrl'>): string {
   if (!s.appDatabaseUrl) {
-    throw new NornError('UNAVAILABLE', 'app declares infrastructure.postgres but NORN_APP_DATABASE_URL is not set');
+    throw new NornError(
+      'UNAVAILABLE',
+      'app declares infrastructure.postgres but NORN_APP_DATABASE_URL is not set',
+    );
   }
   return s.appDatabaseUrl;
 }
 
 /** Whether `database` exists on the server behind the admin URL. */
-export async function databaseExists(admin: string, database: string, signal: AbortSignal): Promise<boolean> {
-  const client = await connectClient(admin, { signal, applicationName: 'norn-deploy', what: 'the apps\' PostgreSQL server' });
+export async function databaseExists(
+  admin: string,
+  database: string,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const client = await connectClient(admin, {
+    signal,
+    applicationName: 'norn-deploy',
+    what: "the apps' PostgreSQL server",
+  });
   try {
     const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     return rows.length > 0;
@@ -57,18 +72,42 @@ export const snapshot: StepDefinition<DeployServices> = {
     }
 
     const appId = ctx.run.appId;
-    const info = await takeSnapshot({ serverUrl: admin, database, app: appId, dir: s.snapshotDir, signal: ctx.signal, onLine: ctx.log });
+    const info = await takeSnapshot({
+      serverUrl: admin,
+      database,
+      app: appId,
+      dir: s.snapshotDir,
+      signal: ctx.signal,
+      onLine: ctx.log,
+    });
     await s.snapshots.record({
-      appId, database, ts: info.ts, takenAt: info.takenAt, sizeBytes: info.sizeBytes,
-      location: info.path, sha256: info.sha256, deploymentId: ctx.run.id,
+      appId,
+      database,
+      ts: info.ts,
+      takenAt: info.takenAt,
+      sizeBytes: info.sizeBytes,
+      location: info.path,
+      sha256: info.sha256,
+      deploymentId: ctx.run.id,
     });
 
     const keep = pinnedSpec(ctx).snapshots?.keep ?? 5;
-    const pruned = (await pruneSnapshots({ app: appId, dir: s.snapshotDir, keep })).map((p) => p.ts);
-    if (pruned.length) ctx.log(`pruned ${pruned.length} old snapshot(s), keeping the newest ${keep}: ${pruned.join(', ')}`);
+    const pruned = (await pruneSnapshots({ app: appId, dir: s.snapshotDir, keep })).map(
+      (p) => p.ts,
+    );
+    if (pruned.length)
+      ctx.log(
+        `pruned ${pruned.length} old snapshot(s), keeping the newest ${keep}: ${pruned.join(', ')}`,
+      );
     await reconcile(ctx, s, pruned);
 
-    const out: SnapshotOutput = { ts: info.ts, database, sizeBytes: info.sizeBytes, sha256: info.sha256, pruned };
+    const out: SnapshotOutput = {
+      ts: info.ts,
+      database,
+      sizeBytes: info.sizeBytes,
+      sha256: info.sha256,
+      pruned,
+    };
     return out;
   },
 };
@@ -89,8 +128,14 @@ async function reconcile(ctx: StepContext, s: DeployServices, pruned: string[]):
   for (const i of onDisk.filter((i) => !recorded.has(i.ts))) {
     ctx.log(`recording snapshot ${i.ts}, left unrecorded by an interrupted run`);
     await s.snapshots.record({
-      appId, database: i.database, ts: i.ts, takenAt: i.takenAt, sizeBytes: i.sizeBytes,
-      location: i.path, sha256: i.sha256, deploymentId: null,
+      appId,
+      database: i.database,
+      ts: i.ts,
+      takenAt: i.takenAt,
+      sizeBytes: i.sizeBytes,
+      location: i.path,
+      sha256: i.sha256,
+      deploymentId: null,
     });
   }
 }

@@ -3,7 +3,12 @@
  * one-off container, and fails the run with the tail of its output when it exits non-zero.
  */
 import { NornError } from '../../../shared/errors.js';
-import { skipStep, type StepContext, type StepDefinition, type StepSkipped } from '../../../queues/pipeline.js';
+import {
+  skipStep,
+  type StepContext,
+  type StepDefinition,
+  type StepSkipped,
+} from '../../../queues/pipeline.js';
 import type { BuildOutput, CloneOutput, DeployServices, TestOutput } from '../types.js';
 import { pinnedSpec, requireDocker } from '../workspace.js';
 
@@ -12,7 +17,8 @@ export const TEST_TIMEOUT_MS = 15 * 60_000;
 const TAIL_LINES = 20;
 
 /** The one-off container's name; one per run, so a re-run replaces a leftover of a killed try. */
-export const testContainerName = (app: string, runId: string) => `norn-${app}-test-${runId.slice(0, 12)}`;
+export const testContainerName = (app: string, runId: string) =>
+  `norn-${app}-test-${runId.slice(0, 12)}`;
 
 /** Labels of the test container, also how cleanup finds a leftover (with the driver's `norn.one-off`). */
 export const testContainerLabels = (ctx: StepContext, commitSha: string) => ({
@@ -32,12 +38,18 @@ export const test: StepDefinition<DeployServices> = {
    */
   async run(ctx, services): Promise<TestOutput | StepSkipped> {
     const command = pinnedSpec(ctx).build?.test;
-    if (command === undefined || command === null || command === '') return skipStep('no build.test configured');
-    if (typeof command !== 'string') throw new NornError('SPEC_INVALID', 'build.test must be a shell command (a string)');
+    if (command === undefined || command === null || command === '')
+      return skipStep('no build.test configured');
+    if (typeof command !== 'string')
+      throw new NornError('SPEC_INVALID', 'build.test must be a shell command (a string)');
     const docker = requireDocker(services, 'test');
     const built = await ctx.output<BuildOutput>('build');
     const cloned = await ctx.output<CloneOutput>('clone');
-    if (!built || !cloned) throw new NornError('INTERNAL', `run ${ctx.run.id} has no recorded build output; the build step must run first`);
+    if (!built || !cloned)
+      throw new NornError(
+        'INTERNAL',
+        `run ${ctx.run.id} has no recorded build output; the build step must run first`,
+      );
 
     ctx.log(`running build.test in ${built.imageRef}`);
     const { exitCode, tail } = await docker.runToCompletion({
@@ -51,7 +63,11 @@ export const test: StepDefinition<DeployServices> = {
     });
     const last = tail.slice(-TAIL_LINES);
     if (exitCode !== 0) {
-      throw new NornError('STEP_FAILED', `build.test exited with ${exitCode}:\n${last.join('\n')}`, { details: { exitCode, tail: last } });
+      throw new NornError(
+        'STEP_FAILED',
+        `build.test exited with ${exitCode}:\n${last.join('\n')}`,
+        { details: { exitCode, tail: last } },
+      );
     }
     ctx.log('build.test passed');
     return { exitCode, tail: last };

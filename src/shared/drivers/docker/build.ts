@@ -39,13 +39,18 @@ async function contextEntries(dir: string): Promise<string[]> {
 
 async function checkContext(o: BuildOptions): Promise<string> {
   const info = await stat(o.contextDir).catch(() => null);
-  if (!info?.isDirectory()) throw new NornError('SPEC_INVALID', `build context ${o.contextDir} is not a directory`);
+  if (!info?.isDirectory())
+    throw new NornError('SPEC_INVALID', `build context ${o.contextDir} is not a directory`);
   const dockerfile = path.relative(o.contextDir, path.resolve(o.contextDir, o.dockerfile));
   if (dockerfile.startsWith('..') || path.isAbsolute(dockerfile)) {
-    throw new NornError('SPEC_INVALID', `Dockerfile ${o.dockerfile} lies outside the build context ${o.contextDir}`);
+    throw new NornError(
+      'SPEC_INVALID',
+      `Dockerfile ${o.dockerfile} lies outside the build context ${o.contextDir}`,
+    );
   }
   const file = await stat(path.join(o.contextDir, dockerfile)).catch(() => null);
-  if (!file?.isFile()) throw new NornError('SPEC_INVALID', `Dockerfile ${dockerfile} not found in ${o.contextDir}`);
+  if (!file?.isFile())
+    throw new NornError('SPEC_INVALID', `Dockerfile ${dockerfile} not found in ${o.contextDir}`);
   return dockerfile.split(path.sep).join('/');
 }
 
@@ -54,7 +59,11 @@ async function imageIdOf(docker: Docker, ref: string): Promise<string | null> {
   return info?.Id ?? null;
 }
 
-export async function buildImage(docker: Docker, o: BuildOptions, secrets: readonly string[]): Promise<{ imageId: string }> {
+export async function buildImage(
+  docker: Docker,
+  o: BuildOptions,
+  secrets: readonly string[],
+): Promise<{ imageId: string }> {
   const what = `docker build of ${o.tag}`;
   throwIfAborted(o.signal, what);
   const dockerfile = await checkContext(o);
@@ -100,7 +109,9 @@ export async function buildImage(docker: Docker, o: BuildOptions, secrets: reado
 
 function buildFailed(what: string, reason: string, lines: LineCollector): NornError {
   const tail = lines.tail.slice(-20);
-  return new NornError('STEP_FAILED', `${what} failed: ${reason}\n${tail.join('\n')}`, { details: { tail } });
+  return new NornError('STEP_FAILED', `${what} failed: ${reason}\n${tail.join('\n')}`, {
+    details: { tail },
+  });
 }
 
 /**

@@ -50,20 +50,39 @@ export const envList = (env: Record<string, string> = {}): string[] =>
 
 /** Hash of everything that makes two containers the same workload. */
 function configHash(imageId: string, o: RunOptions): string {
-  const sorted = (r: Record<string, string> = {}) => Object.entries(r).sort(([a], [b]) => a.localeCompare(b));
-  const material = JSON.stringify([imageId, o.cmd ?? null, sorted(o.env), sorted(o.labels), o.ports ?? [], o.restart ?? 'unless-stopped', o.stopTimeoutSec ?? null]);
+  const sorted = (r: Record<string, string> = {}) =>
+    Object.entries(r).sort(([a], [b]) => a.localeCompare(b));
+  const material = JSON.stringify([
+    imageId,
+    o.cmd ?? null,
+    sorted(o.env),
+    sorted(o.labels),
+    o.ports ?? [],
+    o.restart ?? 'unless-stopped',
+    o.stopTimeoutSec ?? null,
+  ]);
   return createHash('sha256').update(material).digest('hex').slice(0, 32);
 }
 
-export async function runContainer(docker: Docker, imageId: string, o: RunOptions, secrets: readonly string[]): Promise<{ id: string }> {
+export async function runContainer(
+  docker: Docker,
+  imageId: string,
+  o: RunOptions,
+  secrets: readonly string[],
+): Promise<{ id: string }> {
   const what = `starting container ${o.name}`;
   const hash = configHash(imageId, o);
   try {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(o.signal, what);
       const existing = await ignoreStatus(docker.getContainer(o.name).inspect());
-      if (existing && existing.Image === imageId && existing.Config.Labels?.[CONFIG_HASH_LABEL] === hash) {
-        if (!existing.State.Running && !existing.State.Restarting) await ignoreStatus(docker.getContainer(existing.Id).start(), [304]);
+      if (
+        existing &&
+        existing.Image === imageId &&
+        existing.Config.Labels?.[CONFIG_HASH_LABEL] === hash
+      ) {
+        if (!existing.State.Running && !existing.State.Restarting)
+          await ignoreStatus(docker.getContainer(existing.Id).start(), [304]);
         return { id: existing.Id };
       }
       if (existing) await stopAndRemove(docker, existing.Id); // with the old container's own grace
@@ -78,7 +97,11 @@ export async function runContainer(docker: Docker, imageId: string, o: RunOption
           StopTimeout: o.stopTimeoutSec ?? 10,
           // Init: the engine's tini is PID 1 and forwards SIGTERM, so an app that does not handle
           // signals itself (PID 1 ignores them by default) still stops at once on a replace.
-          HostConfig: { NetworkMode: 'host', Init: true, RestartPolicy: { Name: o.restart ?? 'unless-stopped' } },
+          HostConfig: {
+            NetworkMode: 'host',
+            Init: true,
+            RestartPolicy: { Name: o.restart ?? 'unless-stopped' },
+          },
         });
         await created.start();
         return { id: created.id };
@@ -93,7 +116,10 @@ export async function runContainer(docker: Docker, imageId: string, o: RunOption
   }
 }
 
-export async function listContainers(docker: Docker, labels: Record<string, string>): Promise<ContainerSummary[]> {
+export async function listContainers(
+  docker: Docker,
+  labels: Record<string, string>,
+): Promise<ContainerSummary[]> {
   const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
   const found = await docker.listContainers({ all: true, filters: { label } });
   return found.map((c) => ({
@@ -109,7 +135,11 @@ export async function listContainers(docker: Docker, labels: Record<string, stri
  * Graceful stop (SIGTERM, then SIGKILL after `timeoutSec`, by default the container's own stop
  * timeout), then removal; a missing container is fine.
  */
-export async function stopAndRemove(docker: Docker, idOrName: string, timeoutSec?: number): Promise<void> {
+export async function stopAndRemove(
+  docker: Docker,
+  idOrName: string,
+  timeoutSec?: number,
+): Promise<void> {
   const container = docker.getContainer(idOrName);
   // 304: already stopped; 404: already gone.
   await ignoreStatus(container.stop(timeoutSec === undefined ? {} : { t: timeoutSec }), [304, 404]);
@@ -117,7 +147,10 @@ export async function stopAndRemove(docker: Docker, idOrName: string, timeoutSec
   await ignoreStatus(container.remove({ force: true, v: true }), [404, 409]);
 }
 
-export async function inspectState(docker: Docker, idOrName: string): Promise<ContainerState | null> {
+export async function inspectState(
+  docker: Docker,
+  idOrName: string,
+): Promise<ContainerState | null> {
   const info = await ignoreStatus(docker.getContainer(idOrName).inspect());
   if (!info) return null;
   const { Running, Restarting, Status, ExitCode } = info.State;
@@ -131,7 +164,11 @@ export async function removeImage(docker: Docker, tag: string): Promise<void> {
     await ignoreStatus(docker.getImage(tag).remove());
   } catch (err) {
     if (engineStatus(err) === 409) {
-      throw new NornError('CONFLICT', `image ${tag} is still used by a container; stop the container first`, { cause: err });
+      throw new NornError(
+        'CONFLICT',
+        `image ${tag} is still used by a container; stop the container first`,
+        { cause: err },
+      );
     }
     throw err;
   }

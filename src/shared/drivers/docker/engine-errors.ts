@@ -13,7 +13,14 @@ interface EngineFailure {
   json?: { message?: string } | null;
 }
 
-const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+const SOCKET_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'EACCES',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
 
 /** The HTTP status the engine answered with, when the error came from the engine. */
 export function engineStatus(err: unknown): number | undefined {
@@ -44,16 +51,25 @@ export function engineMessage(err: unknown): string {
 }
 
 /** Maps an engine failure while doing `what` to a NornError; `secrets` are scrubbed from the text. */
-export function engineError(err: unknown, what: string, secrets: readonly string[], signal?: AbortSignal): NornError {
+export function engineError(
+  err: unknown,
+  what: string,
+  secrets: readonly string[],
+  signal?: AbortSignal,
+): NornError {
   if (isNornError(err)) return err;
   if (signal?.aborted || isAbortError(err)) return cancelled(what, signal);
   const e = (err ?? {}) as EngineFailure;
   const message = redactText(engineMessage(err), secrets);
   if (e.code && SOCKET_ERRORS.has(e.code)) {
-    return new NornError('UNAVAILABLE', `${what}: the Docker engine does not answer (${e.code}); is dockerd running? (script/docker-up starts one)`, {
-      retryable: true,
-      cause: err,
-    });
+    return new NornError(
+      'UNAVAILABLE',
+      `${what}: the Docker engine does not answer (${e.code}); is dockerd running? (script/docker-up starts one)`,
+      {
+        retryable: true,
+        cause: err,
+      },
+    );
   }
   switch (e.statusCode) {
     case 404:
@@ -65,12 +81,18 @@ export function engineError(err: unknown, what: string, secrets: readonly string
     case 504:
       return new NornError('UNAVAILABLE', `${what}: ${message}`, { retryable: true, cause: err });
     default:
-      return new NornError('COMMAND_FAILED', `${what}: ${message}`, { details: { status: e.statusCode }, cause: err });
+      return new NornError('COMMAND_FAILED', `${what}: ${message}`, {
+        details: { status: e.statusCode },
+        cause: err,
+      });
   }
 }
 
 /** Runs an engine call where "no such object" (404) and the listed statuses mean there is nothing to do. */
-export async function ignoreStatus<T>(call: Promise<T>, statuses: readonly number[] = [404]): Promise<T | undefined> {
+export async function ignoreStatus<T>(
+  call: Promise<T>,
+  statuses: readonly number[] = [404],
+): Promise<T | undefined> {
   try {
     return await call;
   } catch (err) {

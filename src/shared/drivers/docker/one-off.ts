@@ -35,9 +35,11 @@ export async function runToCompletion(
   const scrub = [...secrets, ...(o.redact ?? [])];
   const lines = new LineCollector(scrub, o.onLine);
   throwIfAborted(o.signal, what);
-  await ignoreStatus(docker.getContainer(o.name).remove({ force: true }), [404, 409]).catch((err: unknown) => {
-    throw engineError(err, what, scrub, o.signal);
-  });
+  await ignoreStatus(docker.getContainer(o.name).remove({ force: true }), [404, 409]).catch(
+    (err: unknown) => {
+      throw engineError(err, what, scrub, o.signal);
+    },
+  );
 
   let container: Docker.Container | undefined;
   try {
@@ -51,7 +53,10 @@ export async function runToCompletion(
     });
     await container.start();
     // Logs with follow replay from the start, so nothing printed before this call is lost.
-    const logs = readLogFrames(await container.logs({ follow: true, stdout: true, stderr: true }), lines);
+    const logs = readLogFrames(
+      await container.logs({ follow: true, stdout: true, stderr: true }),
+      lines,
+    );
     const exitCode = await waitForExit(container, what, o, lines);
     await Promise.race([logs, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS).unref())]);
     lines.flush();
@@ -60,12 +65,18 @@ export async function runToCompletion(
     throw engineError(err, what, scrub, o.signal);
   } finally {
     // Also after abort/timeout: force removal kills the process if it is still running.
-    if (container) await ignoreStatus(container.remove({ force: true }), [404, 409]).catch(() => {});
+    if (container)
+      await ignoreStatus(container.remove({ force: true }), [404, 409]).catch(() => {});
   }
 }
 
 /** The container's exit code, or TIMEOUT / CANCELLED, whichever comes first. */
-function waitForExit(container: Docker.Container, what: string, o: RunToCompletionOptions, lines: LineCollector): Promise<number> {
+function waitForExit(
+  container: Docker.Container,
+  what: string,
+  o: RunToCompletionOptions,
+  lines: LineCollector,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const settle = () => {
@@ -81,7 +92,9 @@ function waitForExit(container: Docker.Container, what: string, o: RunToCompleti
         settle();
         lines.flush();
         const details = { timeoutMs: o.timeoutMs, tail: [...lines.tail] };
-        reject(new NornError('TIMEOUT', `${what} did not finish within ${o.timeoutMs} ms`, { details }));
+        reject(
+          new NornError('TIMEOUT', `${what} did not finish within ${o.timeoutMs} ms`, { details }),
+        );
       }, o.timeoutMs);
     }
     o.signal?.addEventListener('abort', onAbort, { once: true });

@@ -12,10 +12,17 @@ export interface ProbeResult {
  * followed (a 3xx already shows the app is serving). Only an abort of `signal` throws (CANCELLED),
  * because the caller is being stopped, not the workload found unhealthy.
  */
-export async function httpProbe(url: string, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
+export async function httpProbe(
+  url: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<ProbeResult> {
   const deadline = AbortSignal.timeout(timeoutMs);
   const cancelled = () =>
-    new NornError('CANCELLED', `probe of ${url} stopped: ${typeof signal?.reason === 'string' ? signal.reason : 'aborted'}`);
+    new NornError(
+      'CANCELLED',
+      `probe of ${url} stopped: ${typeof signal?.reason === 'string' ? signal.reason : 'aborted'}`,
+    );
   if (signal?.aborted) throw cancelled();
   try {
     const res = await fetch(url, {

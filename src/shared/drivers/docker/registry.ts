@@ -35,26 +35,44 @@ export function parseRegistryUrl(raw: string): RegistryLocation {
   const rest = scheme ? trimmed.slice(scheme.length + 3) : trimmed;
   const [host = '', ...path] = rest.split('/');
   if (!/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(host)) {
-    throw new NornError('CONFIG_INVALID', `registry URL "${raw}" has no valid host[:port] (e.g. 127.0.0.1:5000)`);
+    throw new NornError(
+      'CONFIG_INVALID',
+      `registry URL "${raw}" has no valid host[:port] (e.g. 127.0.0.1:5000)`,
+    );
   }
   for (const part of path) {
-    if (!COMPONENT.test(part)) throw new NornError('CONFIG_INVALID', `registry URL "${raw}": "${part}" is not a valid path component`);
+    if (!COMPONENT.test(part))
+      throw new NornError(
+        'CONFIG_INVALID',
+        `registry URL "${raw}": "${part}" is not a valid path component`,
+      );
   }
   const hostname = host.replace(/:\d+$/, '');
   const loopback = hostname === 'localhost' || hostname.startsWith('127.') || hostname === '[::1]';
-  return { host, namespace: path.join('/'), baseUrl: `${scheme ?? (loopback ? 'http' : 'https')}://${host}` };
+  return {
+    host,
+    namespace: path.join('/'),
+    baseUrl: `${scheme ?? (loopback ? 'http' : 'https')}://${host}`,
+  };
 }
 
 /** The repository path inside the registry for an app (`namespace/app`). */
 export function repositoryPath(registry: RegistryLocation, app: string): string {
   if (!COMPONENT.test(app)) {
-    throw new NornError('SPEC_INVALID', `app name "${app}" cannot name an image: use lowercase letters, digits and . _ -`);
+    throw new NornError(
+      'SPEC_INVALID',
+      `app name "${app}" cannot name an image: use lowercase letters, digits and . _ -`,
+    );
   }
   return registry.namespace ? `${registry.namespace}/${app}` : app;
 }
 
 export function checkTag(tag: string): string {
-  if (!TAG.test(tag)) throw new NornError('SPEC_INVALID', `"${tag}" is not a valid image tag (letters, digits, _ . -, at most 128)`);
+  if (!TAG.test(tag))
+    throw new NornError(
+      'SPEC_INVALID',
+      `"${tag}" is not a valid image tag (letters, digits, _ . -, at most 128)`,
+    );
   return tag;
 }
 
@@ -75,7 +93,9 @@ const MANIFEST_TYPES = [
 const REQUEST_TIMEOUT_MS = 15_000;
 
 /** `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` → its parameters. */
-export function parseChallenge(header: string | null): { scheme: string; params: Record<string, string> } | null {
+export function parseChallenge(
+  header: string | null,
+): { scheme: string; params: Record<string, string> } | null {
   if (!header) return null;
   const match = /^\s*(\w+)\s*(.*)$/.exec(header);
   if (!match) return null;
@@ -97,13 +117,21 @@ export class RegistryClient {
     const url = `${this.location.baseUrl}/v2/${repo}/manifests/${encodeURIComponent(checkTag(tag))}`;
     let res = await this.request(url, undefined, signal);
     if (res.status === 401) {
-      const authorization = await this.authorize(parseChallenge(res.headers.get('www-authenticate')), repo, signal);
+      const authorization = await this.authorize(
+        parseChallenge(res.headers.get('www-authenticate')),
+        repo,
+        signal,
+      );
       res = await this.request(url, authorization, signal);
     }
     if (res.status === 200) return true;
     if (res.status === 404) return false;
     if (res.status === 401 || res.status === 403) throw this.refused(res.status);
-    throw new NornError('UNAVAILABLE', `registry ${this.location.host} answered ${res.status} for ${repo}:${tag}`, { retryable: true });
+    throw new NornError(
+      'UNAVAILABLE',
+      `registry ${this.location.host} answered ${res.status} for ${repo}:${tag}`,
+      { retryable: true },
+    );
   }
 
   /** The Authorization header answering a 401 challenge. */
@@ -117,17 +145,33 @@ export class RegistryClient {
       return `Basic ${this.basic()}`;
     }
     if (challenge?.scheme !== 'bearer' || !challenge.params.realm) {
-      throw new NornError('UNAVAILABLE', `registry ${this.location.host} asked for an unsupported authentication scheme`);
+      throw new NornError(
+        'UNAVAILABLE',
+        `registry ${this.location.host} asked for an unsupported authentication scheme`,
+      );
     }
     const tokenUrl = new URL(challenge.params.realm);
     if (challenge.params.service) tokenUrl.searchParams.set('service', challenge.params.service);
     tokenUrl.searchParams.set('scope', challenge.params.scope ?? `repository:${repo}:pull`);
-    const res = await this.request(tokenUrl.toString(), this.credentials ? `Basic ${this.basic()}` : undefined, signal, 'GET');
+    const res = await this.request(
+      tokenUrl.toString(),
+      this.credentials ? `Basic ${this.basic()}` : undefined,
+      signal,
+      'GET',
+    );
     if (res.status === 401 || res.status === 403) throw this.refused(res.status);
-    if (!res.ok) throw new NornError('UNAVAILABLE', `registry token service answered ${res.status}`, { retryable: true });
+    if (!res.ok)
+      throw new NornError('UNAVAILABLE', `registry token service answered ${res.status}`, {
+        retryable: true,
+      });
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
-    if (!token) throw new NornError('UNAVAILABLE', `registry token service of ${this.location.host} returned no token`, { retryable: true });
+    if (!token)
+      throw new NornError(
+        'UNAVAILABLE',
+        `registry token service of ${this.location.host} returned no token`,
+        { retryable: true },
+      );
     return `Bearer ${token}`;
   }
 
@@ -137,22 +181,44 @@ export class RegistryClient {
   }
 
   private refused(status: number): NornError {
-    const who = this.credentials ? `the credentials of user "${this.credentials.username}"` : 'anonymous access (no credentials configured)';
-    return new NornError('UNAUTHORIZED', `registry ${this.location.host} refused ${who} (HTTP ${status})`);
+    const who = this.credentials
+      ? `the credentials of user "${this.credentials.username}"`
+      : 'anonymous access (no credentials configured)';
+    return new NornError(
+      'UNAUTHORIZED',
+      `registry ${this.location.host} refused ${who} (HTTP ${status})`,
+    );
   }
 
-  private async request(url: string, authorization: string | undefined, signal?: AbortSignal, method = 'HEAD'): Promise<Response> {
+  private async request(
+    url: string,
+    authorization: string | undefined,
+    signal?: AbortSignal,
+    method = 'HEAD',
+  ): Promise<Response> {
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     const headers: Record<string, string> = { accept: MANIFEST_TYPES };
     if (authorization) headers.authorization = authorization;
     try {
-      return await fetch(url, { method, headers, redirect: 'follow', signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      return await fetch(url, {
+        method,
+        headers,
+        redirect: 'follow',
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
     } catch (err) {
       if (signal?.aborted) {
-        throw new NornError('CANCELLED', `registry lookup stopped: ${typeof signal.reason === 'string' ? signal.reason : 'aborted'}`);
+        throw new NornError(
+          'CANCELLED',
+          `registry lookup stopped: ${typeof signal.reason === 'string' ? signal.reason : 'aborted'}`,
+        );
       }
       const reason = timeout.aborted ? `no answer within ${REQUEST_TIMEOUT_MS} ms` : describe(err);
-      throw new NornError('UNAVAILABLE', `registry ${this.location.host} cannot be reached: ${reason}`, { retryable: true });
+      throw new NornError(
+        'UNAVAILABLE',
+        `registry ${this.location.host} cannot be reached: ${reason}`,
+        { retryable: true },
+      );
     }
   }
 }

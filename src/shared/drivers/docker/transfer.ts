@@ -21,7 +21,8 @@ export interface TransferOptions {
   onLine?: (line: string) => void;
 }
 
-const AUTH_FAILURE = /unauthori[sz]ed|authentication required|denied|no basic auth credentials|401/i;
+const AUTH_FAILURE =
+  /unauthori[sz]ed|authentication required|denied|no basic auth credentials|401/i;
 
 /** The engine wants an X-Registry-Auth header even for open registries; `{}` means anonymous. */
 function authconfig(auth: RegistryAuth | undefined): Docker.AuthConfig {
@@ -43,7 +44,8 @@ async function follow(
   const onMessage = (m: ProgressMessage) => {
     if (m.error || m.errorDetail) seen.failure = m.errorDetail?.message ?? m.error;
     if (m.aux?.Digest) seen.digest = m.aux.Digest;
-    if (m.status && !m.progressDetail?.current) lines.line(m.id ? `${m.id}: ${m.status}` : m.status);
+    if (m.status && !m.progressDetail?.current)
+      lines.line(m.id ? `${m.id}: ${m.status}` : m.status);
     // Older engines only print the digest: "abc: digest: sha256:… size: 528".
     seen.digest ??= /digest: (sha256:[0-9a-f]{64})/.exec(m.status ?? '')?.[1];
   };
@@ -53,13 +55,27 @@ async function follow(
 
 const MISSING = /does not exist locally|no such image|manifest unknown|not found/i;
 
-function transferFailed(what: string, host: string, reason: string, auth: RegistryAuth | undefined, tail: string[]): NornError {
-  if (MISSING.test(reason)) return new NornError('NOT_FOUND', `${what}: ${reason}`, { details: { tail } });
+function transferFailed(
+  what: string,
+  host: string,
+  reason: string,
+  auth: RegistryAuth | undefined,
+  tail: string[],
+): NornError {
+  if (MISSING.test(reason))
+    return new NornError('NOT_FOUND', `${what}: ${reason}`, { details: { tail } });
   if (AUTH_FAILURE.test(reason)) {
-    const who = auth ? `the credentials of user "${auth.username}"` : 'anonymous access (no registry credentials configured)';
-    return new NornError('UNAUTHORIZED', `${what}: registry ${host} refused ${who}: ${reason}`, { details: { tail } });
+    const who = auth
+      ? `the credentials of user "${auth.username}"`
+      : 'anonymous access (no registry credentials configured)';
+    return new NornError('UNAUTHORIZED', `${what}: registry ${host} refused ${who}: ${reason}`, {
+      details: { tail },
+    });
   }
-  return new NornError('UNAVAILABLE', `${what} failed: ${reason}`, { retryable: true, details: { tail } });
+  return new NornError('UNAVAILABLE', `${what} failed: ${reason}`, {
+    retryable: true,
+    details: { tail },
+  });
 }
 
 export async function pushImage(
@@ -75,14 +91,20 @@ export async function pushImage(
   const lines = new LineCollector(secrets, o.onLine);
   let seen: { failure?: string; digest?: string };
   try {
-    const stream = await docker.getImage(name).push({ tag, authconfig: authconfig(auth), abortSignal: o.signal });
+    const stream = await docker
+      .getImage(name)
+      .push({ tag, authconfig: authconfig(auth), abortSignal: o.signal });
     seen = await follow(stream, what, lines, o.signal);
   } catch (err) {
     throw engineError(err, what, secrets, o.signal);
   }
   lines.flush();
-  if (seen.failure !== undefined) throw transferFailed(what, o.registryHost, redactText(seen.failure, secrets), auth, lines.tail);
-  if (!seen.digest) throw new NornError('INTERNAL', `${what}: the engine reported no digest`, { details: { tail: lines.tail } });
+  if (seen.failure !== undefined)
+    throw transferFailed(what, o.registryHost, redactText(seen.failure, secrets), auth, lines.tail);
+  if (!seen.digest)
+    throw new NornError('INTERNAL', `${what}: the engine reported no digest`, {
+      details: { tail: lines.tail },
+    });
   return { digest: seen.digest };
 }
 
@@ -99,7 +121,8 @@ export async function ensureImage(
     const present = await docker.getImage(ref).inspect();
     return present.Id;
   } catch (err) {
-    if (engineStatus(err) !== 404) throw engineError(err, `inspecting image ${ref}`, secrets, o.signal);
+    if (engineStatus(err) !== 404)
+      throw engineError(err, `inspecting image ${ref}`, secrets, o.signal);
   }
   throwIfAborted(o.signal, what);
   const forUs = auth && ref.startsWith(`${auth.serveraddress}/`) ? auth : undefined;
@@ -111,12 +134,17 @@ export async function ensureImage(
     seen = await follow(stream, what, lines, o.signal);
   } catch (err) {
     // The engine answers a failed pull with an HTTP error (500, 404) carrying the registry's words.
-    if (engineStatus(err) === undefined || o.signal?.aborted) throw engineError(err, what, secrets, o.signal);
+    if (engineStatus(err) === undefined || o.signal?.aborted)
+      throw engineError(err, what, secrets, o.signal);
     throw transferFailed(what, host, redactText(engineMessage(err), secrets), forUs, lines.tail);
   }
-  if (seen.failure !== undefined) throw transferFailed(what, host, redactText(seen.failure, secrets), forUs, lines.tail);
-  const pulled = await docker.getImage(ref).inspect().catch((err: unknown) => {
-    throw engineError(err, what, secrets, o.signal);
-  });
+  if (seen.failure !== undefined)
+    throw transferFailed(what, host, redactText(seen.failure, secrets), forUs, lines.tail);
+  const pulled = await docker
+    .getImage(ref)
+    .inspect()
+    .catch((err: unknown) => {
+      throw engineError(err, what, secrets, o.signal);
+    });
   return pulled.Id;
 }
