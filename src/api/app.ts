@@ -7,35 +7,15 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
-import type { Queue } from 'bullmq';
 import { Hono } from 'hono';
-import type { Db } from '../shared/db.js';
-import type { Logger } from '../shared/logger.js';
-import type { Redis } from '../shared/redis.js';
-import type { AppStore } from '../shared/store/apps.js';
-import type { EventStore } from '../shared/store/events.js';
-import type { RunStore } from '../shared/store/runs.js';
-import type { RunService } from '../queues/runs.js';
+import type { ApiDeps } from './deps.js';
 import { requireToken } from './auth.js';
 import { toErrorResponse } from './http-errors.js';
 import { appRoutes } from './routes/apps.js';
 import { deploymentRoutes, sagaRoutes } from './routes/deployments.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 
-export interface ApiDeps {
-  apps: AppStore;
-  store: RunStore;
-  events: EventStore;
-  runs: RunService;
-  db: Db;
-  redis: Redis;
-  log: Logger;
-  apiToken: string | undefined;
-  /** The pipeline `POST /api/apps/:id/deploy` runs. */
-  deployPipeline: string;
-  /** Queues shown on Bull Board. */
-  queues: Queue[];
-}
+export type { ApiDeps };
 
 export function createApi(deps: ApiDeps) {
   const app = new Hono();

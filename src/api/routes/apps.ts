@@ -2,10 +2,10 @@
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
 import { parseInfraspec } from '../../shared/spec/infraspec.js';
-import type { ApiDeps } from '../app.js';
+import type { ApiDeps } from '../deps.js';
 import { publicSpec, readJson } from './util.js';
 
-const REF = /^[A-Za-z0-9._\/-]{1,200}$/;
+const REF = /^[A-Za-z0-9._/-]{1,200}$/;
 
 export function appRoutes(deps: ApiDeps) {
   const { apps, runs, store, events } = deps;

@@ -1,7 +1,7 @@
 /** /api/deployments and /api/sagas: a run's record, cancel, resume, and its saga's events. */
 import { Hono } from 'hono';
 import { notFound } from '../../shared/errors.js';
-import type { ApiDeps } from '../app.js';
+import type { ApiDeps } from '../deps.js';
 import { stepJobId } from '../../queues/flow.js';
 
 export function deploymentRoutes({ runs, store }: ApiDeps) {

@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { checkTs } from '../../shared/drivers/postgres-snapshot-files.js';
 import { NornError, notFound } from '../../shared/errors.js';
 import { SnapshotStore } from '../../pipelines/deploy/snapshot-store.js';
-import type { ApiDeps } from '../app.js';
+import type { ApiDeps } from '../deps.js';
 
 type AppSpec = {
   infrastructure?: { postgres?: { database?: string } };

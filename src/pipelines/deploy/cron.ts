@@ -21,19 +21,9 @@ import {
   requireDocker,
 } from './docker-runtime.js';
 import type { ReleaseStore } from './releases.js';
+import type { CronScheduler } from './types.js';
 
-export interface CronScheduler {
-  /** Creates or updates the scheduler of one scheduled process; returns its id. */
-  upsert(o: {
-    appId: string;
-    process: string;
-    schedule: string;
-    timezone: string | undefined;
-    releaseId: number;
-  }): Promise<string>;
-  /** Removes the app's schedulers whose ids are not in `keep`; returns the removed ids. */
-  prune(appId: string, keep: string[]): Promise<string[]>;
-}
+export type { CronScheduler };
 
 /** The one queue all scheduled processes' jobs go to. */
 export const CRON_QUEUE = 'cron';

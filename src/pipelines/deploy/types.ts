@@ -10,7 +10,6 @@ import type { Infraspec } from '../../shared/spec/infraspec.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ReleaseStore } from './releases.js';
 import type { SnapshotStore } from './snapshot-store.js';
-import type { CronScheduler } from './cron.js';
 
 export const DEPLOY_STEPS = [
   'clone',
@@ -93,3 +92,17 @@ export interface DeployServices {
 }
 
 export type { Infraspec };
+
+/** What the deploy steps need of scheduled processes' job schedulers (cron.ts implements it). */
+export interface CronScheduler {
+  /** Creates or updates the scheduler of one scheduled process; returns its id. */
+  upsert(o: {
+    appId: string;
+    process: string;
+    schedule: string;
+    timezone: string | undefined;
+    releaseId: number;
+  }): Promise<string>;
+  /** Removes the app's schedulers whose ids are not in `keep`; returns the removed ids. */
+  prune(appId: string, keep: string[]): Promise<string[]>;
+}

@@ -1,0 +1,24 @@
+/** What the api's routes are built from (app.ts wires them; routes import only this). */
+import type { Queue } from 'bullmq';
+import type { Db } from '../shared/db.js';
+import type { Logger } from '../shared/logger.js';
+import type { Redis } from '../shared/redis.js';
+import type { AppStore } from '../shared/store/apps.js';
+import type { EventStore } from '../shared/store/events.js';
+import type { RunStore } from '../shared/store/runs.js';
+import type { RunService } from '../queues/runs.js';
+
+export interface ApiDeps {
+  apps: AppStore;
+  store: RunStore;
+  events: EventStore;
+  runs: RunService;
+  db: Db;
+  redis: Redis;
+  log: Logger;
+  apiToken: string | undefined;
+  /** The pipeline `POST /api/apps/:id/deploy` runs. */
+  deployPipeline: string;
+  /** Queues shown on Bull Board. */
+  queues: Queue[];
+}
