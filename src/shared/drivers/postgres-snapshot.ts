@@ -9,7 +9,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { isNornError, NornError } from '../errors.js';
-import { runChecked, runCommand } from '../exec.js';
+import { runChecked } from '../exec.js';
 import {
   cancelled,
   cliConnection,

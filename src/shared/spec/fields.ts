@@ -55,6 +55,7 @@ const checkedString = (problemOf: (value: string) => string | undefined) =>
 /** Returns why `url` is not a git remote norn accepts, or undefined when it is fine. */
 export function repoUrlProblem(url: string): string | undefined {
   if (url.startsWith('-')) return 'must not start with "-" (git would read it as an option)';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[\s\u0000-\u001f\u007f]/.test(url)) return 'must not contain spaces or control characters';
   if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!\/)[^:]/.test(url)) return undefined; // scp-like git@host:path
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
