@@ -32,7 +32,7 @@ import {
   startDeploySystem,
 } from '../support/deploy/harness.js';
 import {
-  AUTH_REGISTRY,
+  authRegistry,
   AUTH_USER,
   OPEN_REGISTRY,
   authRegistryPassword,
@@ -333,7 +333,7 @@ describe('deploy steps clone, build, test, cleanup', () => {
     const work = await mkdtemp(join(tmpdir(), 'norn-deploy-auth-'));
     const authed = await startDeploySystem(authDb.url, [deployPipeline], {
       NORN_WORK_DIR: work,
-      NORN_REGISTRY_URL: AUTH_REGISTRY,
+      NORN_REGISTRY_URL: authRegistry(),
       NORN_REGISTRY_USERNAME: AUTH_USER,
       NORN_REGISTRY_PASSWORD: password,
     });
@@ -341,10 +341,10 @@ describe('deploy steps clone, build, test, cleanup', () => {
     const spec = { repo: { url: repo.url }, build: { test: 'test -f /www/index.html' } };
     const { run, sagaId } = await deploy(authed, apps.auth, spec, 'main');
     expect(run.status, run.error ?? '').toBe('succeeded');
-    const image = `${AUTH_REGISTRY}/${apps.auth}:${repo.shas.main}`;
+    const image = `${authRegistry()}/${apps.auth}:${repo.shas.main}`;
     tags.push(image);
     expect(
-      await registryTags(AUTH_REGISTRY, apps.auth, { username: AUTH_USER, password }),
+      await registryTags(authRegistry(), apps.auth, { username: AUTH_USER, password }),
     ).toContain(repo.shas.main);
     const everything = [
       JSON.stringify(await authed.events.bySaga(sagaId)),

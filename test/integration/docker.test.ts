@@ -11,7 +11,7 @@ import {
 } from '../../src/shared/drivers/docker.js';
 import { isNornError } from '../../src/shared/errors.js';
 import {
-  AUTH_REGISTRY,
+  authRegistry,
   AUTH_USER,
   OPEN_REGISTRY,
   TEST_LABELS,
@@ -173,7 +173,7 @@ describe('push and registryHasImage', () => {
   it('refuses a wrong password clearly, without ever showing it', async () => {
     const wrongPassword = `wrong-${fakeSha()}`;
     const wrong = createDockerDriver({
-      registryUrl: AUTH_REGISTRY,
+      registryUrl: authRegistry(),
       registryAuth: { username: AUTH_USER, password: wrongPassword },
     });
     const { tag, sha } = await build(wrong, 'norn-test-auth', WEB_STEPS('auth'));
@@ -185,7 +185,7 @@ describe('push and registryHasImage', () => {
     );
     const lookupErr = await rejection(wrong.registryHasImage('norn-test-auth', sha));
     expect(lookupErr.code).toBe('UNAUTHORIZED');
-    const anonymous = createDockerDriver({ registryUrl: AUTH_REGISTRY });
+    const anonymous = createDockerDriver({ registryUrl: authRegistry() });
     expect((await rejection(anonymous.registryHasImage('norn-test-auth', sha))).code).toBe(
       'UNAUTHORIZED',
     );
@@ -200,7 +200,7 @@ describe('push and registryHasImage', () => {
 
   it('pushes with the right password, and a later run pulls the image back with it', async () => {
     const authed = createDockerDriver({
-      registryUrl: AUTH_REGISTRY,
+      registryUrl: authRegistry(),
       registryAuth: { username: AUTH_USER, password },
     });
     const { tag, sha, imageId } = await build(authed, 'norn-test-auth', WEB_STEPS('auth'));

@@ -4,6 +4,7 @@
  * and removes everything labelled `norn.test=1` afterwards.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,6 @@ import { runCommand } from '../../../src/shared/exec.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const OPEN_REGISTRY = '127.0.0.1:5000';
-export const AUTH_REGISTRY = '127.0.0.1:5001';
 export const AUTH_USER = 'norn';
 export const TEST_LABELS = { 'norn.test': '1' } as const;
 /** Statically linked, from Debian's busybox-static: runs in an image with nothing else in it. */
@@ -32,6 +32,18 @@ export async function dockerUp(): Promise<void> {
     throw new Error(
       `script/docker-up --auth failed (exit ${result.code ?? result.signal}); Docker cannot run here:\n${lines.join('\n')}`,
     );
+  }
+}
+
+/**
+ * Where the htpasswd registry listens, as docker-up chose it: 127.0.0.1:5001 unless another
+ * registry held that port (read after dockerUp() ran).
+ */
+export function authRegistry(): string {
+  try {
+    return readFileSync(path.join(REPO_ROOT, '.norn/registry-auth/address'), 'utf8').trim();
+  } catch {
+    return '127.0.0.1:5001';
   }
 }
 
