@@ -1,11 +1,9 @@
 /** /api/apps: register apps from their infraspec, read them, request runs, read their events. */
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
-import { parseInfraspec } from '../../shared/spec/infraspec.js';
+import { deployRefProblem, parseInfraspec } from '../../shared/spec/infraspec.js';
 import type { ApiDeps } from '../deps.js';
 import { publicSpec, readJson } from './util.js';
-
-const REF = /^[A-Za-z0-9._/-]{1,200}$/;
 
 export function appRoutes(deps: ApiDeps) {
   const { apps, runs, store, events } = deps;
@@ -57,12 +55,9 @@ export function appRoutes(deps: ApiDeps) {
         deployPolicy?: { concurrency?: 'queue' | 'supersede' | 'reject' };
       };
       const ref = body.ref ?? spec.repo?.branch ?? 'main';
-      if (typeof ref !== 'string' || !REF.test(ref) || ref.startsWith('-')) {
-        throw new NornError(
-          'BAD_REQUEST',
-          'ref must be a branch, tag or commit SHA (letters, digits, . _ / -), not starting with "-"',
-        );
-      }
+      // The same rule as repo.branch in the infraspec, so a registered branch is always deployable.
+      const refProblem = typeof ref === 'string' ? deployRefProblem(ref) : 'must be a string';
+      if (refProblem) throw new NornError('BAD_REQUEST', `ref ${refProblem}`);
       const accepted = await runs.request({
         appId: app.id,
         pipeline: deps.deployPipeline,
