@@ -100,6 +100,17 @@ describe('what registration stores is what the deploy parses', () => {
     });
   });
 
+  it('refuses to deploy a spec stored before a rule it breaks, before any run starts', async () => {
+    const old = aSpec({ name: 'old-app', deployPolicy: { minHealthyTime: '0s' } });
+    await system.apps.upsert('old-app', old, JSON.stringify(old), 'json'); // as an older norn stored it
+    const problems = await refused(await call('POST', '/api/apps/old-app/deploy', {}));
+    expect(problems).toEqual([
+      { path: 'deployPolicy.minHealthyTime', message: expect.stringMatching(/nobody watched/) },
+    ]);
+    const runs = await (await call('GET', '/api/apps/old-app/deployments')).json();
+    expect(runs).toEqual({ deployments: [] });
+  });
+
   it.each([
     ['release..1', /ref is not a ref git accepts: it contains "\.\."/],
     ['feature+x', /ref must be a branch, tag or commit SHA/],
