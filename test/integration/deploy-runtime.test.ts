@@ -208,7 +208,7 @@ describe('submit and healthy on the docker target', () => {
     expect(await fetchBody(port)).toBe('v3');
   }, 90_000);
 
-  it('fails clearly at submit for a target that is not implemented', async () => {
+  it('refuses at submit a pinned spec whose target is not implemented (registration refuses it too)', async () => {
     const app = newApp('rt-k8s');
     const result = await rt.deploy(
       app,
@@ -216,7 +216,9 @@ describe('submit and healthy on the docker target', () => {
       source('v1'),
     );
     expect(result.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
-    expect(result.run.error).toBe('UNAVAILABLE: target kubernetes is not implemented yet');
+    expect(result.run.error).toMatch(
+      /^SPEC_INVALID: .*\ntarget: target kubernetes is not implemented yet; only docker is/,
+    );
     expect(result.steps.submit!.attempts).toBe(1);
     expect(await rt.releases.byDeployment(result.run.id)).toBeNull();
     expect(await appContainers(app)).toEqual([]);

@@ -1,14 +1,18 @@
+import { defaultRepeatStrategy } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { checkDockerfilePath } from '../../src/pipelines/deploy/steps/build.js';
+import { replicasOf } from '../../src/pipelines/deploy/docker-runtime.js';
+import { endpointToRoute } from '../../src/shared/drivers/cloudflared-routes.js';
 import { isNornError } from '../../src/shared/errors.js';
 import {
   durationMs,
-  formatProblems,
   parseDuration,
   parseInfraspec,
+  schedulerRepeat,
   type Infraspec,
-  type SpecProblem,
 } from '../../src/shared/spec/infraspec.js';
+import { aSchedule, aSpec, MINIMAL, problemsOf, REPROS, specOf } from '../support/infraspec.js';
 
 const COMPLETE_YAML = `
 name: shop
@@ -106,24 +110,6 @@ const COMPLETE_PARSED: Infraspec = {
 /** The same spec as JSON: what a YAML-to-JSON converter makes of it (defaults still left out). */
 const COMPLETE_JSON = JSON.stringify(parseYaml(COMPLETE_YAML), null, '\t');
 
-const MINIMAL = { name: 'app', processes: { web: { port: 8080 } } };
-
-/** A minimal valid spec (as a parsed object) with `patch` applied on top. */
-const aSpec = (patch: Record<string, unknown> = {}) => ({ ...MINIMAL, ...patch });
-
-function problemsOf(input: unknown): SpecProblem[] {
-  const result = parseInfraspec(input);
-  if (result.ok)
-    throw new Error(`expected problems, got a valid spec: ${JSON.stringify(result.spec)}`);
-  return result.problems;
-}
-
-function specOf(input: unknown): Infraspec {
-  const result = parseInfraspec(input);
-  if (!result.ok) throw new Error(`expected a valid spec:\n${formatProblems(result.problems)}`);
-  return result.spec;
-}
-
 describe('parseInfraspec: valid specs', () => {
   it('parses a complete YAML spec with defaults applied', () => {
     expect(specOf(COMPLETE_YAML)).toEqual(COMPLETE_PARSED);
@@ -187,7 +173,8 @@ describe('parseInfraspec: valid specs', () => {
     ['0 0 12 ? * MON#2'],
     ['0 0 L * *'],
     ['0 30 9 * jan,jul mon-fri'],
-    ['15W 1 * * *'],
+    ['0 0 29 2 *'],
+    ['@daily'],
   ])('accepts schedule %s', (schedule) => {
     expect(specOf(aSpec({ processes: { job: { schedule } } })).processes.job?.schedule).toBe(
       schedule,
@@ -264,7 +251,7 @@ describe('parseInfraspec: each rule rejects bad input at the right path', () => 
       'cron bad chars',
       aSpec({ processes: { job: { schedule: '* * * * FOO' } } }),
       'processes.job.schedule',
-      /field 5/,
+      /refused by the scheduler: .*"foo"/,
     ],
     [
       'bad timezone',
@@ -492,7 +479,7 @@ describe('parseInfraspec: unknown keys', () => {
       /did you mean "minHealthyTime"\?/,
     ],
     [
-      aSpec({ processes: { web: { health: { path: '/', intervall: '1s' } } } }),
+      aSpec({ processes: { web: { port: 80, health: { path: '/', intervall: '1s' } } } }),
       'processes.web.health.intervall',
       /did you mean "interval"\?/,
     ],
@@ -603,10 +590,21 @@ describe('durations', () => {
     [30, 30_000],
     [0, 0],
     ['0s', 0],
-    ['1500us', 1.5],
   ])('parses %j as %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
     expect(durationMs(text)).toBe(ms);
+  });
+
+  it('gives the deploy whole milliseconds, rounded up, which timers and AbortSignal.timeout take', () => {
+    expect(parseDuration('1500us')).toBe(1.5);
+    expect(durationMs('1500us')).toBe(2);
+    expect(durationMs('1ns')).toBe(1);
+    const spec = specOf(
+      aSpec({ processes: { web: { port: 80, health: { path: '/', timeout: '500us' } } } }),
+    );
+    const [replica] = replicasOf('app', spec);
+    expect(replica?.probeTimeoutMs).toBe(1);
+    expect(() => AbortSignal.timeout(replica!.probeTimeoutMs)).not.toThrow();
   });
 
   it.each([
@@ -642,5 +640,247 @@ describe('durations', () => {
     expect(spec.processes.web?.health).toEqual({ path: '/', interval: '30', timeout: '1m' });
     expect(durationMs(spec.processes.web!.health!.interval)).toBe(30_000);
     expect(durationMs(spec.deployPolicy.healthTimeout)).toBe(300_000);
+  });
+});
+
+describe('issue 7: specs the deploy would refuse are refused at registration', () => {
+  it.each(REPROS)('$label', ({ spec, path, message }) => {
+    expect(problemsOf(spec)).toContainEqual({ path, message: expect.stringMatching(message) });
+    expect(problemsOf(JSON.stringify(spec))).toContainEqual({
+      path,
+      message: expect.stringMatching(message),
+    });
+  });
+
+  const more: Array<[string, unknown, string, RegExp]> = [
+    ['process name ending in "-"', aSpec({ processes: { 'web-': {} } }), 'processes.web-', /end/],
+    [
+      'a duration number that is stored as another text',
+      aSpec({ deployPolicy: { minHealthyTime: 1e-7 } }),
+      'deployPolicy.minHealthyTime',
+      /write this duration as text/,
+    ],
+    [
+      'minHealthyTime "0s"',
+      aSpec({ deployPolicy: { minHealthyTime: '0s' } }),
+      'deployPolicy.minHealthyTime',
+      /nobody watched/,
+    ],
+    [
+      'health.interval past its bound',
+      aSpec({ processes: { web: { port: 1, health: { path: '/', interval: '2h' } } } }),
+      'processes.web.health.interval',
+      /at most 1h/,
+    ],
+    [
+      'a time zone on a process without a schedule',
+      aSpec({ processes: { web: { port: 1, timezone: 'UTC' } } }),
+      'processes.web.timezone',
+      /only a scheduled process/,
+    ],
+    [
+      'a health check on a process without a port',
+      aSpec({ processes: { worker: { health: { path: '/' } } } }),
+      'processes.worker.health',
+      /has none/,
+    ],
+    [
+      'a 3-field cron (cron-parser would fill in the rest)',
+      aSchedule('* * *'),
+      'processes.job.schedule',
+      /5 fields.*it has 3/,
+    ],
+    [
+      'W in the minute field',
+      aSchedule('15W 1 * * *'),
+      'processes.job.schedule',
+      /refused by the scheduler/,
+    ],
+    [
+      'a zone the scheduler cannot use',
+      aSchedule('* * * * *', 'Mars/Base'),
+      'processes.job.timezone',
+      /IANA/,
+    ],
+    [
+      'an endpoint with a query string',
+      aSpec({ endpoints: [{ url: 'a.example.com/x?token=1' }] }),
+      'endpoints[0].url',
+      /query string/,
+    ],
+    [
+      'an endpoint path that is not percent-encoding',
+      aSpec({ endpoints: [{ url: 'a.example.com/%zz' }] }),
+      'endpoints[0].url',
+      /percent-encoding/,
+    ],
+    [
+      'an endpoint label over 63 characters',
+      aSpec({ endpoints: [{ url: `${'a'.repeat(64)}.example.com` }] }),
+      'endpoints[0].url',
+      /not a valid host name/,
+    ],
+    [
+      'hosts.internal not a host',
+      aSpec({ hosts: { internal: 'not a host' } }),
+      'hosts.internal',
+      /host name/,
+    ],
+    [
+      'repoWeb not a web page',
+      aSpec({ repo: { url: 'https://h.example.com/a', repoWeb: 'javascript:alert(1)' } }),
+      'repo.repoWeb',
+      /http/,
+    ],
+    [
+      'a volume name Docker refuses',
+      aSpec({ volumes: [{ name: 'a', mount: '/a' }] }),
+      'volumes[0].name',
+      /at least 2/,
+    ],
+    [
+      'a volume on /',
+      aSpec({ volumes: [{ name: 'aa', mount: '/' }] }),
+      'volumes[0].mount',
+      /below "\/"/,
+    ],
+    [
+      'a volume mount with ":"',
+      aSpec({ volumes: [{ name: 'aa', mount: '/a:ro' }] }),
+      'volumes[0].mount',
+      /":"/,
+    ],
+    [
+      'two volumes on one mount, one with a trailing "/"',
+      aSpec({
+        volumes: [
+          { name: 'aa', mount: '/d' },
+          { name: 'bb', mount: '/d/' },
+        ],
+      }),
+      'volumes[1].mount',
+      /volumes\[0\]/,
+    ],
+    [
+      'cpu past its bound',
+      aSpec({ processes: { web: { resources: { cpu: 1e308 } } } }),
+      'processes.web.resources.cpu',
+      /at most/,
+    ],
+    [
+      'snapshots.keep past its bound',
+      aSpec({ snapshots: { keep: 2 ** 40 } }),
+      'snapshots.keep',
+      /at most 1000/,
+    ],
+  ];
+  it.each(more)('%s', (_label, input, path, message) => {
+    expect(problemsOf(input)).toContainEqual({ path, message: expect.stringMatching(message) });
+  });
+});
+
+describe('the schema checks values with the code the deploy runs on them', () => {
+  /** What BullMQ's upsertJobScheduler computes as the first run: a time, or nothing, or a throw. */
+  function schedulerNext(schedule: string, timezone?: string): number | undefined | 'refused' {
+    try {
+      return defaultRepeatStrategy(Date.now(), schedulerRepeat(schedule, timezone));
+    } catch {
+      return 'refused';
+    }
+  }
+
+  it.each([
+    ['*/5 * * * *'],
+    ['0 0 29 2 *'],
+    ['0 0 L 2 *'],
+    ['0 3 * * MON-FRI', 'Europe/Paris'],
+    ['0 0 12 ? * MON#2'],
+    ['* * * * * *'],
+  ])('accepts %s, which the scheduler schedules', (schedule, timezone?: string) => {
+    expect(specOf(aSchedule(schedule, timezone)).processes.job?.schedule).toBe(schedule);
+    expect(typeof schedulerNext(schedule, timezone)).toBe('number');
+  });
+
+  it.each([
+    ['61 * * * *'],
+    ['* * 31 2 *'],
+    ['0 0 31 4,6 *'],
+    ['*/0 * * * *'],
+    ['0 0 * 13 *'],
+    ['15W 1 * * *'],
+  ])('refuses %s, which the scheduler refuses or never runs', (schedule) => {
+    const next = schedulerNext(schedule);
+    expect(next === 'refused' || next === undefined).toBe(true);
+    expect(problemsOf(aSchedule(schedule)).map((p) => p.path)).toEqual(['processes.job.schedule']);
+  });
+
+  it('answers a never-firing schedule quickly (the search is bounded)', () => {
+    const started = performance.now();
+    problemsOf(aSchedule('0 0 31 4,6,9,11 *'));
+    expect(performance.now() - started).toBeLessThan(1_500);
+  });
+
+  const throws = (fn: () => unknown) => {
+    try {
+      fn();
+      return false;
+    } catch {
+      return true;
+    }
+  };
+
+  it.each([
+    ['Dockerfile'],
+    ['./docker/Dockerfile.prod'],
+    ['.'],
+    ['docker/..'],
+    ['docker/'],
+    ['../x'],
+    ['/etc/passwd'],
+    ['a/../../x'],
+  ])('build.dockerfile %s: the spec refuses it exactly when the build step would', (dockerfile) => {
+    const specRefuses = !parseInfraspec(aSpec({ build: { dockerfile } })).ok;
+    expect(specRefuses).toBe(throws(() => checkDockerfilePath(dockerfile)));
+  });
+
+  it.each([
+    ['app.example.com'],
+    ['https://api.example.com/v1'],
+    ['*.example.com'],
+    ['host.example.com:8443'],
+    ['http://[::1]'],
+    ['a.example.com/?x=1'],
+    ['a.example.com/%zz'],
+    ['ftp://a.example.com'],
+  ])('endpoint %s: the spec refuses it exactly when the forge step would', (url) => {
+    const specRefuses = !parseInfraspec(aSpec({ endpoints: [{ url }] })).ok;
+    expect(specRefuses).toBe(throws(() => endpointToRoute(url, 'http://127.0.0.1:8080')));
+  });
+
+  it('lets the last replica have port 65535 and no further', () => {
+    const spec = specOf(aSpec({ processes: { web: { port: 65436, replicas: 100 } } }));
+    expect(replicasOf('app', spec).at(-1)?.port).toBe(65535);
+    expect(problemsOf(aSpec({ processes: { web: { port: 65437, replicas: 100 } } }))).toEqual([
+      { path: 'processes.web.replicas', message: expect.stringMatching(/at most 99 fit/) },
+    ]);
+  });
+
+  it('stores a spec that parses again to itself, as every deploy step parses it', () => {
+    const edgy = aSpec({
+      processes: {
+        web: {
+          port: 65436,
+          replicas: 100,
+          health: { path: '/h?x=1', interval: 0.5, timeout: '1ns' },
+        },
+        job: { schedule: '0 0 29 2 *', timezone: 'Pacific/Kiritimati', command: 'a\n\tb' },
+      },
+      env: { PEM: '-----BEGIN-----\nabc\n-----END-----', ESC: '\u001b[0m', N: 1e21 },
+      deployPolicy: { minHealthyTime: 29.999, healthTimeout: 30 },
+    });
+    for (const input of [COMPLETE_YAML, edgy]) {
+      const stored = JSON.parse(JSON.stringify(specOf(input))) as unknown;
+      expect(specOf(stored)).toEqual(stored);
+    }
   });
 });

@@ -1,11 +1,9 @@
 /** /api/apps: register apps from their infraspec, read them, request runs, read their events. */
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
-import { parseInfraspec } from '../../shared/spec/infraspec.js';
+import { deployRefProblem, parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
 import type { ApiDeps } from '../deps.js';
 import { publicSpec, readJson } from './util.js';
-
-const REF = /^[A-Za-z0-9._/-]{1,200}$/;
 
 export function appRoutes(deps: ApiDeps) {
   const { apps, runs, store, events } = deps;
@@ -15,18 +13,11 @@ export function appRoutes(deps: ApiDeps) {
       const type = c.req.header('content-type') ?? '';
       const format = type.includes('json') || /^\s*[{[]/.test(text) ? 'json' : 'yaml';
       const parsed = parseInfraspec(text);
-      if (!parsed.ok) {
+      if (!parsed.ok)
         return c.json(
-          {
-            error: {
-              code: 'SPEC_INVALID',
-              message: `the infraspec has ${parsed.problems.length} problem(s)`,
-              problems: parsed.problems,
-            },
-          },
+          specInvalid(`the infraspec has ${parsed.problems.length} problem(s)`, parsed),
           400,
         );
-      }
       const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
@@ -52,22 +43,22 @@ export function appRoutes(deps: ApiDeps) {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
       const body = await readJson(c, { optional: true });
-      const spec = app.spec as {
-        repo?: { branch?: string };
-        deployPolicy?: { concurrency?: 'queue' | 'supersede' | 'reject' };
-      };
-      const ref = body.ref ?? spec.repo?.branch ?? 'main';
-      if (typeof ref !== 'string' || !REF.test(ref) || ref.startsWith('-')) {
-        throw new NornError(
-          'BAD_REQUEST',
-          'ref must be a branch, tag or commit SHA (letters, digits, . _ / -), not starting with "-"',
-        );
+      // A spec stored before a rule was added may fail it: say so now, not after clone, build and test.
+      const parsed = parseInfraspec(app.spec);
+      if (!parsed.ok) {
+        const message = `the stored infraspec of app ${app.id} has ${parsed.problems.length} problem(s); register it again`;
+        return c.json(specInvalid(message, parsed), 400);
       }
+      const spec = parsed.spec;
+      const ref = body.ref ?? spec.repo?.branch ?? 'main';
+      // The same rule as repo.branch in the infraspec, so a registered branch is always deployable.
+      const refProblem = typeof ref === 'string' ? deployRefProblem(ref) : 'must be a string';
+      if (refProblem) throw new NornError('BAD_REQUEST', `ref ${refProblem}`);
       const accepted = await runs.request({
         appId: app.id,
         pipeline: deps.deployPipeline,
         params: { ref },
-        policy: spec.deployPolicy?.concurrency ?? 'queue',
+        policy: spec.deployPolicy.concurrency,
         requestedBy: 'api',
         spec: app.spec,
       });
@@ -87,6 +78,11 @@ export function appRoutes(deps: ApiDeps) {
       });
     });
 }
+
+/** The 400 body of a refused infraspec: every problem with its path. */
+const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
+  error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
+});
 
 function clampInt(raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;

@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import type { DockerDriver } from '../../shared/drivers/docker.js';
 import { NornError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { schedulerRepeat } from '../../shared/spec/infraspec.js';
 import type { SopsKeys } from '../../shared/secrets/sops.js';
 import {
   isScheduled,
@@ -62,7 +63,7 @@ export function createCronScheduler(o: {
       const id = cronSchedulerId(appId, process);
       await queue.upsertJobScheduler(
         id,
-        { pattern: schedule, tz: timezone ?? 'UTC' },
+        schedulerRepeat(schedule, timezone), // what the infraspec schema checked the schedule with
         {
           name: JOB_NAME,
           data: { appId, process, releaseId },

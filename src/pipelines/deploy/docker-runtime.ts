@@ -15,7 +15,9 @@ import { decryptSecretsEnv, type SopsFormat } from '../../shared/secrets/sops.js
 import {
   durationMs,
   formatProblems,
+  healthUrl,
   parseInfraspec,
+  replicaPort,
   type Infraspec,
   type InfraspecProcess,
 } from '../../shared/spec/infraspec.js';
@@ -73,16 +75,14 @@ export function replicasOf(app: string, spec: Infraspec): Replica[] {
   for (const [process, p] of Object.entries(spec.processes)) {
     if (isScheduled(p)) continue;
     for (let index = 0; index < p.replicas; index++) {
-      const port = p.port === undefined ? undefined : p.port + index;
-      const healthUrl =
-        port !== undefined && p.health ? `http://127.0.0.1:${port}${p.health.path}` : undefined;
+      const port = replicaPort(p, index);
       const probeTimeoutMs = p.health ? durationMs(p.health.timeout) : 5_000;
       out.push({
         process,
         index,
         name: containerName(app, process, index),
         port,
-        healthUrl,
+        healthUrl: port !== undefined && p.health ? healthUrl(port, p.health.path) : undefined,
         probeTimeoutMs,
       });
     }

@@ -5,7 +5,9 @@
  * matching rules, which decide where a new rule must go so that nothing earlier hides it.
  */
 import { NornError } from '../errors.js';
-import { endpointProblem } from '../spec/fields.js';
+import { hostNameProblem, normHost } from '../spec/hostnames.js';
+
+export { normHost };
 
 export interface AppRoute {
   hostname: string;
@@ -21,14 +23,8 @@ export interface RuleMatch {
   path?: string;
 }
 
-const HOST_NAME =
-  /^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
 /** Services cloudflared accepts: scheme://host[:port] with no path, unix sockets, fixed statuses. */
 const SERVICE = /^(?:[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+|unix:\/\S+|http_status:\d{3}|hello_world)$/i;
-
-/** Host names compare case-insensitively and without a trailing dot. */
-export const normHost = (h: string | undefined) =>
-  (h ?? '').trim().toLowerCase().replace(/\.$/, '');
 
 /** cloudflared wants exactly one rule that matches everything, and it must be the last one. */
 export const isCatchAll = (r: RuleMatch) => !r.path && (!r.hostname || r.hostname === '*');
@@ -68,7 +64,7 @@ export function normalizeRoutes(routes: readonly AppRoute[]): AppRoute[] {
 
 export function normalizeRoute(r: AppRoute): AppRoute {
   const hostname = normHost(r.hostname);
-  if (!hostname || hostname === '*' || !HOST_NAME.test(hostname)) {
+  if (!hostname || hostname === '*' || hostNameProblem(hostname, { wildcard: true })) {
     throw new NornError(
       'SPEC_INVALID',
       `"${String(r.hostname).slice(0, 100)}" is not a host name cloudflared can route ` +
@@ -96,6 +92,27 @@ export function normalizeRoute(r: AppRoute): AppRoute {
   return path === undefined
     ? { hostname, service: r.service }
     : { hostname, path, service: r.service };
+}
+
+/**
+ * Why `value` is not an endpoint url (a bare host such as `app.example.com` or `host:8080`, or an
+ * http(s) URL), or undefined. The value itself is never echoed: query strings may carry tokens.
+ */
+function endpointProblem(value: string): string | undefined {
+  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
+  if (hasScheme && !/^https?:\/\//i.test(value))
+    return 'must be a host name or an http:// or https:// URL';
+  let parsed: URL;
+  try {
+    parsed = new URL(hasScheme ? value : `http://${value}`);
+  } catch {
+    return 'is not a valid host name or URL';
+  }
+  if (parsed.username || parsed.password) return 'must not contain a user name or password';
+  return (
+    hostNameProblem(normHost(parsed.hostname), { wildcard: true }) &&
+    'is not a valid host name or URL'
+  );
 }
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

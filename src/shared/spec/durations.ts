@@ -33,8 +33,8 @@ function invalid(text: string | number, why: string): NornError {
  */
 export function parseDuration(text: string | number): number {
   if (typeof text === 'number') {
-    if (!Number.isFinite(text) || text < 0)
-      throw invalid(text, 'a number of seconds must be zero or more');
+    if (!Number.isFinite(text)) throw invalid(text, 'a number of seconds must be finite');
+    if (text < 0) throw invalid(text, 'a number of seconds must be zero or more');
     return text * 1_000;
   }
   if (typeof text !== 'string') throw invalid(String(text), HINT);
@@ -55,7 +55,11 @@ export function parseDuration(text: string | number): number {
   return total;
 }
 
-/** Milliseconds of a duration taken from a parsed infraspec (same rules as parseDuration). */
+/**
+ * Whole milliseconds of a duration, as the deploy uses them (timers and AbortSignal.timeout take
+ * whole milliseconds): parseDuration rounded up, so a positive duration never becomes 0. The schema
+ * checks every duration field with this same function, so a stored spec never fails here.
+ */
 export function durationMs(value: string | number): number {
-  return parseDuration(value);
+  return Math.ceil(parseDuration(value));
 }

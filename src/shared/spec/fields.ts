@@ -1,176 +1,183 @@
 /**
- * Field-level rules of the infraspec: names, repository URLs and paths, cron schedules, time zones,
- * endpoints, env maps and durations. Each one carries its own operator-facing message; messages
- * never repeat values that could hold secrets (URLs may embed tokens, env values may be anything).
+ * Field-level rules of the infraspec: text, names, env maps, repository paths and durations.
+ * Every string of the schema is built from `text()`, so each one has a length limit and refuses
+ * NUL (which PostgreSQL, exec and Docker cannot carry) and, where a line break or control
+ * character makes no sense, those too. Messages never repeat values that could hold secrets.
  */
 import { posix } from 'node:path';
 import { z } from 'zod';
-import { parseDuration } from './durations.js';
-
-const DNS_LABEL = /^[a-z0-9][a-z0-9-]*$/;
-
-/** App and process names end up in container, job and DNS names, hence lowercase and ≤ 63. */
-export const dnsName = z
-  .string()
-  .max(63, 'must be at most 63 characters')
-  .regex(
-    DNS_LABEL,
-    'may only use lowercase letters, digits and "-", and must start with a letter or digit',
-  );
-
-export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-export const envKey = z
-  .string()
-  .regex(
-    ENV_KEY,
-    'environment variable names may only use letters, digits and "_", and must not start with a digit',
-  );
+import { durationMs } from './durations.js';
+import { SPEC_LIMITS } from './limits.js';
 
 /**
- * Env values: YAML/JSON numbers and booleans become strings (the YAML reader already swaps in the
- * source text, so `1.10` stays "1.10"). A null (`KEY:` with nothing after it) is refused rather than
- * guessed at, because it is more often a mistake than a wish for an empty string.
+ * What control characters a text field takes: `line` none (names, URLs, paths), `script` tabs and
+ * line breaks (shell commands), `any` everything but NUL (env values: a PEM key has line breaks, a
+ * prompt may hold an escape sequence).
  */
-export const envMap = z.record(
-  envKey,
-  z
-    .union([z.string(), z.number(), z.boolean()], {
-      error: (iss) =>
-        iss.input === null
-          ? 'has no value; write KEY: "" for an empty string'
-          : 'must be a string, number or boolean',
-    })
-    .transform((value) => String(value)),
-);
+export type TextKind = 'line' | 'script' | 'any';
 
-export const nonEmpty = () => z.string().min(1, 'must not be empty');
+/* eslint-disable no-control-regex -- control characters are exactly what these refuse */
+const FORBIDDEN: Record<TextKind, RegExp> = {
+  line: /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/,
+  script: /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/,
+  any: /\u0000/,
+};
+/* eslint-enable no-control-regex */
 
-/** A non-empty string checked by `problemOf`, which returns a message or undefined when fine. */
-const checkedString = (problemOf: (value: string) => string | undefined) =>
-  nonEmpty().superRefine((value, ctx) => {
-    const problem = value === '' ? undefined : problemOf(value); // empty is already reported
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+const codePoint = (c: string) =>
+  `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 
-/** Returns why `url` is not a git remote norn accepts, or undefined when it is fine. */
-export function repoUrlProblem(url: string): string | undefined {
-  if (url.startsWith('-')) return 'must not start with "-" (git would read it as an option)';
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (/[\s\u0000-\u001f\u007f]/.test(url)) return 'must not contain spaces or control characters';
-  if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!\/)[^:]/.test(url)) return undefined; // scp-like git@host:path
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
-  if (!scheme || !['https', 'http', 'ssh', 'file'].includes(scheme)) {
-    return 'must be an https://, http://, ssh://, git@host:path or file:// URL';
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'is not a valid URL';
-  }
-  if (scheme === 'file') return parsed.pathname.length > 1 ? undefined : 'file:// URL has no path';
-  if (!parsed.hostname) return 'has no host name';
-  // A token in the URL would be committed with the spec and shown in logs; norn has its own way in.
-  if (parsed.password || ((scheme === 'https' || scheme === 'http') && parsed.username)) {
-    return 'must not contain a user name, password or token; give norn private-repository access with NORN_GIT_TOKEN or NORN_GIT_SSH_KEY';
-  }
-  return undefined;
+/** Why `value` does not fit a text field of this kind and length, or undefined. */
+export function textProblem(
+  value: string,
+  max: number,
+  kind: TextKind = 'line',
+): string | undefined {
+  if (value.length > max) return `must be at most ${max} characters; it has ${value.length}`;
+  const found = FORBIDDEN[kind].exec(value);
+  if (!found) return undefined;
+  const at = `at character ${found.index + 1}`;
+  if (found[0] === '\u0000') return `must not contain NUL characters (\\u0000, found ${at})`;
+  return kind === 'line'
+    ? `must not contain line breaks or control characters (found ${codePoint(found[0])} ${at})`
+    : `must not contain control characters other than tabs and line breaks (found ${codePoint(found[0])} ${at})`;
 }
 
 /**
- * Paths inside the cloned repository (Dockerfile, migrations directory). Only the text is checked
- * here; the build step must still resolve symlinks before reading, since a link can point outside.
+ * A string field: at most `max` characters, no forbidden control characters, not empty unless
+ * `empty`. A failure here stops the field's later checks (a regex never runs on 50 MB of text).
  */
-export function insideRepoProblem(path: string): string | undefined {
-  if (path.includes('\u0000')) return 'must not contain NUL characters';
-  if (
-    path.startsWith('/') ||
-    path.startsWith('\\') ||
-    /^[A-Za-z]:[\\/]/.test(path) ||
-    path.startsWith('~')
-  ) {
-    return 'must be a path relative to the repository root, not an absolute path';
+export function text(o: { max: number; kind?: TextKind; empty?: boolean }) {
+  return z.string().superRefine((value, ctx) => {
+    const problem =
+      !o.empty && value === '' ? 'must not be empty' : textProblem(value, o.max, o.kind);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, continue: false });
+  });
+}
+
+/** A one-line text field of ordinary length (branches, regions, time zones). */
+export const shortText = () => text({ max: SPEC_LIMITS.shortText });
+
+/** A text field checked by `problemOf`, which returns a message or undefined when fine. */
+export function checkedText(
+  problemOf: (value: string) => string | undefined,
+  o: { max: number; kind?: TextKind } = { max: SPEC_LIMITS.shortText },
+) {
+  return text(o).superRefine((value, ctx) => {
+    const problem = problemOf(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
+
+/** DNS-1123 label: container, image, job and DNS names are built from app and process names. */
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+export const dnsName = text({ max: 63 }).regex(
+  DNS_LABEL,
+  'may only use lowercase letters, digits and "-", and must start and end with a letter or digit',
+);
+
+export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const envKey = text({ max: SPEC_LIMITS.envKeyLength }).regex(
+  ENV_KEY,
+  'environment variable names may only use letters, digits and "_", and must not start with a digit',
+);
+
+/**
+ * An env value: YAML/JSON numbers and booleans become strings (the YAML reader already swaps in
+ * the source text, so `1.10` stays "1.10"). A null (`KEY:` with nothing after it) is refused rather
+ * than guessed at, because it is more often a mistake than a wish for an empty string.
+ */
+const envValue = z.unknown().transform((raw, ctx) => {
+  const value = typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : raw;
+  if (typeof value !== 'string') {
+    const message =
+      value === null
+        ? 'has no value; write KEY: "" for an empty string'
+        : 'must be a string, number or boolean';
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
   }
+  const problem = textProblem(value, SPEC_LIMITS.envValueLength, 'any');
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  return value;
+});
+
+/** At most `max` entries in a map or list, counted before anything else is said about them. */
+export function atMost(max: number, what: string) {
+  return (value: object, ctx: z.RefinementCtx) => {
+    const count = Array.isArray(value) ? value.length : Object.keys(value).length;
+    if (count > max)
+      ctx.addIssue({ code: 'custom', message: `has ${count} ${what}; at most ${max} are allowed` });
+  };
+}
+
+export const envMap = z
+  .record(envKey, envValue)
+  .superRefine(atMost(SPEC_LIMITS.envKeys, 'variables'));
+
+/**
+ * Why `path` is not a path inside the cloned repository, as a clause for messages ("it is an
+ * absolute path"), or undefined. `file` also refuses the repository root itself and a trailing "/".
+ * Only the text is checked; steps must still resolve symlinks, since a link can point outside.
+ */
+export function repoPathProblem(path: string, o: { file?: boolean } = {}): string | undefined {
+  if (path.includes('\u0000')) return 'it contains NUL characters';
+  if (/^(?:[/\\~]|[A-Za-z]:[\\/])/.test(path)) return 'it is an absolute path';
   const normal = posix.normalize(path.replace(/\\/g, '/'));
-  if (normal === '..' || normal.startsWith('../'))
-    return 'must stay inside the repository (it climbs out with "..")';
+  if (normal === '..' || normal.startsWith('../')) return 'it points outside the repository';
+  if (o.file && (normal === '.' || normal === './' || normal.endsWith('/')))
+    return 'it names a directory, not a file';
   return undefined;
 }
 
 /** A relative path that stays inside the repository; kept exactly as written. */
-export const repoPath = () => checkedString(insideRepoProblem);
+export const repoPath = (o: { file?: boolean } = {}) =>
+  checkedText(
+    (path) => {
+      const why = repoPathProblem(path, o);
+      return why && `must be a path inside the repository, relative to its root (${why})`;
+    },
+    { max: SPEC_LIMITS.pathLength },
+  );
 
-export const repoUrl = checkedString(repoUrlProblem);
+/**
+ * A duration field, kept as written (numbers become their string form, e.g. 30 → "30", still
+ * meaning seconds). Checked with `durationMs`, what the deploy itself calls, on the very text that
+ * is stored; `positive` refuses zero (a string says why), `max` (e.g. "5m") bounds it.
+ */
+export const duration = (o: { positive?: boolean | string; max: string }) => {
+  const maxMs = durationMs(o.max);
+  return z
+    .union([z.string(), z.number()], { error: 'must be a duration such as 10s, 5m or 1h30m' })
+    .transform((value, ctx) => {
+      const fail = (message: string) => {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      };
+      const stored = String(value);
+      const tooLong = typeof value === 'string' && textProblem(value, SPEC_LIMITS.shortText);
+      if (tooLong) return fail(tooLong);
+      let ms: number;
+      try {
+        ms = durationMs(value);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      if (ms > maxMs) return fail(`must be at most ${o.max}`);
+      if (o.positive && ms <= 0)
+        return fail(typeof o.positive === 'string' ? o.positive : 'must be longer than zero');
+      if (typeof value === 'number' && !storedAs(stored, ms))
+        return fail('write this duration as text, such as "500ms" or "10s"');
+      return stored;
+    });
+};
 
-const CRON_NAMES = 'JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT';
-const CRON_FIELD = new RegExp(`^(?:[0-9*,/?#LW-]|${CRON_NAMES})+$`);
-
-/** Returns why `schedule` is not a cron expression, or undefined. Checks shape only, like the Go norn. */
-export function cronProblem(schedule: string): string | undefined {
-  const fields = schedule.trim().split(/\s+/).filter(Boolean);
-  if (fields.length !== 5 && fields.length !== 6) {
-    return `must be a cron expression with 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first); it has ${fields.length}`;
-  }
-  const bad = fields.findIndex((field) => !CRON_FIELD.test(field.toUpperCase()));
-  if (bad === -1) return undefined;
-  return `field ${bad + 1} ("${fields[bad]!.slice(0, 30)}") may only contain digits, * , - / ? L W # or names such as MON or JAN`;
-}
-
-export const cronSchedule = checkedString(cronProblem);
-
-export function isTimeZone(zone: string): boolean {
-  if (zone.trim() === '') return false;
+/** Whether the stored text of a duration means the same milliseconds (1e-7 becomes "1e-7"). */
+function storedAs(stored: string, ms: number): boolean {
   try {
-    new Intl.DateTimeFormat(undefined, { timeZone: zone });
-    return true;
+    return durationMs(stored) === ms;
   } catch {
     return false;
   }
 }
-
-export const timeZone = z.string().refine(isTimeZone, {
-  error: (iss) =>
-    `"${String(iss.input).slice(0, 60)}" is not a known IANA time zone (e.g. Europe/Paris, UTC)`,
-});
-
-const HOST_NAME =
-  /^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/;
-
-/** Endpoints are a bare host (`app.example.com`, `host:8080`) or an http(s) URL. */
-export function endpointProblem(value: string): string | undefined {
-  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
-  if (hasScheme && !/^https?:\/\//i.test(value))
-    return 'must be a host name or an http:// or https:// URL';
-  let parsed: URL;
-  try {
-    parsed = new URL(hasScheme ? value : `http://${value}`);
-  } catch {
-    return 'is not a valid host name or URL';
-  }
-  if (parsed.username || parsed.password) return 'must not contain a user name or password';
-  const host = parsed.hostname;
-  if (host.startsWith('[') || HOST_NAME.test(host)) return undefined;
-  return 'is not a valid host name or URL';
-}
-
-export const endpointUrl = checkedString(endpointProblem);
-
-/**
- * A duration field, kept as written (numbers become their string form, e.g. 30 → "30", still
- * meaning seconds); `positive` refuses zero where a zero would never make sense (timeouts).
- */
-export const duration = ({ positive = false } = {}) =>
-  z
-    .union([z.string(), z.number()], { error: 'must be a duration such as 10s, 5m or 1h30m' })
-    .transform((value, ctx) => {
-      let ms: number;
-      try {
-        ms = parseDuration(value);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        return z.NEVER;
-      }
-      if (positive && ms <= 0)
-        ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
-      return String(value);
-    });

@@ -16,11 +16,17 @@ import {
   type SpecProblem,
 } from './problems.js';
 import { readYaml } from './read-yaml.js';
+import { sizeProblem } from './size.js';
 
-export { InfraspecSchema, TARGETS } from './schema.js';
+export { IMPLEMENTED_TARGETS, InfraspecSchema, TARGETS } from './schema.js';
 export type { DeployTarget, Infraspec, InfraspecProcess } from './schema.js';
 export { formatProblems, type SpecProblem } from './problems.js';
 export { durationMs, parseDuration } from './durations.js';
+export { healthUrl, portRange, replicaPort, servingProcess } from './derive.js';
+export { SPEC_LIMITS } from './limits.js';
+export { DEFAULT_TIME_ZONE, schedulerRepeat } from './schedule.js';
+export { deployRefProblem } from './remote.js';
+export { repoPathProblem } from './fields.js';
 
 export type ParseResult = { ok: true; spec: Infraspec } | { ok: false; problems: SpecProblem[] };
 
@@ -36,11 +42,20 @@ export function parseInfraspec(input: string | unknown): ParseResult {
   }
   const notMapping = mappingProblem(value);
   if (notMapping) return { ok: false, problems: [...problems, notMapping] };
+  // Before zod walks it: YAML aliases can expand a small text into a huge or cyclic value.
+  const tooBig = sizeProblem(
+    value,
+    'once read (as JSON, with YAML aliases and merge keys expanded)',
+  );
+  if (tooBig) return { ok: false, problems: [tooBig] };
 
   const result = InfraspecSchema.safeParse(value, { error: plainMessages });
   if (!result.success) problems.push(...issuesToProblems(result.error.issues, InfraspecSchema));
   addProtoKeyProblems(value, problems);
   if (!result.success || problems.length > 0) return { ok: false, problems };
+  // What is stored, and parsed again by every deploy step, must pass the same limit.
+  const stored = sizeProblem(result.data, 'as stored (as JSON, with defaults filled in)');
+  if (stored) return { ok: false, problems: [stored] };
   return { ok: true, spec: result.data };
 }
 

@@ -2,14 +2,45 @@
  * Reads infraspec text (YAML, or JSON, which YAML 1.2 reads as well) into plain values, finding the
  * problems that only the text can show: syntax errors with their position and duplicate keys (which
  * the YAML library would otherwise resolve silently by keeping the last one).
+ *
+ * Hostile text is bounded before the library builds anything from it: its size, how deep flow
+ * collections nest (the parser spends seconds on `[[[[…` and then overflows its stack), and how
+ * much aliases may expand (`maxAliasCount`: a "billion laughs" document is refused).
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, Lexer, LineCounter, parseDocument, type YAMLMap } from 'yaml';
+import { formatBytes, SPEC_LIMITS } from './limits.js';
 import { formatPath, type SpecProblem } from './problems.js';
 
 export type YamlRead =
   { ok: true; value: unknown; problems: SpecProblem[] } | { ok: false; problem: SpecProblem };
 
+/**
+ * How many times aliases may be resolved, weighted by how many aliases their anchor holds in turn.
+ * Sharing a block of settings between a few dozen processes stays far below it.
+ */
+export const MAX_ALIAS_COUNT = 100;
+
+const refuse = (message: string): YamlRead => ({ ok: false, problem: { path: '', message } });
+
+/** Why the text is too big or nests too deep to be parsed, or undefined. */
+function textProblem(text: string): string | undefined {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > SPEC_LIMITS.textBytes)
+    return `the infraspec text is ${formatBytes(bytes)}; at most ${formatBytes(SPEC_LIMITS.textBytes)} is allowed`;
+  let depth = 0;
+  // The lexer is cheap and exact: a bracket inside a quoted or plain scalar is not a token.
+  for (const token of new Lexer().lex(text)) {
+    if (token === '[' || token === '{') depth++;
+    else if (token === ']' || token === '}') depth--;
+    if (depth > SPEC_LIMITS.flowDepth)
+      return `the infraspec nests [ ] and { } more than ${SPEC_LIMITS.flowDepth} levels deep`;
+  }
+  return undefined;
+}
+
 export function readYaml(text: string): YamlRead {
+  const unreadable = textProblem(text);
+  if (unreadable) return refuse(unreadable);
   const lineCounter = new LineCounter();
   // merge: `<<: *defaults` is how operators share settings between processes.
   const doc = parseDocument(text, {
@@ -23,21 +54,15 @@ export function readYaml(text: string): YamlRead {
     const { line, col } = lineCounter.linePos(error.pos[0]);
     // The library's own wording, without the source excerpt (it may show env values).
     const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    return {
-      ok: false,
-      problem: { path: '', message: `YAML syntax error at line ${line}, column ${col}: ${what}` },
-    };
+    return refuse(`YAML syntax error at line ${line}, column ${col}: ${what}`);
   }
   const problems: SpecProblem[] = [];
   walk(doc.contents, [], { lineCounter, problems });
   try {
-    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }), problems };
+    return { ok: true, value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), problems };
   } catch (err) {
     // e.g. an alias bomb ("billion laughs") or an alias to an undefined anchor.
-    return {
-      ok: false,
-      problem: { path: '', message: `YAML could not be read: ${(err as Error).message}` },
-    };
+    return refuse(`YAML could not be read: ${(err as Error).message}`);
   }
 }
 

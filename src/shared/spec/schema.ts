@@ -4,18 +4,11 @@
  * app with no processes). Defaults are applied on parse, so consumers never re-derive them.
  */
 import { z } from 'zod';
-import {
-  cronSchedule,
-  dnsName,
-  duration,
-  endpointUrl,
-  envKey,
-  envMap,
-  nonEmpty,
-  repoPath,
-  repoUrl,
-  timeZone,
-} from './fields.js';
+import { atMost, dnsName, duration, envKey, envMap, repoPath, shortText, text } from './fields.js';
+import { SPEC_LIMITS } from './limits.js';
+import { endpointUrl, gitRef, hostName, repoUrl, webUrl } from './remote.js';
+import { appRules, deployPolicyRules, processRules } from './rules.js';
+import { cronSchedule, timeZone } from './schedule.js';
 
 /**
  * Cross-field rules must run even when one of the fields already failed (every problem is reported
@@ -27,102 +20,103 @@ const whenObject = {
 };
 const whenArray = { when: (p: { value: unknown }) => Array.isArray(p.value) };
 
-const positiveInt = () => z.number().int().min(1);
+const wholeNumber = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const command = () => text({ max: SPEC_LIMITS.commandLength, kind: 'script' });
 
 const Repo = z.strictObject({
   url: repoUrl,
-  branch: nonEmpty().default('main'),
+  branch: gitRef.default('main'),
   autoDeploy: z.boolean().default(false),
-  repoWeb: nonEmpty().optional(),
+  repoWeb: webUrl.optional(),
 });
 
 const Build = z.strictObject({
-  dockerfile: repoPath().default('Dockerfile'),
-  /** A command run in the cloned tree after the build; a non-zero exit fails the deploy. */
-  test: nonEmpty().optional(),
+  dockerfile: repoPath({ file: true }).default('Dockerfile'),
+  /** Run in the built image before anything is replaced; a non-zero exit fails the deploy. */
+  test: command().optional(),
 });
 
 const Health = z.strictObject({
-  path: z.string().startsWith('/', 'must start with "/" (for example /healthz)'),
-  interval: duration({ positive: true }).default('10s'),
-  timeout: duration({ positive: true }).default('5s'),
+  path: text({ max: SPEC_LIMITS.pathLength }).startsWith(
+    '/',
+    'must start with "/" (for example /healthz)',
+  ),
+  interval: duration({ positive: true, max: '1h' }).default('10s'),
+  /** How long one probe may take. */
+  timeout: duration({ positive: true, max: '5m' }).default('5s'),
 });
 
 const Resources = z.strictObject({
   /** CPU share in MHz, as Nomad counts it. */
-  cpu: positiveInt().default(100),
+  cpu: wholeNumber(1, SPEC_LIMITS.cpu).default(100),
   /** Memory limit in MB. */
-  memory: positiveInt().default(128),
+  memory: wholeNumber(1, SPEC_LIMITS.memory).default(128),
 });
-
-/** Shape of a process before cross-field rules, for typing the refinement. */
-type ProcessFields = { port?: unknown; schedule?: unknown; replicas?: unknown };
-
-/**
- * A scheduled process is started fresh on each tick and exits when done: nothing can route
- * traffic to it, and several copies would run the same job several times per tick.
- */
-function scheduledProcessRules(process: ProcessFields, ctx: z.RefinementCtx): void {
-  if (typeof process.schedule !== 'string') return;
-  if (process.port !== undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['port'],
-      message:
-        'a scheduled process (one with a schedule) runs as a job on each tick and serves no traffic, so it cannot have a port',
-    });
-  }
-  if (typeof process.replicas === 'number' && process.replicas > 1) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['replicas'],
-      message:
-        'a scheduled process runs one copy per tick; more replicas would run the job several times at once (use 0 or 1)',
-    });
-  }
-}
 
 const Process = z
   .strictObject({
-    port: z.number().int().min(1).max(65535).optional(),
+    port: wholeNumber(1, 65535).optional(),
     /** Run as `/bin/sh -c <command>`, replacing the image CMD; absent means the image CMD. */
-    command: nonEmpty().optional(),
+    command: command().optional(),
     schedule: cronSchedule.optional(),
     timezone: timeZone.optional(),
     health: Health.optional(),
-    replicas: z.number().int().min(0).default(1),
+    replicas: wholeNumber(0, SPEC_LIMITS.replicas).default(1),
     resources: Resources.prefault({}),
     env: envMap.optional(),
   })
-  .superRefine(scheduledProcessRules, whenObject);
+  .superRefine(processRules, whenObject);
 
 const processes = z
   .record(dnsName, Process)
+  .superRefine(atMost(SPEC_LIMITS.processes, 'processes'))
   .refine((map) => Object.keys(map).length > 0, 'must declare at least one process');
 
-const secrets = z.array(envKey).superRefine((keys, ctx) => {
-  keys.forEach((key, index) => {
-    if (typeof key !== 'string') return;
-    const first = keys.indexOf(key);
-    if (first !== index)
-      ctx.addIssue({
-        code: 'custom',
-        path: [index],
-        message: `"${key}" is already listed at secrets[${first}]`,
-      });
-  });
-}, whenArray);
+/** Items of a list that repeat an earlier one (by `keyOf`), each reported at its own index. */
+function noRepeats<T>(
+  keyOf: (item: T) => string | undefined,
+  message: (first: number) => string,
+  at: PropertyKey[] = [],
+) {
+  return (list: T[], ctx: z.RefinementCtx) => {
+    const seen = new Map<string, number>();
+    list.forEach((item, index) => {
+      const key = keyOf(item);
+      if (key === undefined) return;
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, index);
+      else ctx.addIssue({ code: 'custom', path: [index, ...at], message: message(first) });
+    });
+  };
+}
+
+const secrets = z
+  .array(envKey)
+  .superRefine(atMost(SPEC_LIMITS.secrets, 'secrets'))
+  .superRefine(
+    noRepeats(
+      (key: unknown) => (typeof key === 'string' ? key : undefined),
+      (first) => `is already listed at secrets[${first}]`,
+    ),
+    whenArray,
+  );
+
+/** Databases every PostgreSQL server has, which no app may take over. */
+const RESERVED_DATABASES = ['template0', 'template1'];
 
 /** Only postgres today; further backing services become sibling keys here. */
 const Infrastructure = z.strictObject({
   postgres: z
     .strictObject({
-      database: z
-        .string()
-        .max(63, 'must be at most 63 characters (the PostgreSQL limit)')
+      database: text({ max: 63 })
         .regex(
           /^[a-zA-Z_][a-zA-Z0-9_]*$/,
           'may only use letters, digits and "_", and must not start with a digit',
+        )
+        .refine(
+          (name) => !RESERVED_DATABASES.includes(name.toLowerCase()),
+          "is a template database of every PostgreSQL server; choose a database of the app's own",
         ),
     })
     .optional(),
@@ -130,80 +124,98 @@ const Infrastructure = z.strictObject({
 
 const Endpoint = z.strictObject({
   url: endpointUrl,
-  region: nonEmpty().optional(),
+  region: shortText().optional(),
 });
 
 const Hosts = z.strictObject({
-  internal: nonEmpty().optional(),
-  external: nonEmpty().optional(),
+  internal: hostName.optional(),
+  external: hostName.optional(),
 });
 
 const Volume = z.strictObject({
-  name: z
-    .string()
-    .regex(
-      /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
-      'may only use letters, digits, "_", "." and "-", and must start with a letter or digit',
+  /** Docker's rule for volume names (at least two characters). */
+  name: text({ max: 128 }).regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]+$/,
+    'must be at least 2 letters, digits, "_", "." or "-", starting with a letter or digit',
+  ),
+  mount: text({ max: SPEC_LIMITS.pathLength })
+    .startsWith('/', 'must be an absolute path inside the container (for example /data)')
+    .refine(
+      (mount) => mount !== '/' && !mount.includes(':') && !mount.split('/').includes('..'),
+      'must be a directory below "/" without ":" or ".." in it',
     ),
-  mount: z
-    .string()
-    .startsWith('/', 'must be an absolute path inside the container (for example /data)'),
   readOnly: z.boolean().default(false),
 });
 
-const volumes = z.array(Volume).superRefine((list, ctx) => {
-  const seen = new Map<string, number>();
-  list.forEach((volume, index) => {
-    if (typeof volume?.mount !== 'string') return;
-    const first = seen.get(volume.mount);
-    if (first === undefined) seen.set(volume.mount, index);
-    else
-      ctx.addIssue({
-        code: 'custom',
-        path: [index, 'mount'],
-        message: `is already used by volumes[${first}]; two volumes cannot share a mount point`,
-      });
-  });
-}, whenArray);
+const volumes = z
+  .array(Volume)
+  .superRefine(atMost(SPEC_LIMITS.volumes, 'volumes'))
+  .superRefine(
+    noRepeats(
+      (volume: { mount?: unknown }) =>
+        typeof volume?.mount === 'string' ? volume.mount.replace(/\/+$/, '') : undefined,
+      (first) => `is already used by volumes[${first}]; two volumes cannot share a mount point`,
+      ['mount'],
+    ),
+    whenArray,
+  );
 
 const Snapshots = z.strictObject({
   /** How many database snapshots to keep per app; older ones are pruned. */
-  keep: positiveInt().default(5),
+  keep: wholeNumber(1, SPEC_LIMITS.snapshotsKeep).default(5),
 });
 
-const DeployPolicy = z.strictObject({
-  /** Revert to the previous release when the new one never becomes healthy. */
-  autoRollback: z.boolean().default(true),
-  /** What a new deploy does while one is running: wait, cancel the running one, or be refused. */
-  concurrency: z.enum(['queue', 'supersede', 'reject']).default('queue'),
-  /** How long a new instance must stay healthy before it counts as healthy. */
-  minHealthyTime: duration().default('30s'),
-  /** How long to wait for the new release to become healthy before giving up. */
-  healthTimeout: duration({ positive: true }).default('5m'),
-});
+const DeployPolicy = z
+  .strictObject({
+    /** Revert to the previous release when the new one never becomes healthy. */
+    autoRollback: z.boolean().default(true),
+    /** What a new deploy does while one is running: wait, cancel the running one, or be refused. */
+    concurrency: z.enum(['queue', 'supersede', 'reject']).default('queue'),
+    /**
+     * How long every replica must stay healthy before the release counts as verified. Zero is
+     * refused: it would verify a release on one look, which is not watching it.
+     */
+    minHealthyTime: duration({
+      positive:
+        'must be longer than zero: the healthy step watches a new release this long before it counts as verified, and a release nobody watched is not verified (use e.g. 5s for a quick check)',
+      max: '24h',
+    }).default('30s'),
+    /** How long to wait for the new release to become healthy before giving up. */
+    healthTimeout: duration({ positive: true, max: '24h' }).default('5m'),
+  })
+  .superRefine(deployPolicyRules, whenObject);
 
 export const TARGETS = ['docker', 'kubernetes', 'nomad'] as const;
+/** Targets the deploy can submit to today; the others are refused here rather than at submit. */
+export const IMPLEMENTED_TARGETS: readonly DeployTarget[] = ['docker'];
 
-export const InfraspecSchema = z.strictObject({
-  name: dnsName,
-  /** Accepted for compatibility with the Go norn, which skipped apps without `deploy: true`. */
-  deploy: z.boolean().optional(),
-  repo: Repo.optional(),
-  build: Build.prefault({}),
-  processes,
-  env: envMap.optional(),
-  secrets: secrets.optional(),
-  /** Directory in the repository holding the app's `*.sql` migration files. */
-  migrations: repoPath().optional(),
-  infrastructure: Infrastructure.optional(),
-  endpoints: z.array(Endpoint).optional(),
-  hosts: Hosts.optional(),
-  volumes: volumes.optional(),
-  snapshots: Snapshots.prefault({}),
-  deployPolicy: DeployPolicy.prefault({}),
-  /** Where the app runs; absent means norn decides at deploy time. */
-  target: z.enum(TARGETS).optional(),
+const target = z.enum(TARGETS).refine((t) => IMPLEMENTED_TARGETS.includes(t), {
+  error: (iss) =>
+    `target ${String(iss.input)} is not implemented yet; only ${IMPLEMENTED_TARGETS.join(', ')} is (or leave target out)`,
 });
+
+export const InfraspecSchema = z
+  .strictObject({
+    name: dnsName,
+    /** Accepted for compatibility with the Go norn, which skipped apps without `deploy: true`. */
+    deploy: z.boolean().optional(),
+    repo: Repo.optional(),
+    build: Build.prefault({}),
+    processes,
+    env: envMap.optional(),
+    secrets: secrets.optional(),
+    /** Directory in the repository holding the app's `*.sql` migration files. */
+    migrations: repoPath().optional(),
+    infrastructure: Infrastructure.optional(),
+    endpoints: z.array(Endpoint).superRefine(atMost(SPEC_LIMITS.endpoints, 'endpoints')).optional(),
+    hosts: Hosts.optional(),
+    volumes: volumes.optional(),
+    snapshots: Snapshots.prefault({}),
+    deployPolicy: DeployPolicy.prefault({}),
+    /** Where the app runs; absent means norn decides at deploy time. */
+    target: target.optional(),
+  })
+  .superRefine(appRules, whenObject);
 
 export type Infraspec = z.output<typeof InfraspecSchema>;
 export type InfraspecProcess = Infraspec['processes'][string];

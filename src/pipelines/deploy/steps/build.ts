@@ -6,6 +6,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NornError } from '../../../shared/errors.js';
+import { repoPathProblem } from '../../../shared/spec/infraspec.js';
 import type { StepDefinition } from '../../../queues/pipeline.js';
 import type { BuildOutput, CloneOutput, DeployServices } from '../types.js';
 import { ensureSource, pinnedSpec, requireDocker } from '../workspace.js';
@@ -21,7 +22,10 @@ const outside = (requested: string, why: string) =>
 const leaves = (rel: string) =>
   rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
 
-/** Refuses a Dockerfile path that leaves the repository as written (checked before any work). */
+/**
+ * Refuses a Dockerfile path that leaves the repository as written (checked before any work), by
+ * the rule the infraspec schema applies to build.dockerfile.
+ */
 export function checkDockerfilePath(requested: unknown): asserts requested is string {
   if (typeof requested !== 'string' || requested === '' || requested.includes('\0')) {
     throw new NornError(
@@ -29,9 +33,8 @@ export function checkDockerfilePath(requested: unknown): asserts requested is st
       'build.dockerfile must be a non-empty path inside the repository',
     );
   }
-  if (path.isAbsolute(requested)) throw outside(requested, 'it is an absolute path');
-  const rel = path.relative('/repo', path.resolve('/repo', requested));
-  if (rel === '' || leaves(rel)) throw outside(requested, 'it points outside the repository');
+  const why = repoPathProblem(requested, { file: true });
+  if (why) throw outside(requested, why);
 }
 
 /**

@@ -11,17 +11,14 @@ import {
   setAppIngress,
   updateIngressFile,
 } from '../../../shared/drivers/cloudflared.js';
-import type { Infraspec } from '../../../shared/spec/infraspec.js';
+import { servingProcess, type Infraspec } from '../../../shared/spec/infraspec.js';
 import { skipStep, type StepDefinition, type StepSkipped } from '../../../queues/pipeline.js';
 import { parseSpec } from '../docker-runtime.js';
 import type { DeployServices, ForgeOutput } from '../types.js';
 
 /** The port endpoints are served from: the `web` process's, else the first process with a port. */
 function servingPort(spec: Infraspec): number {
-  const withPort = Object.entries(spec.processes).filter(
-    ([, p]) => p.port !== undefined && p.replicas > 0,
-  );
-  const chosen = withPort.find(([name]) => name === 'web') ?? withPort[0];
+  const chosen = servingProcess(spec.processes); // the schema refuses endpoints without one
   if (!chosen)
     throw new NornError(
       'SPEC_INVALID',
