@@ -4,6 +4,13 @@
  * policy brings it back, so it shows as restarting, or running with a higher restart count) has
  * crashed: waiting longer only hides that, so the look fails at once with the exit code and the
  * container's last lines of output, scrubbed of secrets.
+ *
+ * Whose answer a probe gets: on the host network, norn cannot ask which process holds a socket
+ * (that needs the host's /proc, which a worker in a container does not see). What it can make sure
+ * of: nothing listened on the replica's port right before its container started (the driver
+ * checks, after the container it replaces stopped), the container is this release's, running and
+ * never exited since, and the probe goes to its own port. A process that took the port in
+ * between would make the replica's own bind fail, and an app that cannot listen exits: a crash.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { NornError } from '../../shared/errors.js';
