@@ -102,6 +102,8 @@ function waitForExit(
         );
       }, o.timeoutMs);
     }
+    // An abort that came while the container was being created and started is one too.
+    if (o.signal?.aborted) return onAbort();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     container.wait().then(
       (result: { StatusCode: number }) => {
