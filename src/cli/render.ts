@@ -153,10 +153,22 @@ export function logLine(e: EventEnvelope): string {
   }
 }
 
+/** Lines after an error's first, indented (e.g. the output tail of a container that exited). */
+function errorDetail(text: string): string {
+  const rest = text
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trimEnd())
+    .filter(Boolean)
+    .slice(0, 40);
+  return rest.map((l) => `\n    ${l.trim()}`).join('');
+}
+
 function failureText(what: string, app: string, p: Record<string, unknown>): string {
   const at = p.step ? ` at ${String(p.step)}` : '';
-  const error = oneLine(String(p.error ?? 'no error recorded'));
-  if (!p.cancelled) return `${what} of ${app} failed${at}: ${error}`;
+  const text = String(p.error ?? 'no error recorded');
+  const error = oneLine(text);
+  if (!p.cancelled) return `${what} of ${app} failed${at}: ${error}${errorDetail(text)}`;
   const reason = error.replace(/^cancelled:?\s*/, '');
   return `${what} of ${app} cancelled${at}${reason ? ` (${reason})` : ''}`;
 }

@@ -3,80 +3,41 @@
  * engine against a real dockerd, the local registry, PostgreSQL and Redis. `clone` and `build` are
  * test steps that report a real local git repo and a real pushed busybox image.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDockerDriver } from '../../src/shared/drivers/docker.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { listIngress } from '../../src/shared/drivers/cloudflared.js';
 import { cronSchedulerId } from '../../src/pipelines/deploy/cron.js';
 import type { ForgeOutput, SubmitOutput } from '../../src/pipelines/deploy/types.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { OPEN_REGISTRY, REPO_ROOT, dockerUp } from '../support/docker/engine.js';
 import { waitFor } from '../support/norn.js';
 import {
   STARTUP_MS,
   appContainers,
   appName,
-  buildWebImages,
   fetchBody,
   freePorts,
   makeAppRepo,
-  removeAppContainers,
-  type FakeSource,
   type WebImage,
 } from '../support/deploy-runtime/fixtures.js';
-import { startRuntime, type Runtime } from '../support/deploy-runtime/system.js';
+import type { Runtime } from '../support/deploy-runtime/system.js';
+import { SOPS, runtimeSuite } from '../support/deploy-runtime/suite.js';
 
-const SOPS = join(REPO_ROOT, 'test/fixtures/sops');
-const IMAGE_LABELS = { 'norn.test.deploy-runtime': '1' };
-let tdb: TestDatabase;
+const suite = runtimeSuite({
+  imageRepo: 'norn-rt',
+  restartArgv: (dir) => ['touch', join(dir, 'tunnel-restarted')],
+});
 let rt: Runtime;
 let tmp: string;
 let images: Record<WebImage, string>;
-let plainRepo: { repoUrl: string; commitSha: string };
-const apps: string[] = [];
-const cfPath = () => join(tmp, 'cloudflared.yml');
-const marker = () => join(tmp, 'tunnel-restarted');
-
-beforeAll(async () => {
-  await dockerUp();
-  tdb = await createTestDatabase();
-  tmp = await mkdtemp(join(tmpdir(), 'norn-deploy-rt-'));
-  images = await buildWebImages(
-    createDockerDriver({ registryUrl: OPEN_REGISTRY }),
-    appName('norn-rt'),
-    IMAGE_LABELS,
-  );
-  plainRepo = await makeAppRepo(tmp, 'plain', {});
-  rt = await startRuntime({
-    databaseUrl: tdb.url,
-    workDir: join(tmp, 'work'),
-    cloudflaredConfig: cfPath(),
-    restartArgv: ['touch', marker()],
-    pgpKeyFile: join(SOPS, 'sops_functional_tests_key.asc'),
-  });
-}, 180_000);
-
-afterAll(async () => {
-  await rt?.close();
-  await removeAppContainers(apps);
-  const docker = createDockerDriver({ registryUrl: OPEN_REGISTRY });
-  for (const ref of Object.values(images ?? {})) await docker.removeImage(ref).catch(() => {});
-  await tdb?.drop();
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-}, 60_000);
-
-const newApp = (base: string) => {
-  const app = appName(base);
-  apps.push(app);
-  return app;
-};
-const source = (image: WebImage, repo = plainRepo): FakeSource => ({
-  ...repo,
-  imageRef: images[image],
+beforeAll(() => {
+  ({ rt, tmp, images } = suite);
 });
+const cfPath = () => suite.cfPath();
+const marker = () => join(tmp, 'tunnel-restarted');
+const newApp = (base: string) => suite.app(appName(base));
+const source = (image: WebImage, repo?: { repoUrl: string; commitSha: string }) =>
+  suite.source(image, repo);
 const webSpec = (port: number, replicas: number, policy: Record<string, unknown> = {}) => ({
   processes: { web: { port, replicas, health: { path: '/healthz', timeout: '1s' } } },
   deployPolicy: { minHealthyTime: '1s', healthTimeout: '10s', ...policy },
@@ -91,10 +52,10 @@ describe('submit and healthy on the docker target', () => {
     const first = await rt.deploy(app, webSpec(port, 2), source('v1'));
     expect(first.run.status, first.run.error ?? '').toBe('succeeded');
     const c1 = await byName(app);
-    expect(Object.keys(c1).sort()).toEqual([`norn-${app}-web-0`, `norn-${app}-web-1`]);
-    expect(c1[`norn-${app}-web-0`]!.env).toContain(`PORT=${port}`);
-    expect(c1[`norn-${app}-web-1`]!.env).toContain(`PORT=${port + 1}`);
-    expect(c1[`norn-${app}-web-1`]!.labels).toMatchObject({
+    expect(Object.keys(c1).sort()).toEqual([`norn.${app}.web.0`, `norn.${app}.web.1`]);
+    expect(c1[`norn.${app}.web.0`]!.env).toContain(`PORT=${port}`);
+    expect(c1[`norn.${app}.web.1`]!.env).toContain(`PORT=${port + 1}`);
+    expect(c1[`norn.${app}.web.1`]!.labels).toMatchObject({
       'norn.app': app,
       'norn.process': 'web',
       'norn.replica': '1',
@@ -108,13 +69,13 @@ describe('submit and healthy on the docker target', () => {
     const sub1 = first.outputs.submit as SubmitOutput;
     expect(sub1).toMatchObject({
       previousReleaseId: null,
-      containers: [`norn-${app}-web-0`, `norn-${app}-web-1`],
+      containers: [`norn.${app}.web.0`, `norn.${app}.web.1`],
       schedulers: [],
     });
     expect(await rt.releases.byId(sub1.releaseId)).toMatchObject({
       status: 'active',
       imageRef: images.v1,
-      commitSha: plainRepo.commitSha,
+      commitSha: suite.repo.commitSha,
     });
     expect((first.outputs.healthy as { healthyForMs: number }).healthyForMs).toBeGreaterThanOrEqual(
       1_000,
@@ -140,7 +101,7 @@ describe('submit and healthy on the docker target', () => {
     // Replica 1 is only touched once replica 0 serves v2, so one replica always serves.
     expect(states.filter((s) => !s.endsWith('|v1') && !s.startsWith('v2|'))).toEqual([]);
     const c2 = await byName(app);
-    const [r0, r1] = [c2[`norn-${app}-web-0`]!, c2[`norn-${app}-web-1`]!];
+    const [r0, r1] = [c2[`norn.${app}.web.0`]!, c2[`norn.${app}.web.1`]!];
     expect(r0.image).toBe(images.v2);
     // Replica 1 was created only after replica 0 had started and answered its health path.
     console.info(
@@ -155,7 +116,7 @@ describe('submit and healthy on the docker target', () => {
     // Scale down: replica 1 goes away.
     const third = await rt.deploy(app, webSpec(port, 1), source('v2'));
     expect(third.run.status, third.run.error ?? '').toBe('succeeded');
-    expect(Object.keys(await byName(app))).toEqual([`norn-${app}-web-0`]);
+    expect(Object.keys(await byName(app))).toEqual([`norn.${app}.web.0`]);
   }, 90_000);
 
   it('puts the previous release back when the new one does not stay healthy, and fails the run clearly', async () => {
@@ -324,11 +285,11 @@ describe('scheduled processes', () => {
     expect(failed.failedReason).toBe(`${app}.oops exited with 3:\ngoing wrong`);
     // A job's one-off container is gone once the job finished.
     const finished = [done, failed].map(
-      (j) => `norn-${app}-${j.data.process}-cron-${j.id!.replace(/[^a-zA-Z0-9_.-]/g, '-')}`,
+      (j) => `norn.${app}.${j.data.process}.cron_${j.id!.replace(/[^a-zA-Z0-9_.-]/g, '-')}`,
     );
     const names = (await appContainers(app)).map((c) => c.name);
     for (const name of finished) expect(names).not.toContain(name);
-    expect(names).toContain(`norn-${app}-web-0`);
+    expect(names).toContain(`norn.${app}.web.0`);
 
     // Re-deploying updates the schedulers in place; dropping a schedule prunes it.
     const again = await rt.deploy(app, spec, source('v2', repo));

@@ -270,10 +270,11 @@ describe('containers', () => {
         })
       ).id,
     ).toBe(first.id);
-    expect(await open.inspectState(name)).toEqual({
+    expect(await open.inspectState(name)).toMatchObject({
       running: true,
       restarting: false,
       exitCode: null,
+      restartCount: 0,
     });
 
     const replaced = await open.run({

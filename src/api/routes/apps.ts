@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
 import { deployRefProblem, parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
+import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
 import { publicSpec, readJson } from './util.js';
 
@@ -18,6 +19,7 @@ export function appRoutes(deps: ApiDeps) {
           specInvalid(`the infraspec has ${parsed.problems.length} problem(s)`, parsed),
           400,
         );
+      assertPortsFreeAmong(parsed.spec, await apps.list()); // 409 naming the other app and port
       const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })

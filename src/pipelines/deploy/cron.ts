@@ -21,6 +21,7 @@ import {
   releaseSecrets,
   requireDocker,
 } from './docker-runtime.js';
+import { cronContainerName } from './names.js';
 import type { ReleaseStore } from './releases.js';
 import type { CronScheduler } from './types.js';
 
@@ -110,9 +111,6 @@ function jobData(data: unknown): CronJobData {
   return { appId: d.appId, process: d.process, releaseId: d.releaseId };
 }
 
-/** Docker container names allow [a-zA-Z0-9_.-]; scheduler job ids look like `repeat:app.proc:1716…`. */
-const sanitize = (id: string) => id.replace(/[^a-zA-Z0-9_.-]/g, '-');
-
 /**
  * The processor of the `cron` queue: loads the job's release, decrypts its secrets, and runs the
  * process's command in a one-off container of the release's image. A non-zero exit fails the job
@@ -139,7 +137,7 @@ export function createCronProcessor(
       );
     const secrets = await releaseSecrets(deps, release);
     const result = await requireDocker(deps, 'scheduled process').runToCompletion({
-      name: `norn-${appId}-${process}-cron-${sanitize(job.id ?? String(Date.now()))}`,
+      name: cronContainerName(appId, process, job.id ?? String(Date.now())),
       image: release.imageRef,
       cmd: processCmd(p) ?? [], // [] keeps the image's CMD
       env: processEnv(spec, process, secrets),

@@ -1,16 +1,22 @@
 /**
  * The docker target's release mechanics, shared by submit, healthy, rollback and the cron jobs:
- * how a release's processes become containers (names, labels, env), rolling a release out one
- * replica at a time, looking at a replica, and putting the previous release back.
+ * how a release's processes become containers (names, labels, env), and rolling a release out one
+ * replica at a time. Looking at a replica is replica-check.ts; putting the previous release back
+ * is rollback.ts.
  *
- * Containers are `norn-<app>-<process>-<replica>`; a process with port P runs replica i on P+i
- * (host networking: replicas cannot share a port). `docker.run` is idempotent by name, so rolling
- * a release out again (a re-run step, a rollback) keeps containers that are already right.
+ * Containers are `norn.<app>.<process>.<replica>` (names.ts); a process with port P runs replica i
+ * on P+i (host networking: replicas cannot share a port). `docker.run` is idempotent by name, so
+ * rolling a release out again (a re-run step, a rollback) keeps containers that are already right;
+ * it never replaces another app's container, and never starts one on a port in use.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { NornError, isNornError } from '../../shared/errors.js';
 import { redactText } from '../../shared/exec.js';
-import { httpProbe, type DockerDriver } from '../../shared/drivers/docker.js';
+import {
+  PORT_LABEL,
+  type ContainerSummary,
+  type DockerDriver,
+  type RunOptions,
+} from '../../shared/drivers/docker.js';
 import { decryptSecretsEnv, type SopsFormat } from '../../shared/secrets/sops.js';
 import {
   durationMs,
@@ -21,7 +27,9 @@ import {
   type Infraspec,
   type InfraspecProcess,
 } from '../../shared/spec/infraspec.js';
+import { replicaName } from './names.js';
 import type { Release } from './releases.js';
+import { waitForReplica, type Replica } from './replica-check.js';
 import type { DeployServices } from './types.js';
 
 export { requireDocker } from './workspace.js';
@@ -34,14 +42,7 @@ export const LABELS = {
   release: 'norn.release',
 } as const;
 
-export interface Replica {
-  process: string;
-  index: number;
-  name: string;
-  port: number | undefined;
-  healthUrl: string | undefined;
-  probeTimeoutMs: number;
-}
+export { checkReplica, pause, type Replica } from './replica-check.js';
 
 /** What the runtime functions need besides the release itself. */
 export interface RuntimeCall {
@@ -64,9 +65,6 @@ export function parseSpec(raw: unknown): Infraspec {
   return parsed.spec;
 }
 
-export const containerName = (app: string, process: string, replica: number) =>
-  `norn-${app}-${process}-${replica}`;
-
 export const isScheduled = (p: InfraspecProcess) => typeof p.schedule === 'string';
 
 /** Every replica of the release's long-running processes, in rollout order. */
@@ -80,7 +78,7 @@ export function replicasOf(app: string, spec: Infraspec): Replica[] {
       out.push({
         process,
         index,
-        name: containerName(app, process, index),
+        name: replicaName(app, process, index),
         port,
         healthUrl: port !== undefined && p.health ? healthUrl(port, p.health.path) : undefined,
         probeTimeoutMs,
@@ -128,59 +126,6 @@ export function scrubbed(err: unknown, redact: string[]): Error {
     : new Error(message);
 }
 
-export async function pause(ms: number, signal: AbortSignal): Promise<void> {
-  try {
-    await delay(ms, undefined, { signal });
-  } catch {
-    throw new NornError(
-      'CANCELLED',
-      `stopped: ${typeof signal.reason === 'string' ? signal.reason : 'aborted'}`,
-    );
-  }
-}
-
-/** One look at a replica: undefined when it runs (and answers 2xx on its health path), else why not. */
-export async function checkReplica(
-  docker: DockerDriver,
-  r: Replica,
-  signal: AbortSignal,
-): Promise<string | undefined> {
-  const state = await docker.inspectState(r.name);
-  if (!state) return 'its container does not exist';
-  if (state.restarting)
-    return `its container is restarting (last exit code ${state.exitCode ?? 'unknown'})`;
-  if (!state.running)
-    return `its container is not running (exit code ${state.exitCode ?? 'none yet'})`;
-  if (!r.healthUrl) return undefined;
-  const probe = await httpProbe(r.healthUrl, r.probeTimeoutMs, signal);
-  if (probe.status !== undefined && probe.status >= 200 && probe.status < 300) return undefined;
-  return `GET ${r.healthUrl} ${probe.status === undefined ? `failed (${probe.error ?? 'no answer'})` : `answered ${probe.status}`}`;
-}
-
-/** Waits until `r` checks out; STEP_FAILED with the last reason after `timeoutMs`. */
-export async function waitForReplica(
-  call: RuntimeCall,
-  r: Replica,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const problem = await checkReplica(call.docker, r, call.signal);
-    if (!problem) return;
-    if (Date.now() >= deadline) {
-      throw new NornError(
-        'STEP_FAILED',
-        redactText(
-          `${r.process} replica ${r.index} not healthy within ${timeoutMs} ms: ${problem}`,
-          call.redact,
-        ),
-        { details: { process: r.process, replica: r.index } },
-      );
-    }
-    await pause(call.pollMs, call.signal);
-  }
-}
-
 export interface RollOut {
   app: string;
   release: Pick<Release, 'id' | 'deploymentId' | 'imageRef'>;
@@ -191,41 +136,64 @@ export interface RollOut {
 }
 
 /**
- * Starts the release's containers replica by replica, each replacing the same-named container of
- * the release before it; a replica with a health path must answer before the next one is replaced.
- * Then removes the app's containers the release does not have (scaled down, process removed).
+ * Starts the release's containers replica by replica, each replacing the container that held its
+ * slot (same process and replica) in the release before; a replica with a health path must answer
+ * before the next one is replaced, and one that exits fails the rollout at once. Then removes the
+ * app's containers the release does not have (scaled down, process removed).
  */
 export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> {
   const timeoutMs = durationMs(o.spec.deployPolicy.healthTimeout);
   const replicas = replicasOf(o.app, o.spec);
+  const before = await call.docker.list({ [LABELS.app]: o.app });
   for (const r of replicas) {
-    const p = o.spec.processes[r.process];
     o.onTouch?.();
+    await clearSlot(call, before, r);
     call.log(`starting ${r.name} (${o.release.imageRef})`);
-    await call.docker
-      .run({
-        name: r.name,
-        image: o.release.imageRef,
-        cmd: processCmd(p),
-        env: processEnv(o.spec, r.process, o.secrets, r.port),
-        labels: {
-          [LABELS.app]: o.app,
-          [LABELS.process]: r.process,
-          [LABELS.replica]: String(r.index),
-          [LABELS.deployment]: o.release.deploymentId,
-          [LABELS.release]: String(o.release.id),
-        },
-        ports: r.port === undefined ? undefined : [r.port],
-        signal: call.signal,
-      })
-      .catch((err: unknown) => {
-        throw scrubbed(err, call.redact);
-      });
-    await waitForReplica(call, r, timeoutMs);
+    const started = await call.docker.run(replicaOptions(call, o, r)).catch((err: unknown) => {
+      throw scrubbed(err, call.redact);
+    });
+    const expect = { releaseId: o.release.id, restarts: started.restartCount };
+    await waitForReplica(call, r, expect, timeoutMs);
     call.log(r.healthUrl ? `${r.name} answers ${r.healthUrl}` : `${r.name} is running`);
   }
   await removeContainers(call, o.app, (c) => !replicas.some((r) => r.name === c.name));
   return replicas.map((r) => r.name);
+}
+
+function replicaOptions(call: RuntimeCall, o: RollOut, r: Replica): RunOptions {
+  return {
+    name: r.name,
+    image: o.release.imageRef,
+    cmd: processCmd(o.spec.processes[r.process]),
+    env: processEnv(o.spec, r.process, o.secrets, r.port),
+    labels: {
+      [LABELS.app]: o.app,
+      [LABELS.process]: r.process,
+      [LABELS.replica]: String(r.index),
+      [LABELS.deployment]: o.release.deploymentId,
+      [LABELS.release]: String(o.release.id),
+    },
+    ports: r.port === undefined ? undefined : [r.port],
+    signal: call.signal,
+  };
+}
+
+/**
+ * Makes room for `r` among the app's own containers: one that held `r`'s slot under another name
+ * (norn before names.ts called it norn-<app>-<process>-<i>) is found by its labels and replaced
+ * like a same-named one, not orphaned holding the port; one of another slot that listens on `r`'s
+ * port (the release moved its ports) goes first, or `r` could never start there.
+ */
+async function clearSlot(call: RuntimeCall, before: ContainerSummary[], r: Replica): Promise<void> {
+  for (const c of before) {
+    if (c.name === r.name) continue;
+    const slot =
+      c.labels[LABELS.process] === r.process && c.labels[LABELS.replica] === String(r.index);
+    const port = r.port !== undefined && c.labels[PORT_LABEL] === String(r.port);
+    if (!slot && !port) continue;
+    call.log(`replacing ${c.name} with ${r.name}`);
+    await call.docker.stopAndRemove(c.id);
+  }
 }
 
 /** Stops and removes the app's long-running containers that `pick` selects (one-off jobs are left alone). */
@@ -265,66 +233,4 @@ export async function syncSchedulers(
   }
   await s.cron.prune(app, ids);
   return ids;
-}
-
-/**
- * Rollback: puts `previous` (the last known good release) back exactly as it was, with its own
- * image, spec and secrets file (decrypted again), one replica at a time, and its schedulers.
- */
-export async function restoreRelease(
-  s: DeployServices,
-  call: RuntimeCall,
-  app: string,
-  previous: Release,
-): Promise<void> {
-  const spec = parseSpec(previous.spec);
-  const secrets = await releaseSecrets(s, previous);
-  const restoring: RuntimeCall = { ...call, redact: [...call.redact, ...Object.values(secrets)] };
-  call.log(`rolling back to release ${previous.id} (${previous.imageRef})`);
-  await rollOut(restoring, { app, release: previous, spec, secrets });
-  await syncSchedulers(s, app, spec, previous.id);
-}
-
-/**
- * Ends a release that did not make it, per its deployPolicy: with autoRollback the previous release
- * is put back (or, with none, the new containers are removed); without it everything is left as it
- * is. Returns the complete operator message, starting with `reason`.
- */
-export async function endFailedRelease(
-  s: DeployServices,
-  call: RuntimeCall,
-  o: {
-    app: string;
-    runId: string;
-    release: Release;
-    spec: Infraspec;
-    reason: string;
-  },
-): Promise<string> {
-  const reason = redactText(o.reason, call.redact);
-  if (call.signal.aborted) return reason; // stopped: whoever re-runs or cleans up decides
-  if (!o.spec.deployPolicy.autoRollback) {
-    const message = `${reason}; autoRollback is off, so release ${o.release.id} was left in place`;
-    await s.releases.markEnded(o.runId, 'failed', message);
-    return message;
-  }
-  const previous = await s.releases.active(o.app);
-  try {
-    if (previous && previous.deploymentId !== o.runId) {
-      await restoreRelease(s, call, o.app, previous);
-      const message = `${reason}; rolled back to release ${previous.id} (${previous.imageRef})`;
-      await s.releases.markEnded(o.runId, 'rolled_back', message);
-      return message;
-    }
-    await removeContainers(call, o.app, (c) => c.labels[LABELS.release] === String(o.release.id));
-    await syncSchedulers(s, o.app, { ...o.spec, processes: {} }, o.release.id);
-    const message = `${reason}; there is no previous release to roll back to, so the new containers were removed`;
-    await s.releases.markEnded(o.runId, 'failed', message);
-    return message;
-  } catch (err) {
-    const why = redactText(err instanceof Error ? err.message : String(err), call.redact);
-    const message = `${reason}; rolling back failed: ${why}`;
-    await s.releases.markEnded(o.runId, 'failed', message);
-    return message;
-  }
 }

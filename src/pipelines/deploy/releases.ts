@@ -1,5 +1,7 @@
 /** Releases (002_releases.sql): what each deploy put on its target, and the last known good one. */
+import type { PoolClient } from 'pg';
 import type { Db } from '../../shared/db.js';
+import type { AppRoute } from '../../shared/drivers/cloudflared.js';
 
 export type ReleaseStatus = 'deploying' | 'active' | 'superseded' | 'failed' | 'rolled_back';
 
@@ -20,12 +22,17 @@ export interface Release {
   error: string | null;
   createdAt: string;
   activatedAt: string | null;
+  /** The release that served when this one's submit began (005_docker_releases.sql). */
+  previousReleaseId: number | null;
+  /** The app's ingress rules before this release's forge wrote any; null: forge wrote none. */
+  routesBefore: AppRoute[] | null;
 }
 
 const COLUMNS = `id, app_id AS "appId", deployment_id AS "deploymentId", target, image_ref AS "imageRef",
   commit_sha AS "commitSha", digest, spec, secrets_enc AS "secretsEnc", secrets_format AS "secretsFormat",
   migrations_applied AS "migrationsApplied", snapshot_ts AS "snapshotTs", status, error,
-  created_at AS "createdAt", activated_at AS "activatedAt"`;
+  created_at AS "createdAt", activated_at AS "activatedAt", previous_release_id AS "previousReleaseId",
+  routes_before AS "routesBefore"`;
 
 /** What a deploy records when it puts a release out (the rest is the release's lifecycle). */
 export type NewRelease = Pick<
@@ -41,6 +48,7 @@ export type NewRelease = Pick<
   | 'secretsFormat'
   | 'migrationsApplied'
   | 'snapshotTs'
+  | 'previousReleaseId'
 >;
 
 export class ReleaseStore {
@@ -50,11 +58,13 @@ export class ReleaseStore {
   async upsertDeploying(r: NewRelease): Promise<Release> {
     const { rows } = await this.db.query<Release>(
       `INSERT INTO releases (app_id, deployment_id, target, image_ref, commit_sha, digest, spec, secrets_enc, secrets_format,
-                             migrations_applied, snapshot_ts)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                             migrations_applied, snapshot_ts, previous_release_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
        ON CONFLICT (deployment_id) DO UPDATE SET image_ref = EXCLUDED.image_ref, digest = EXCLUDED.digest,
          spec = EXCLUDED.spec, secrets_enc = EXCLUDED.secrets_enc, secrets_format = EXCLUDED.secrets_format,
-         migrations_applied = EXCLUDED.migrations_applied, snapshot_ts = EXCLUDED.snapshot_ts
+         migrations_applied = EXCLUDED.migrations_applied, snapshot_ts = EXCLUDED.snapshot_ts,
+         -- a re-run keeps what served when the first attempt began
+         previous_release_id = COALESCE(releases.previous_release_id, EXCLUDED.previous_release_id)
        RETURNING ${COLUMNS}`,
       [
         r.appId,
@@ -68,6 +78,7 @@ export class ReleaseStore {
         r.secretsFormat,
         r.migrationsApplied,
         r.snapshotTs,
+        r.previousReleaseId,
       ],
     );
     return rows[0]!;
@@ -107,23 +118,28 @@ export class ReleaseStore {
 
   /** Makes a deploy's release the active one; the previous active one becomes superseded. */
   async activate(deploymentId: string): Promise<void> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    await this.transaction(async (client) => {
       const { rows } = await client.query<{ app_id: string; status: string }>(
         'SELECT app_id, status FROM releases WHERE deployment_id = $1 FOR UPDATE',
         [deploymentId],
       );
-      if (rows[0] && rows[0].status !== 'active') {
-        await client.query(
-          `UPDATE releases SET status = 'superseded', ended_at = now() WHERE app_id = $1 AND status = 'active'`,
-          [rows[0].app_id],
-        );
-        await client.query(
-          `UPDATE releases SET status = 'active', activated_at = now(), error = NULL WHERE deployment_id = $1`,
-          [deploymentId],
-        );
-      }
+      if (!rows[0] || rows[0].status === 'active') return;
+      await client.query(
+        `UPDATE releases SET status = 'superseded', ended_at = now() WHERE app_id = $1 AND status = 'active'`,
+        [rows[0].app_id],
+      );
+      await client.query(
+        `UPDATE releases SET status = 'active', activated_at = now(), error = NULL WHERE deployment_id = $1`,
+        [deploymentId],
+      );
+    });
+  }
+
+  private async transaction(fn: (client: PoolClient) => Promise<void>): Promise<void> {
+    const client = await this.db.connect();
+    try {
+      await client.query('BEGIN');
+      await fn(client);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK');
@@ -143,5 +159,45 @@ export class ReleaseStore {
       `UPDATE releases SET status = $2, error = $3, ended_at = now() WHERE deployment_id = $1 AND status = 'deploying'`,
       [deploymentId, status, error],
     );
+  }
+  /** Forge, before it writes: the app's rules as they were (kept from the first attempt). */
+  async recordRoutesBefore(deploymentId: string, routes: AppRoute[]): Promise<void> {
+    await this.db.query(
+      `UPDATE releases SET routes_before = $2 WHERE deployment_id = $1 AND routes_before IS NULL`,
+      [deploymentId, JSON.stringify(routes)],
+    );
+  }
+
+  /** True when a later deploy of the app recorded a release after `release` (it owns the app now). */
+  async hasNewer(release: Pick<Release, 'appId' | 'id'>): Promise<boolean> {
+    const { rows } = await this.db.query(`SELECT 1 FROM releases WHERE app_id = $1 AND id > $2`, [
+      release.appId,
+      release.id,
+    ]);
+    return rows.length > 0;
+  }
+
+  /**
+   * A release that was compensated (its previous release put back): it becomes `rolled_back`,
+   * even if healthy had activated it, and `previousId`, if given, is the active one again.
+   */
+  async reinstate(
+    deploymentId: string,
+    previousId: number | null,
+    status: 'failed' | 'rolled_back',
+    error: string,
+  ): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query(
+        `UPDATE releases SET status = $2, error = $3, ended_at = now()
+         WHERE deployment_id = $1 AND status IN ('deploying', 'active')`,
+        [deploymentId, status, error],
+      );
+      if (previousId !== null)
+        await client.query(
+          `UPDATE releases SET status = 'active', ended_at = NULL WHERE id = $1 AND status <> 'active'`,
+          [previousId],
+        );
+    });
   }
 }

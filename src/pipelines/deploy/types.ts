@@ -67,6 +67,8 @@ export interface ForgeOutput {
 }
 export interface CleanupOutput {
   removed: string[];
+  /** After a run that ended half-deployed: the release taken back and what was done. */
+  compensated?: { releaseId: number; outcome: string };
 }
 
 /** Everything the deploy steps use, built once per worker process from config (services.ts). */

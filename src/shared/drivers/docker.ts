@@ -12,12 +12,14 @@ import { buildImage, type BuildOptions } from './docker/build.js';
 import {
   inspectState,
   listContainers,
+  logsTail,
   removeImage,
   runContainer,
   stopAndRemove,
   type ContainerState,
   type ContainerSummary,
   type RunOptions,
+  type RunResult,
 } from './docker/containers.js';
 import { engineError } from './docker/engine-errors.js';
 import { runToCompletion, type RunToCompletionOptions } from './docker/one-off.js';
@@ -31,9 +33,11 @@ export type {
   ContainerSummary,
   RegistryAuth,
   RunOptions,
+  RunResult,
   RunToCompletionOptions,
 };
-export type { RestartPolicy } from './docker/containers.js';
+export { OWNER_LABEL, type RestartPolicy } from './docker/containers.js';
+export { PORT_LABEL, portIsFree } from './docker/host-ports.js';
 
 export const DEFAULT_SOCKET = '/var/run/docker.sock';
 
@@ -57,13 +61,16 @@ export interface DockerDriver {
     signal?: AbortSignal;
     onLine?: (line: string) => void;
   }): Promise<{ digest: string }>;
-  run(o: RunOptions): Promise<{ id: string }>;
+  /** Idempotent by name; never replaces another app's container, never starts on a port in use. */
+  run(o: RunOptions): Promise<RunResult>;
   runToCompletion(o: RunToCompletionOptions): Promise<{ exitCode: number; tail: string[] }>;
   list(labels: Record<string, string>): Promise<ContainerSummary[]>;
   /** Idempotent; `timeoutSec` defaults to the container's own stop timeout (see RunOptions). */
   stopAndRemove(idOrName: string, o?: { timeoutSec?: number }): Promise<void>;
   removeImage(tag: string): Promise<void>;
   inspectState(idOrName: string): Promise<ContainerState | null>;
+  /** The container's last `lines` lines of output, scrubbed of `redact` (and registry credentials). */
+  logsTail(idOrName: string, lines: number, redact?: readonly string[]): Promise<string[]>;
 }
 
 const PING_TIMEOUT_MS = 5_000;
@@ -156,5 +163,9 @@ export function createDockerDriver(options: DockerDriverOptions): DockerDriver {
     removeImage: (tag) => engine(`removing image ${tag}`, () => removeImage(docker, tag)),
     inspectState: (idOrName) =>
       engine(`inspecting container ${idOrName}`, () => inspectState(docker, idOrName)),
+    logsTail: (idOrName, lines, redact = []) =>
+      engine(`reading the output of container ${idOrName}`, () =>
+        logsTail(docker, idOrName, lines, [...secrets, ...redact]),
+      ),
   };
 }

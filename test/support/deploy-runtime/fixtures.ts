@@ -1,5 +1,5 @@
 /**
- * Fixtures for the deploy runtime tests (submit, healthy, forge, cron): busybox web images FROM
+ * Fixtures for the deploy runtime tests (submit, healthy, forge, cleanup, cron): busybox web images FROM
  * scratch pushed to the open registry, small real git repositories, and test-only `clone`/`build`
  * steps that only report outputs (a real repo and a real pushed image), so the real submit,
  * healthy and forge steps run through the real engine without another engineer's steps.
@@ -19,6 +19,7 @@ import type {
 import { submit } from '../../../src/pipelines/deploy/steps/submit.js';
 import { healthy } from '../../../src/pipelines/deploy/steps/healthy.js';
 import { forge } from '../../../src/pipelines/deploy/steps/forge.js';
+import { cleanup } from '../../../src/pipelines/deploy/steps/cleanup.js';
 import { busyboxContext, fakeSha } from '../docker/engine.js';
 import { git } from '../git/repos.js';
 
@@ -47,10 +48,12 @@ export const fakeBuild: StepDefinition<DeployServices> = {
   },
 };
 
+/** The real submit, healthy, forge and cleanup (also the finalizer, as in the deploy pipeline). */
 export const runtimePipeline: PipelineDefinition<DeployServices> = {
   name: 'deploy',
-  version: 'rt1',
-  steps: [fakeClone, fakeBuild, submit, healthy, forge],
+  version: 'rt2',
+  finalizer: 'cleanup',
+  steps: [fakeClone, fakeBuild, submit, healthy, forge, cleanup],
 };
 
 /** How long the web images take to start serving: a rollout that does not wait for health shows. */

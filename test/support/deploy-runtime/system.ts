@@ -72,22 +72,30 @@ export async function startRuntime(o: RuntimeOptions) {
   cronWorker.on('error', () => {});
   await cronWorker.waitUntilReady();
 
+  /** Registers `app` with `spec` and requests its deploy; answers at once. */
+  async function start(app: string, spec: Record<string, unknown>, source: FakeSource) {
+    await registerApp(system, app, spec);
+    return system.runs.request({
+      appId: app,
+      pipeline: 'deploy',
+      params: { fake: source },
+      spec: { name: app, ...spec },
+    });
+  }
+
+  async function result(id: string, timeoutMs = 60_000): Promise<DeployResult> {
+    const run = await waitForRun(system, id, undefined, timeoutMs);
+    const steps = Object.fromEntries((await system.store.steps(run.id)).map((s) => [s.name, s]));
+    return { run, steps, outputs: await system.store.outputs(run.id) };
+  }
+
   async function deploy(
     app: string,
     spec: Record<string, unknown>,
     source: FakeSource,
     timeoutMs = 60_000,
   ): Promise<DeployResult> {
-    await registerApp(system, app, spec);
-    const accepted = await system.runs.request({
-      appId: app,
-      pipeline: 'deploy',
-      params: { fake: source },
-      spec: { name: app, ...spec },
-    });
-    const run = await waitForRun(system, accepted.deploymentId, undefined, timeoutMs);
-    const steps = Object.fromEntries((await system.store.steps(run.id)).map((s) => [s.name, s]));
-    return { run, steps, outputs: await system.store.outputs(run.id) };
+    return result((await start(app, spec, source)).deploymentId, timeoutMs);
   }
 
   return {
@@ -95,6 +103,8 @@ export async function startRuntime(o: RuntimeOptions) {
     services,
     cron,
     cronWorker,
+    start,
+    result,
     deploy,
     releases: new ReleaseStore(system.db),
     async close() {

@@ -1,11 +1,13 @@
 /**
  * Deploy step `cleanup`, also the deploy pipeline's finalizer: removes the run's working directory
  * (clone and build context) and any one-off test container of the run that a killed worker left
- * behind. It runs after succeeded, failed and cancelled runs alike, so it assumes nothing about
- * which earlier steps ran.
+ * behind, and, after a run that ended between submit and the end of forge, puts the app back as
+ * it was (compensate.ts). It runs after succeeded, failed and cancelled runs alike, so it assumes
+ * nothing about which earlier steps ran.
  */
 import type { StepContext, StepDefinition } from '../../../queues/pipeline.js';
 import type { BuildOutput, CleanupOutput, DeployServices } from '../types.js';
+import { compensate } from '../compensate.js';
 import { removeRunDir } from '../workspace.js';
 
 /**
@@ -26,22 +28,19 @@ async function removeTestContainers(ctx: StepContext, services: DeployServices):
   return removed;
 }
 
+/** The finalizer job is scheduled with as many attempts (src/queues/runs.ts scheduleFinalizer). */
+const CLEANUP_ATTEMPTS = 3;
+
 export const cleanup: StepDefinition<DeployServices> = {
   name: 'cleanup',
-  attempts: 3,
+  attempts: CLEANUP_ATTEMPTS,
 
   /** Idempotent: a directory or container already gone counts as removed earlier, not as an error. */
   async run(ctx, services): Promise<CleanupOutput> {
     const dirs = await removeRunDir(services, ctx.run.id);
     for (const dir of dirs) ctx.log(`removed ${dir}`);
     const containers = await removeTestContainers(ctx, services);
-    // After a failed or cancelled run a release may still say `deploying` (submit was interrupted):
-    // it never became the active one. After a good run it is already active and this changes nothing.
-    await services.releases.markEnded(
-      ctx.run.id,
-      'failed',
-      'the deploy ended before this release became healthy',
-    );
-    return { removed: [...dirs, ...containers] };
+    const compensated = await compensate(ctx, services, ctx.step.attempt >= CLEANUP_ATTEMPTS);
+    return { removed: [...dirs, ...containers], ...(compensated ? { compensated } : {}) };
   },
 };

@@ -2,17 +2,23 @@
  * Deploy step `forge`: routes the app's endpoints through the cloudflared tunnel. Sets the app's
  * ingress rules in NORN_CLOUDFLARED_CONFIG (other apps' rules and the catch-all untouched, the
  * catch-all kept last) and restarts the tunnel only when the file changed, so an unchanged
- * re-deploy never drops the tunnel's connections.
+ * re-deploy never drops the tunnel's connections. The app's rules as they were are recorded on
+ * the release first: a run that does not finish has them put back by the deploy finalizer.
  */
 import { NornError } from '../../../shared/errors.js';
+import { readFile } from 'node:fs/promises';
 import {
+  EMPTY_INGRESS_CONFIG,
   endpointToRoute,
+  listIngress,
   restartTunnel,
   setAppIngress,
   updateIngressFile,
+  type AppRoute,
 } from '../../../shared/drivers/cloudflared.js';
 import { servingProcess, type Infraspec } from '../../../shared/spec/infraspec.js';
 import { skipStep, type StepDefinition, type StepSkipped } from '../../../queues/pipeline.js';
+import { withAppLock } from '../app-lock.js';
 import { parseSpec } from '../docker-runtime.js';
 import type { DeployServices, ForgeOutput } from '../types.js';
 
@@ -27,6 +33,21 @@ function servingPort(spec: Infraspec): number {
   return chosen[1].port!;
 }
 
+/** The app's rules in the config file as they are now (a missing file has none). */
+async function appRoutes(configPath: string, app: string): Promise<AppRoute[]> {
+  const text = await readFile(configPath, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return EMPTY_INGRESS_CONFIG;
+    throw err;
+  });
+  return listIngress(text)
+    .filter((r) => r.app === app && r.hostname !== undefined)
+    .map((r) => ({
+      hostname: r.hostname!,
+      service: r.service,
+      ...(r.path ? { path: r.path } : {}),
+    }));
+}
+
 export const forge: StepDefinition<DeployServices> = {
   name: 'forge',
   async run(ctx, s): Promise<ForgeOutput | StepSkipped> {
@@ -37,11 +58,13 @@ export const forge: StepDefinition<DeployServices> = {
 
     const service = `http://127.0.0.1:${servingPort(spec)}`;
     const routes = spec.endpoints.map((e) => endpointToRoute(e.url, service));
-    const { changed } = await updateIngressFile(
-      configPath,
-      (text) => setAppIngress(text, ctx.run.appId, routes),
-      { signal: ctx.signal },
-    );
+    const { changed } = await withAppLock(s.db, ctx.run.appId, ctx.signal, async () => {
+      // Before writing: what a compensation of this run reverts to (compensate.ts).
+      await s.releases.recordRoutesBefore(ctx.run.id, await appRoutes(configPath, ctx.run.appId));
+      return updateIngressFile(configPath, (text) => setAppIngress(text, ctx.run.appId, routes), {
+        signal: ctx.signal,
+      });
+    });
     ctx.log(
       changed
         ? `ingress rules for ${routes.map((r) => r.hostname).join(', ')} written to ${configPath}`

@@ -1,16 +1,17 @@
 /**
  * Deploy step `healthy`: the new release counts as good once every replica of every process has
  * been running (and answering 2xx on its health path) without a break for deployPolicy.minHealthyTime.
- * Any failed look restarts that window; after deployPolicy.healthTimeout the release is ended per its
- * policy (rolled back to the previous release, or failed) and the run fails with the reason.
+ * Any failed look restarts that window; after deployPolicy.healthTimeout, or at once when a replica
+ * exits (crash-looping: its exit code and last lines of output say why), the release is ended per
+ * its policy (rolled back to the previous release, or failed) and the run fails with the reason.
  * Never retried: a second wait would only delay the same verdict.
  */
-import { NornError } from '../../../shared/errors.js';
+import { NornError, isNornError } from '../../../shared/errors.js';
 import { durationMs } from '../../../shared/spec/infraspec.js';
 import type { StepDefinition } from '../../../queues/pipeline.js';
+import { lockWaitNote, withAppLock } from '../app-lock.js';
 import {
   checkReplica,
-  endFailedRelease,
   parseSpec,
   pause,
   replicasOf,
@@ -19,6 +20,8 @@ import {
   type Replica,
   type RuntimeCall,
 } from '../docker-runtime.js';
+import type { Expect } from '../replica-check.js';
+import { endFailedRelease } from '../rollback.js';
 import type { DeployServices, HealthyOutput } from '../types.js';
 
 interface Verdict {
@@ -31,6 +34,7 @@ interface Verdict {
 async function watch(
   call: RuntimeCall,
   replicas: Replica[],
+  expect: Expect,
   minMs: number,
   timeoutMs: number,
 ): Promise<Verdict> {
@@ -40,12 +44,12 @@ async function watch(
   let lastProblem: string | undefined;
   for (;;) {
     let problem: string | undefined;
-    for (const r of replicas) {
-      const why = await checkReplica(call.docker, r, call.signal);
-      if (why) {
-        problem = `${r.process} replica ${r.index} not healthy: ${why}`;
-        break;
-      }
+    try {
+      problem = await firstProblem(call, replicas, expect);
+    } catch (err) {
+      if (isNornError(err) && err.code === 'STEP_FAILED')
+        return { ok: false, healthyForMs: 0, problem: err.message };
+      throw err;
     }
     const now = Date.now();
     if (problem) {
@@ -64,6 +68,15 @@ async function watch(
       return { ok: false, healthyForMs: 0, problem: problem ?? lastProblem };
     await pause(call.pollMs, call.signal);
   }
+}
+
+/** Why the first unhealthy replica is not healthy, or undefined; throws when one crashed. */
+async function firstProblem(call: RuntimeCall, replicas: Replica[], expect: Expect) {
+  for (const r of replicas) {
+    const why = await checkReplica(call, r, expect);
+    if (why) return `${r.process} replica ${r.index} not healthy: ${why}`;
+  }
+  return undefined;
 }
 
 export const healthy: StepDefinition<DeployServices> = {
@@ -95,20 +108,28 @@ export const healthy: StepDefinition<DeployServices> = {
     const verdict =
       replicas.length === 0
         ? { ok: true, healthyForMs: 0 }
-        : await watch(call, replicas, minMs, durationMs(spec.deployPolicy.healthTimeout));
+        : // Every container of the release was created by this run's submit: any restart is a crash.
+          await watch(
+            call,
+            replicas,
+            { releaseId: release.id, restarts: 0 },
+            minMs,
+            durationMs(spec.deployPolicy.healthTimeout),
+          );
     if (verdict.ok) {
       await s.releases.activate(ctx.run.id);
       ctx.log(`release ${release.id} is active`);
       return { healthyForMs: verdict.healthyForMs, processes };
     }
     const reason = verdict.problem ?? `release ${release.id} did not stay healthy for ${minMs} ms`;
-    const message = await endFailedRelease(s, call, {
+    ctx.log(reason);
+    const message = await withAppLock(
+      s.db,
       app,
-      runId: ctx.run.id,
-      release,
-      spec,
-      reason,
-    });
+      ctx.signal,
+      () => endFailedRelease(s, call, { runId: ctx.run.id, release, spec, reason }),
+      () => ctx.log(lockWaitNote(app)),
+    );
     throw new NornError('STEP_FAILED', message);
   },
 };

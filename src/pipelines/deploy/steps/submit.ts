@@ -7,19 +7,14 @@
  * Secret values never leave: the release row keeps the ENCRYPTED file, and messages and log lines
  * are scrubbed of the decrypted values.
  */
-import { lstat, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { NornError } from '../../../shared/errors.js';
 import { redactText } from '../../../shared/exec.js';
-import {
-  decryptSecretsEnv,
-  sopsFormatForPath,
-  type SopsFormat,
-} from '../../../shared/secrets/sops.js';
 import type { Infraspec } from '../../../shared/spec/infraspec.js';
+import type { DockerDriver } from '../../../shared/drivers/docker.js';
+import { AppStore } from '../../../shared/store/apps.js';
 import type { StepContext, StepDefinition } from '../../../queues/pipeline.js';
+import { lockWaitNote, withAppLock } from '../app-lock.js';
 import {
-  endFailedRelease,
   parseSpec,
   requireDocker,
   rollOut,
@@ -27,66 +22,10 @@ import {
   syncSchedulers,
   type RuntimeCall,
 } from '../docker-runtime.js';
-import { ensureSource } from '../workspace.js';
+import { assertPortsUnclaimed } from '../ports.js';
+import { endFailedRelease, previousOf } from '../rollback.js';
+import { loadSecrets } from '../secrets-file.js';
 import type { BuildOutput, CloneOutput, DeployServices, SubmitOutput } from '../types.js';
-
-/** Where an app keeps its secrets, in the order they are looked for. */
-export const SECRETS_FILES = [
-  'secrets.enc.yaml',
-  'secrets.enc.yml',
-  'secrets.enc.json',
-  'secrets.enc.env',
-] as const;
-
-interface SecretsFile {
-  name: string;
-  text: string;
-  format: SopsFormat;
-}
-
-/** The repository's secrets file, if any; a symlink is refused (it could point outside the clone). */
-async function findSecretsFile(dir: string): Promise<SecretsFile | undefined> {
-  for (const name of SECRETS_FILES) {
-    const path = join(dir, name);
-    const stat = await lstat(path).catch(() => undefined);
-    if (!stat) continue;
-    if (!stat.isFile())
-      throw new NornError(
-        'SECRETS_INVALID',
-        `${name} in the repository must be a regular file, not a link or directory`,
-      );
-    return { name, text: await readFile(path, 'utf8'), format: sopsFormatForPath(name) };
-  }
-  return undefined;
-}
-
-/** Decrypts the secrets file (MAC-checked) and checks every key spec.secrets declares is there. */
-async function loadSecrets(ctx: StepContext, s: DeployServices, spec: Infraspec) {
-  const file = await findSecretsFile(await ensureSource(ctx, s));
-  const declared = spec.secrets ?? [];
-  if (!file) {
-    if (declared.length) {
-      throw new NornError(
-        'SECRETS_INVALID',
-        `spec.secrets declares ${declared.join(', ')} but the repository has no ${SECRETS_FILES[0]}`,
-      );
-    }
-    return { file, values: {} as Record<string, string> };
-  }
-  const values = await decryptSecretsEnv(file.text, file.format, await s.sopsKeys());
-  const missing = declared.filter((key) => !Object.hasOwn(values, key));
-  if (missing.length) {
-    throw new NornError(
-      'SECRETS_INVALID',
-      `${file.name} lacks keys declared in spec.secrets: ${missing.join(', ')}`,
-      {
-        details: { missing },
-      },
-    );
-  }
-  ctx.log(`decrypted ${file.name} (${Object.keys(values).length} keys)`);
-  return { file, values };
-}
 
 /** Outputs of earlier steps that may be absent or skipped (stored as `{ skipped }`). */
 async function optionalOutputs(ctx: StepContext) {
@@ -100,6 +39,10 @@ async function optionalOutputs(ctx: StepContext) {
 
 export const submit: StepDefinition<DeployServices> = {
   name: 'submit',
+  /**
+   * Holds the app's target lock (app-lock.ts) throughout; refuses ports another app claims, then
+   * records the release (with the release it replaces) and rolls it out.
+   */
   async run(ctx, s): Promise<SubmitOutput> {
     const spec = parseSpec(ctx.run.spec);
     const target = spec.target ?? 'docker';
@@ -110,8 +53,6 @@ export const submit: StepDefinition<DeployServices> = {
     const built = await ctx.output<BuildOutput>('build');
     if (!cloned?.commitSha || !built?.imageRef)
       throw new NornError('STEP_FAILED', 'submit needs the outputs of the clone and build steps');
-    const app = ctx.run.appId;
-
     const earlier = await s.releases.byDeployment(ctx.run.id);
     if (earlier && (earlier.status === 'failed' || earlier.status === 'rolled_back')) {
       throw new NornError(
@@ -119,67 +60,97 @@ export const submit: StepDefinition<DeployServices> = {
         earlier.error ?? `release ${earlier.id} already ${earlier.status}`,
       );
     }
+    await assertPortsUnclaimed(new AppStore(s.db), spec); // registered before ports were owned, or raced
     const secrets = await loadSecrets(ctx, s, spec);
-    const redact = Object.values(secrets.values);
-    const previous = await s.releases.active(app);
-    const release = await s.releases.upsertDeploying({
-      appId: app,
-      deploymentId: ctx.run.id,
-      target,
-      imageRef: built.imageRef,
-      commitSha: cloned.commitSha,
-      digest: built.digest ?? null,
-      spec: spec as unknown as Record<string, unknown>,
-      secretsEnc: secrets.file?.text ?? null,
-      secretsFormat: secrets.file?.format ?? null,
-      ...(await optionalOutputs(ctx)),
-    });
-    ctx.log(
-      `release ${release.id}: ${built.imageRef}${previous ? `, replacing release ${previous.id}` : ''}`,
+    return withAppLock(
+      s.db,
+      ctx.run.appId,
+      ctx.signal,
+      () => putOut(ctx, s, { spec, docker, cloned, built, secrets }),
+      () => ctx.log(lockWaitNote(ctx.run.appId)),
     );
-
-    const call: RuntimeCall = {
-      docker,
-      signal: ctx.signal,
-      pollMs: s.healthPollMs,
-      redact,
-      log: (line) => ctx.log(redactText(line, redact)),
-    };
-    let touched = false;
-    try {
-      const containers = await rollOut(call, {
-        app,
-        release,
-        spec,
-        secrets: secrets.values,
-        onTouch: () => {
-          touched = true;
-        },
-      });
-      const schedulers = await syncSchedulers(s, app, spec, release.id);
-      return {
-        releaseId: release.id,
-        previousReleaseId: previous?.id ?? null,
-        containers,
-        schedulers,
-      };
-    } catch (err) {
-      const clean = scrubbed(err, redact);
-      // Stopped (cancel, shutdown): a shutdown hands the step to another worker, which re-runs it
-      // from here, so the release stays `deploying` and nothing is rolled back.
-      if (ctx.signal.aborted) throw clean;
-      if (!touched) {
-        await s.releases.markEnded(ctx.run.id, 'failed', clean.message);
-        throw clean;
-      }
-      const message = await endFailedRelease(s, call, {
-        app,
-        runId: ctx.run.id,
-        release,
-        spec,
-        reason: clean.message,
-      });
-      throw new NornError('STEP_FAILED', message, { cause: clean });
-    }
   },
 };
+
+interface PutOut {
+  spec: Infraspec;
+  docker: DockerDriver;
+  cloned: CloneOutput;
+  built: BuildOutput;
+  secrets: Awaited<ReturnType<typeof loadSecrets>>;
+}
+
+/** Records the release, with the one it replaces (kept from a first attempt on a re-run). */
+async function recordRelease(ctx: StepContext, s: DeployServices, o: PutOut) {
+  const existing = await s.releases.byDeployment(ctx.run.id);
+  const previous = existing
+    ? await previousOf(s, existing)
+    : await s.releases.active(ctx.run.appId);
+  const release = await s.releases.upsertDeploying({
+    appId: ctx.run.appId,
+    deploymentId: ctx.run.id,
+    target: 'docker',
+    imageRef: o.built.imageRef,
+    commitSha: o.cloned.commitSha,
+    digest: o.built.digest ?? null,
+    spec: o.spec as unknown as Record<string, unknown>,
+    secretsEnc: o.secrets.file?.text ?? null,
+    secretsFormat: o.secrets.file?.format ?? null,
+    previousReleaseId: previous?.id ?? null,
+    ...(await optionalOutputs(ctx)),
+  });
+  ctx.log(
+    `release ${release.id}: ${o.built.imageRef}${previous ? `, replacing release ${previous.id}` : ''}`,
+  );
+  return { release, previous };
+}
+
+/** Records the release and rolls it out; a failed rollout ends it per its deployPolicy. */
+async function putOut(ctx: StepContext, s: DeployServices, o: PutOut): Promise<SubmitOutput> {
+  const app = ctx.run.appId;
+  const redact = Object.values(o.secrets.values);
+  const { release, previous } = await recordRelease(ctx, s, o);
+  const call: RuntimeCall = {
+    docker: o.docker,
+    signal: ctx.signal,
+    pollMs: s.healthPollMs,
+    redact,
+    log: (line) => ctx.log(redactText(line, redact)),
+  };
+  let touched = false;
+  try {
+    const containers = await rollOut(call, {
+      app,
+      release,
+      spec: o.spec,
+      secrets: o.secrets.values,
+      onTouch: () => {
+        touched = true;
+      },
+    });
+    const schedulers = await syncSchedulers(s, app, o.spec, release.id);
+    return {
+      releaseId: release.id,
+      previousReleaseId: previous?.id ?? null,
+      containers,
+      schedulers,
+    };
+  } catch (err) {
+    const clean = scrubbed(err, redact);
+    // Stopped: a shutdown hands the step to another worker, which re-runs it from here; after a
+    // cancel (or a lost lease) the run ends and the deploy finalizer puts the app back.
+    if (ctx.signal.aborted) throw clean;
+    ctx.log(clean.message);
+    if (!touched) {
+      await s.releases.markEnded(ctx.run.id, 'failed', clean.message);
+      throw clean;
+    }
+    const message = await endFailedRelease(s, call, {
+      runId: ctx.run.id,
+      release,
+      spec: o.spec,
+      reason: clean.message,
+    });
+    throw new NornError('STEP_FAILED', message, { cause: clean });
+  }
+}

@@ -10,15 +10,15 @@ import {
   type StepSkipped,
 } from '../../../queues/pipeline.js';
 import type { BuildOutput, CloneOutput, DeployServices, TestOutput } from '../types.js';
+import { testContainerName } from '../names.js';
 import { pinnedSpec, requireDocker } from '../workspace.js';
 
 /** A test command running longer than this is killed and fails the run (TIMEOUT). */
 export const TEST_TIMEOUT_MS = 15 * 60_000;
 const TAIL_LINES = 20;
 
-/** The one-off container's name; one per run, so a re-run replaces a leftover of a killed try. */
-export const testContainerName = (app: string, runId: string) =>
-  `norn-${app}-test-${runId.slice(0, 12)}`;
+// One per run (names.ts), so a re-run replaces a leftover of a killed try.
+export { testContainerName } from '../names.js';
 
 /** Labels of the test container, also how cleanup finds a leftover (with the driver's `norn.one-off`). */
 export const testContainerLabels = (ctx: StepContext, commitSha: string) => ({

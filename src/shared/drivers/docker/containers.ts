@@ -8,8 +8,12 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { NornError } from '../../errors.js';
 import { engineError, engineStatus, ignoreStatus, throwIfAborted } from './engine-errors.js';
+import { PORT_LABEL, assertPortsFree } from './host-ports.js';
+import { LineCollector, demuxFrames } from './streams.js';
 
 export const CONFIG_HASH_LABEL = 'norn.config-hash';
+/** The label naming the app a container belongs to: norn never touches another app's container. */
+export const OWNER_LABEL = 'norn.app';
 
 export type RestartPolicy = 'no' | 'on-failure' | 'unless-stopped' | 'always';
 
@@ -31,6 +35,12 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** `restartCount`: the engine's count when `run` returned (0 for a new container; a kept one's own). */
+export interface RunResult {
+  id: string;
+  restartCount: number;
+}
+
 export interface ContainerSummary {
   id: string;
   name: string;
@@ -41,8 +51,12 @@ export interface ContainerSummary {
 
 export interface ContainerState {
   running: boolean;
+  /** The last exit code, once the container has exited at least once (also while it restarts). */
   exitCode: number | null;
   restarting: boolean;
+  /** How often the engine restarted it (restart policy) since it was created. */
+  restartCount: number;
+  labels: Record<string, string>;
 }
 
 export const envList = (env: Record<string, string> = {}): string[] =>
@@ -69,7 +83,7 @@ export async function runContainer(
   imageId: string,
   o: RunOptions,
   secrets: readonly string[],
-): Promise<{ id: string }> {
+): Promise<RunResult> {
   const what = `starting container ${o.name}`;
   const hash = configHash(imageId, o);
   try {
@@ -83,16 +97,25 @@ export async function runContainer(
       ) {
         if (!existing.State.Running && !existing.State.Restarting)
           await ignoreStatus(docker.getContainer(existing.Id).start(), [304]);
-        return { id: existing.Id };
+        return { id: existing.Id, restartCount: existing.RestartCount ?? 0 };
       }
-      if (existing) await stopAndRemove(docker, existing.Id); // with the old container's own grace
+      if (existing) {
+        assertOwner(existing, o);
+        await stopAndRemove(docker, existing.Id); // with the old container's own grace
+      }
+      // After the container it replaces has stopped: whoever holds the port now is someone else.
+      await assertPortsFree(docker, o.ports ?? [], o.name);
       try {
         const created = await docker.createContainer({
           name: o.name,
           Image: o.image,
           Cmd: o.cmd,
           Env: envList(o.env),
-          Labels: { ...o.labels, [CONFIG_HASH_LABEL]: hash },
+          Labels: {
+            ...o.labels,
+            [CONFIG_HASH_LABEL]: hash,
+            ...(o.ports?.length ? { [PORT_LABEL]: o.ports.join(',') } : {}),
+          },
           ExposedPorts: Object.fromEntries((o.ports ?? []).map((p) => [`${p}/tcp`, {}])),
           StopTimeout: o.stopTimeoutSec ?? 10,
           // Init: the engine's tini is PID 1 and forwards SIGTERM, so an app that does not handle
@@ -104,7 +127,7 @@ export async function runContainer(
           },
         });
         await created.start();
-        return { id: created.id };
+        return { id: created.id, restartCount: 0 };
       } catch (err) {
         // Another worker created the same name between our inspect and create: look again once.
         if (engineStatus(err) === 409 && attempt === 0) continue;
@@ -114,6 +137,24 @@ export async function runContainer(
   } catch (err) {
     throw engineError(err, what, secrets, o.signal);
   }
+}
+
+/**
+ * CONFLICT unless the container `existing` (found under the name norn wants) belongs to the app
+ * `o` is for: a name clash must never replace another app's (or a foreign) container.
+ */
+export function assertOwner(
+  existing: { Name?: string; Config: { Labels?: Record<string, string> | null } },
+  o: { name: string; labels?: Record<string, string> },
+): void {
+  const owner = existing.Config.Labels?.[OWNER_LABEL];
+  const mine = o.labels?.[OWNER_LABEL];
+  if (owner !== undefined && owner === mine) return;
+  throw new NornError(
+    'CONFLICT',
+    `a container named ${o.name} already exists and belongs to ${owner === undefined ? 'no norn app' : `app ${owner}`}, not to app ${mine ?? '(none)'}; norn leaves it alone (remove or rename it)`,
+    { details: { container: o.name, owner: owner ?? null } },
+  );
 }
 
 export async function listContainers(
@@ -154,9 +195,33 @@ export async function inspectState(
   const info = await ignoreStatus(docker.getContainer(idOrName).inspect());
   if (!info) return null;
   const { Running, Restarting, Status, ExitCode } = info.State;
-  // A container that never ran has no exit code worth reporting.
-  const exited = !Running && Status !== 'created';
-  return { running: Running, restarting: Restarting, exitCode: exited ? ExitCode : null };
+  const restartCount = info.RestartCount ?? 0;
+  // A container that never exited has no exit code worth reporting; one that restarts has.
+  const exited = Restarting || restartCount > 0 || (!Running && Status !== 'created');
+  return {
+    running: Running,
+    restarting: Restarting,
+    exitCode: exited ? ExitCode : null,
+    restartCount,
+    labels: info.Config.Labels ?? {},
+  };
+}
+
+/** The last `lines` lines a container wrote (stdout and stderr), scrubbed of `redact`. */
+export async function logsTail(
+  docker: Docker,
+  idOrName: string,
+  lines: number,
+  redact: readonly string[],
+): Promise<string[]> {
+  const raw = await ignoreStatus(
+    docker.getContainer(idOrName).logs({ follow: false, stdout: true, stderr: true, tail: lines }),
+  );
+  if (!raw) return [];
+  const collector = new LineCollector(redact);
+  demuxFrames(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)), collector);
+  collector.flush();
+  return collector.tail.slice(-lines);
 }
 
 export async function removeImage(docker: Docker, tag: string): Promise<void> {

@@ -5,7 +5,7 @@
 import type Docker from 'dockerode';
 import { NornError } from '../../errors.js';
 import { cancelled, engineError, ignoreStatus, throwIfAborted } from './engine-errors.js';
-import { envList } from './containers.js';
+import { assertOwner, envList } from './containers.js';
 import { LineCollector, readLogFrames } from './streams.js';
 
 export interface RunToCompletionOptions {
@@ -35,11 +35,16 @@ export async function runToCompletion(
   const scrub = [...secrets, ...(o.redact ?? [])];
   const lines = new LineCollector(scrub, o.onLine);
   throwIfAborted(o.signal, what);
-  await ignoreStatus(docker.getContainer(o.name).remove({ force: true }), [404, 409]).catch(
-    (err: unknown) => {
-      throw engineError(err, what, scrub, o.signal);
-    },
-  );
+  try {
+    // A leftover of a killed earlier try is replaced; a container of another app is never touched.
+    const leftover = await ignoreStatus(docker.getContainer(o.name).inspect());
+    if (leftover) {
+      assertOwner(leftover, o);
+      await ignoreStatus(docker.getContainer(leftover.Id).remove({ force: true }), [404, 409]);
+    }
+  } catch (err) {
+    throw engineError(err, what, scrub, o.signal);
+  }
 
   let container: Docker.Container | undefined;
   try {
@@ -97,6 +102,8 @@ function waitForExit(
         );
       }, o.timeoutMs);
     }
+    // An abort that came while the container was being created and started is one too.
+    if (o.signal?.aborted) return onAbort();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     container.wait().then(
       (result: { StatusCode: number }) => {

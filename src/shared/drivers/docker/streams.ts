@@ -100,15 +100,9 @@ export function readProgress(
  */
 export function readLogFrames(stream: NodeJS.ReadableStream, lines: LineCollector): Promise<void> {
   return new Promise((resolve, reject) => {
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     stream.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 8) {
-        const size = pending.readUInt32BE(4);
-        if (pending.length < 8 + size) break;
-        lines.push(pending.subarray(8, 8 + size).toString('utf8'), pending[0]);
-        pending = pending.subarray(8 + size);
-      }
+      pending = demuxFrames(Buffer.concat([pending, chunk]), lines);
     });
     stream.on('end', () => {
       lines.flush();
@@ -120,4 +114,16 @@ export function readLogFrames(stream: NodeJS.ReadableStream, lines: LineCollecto
     });
     stream.on('error', reject);
   });
+}
+
+/** Hands every whole frame of `bytes` to `lines`; returns the unfinished rest. */
+export function demuxFrames(bytes: Buffer, lines: LineCollector): Buffer {
+  let pending = bytes;
+  while (pending.length >= 8) {
+    const size = pending.readUInt32BE(4);
+    if (pending.length < 8 + size) break;
+    lines.push(pending.subarray(8, 8 + size).toString('utf8'), pending[0]);
+    pending = pending.subarray(8 + size);
+  }
+  return pending;
 }

@@ -1,0 +1,119 @@
+/**
+ * The deploy finalizer's compensation: a run that ended (cancelled, failed, lease lost) after
+ * submit began and before forge finished leaves the app as a failed health check would: the
+ * previous release serving again (or, on a first deploy, no containers), the route the run wrote
+ * reverted, and the release table saying so. It runs after the run ended, as a BullMQ job with
+ * retries, so it outlives NORN_CANCEL_GRACE_MS and a worker killed on the way; it is driven only by
+ * what the run recorded (its release row: previousReleaseId, routesBefore) and is idempotent.
+ *
+ * A worker shutdown hands a step back to another worker and ends no run, so it never gets here.
+ */
+import {
+  removeAppIngress,
+  restartTunnel,
+  setAppIngress,
+  updateIngressFile,
+} from '../../shared/drivers/cloudflared.js';
+import type { StepContext } from '../../queues/pipeline.js';
+import { lockWaitNote, withAppLock } from './app-lock.js';
+import { parseSpec, requireDocker, type RuntimeCall } from './docker-runtime.js';
+import type { Release } from './releases.js';
+import { putBack } from './rollback.js';
+import type { DeployServices } from './types.js';
+
+/** What compensation did, for the cleanup step's output and log. */
+export interface Compensation {
+  releaseId: number;
+  outcome: string;
+}
+
+/** The release still to be taken back, or undefined when the run left nothing half-done. */
+async function pending(ctx: StepContext, s: DeployServices): Promise<Release | undefined> {
+  const release = await s.releases.byDeployment(ctx.run.id);
+  if (!release || (release.status !== 'deploying' && release.status !== 'active')) return undefined;
+  // forge finished (or was skipped): the release was deployed to the end; nothing to undo.
+  if ((await ctx.output('forge')) !== undefined) return undefined;
+  return release;
+}
+
+/** Reverts the app's rules to what forge found before it wrote (nothing when forge wrote none). */
+async function revertRoutes(ctx: StepContext, s: DeployServices, release: Release) {
+  const before = release.routesBefore;
+  const path = s.cloudflared.configPath;
+  if (before === null || !path) return;
+  const { changed } = await updateIngressFile(
+    path,
+    (text) =>
+      before.length
+        ? setAppIngress(text, release.appId, before)
+        : removeAppIngress(text, release.appId),
+    { signal: ctx.signal },
+  );
+  ctx.log(
+    changed ? `ingress rules of ${release.appId} reverted` : 'ingress rules already as before',
+  );
+  // An earlier attempt may have written the file and died before the restart: restart again then.
+  if (changed || ctx.step.attempt > 1)
+    await restartTunnel(s.cloudflared.restartArgv, { signal: ctx.signal, onLine: ctx.log });
+}
+
+/**
+ * Takes back a release the run left half-deployed. On the last attempt a failure is written into
+ * the release row before it is rethrown, so the table never claims a release it could not verify.
+ */
+export async function compensate(
+  ctx: StepContext,
+  s: DeployServices,
+  lastAttempt: boolean,
+): Promise<Compensation | undefined> {
+  if (!(await pending(ctx, s))) return undefined;
+  return withAppLock(
+    s.db,
+    ctx.run.appId,
+    ctx.signal,
+    async () => {
+      const release = await pending(ctx, s); // again, under the lock
+      return release && takeBack(ctx, s, release, lastAttempt);
+    },
+    () => ctx.log(lockWaitNote(ctx.run.appId)),
+  );
+}
+
+async function takeBack(
+  ctx: StepContext,
+  s: DeployServices,
+  release: Release,
+  lastAttempt: boolean,
+): Promise<Compensation> {
+  const reason = `the deploy ended before release ${release.id} was verified and routed`;
+  const leave = async (outcome: string) => {
+    await s.releases.markEnded(ctx.run.id, 'failed', `${reason}; ${outcome}`);
+    return { releaseId: release.id, outcome };
+  };
+  // A later deploy took the app over meanwhile: what serves is its business now.
+  if (await s.releases.hasNewer(release)) return leave('a later deploy replaced it');
+  // As after a failed health check: left in place, and said so (an active one stays active).
+  if (!parseSpec(release.spec).deployPolicy.autoRollback)
+    return leave(`autoRollback is off, so release ${release.id} was left in place`);
+  const call: RuntimeCall = {
+    docker: requireDocker(s, 'cleanup'),
+    signal: ctx.signal,
+    pollMs: s.healthPollMs,
+    redact: [],
+    log: ctx.log,
+  };
+  try {
+    await revertRoutes(ctx, s, release);
+    const { previous, done } = await putBack(s, call, release);
+    const message = `${reason}; ${done}`;
+    const status = previous ? 'rolled_back' : 'failed';
+    await s.releases.reinstate(ctx.run.id, previous?.id ?? null, status, message);
+    ctx.log(message);
+    return { releaseId: release.id, outcome: done };
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    const message = `${reason}; putting the app back failed: ${why}`;
+    if (lastAttempt) await s.releases.reinstate(ctx.run.id, null, 'failed', message);
+    throw err;
+  }
+}
