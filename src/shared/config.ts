@@ -4,6 +4,7 @@
  * from plain objects.
  */
 import { z } from 'zod';
+import { API_TOKEN_MIN_LENGTH } from './api-token.js';
 import { parseGitCredentials, type GitCredential } from './drivers/git-credentials.js';
 import { NornError } from './errors.js';
 
@@ -34,7 +35,7 @@ export const EnvSchema = z.object({
     .describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
   NORN_API_TOKEN: z
     .string()
-    .min(16, 'must be at least 16 characters')
+    .min(API_TOKEN_MIN_LENGTH, `must be at least ${API_TOKEN_MIN_LENGTH} characters`)
     .optional()
     .describe(
       'Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST.',
