@@ -33,6 +33,12 @@ export const EnvSchema = z.object({
     .url()
     .default('postgres://postgres@127.0.0.1:5432/norn')
     .describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
+  // A restart or failover of PostgreSQL must not fail the steps running through it.
+  NORN_DB_RETRY_MS: int(0)
+    .default(30_000)
+    .describe(
+      "How long a step's database calls, and the engine's around a step, are tried again after a transient PostgreSQL error (connection refused or dropped, server restarting, serialization conflict) before the step fails naming the cause.",
+    ),
   NORN_API_TOKEN: z
     .string()
     .min(API_TOKEN_MIN_LENGTH, `must be at least ${API_TOKEN_MIN_LENGTH} characters`)
@@ -202,6 +208,7 @@ export interface Config {
   http: { port: number; host: string; apiToken: string | undefined };
   redisUrl: string;
   databaseUrl: string;
+  dbRetryMs: number;
   queuePrefix: string;
   worker: {
     concurrency: number;
@@ -287,6 +294,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     http: { port: e.PORT, host: e.HOST, apiToken: e.NORN_API_TOKEN },
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
+    dbRetryMs: e.NORN_DB_RETRY_MS,
     queuePrefix: e.NORN_QUEUE_PREFIX,
     worker: {
       concurrency: e.NORN_WORKER_CONCURRENCY,
