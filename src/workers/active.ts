@@ -1,4 +1,7 @@
-/** The steps a worker process is running, and how a cancel or shutdown stops one. */
+/** The steps a worker process is running, how a cancel or shutdown stops one, and their leases. */
+import { describeDbError } from '../shared/db-retry.js';
+import type { Logger } from '../shared/logger.js';
+import type { RunStore } from '../shared/store/runs.js';
 
 export type AbortReason = 'cancelled' | 'shutdown' | 'lease-lost';
 
@@ -69,4 +72,43 @@ export function untilAborted<T>(
       },
     );
   });
+}
+
+export interface HeartbeatOptions {
+  store: Pick<RunStore, 'heartbeat'>;
+  runId: string;
+  workerId: string;
+  everyMs: number;
+  /** Aborted with 'lease-lost' when another run holds the app. */
+  controller: AbortController;
+  /** The step's log. */
+  note: (line: string) => void;
+  log: Logger;
+}
+
+/**
+ * Renews the run's lease every NORN_LEASE_HEARTBEAT_MS while a step runs; a refused renewal
+ * (another run holds the app) aborts the step. A heartbeat PostgreSQL does not answer is retried by
+ * the next one, and the step goes on: an outage shorter than the lease's life costs nothing, and a
+ * longer one only lets the sweeper look (it renews a lease whose flow is still alive).
+ */
+export function startHeartbeat(o: HeartbeatOptions): NodeJS.Timeout {
+  let failing = false;
+  return setInterval(() => {
+    o.store.heartbeat(o.runId, o.workerId).then(
+      (held) => {
+        if (failing) o.note('lease heartbeat: PostgreSQL answers again');
+        failing = false;
+        if (!held) o.controller.abort('lease-lost');
+      },
+      (err: unknown) => {
+        if (!failing)
+          o.note(
+            `lease heartbeat failed: ${describeDbError(err)}; the step goes on, heartbeats keep trying`,
+          );
+        failing = true;
+        o.log.warn({ err, runId: o.runId }, 'lease heartbeat failed');
+      },
+    );
+  }, o.everyMs);
 }

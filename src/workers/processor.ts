@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeDbError, retryDb, withStepLog } from '../shared/db-retry.js';
+import { retryDb, withStepLog } from '../shared/db-retry.js';
 import { isNornError, NornError, toError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
@@ -18,7 +18,7 @@ import type { LiveRuns, StartResult } from '../queues/live.js';
 import type { Recorder } from '../queues/recorder.js';
 import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
-import { untilAborted, type AbortReason, type ActiveSteps } from './active.js';
+import { startHeartbeat, untilAborted, type AbortReason, type ActiveSteps } from './active.js';
 import { createFinalizer } from './finalizer.js';
 import { describe, jobLog, makeContext } from './step-context.js';
 
@@ -94,7 +94,15 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       controller.abort(bullSignal?.reason === 'shutdown' ? 'shutdown' : 'cancelled');
     bullSignal?.addEventListener('abort', onBullAbort, { once: true });
     deps.active.add(d.runId, controller);
-    const heartbeat = startHeartbeat(job, controller);
+    const heartbeat = startHeartbeat({
+      store,
+      runId: d.runId,
+      workerId: deps.workerId,
+      everyMs: deps.heartbeatMs,
+      controller,
+      note: jobLog(job),
+      log,
+    });
     const started = performance.now();
     let output: unknown;
     try {
@@ -171,33 +179,6 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       throw opts.final ? new UnrecoverableError(both) : toError(err);
     }
     await runs.apply(t, d.runId);
-  }
-
-  /**
-   * Renews the run's lease every NORN_LEASE_HEARTBEAT_MS while the step runs; a refused renewal
-   * (another run holds the app) aborts the step. A heartbeat PostgreSQL does not answer is
-   * retried by the next one, and the step goes on: an outage shorter than the step costs nothing.
-   */
-  function startHeartbeat(job: Job<StepJobData>, controller: AbortController): NodeJS.Timeout {
-    const { runId } = job.data;
-    let failing = false;
-    return setInterval(() => {
-      store.heartbeat(runId, deps.workerId).then(
-        (held) => {
-          if (failing) jobLog(job)('lease heartbeat: PostgreSQL answers again');
-          failing = false;
-          if (!held) controller.abort('lease-lost');
-        },
-        (err: unknown) => {
-          if (!failing)
-            jobLog(job)(
-              `lease heartbeat failed: ${describeDbError(err)}; the step goes on, heartbeats keep trying`,
-            );
-          failing = true;
-          log.warn({ err, runId }, 'lease heartbeat failed');
-        },
-      );
-    }, deps.heartbeatMs);
   }
 
   function isLast(d: StepJobData): boolean {
