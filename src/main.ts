@@ -37,7 +37,7 @@ async function main(command: Command) {
   });
   if (command === 'migrate' || config.migrateOnStart) await system.migrate();
   if (command === 'migrate') return system.close();
-  const step = createStepServices(config, process.env, system.db, log);
+  const step = createStepServices(config, process.env, system.stepDb, log);
   system.setServices(step.services, step.extraQueues);
   system.onClose(() => step.close());
 

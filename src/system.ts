@@ -9,6 +9,7 @@ import { createApi } from './api/app.js';
 import { EventRelay } from './api/relay.js';
 import type { Config } from './shared/config.js';
 import { createDb, type Db } from './shared/db.js';
+import { describeDbError, retryingDb } from './shared/db-retry.js';
 import { migrate } from './shared/db/migrate.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { createRedis, type Redis } from './shared/redis.js';
@@ -43,6 +44,11 @@ export interface RunningApi {
 
 export class NornSystem<S = unknown> {
   readonly db: Db;
+  /**
+   * The same pool for step services (createStepServices): their queries ride out a PostgreSQL
+   * outage for NORN_DB_RETRY_MS, where the api's (on `db`) answer at once.
+   */
+  readonly stepDb: Db;
   readonly redis: Redis;
   readonly log: Logger;
   readonly registry: PipelineRegistry<S>;
@@ -61,6 +67,7 @@ export class NornSystem<S = unknown> {
   ) {
     this.log = options.log ?? createLogger(config.logLevel);
     this.db = createDb(config.databaseUrl);
+    this.stepDb = retryingDb(this.db, { budgetMs: config.dbRetryMs, log: this.log });
     this.redis = createRedis(config.redisUrl, 'worker');
     this.registry = new PipelineRegistry(options.pipelines);
     this.store = new RunStore(this.db, makeWorkerId(), config.lease.ttlMs);
@@ -75,6 +82,7 @@ export class NornSystem<S = unknown> {
       live: this.live,
       connection: this.redis,
       prefix: config.queuePrefix,
+      dbRetryMs: config.dbRetryMs,
       log: this.log,
     });
   }
@@ -148,10 +156,16 @@ export class NornSystem<S = unknown> {
     const host = this.config.http.host.includes(':')
       ? `[${this.config.http.host}]`
       : this.config.http.host;
+    let sweeping = false; // a sweep may wait out a PostgreSQL outage: never two at once
     const sweeper = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
       this.runs
         .sweep(this.config.cancelGraceMs)
-        .catch((err) => this.log.warn({ err }, 'sweep failed'));
+        .catch((err) => this.log.warn({ err }, `sweep failed: ${describeDbError(err)}`))
+        .finally(() => {
+          sweeping = false;
+        });
     }, this.config.sweepIntervalMs);
     const running: RunningApi = {
       url: `http://${host}:${actual}`,

@@ -8,6 +8,7 @@
  * Nothing depends on this process surviving: until PostgreSQL records a transition it stays in the
  * run's live log, and every later transition of the run (or the run's end) carries it again.
  */
+import { describeDbError } from '../shared/db-retry.js';
 import type { Logger } from '../shared/logger.js';
 import type { LogEntry, RunStore } from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
@@ -20,7 +21,7 @@ export interface RecorderDeps {
   log: Logger;
   /** How long transitions gather before a write (0: the next turn of the event loop). */
   delayMs: number;
-  /** After a failed write, how long to wait before trying again (default 1 s). */
+  /** After a failed write, how long to wait before trying again (default 1 s), doubling to 10x. */
   retryMs?: number;
 }
 
@@ -32,6 +33,8 @@ export class Recorder {
   private writing: Promise<void> | undefined;
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Writes failed in a row (a PostgreSQL outage): the retry delay grows with them. */
+  private failures = 0;
   /** Runs whose last writes found a gap, and how many times in a row. */
   private readonly gapRefills = new Map<string, number>();
 
@@ -74,6 +77,8 @@ export class Recorder {
       const { events, recorded, gaps } = await store.record(
         [...batch].map(([runId, entries]) => ({ runId, log: [...entries.values()] })),
       );
+      if (this.failures) log.info({ failures: this.failures }, 'recording step transitions again');
+      this.failures = 0;
       // Committed: publish (a relay that misses one reads it from PostgreSQL) and trim Redis.
       bus
         .publishText(events)
@@ -92,11 +97,18 @@ export class Recorder {
         if (!now) this.pending.set(runId, entries);
         else for (const [t, e] of entries) if (!now.has(t)) now.set(t, e);
       }
-      log.warn({ err, runs: batch.size }, 'recording step transitions failed; retrying');
+      // Nothing waits on these writes (a run's end records its log itself), so an outage of any
+      // length is ridden out; the delay only keeps a dead server from being asked every second.
+      const base = this.deps.retryMs ?? 1_000;
+      const delay = Math.min(base * 2 ** this.failures++, base * 10);
+      log.warn(
+        { err, runs: batch.size, retryInMs: delay },
+        `recording step transitions failed (${describeDbError(err)}); retrying`,
+      );
       this.retry = setTimeout(() => {
         this.retry = undefined;
         this.kick();
-      }, this.deps.retryMs ?? 1_000);
+      }, delay);
       this.retry.unref();
     }
   }

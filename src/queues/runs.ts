@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { retryDb } from '../shared/db-retry.js';
 import { NornError, notFound } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
 import type { LiveRuns } from './live.js';
-import { buildFlow, FINALIZE_JOB, rootJobId } from './flow.js';
+import { buildFlow, FINALIZE_JOB, rootJobId, stepJobId } from './flow.js';
 import { DEFAULT_QUEUE, type PipelineRegistry } from './pipeline.js';
 
 export interface RunServiceDeps {
@@ -23,6 +24,8 @@ export interface RunServiceDeps {
   /** A connection for the FlowProducer and Queue handles (shared; BullMQ duplicates as needed). */
   connection: Redis;
   prefix: string;
+  /** NORN_DB_RETRY_MS: how long follow-ups of a committed transition retry PostgreSQL. */
+  dbRetryMs: number;
   log: Logger;
 }
 
@@ -50,6 +53,14 @@ export class RunService {
 
   constructor(private readonly deps: RunServiceDeps) {
     this.flows = new FlowProducer({ connection: deps.connection, prefix: deps.prefix });
+  }
+
+  /**
+   * What follows a committed transition (a finalizer to schedule, the next run to start) must not
+   * be dropped by a PostgreSQL outage in between: its reads are retried through it.
+   */
+  private pg<T>(fn: () => Promise<T>): Promise<T> {
+    return retryDb(fn, { budgetMs: this.deps.dbRetryMs, log: this.deps.log });
   }
 
   queue(name: string): Queue {
@@ -158,7 +169,7 @@ export class RunService {
     if (!run) return;
     const seed =
       reopen || run.resumedFrom
-        ? await this.deps.store.liveSeed(run.id)
+        ? await this.pg(() => this.deps.store.liveSeed(run.id))
         : { recorded: 0, steps: [] };
     let def;
     try {
@@ -200,7 +211,7 @@ export class RunService {
 
   /** A standalone job (id `<run>.finally`, so at most one) that runs the finalizer step. */
   async scheduleFinalizer(runId: string): Promise<void> {
-    const ctx = await this.deps.store.runContext(runId);
+    const ctx = await this.pg(() => this.deps.store.runContext(runId));
     if (!ctx?.finalizer || !ctx.startedAt) return; // nothing ran, nothing to clean up
     await this.queue(ctx.queue).add(
       FINALIZE_JOB,
@@ -283,13 +294,18 @@ export class RunService {
           await this.apply(t, run.id);
         }
       } else if (state === 'failed' || state === 'completed') {
+        // The processor could not end the run (PostgreSQL was down, or the worker died): the
+        // failed step's job says why, and that is what the run records.
+        const failed = state === 'failed' ? await this.failedStep(run) : undefined;
+        const error = `lease expired after the flow ended (${state})${failed ? `: step ${failed.step} failed: ${failed.reason}` : ''}`;
         const t = await store.stepFail(
           run.id,
-          null,
-          `lease expired after the flow ended (${state})`,
+          failed?.step ?? null,
+          error,
           { final: true, cancelled: false },
           await this.deps.live.pending(run.id),
         );
+        if (failed) await failed.job.log(`the run was ended after its lease expired: ${error}`);
         await this.apply(t, run.id);
       } else {
         await store.renewExpired(run.id); // alive in the queue (waiting, active, or recovering from a stall)
@@ -298,6 +314,17 @@ export class RunService {
     for (const run of await store.stuckCancels(cancelGraceMs)) await this.stopRunning(run);
     for (const appId of await store.appsWaitingForAdmission())
       await this.start(await store.admit(appId));
+  }
+
+  /** The first step of a run whose job failed (the steps above it fail with "child … failed"). */
+  private async failedStep(run: RunRef) {
+    const queue = this.queue(run.queue);
+    for (const step of run.steps) {
+      const job = await queue.getJob(stepJobId(run.id, step));
+      if (job && (await job.getState()) === 'failed')
+        return { step, job, reason: job.failedReason || 'no reason recorded' };
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {

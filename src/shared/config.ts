@@ -4,6 +4,8 @@
  * from plain objects.
  */
 import { z } from 'zod';
+import { API_TOKEN_MIN_LENGTH } from './api-token.js';
+import { parseGitCredentials, type GitCredential } from './drivers/git-credentials.js';
 import { NornError } from './errors.js';
 
 const int = (min: number) => z.coerce.number().int().min(min);
@@ -31,9 +33,15 @@ export const EnvSchema = z.object({
     .url()
     .default('postgres://postgres@127.0.0.1:5432/norn')
     .describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
+  // A restart or failover of PostgreSQL must not fail the steps running through it.
+  NORN_DB_RETRY_MS: int(0)
+    .default(30_000)
+    .describe(
+      "How long a step's database calls, and the engine's around a step, are tried again after a transient PostgreSQL error (connection refused or dropped, server restarting, serialization conflict) before the step fails naming the cause.",
+    ),
   NORN_API_TOKEN: z
     .string()
-    .min(16, 'must be at least 16 characters')
+    .min(API_TOKEN_MIN_LENGTH, `must be at least ${API_TOKEN_MIN_LENGTH} characters`)
     .optional()
     .describe(
       'Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST.',
@@ -138,16 +146,33 @@ export const EnvSchema = z.object({
     .min(1)
     .optional()
     .describe('Registry password (with NORN_REGISTRY_USERNAME).'),
+  // Tokens are bound to hosts: a spec may name any server, and a token sent there is collected.
+  NORN_GIT_CREDENTIALS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Git tokens for private https repos, each bound to one host[:port] (no port: the default one, 443 for https): a JSON object `{"github.com":"ghp_…","git.example.com:3000":"…"}` or `github.com=ghp_…,gitlab.com=glpat-…`. A token goes only to its host, over https (plain http only to loopback), when the server asks; never in URLs, argv or logs.',
+    ),
   NORN_GIT_TOKEN: z
     .string()
     .min(1)
     .optional()
-    .describe('Git token for private https repos (sent as a header, never in URLs or argv).'),
+    .describe(
+      'One git token for the hosts in NORN_GIT_TOKEN_HOSTS (required with it); same rules as NORN_GIT_CREDENTIALS.',
+    ),
+  NORN_GIT_TOKEN_HOSTS: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Comma-separated host[:port] list NORN_GIT_TOKEN may be sent to, e.g. `github.com`.'),
   NORN_GIT_SSH_KEY: z
     .string()
     .min(1)
     .optional()
-    .describe('Private key (text or path) for private ssh repos.'),
+    .describe(
+      'Private key (text or path) for private ssh repos. Not bound to hosts: ssh proves the key without sending it.',
+    ),
   NORN_APP_DATABASE_URL: z
     .string()
     .url()
@@ -183,6 +208,7 @@ export interface Config {
   http: { port: number; host: string; apiToken: string | undefined };
   redisUrl: string;
   databaseUrl: string;
+  dbRetryMs: number;
   queuePrefix: string;
   worker: {
     concurrency: number;
@@ -204,7 +230,7 @@ export interface Config {
     dockerSocket: string;
     registryUrl: string;
     registryAuth: { username: string; password: string } | undefined;
-    gitToken: string | undefined;
+    gitCredentials: GitCredential[];
     gitSshKey: string | undefined;
     appDatabaseUrl: string | undefined;
     snapshotDir: string;
@@ -251,6 +277,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         );
       }
     }
+    problems.push(...parseGitCredentials(e).problems);
     if (e.NORN_LEASE_HEARTBEAT_MS * 2 > e.NORN_LEASE_TTL_MS) {
       problems.push(
         'NORN_LEASE_HEARTBEAT_MS: must be at most half of NORN_LEASE_TTL_MS, or leases expire between heartbeats',
@@ -267,6 +294,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     http: { port: e.PORT, host: e.HOST, apiToken: e.NORN_API_TOKEN },
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
+    dbRetryMs: e.NORN_DB_RETRY_MS,
     queuePrefix: e.NORN_QUEUE_PREFIX,
     worker: {
       concurrency: e.NORN_WORKER_CONCURRENCY,
@@ -291,7 +319,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         e.NORN_REGISTRY_USERNAME && e.NORN_REGISTRY_PASSWORD
           ? { username: e.NORN_REGISTRY_USERNAME, password: e.NORN_REGISTRY_PASSWORD }
           : undefined,
-      gitToken: e.NORN_GIT_TOKEN,
+      gitCredentials: parseGitCredentials(e).credentials,
       gitSshKey: e.NORN_GIT_SSH_KEY,
       appDatabaseUrl: e.NORN_APP_DATABASE_URL,
       snapshotDir: e.NORN_SNAPSHOT_DIR,

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker, type Processor, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
+import { describeDbError } from '../shared/db-retry.js';
 import { channels } from '../shared/events.js';
 import type { Logger } from '../shared/logger.js';
 import { createRedis } from '../shared/redis.js';
@@ -16,7 +17,8 @@ import type { RunService } from '../queues/runs.js';
 import type { EventBus } from '../queues/bus.js';
 import { LiveRuns } from '../queues/live.js';
 import { Recorder } from '../queues/recorder.js';
-import { ActiveSteps, createProcessor } from './processor.js';
+import { ActiveSteps } from './active.js';
+import { createProcessor } from './processor.js';
 
 export interface FleetDeps<S> {
   config: Config;
@@ -89,6 +91,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
     workerId: id,
     heartbeatMs: config.lease.heartbeatMs,
     cancelGraceMs: config.cancelGraceMs,
+    dbRetryMs: config.dbRetryMs,
     log,
   });
 
@@ -118,7 +121,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
     sweeping = true;
     deps.runs
       .sweep(config.cancelGraceMs)
-      .catch((err) => log.warn({ err }, 'sweep failed'))
+      .catch((err) => log.warn({ err }, `sweep failed: ${describeDbError(err)}`))
       .finally(() => {
         sweeping = false;
       });

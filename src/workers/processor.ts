@@ -9,58 +9,18 @@
 import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { retryDb, withStepLog } from '../shared/db-retry.js';
 import { isNornError, NornError, toError } from '../shared/errors.js';
-import { runCommand } from '../shared/exec.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
 import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
 import type { LiveRuns, StartResult } from '../queues/live.js';
 import type { Recorder } from '../queues/recorder.js';
-import { StepSkipped, type PipelineRegistry, type StepContext } from '../queues/pipeline.js';
+import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
-
-export type AbortReason = 'cancelled' | 'shutdown' | 'lease-lost';
-
-/** What a step runs with: the run's params, pinned spec and saga, and this attempt's number. */
-interface StepBegin {
-  params: Record<string, unknown>;
-  spec: Record<string, unknown>;
-  sagaId: string;
-  attempt: number;
-}
-
-/** Steps running in this process, by run id: how cancel broadcasts and shutdown reach them. */
-export class ActiveSteps {
-  private readonly byRun = new Map<string, AbortController>();
-  add(runId: string, c: AbortController) {
-    this.byRun.set(runId, c);
-  }
-  delete(runId: string) {
-    this.byRun.delete(runId);
-  }
-  abort(runId: string, reason: AbortReason): boolean {
-    const c = this.byRun.get(runId);
-    if (!c || c.signal.aborted) return false;
-    c.abort(reason);
-    return true;
-  }
-  abortAll(reason: AbortReason) {
-    for (const id of this.byRun.keys()) this.abort(id, reason);
-  }
-  get size() {
-    return this.byRun.size;
-  }
-
-  /** Work that goes on after a step returned (the end of a run); shutdown waits for it. */
-  private readonly trailing = new Set<Promise<unknown>>();
-  track(work: Promise<unknown>): void {
-    const p = work.finally(() => this.trailing.delete(p));
-    this.trailing.add(p);
-  }
-  async settled(): Promise<void> {
-    while (this.trailing.size) await Promise.allSettled([...this.trailing]);
-  }
-}
+import { startHeartbeat, untilAborted, type AbortReason, type ActiveSteps } from './active.js';
+import { createFinalizer } from './finalizer.js';
+import { describe, jobLog, makeContext } from './step-context.js';
 
 export interface ProcessorDeps<S> {
   store: RunStore;
@@ -73,14 +33,28 @@ export interface ProcessorDeps<S> {
   workerId: string;
   heartbeatMs: number;
   cancelGraceMs: number;
+  /** NORN_DB_RETRY_MS: how long the engine's own PostgreSQL calls around a step are retried. */
+  dbRetryMs: number;
   log: Logger;
 }
 
 export function createProcessor<S>(deps: ProcessorDeps<S>) {
   const { store, runs, live, recorder, log } = deps;
+  /** The engine's PostgreSQL calls ride out an outage (retries go to the step's log). */
+  const pg = <T>(fn: () => Promise<T>) => retryDb(fn, { budgetMs: deps.dbRetryMs, log });
+  const runFinalizer = createFinalizer({ ...deps, pg });
 
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
-  return async function processStep(
+  return function processStep(
+    job: Job<StepJobData>,
+    token: string | undefined,
+    bullSignal?: AbortSignal,
+  ): Promise<null> {
+    // Whatever retries a database call inside, the step itself or the engine, says so in its log.
+    return withStepLog(jobLog(job), () => runStep(job, token, bullSignal));
+  };
+
+  async function runStep(
     job: Job<StepJobData>,
     token: string | undefined,
     bullSignal?: AbortSignal,
@@ -101,13 +75,10 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         await finish(d, 'skipped', undefined, 0, undefined);
         return null;
       case 'cancel': {
+        const pending = await live.pending(d.runId);
         await runs.apply(
-          await store.stepFail(
-            d.runId,
-            d.step,
-            'cancelled',
-            { final: true, cancelled: true },
-            await live.pending(d.runId),
+          await pg(() =>
+            store.stepFail(d.runId, d.step, 'cancelled', { final: true, cancelled: true }, pending),
           ),
           d.runId,
         );
@@ -123,14 +94,15 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       controller.abort(bullSignal?.reason === 'shutdown' ? 'shutdown' : 'cancelled');
     bullSignal?.addEventListener('abort', onBullAbort, { once: true });
     deps.active.add(d.runId, controller);
-    const heartbeat = setInterval(() => {
-      store
-        .heartbeat(d.runId, deps.workerId)
-        .then((held) => {
-          if (!held) controller.abort('lease-lost');
-        })
-        .catch((err) => log.warn({ err, runId: d.runId }, 'lease heartbeat failed'));
-    }, deps.heartbeatMs);
+    const heartbeat = startHeartbeat({
+      store,
+      runId: d.runId,
+      workerId: deps.workerId,
+      everyMs: deps.heartbeatMs,
+      controller,
+      note: jobLog(job),
+      log,
+    });
     const started = performance.now();
     let output: unknown;
     try {
@@ -140,12 +112,9 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         throw new UnrecoverableError(
           `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step} at ${d.index}`,
         );
-      const ctx = makeContext(job, begin, controller.signal, () =>
-        live.outputs(
-          d.runId,
-          def.steps.slice(0, d.index).map((s) => s.name),
-        ),
-      );
+      const before = def.steps.slice(0, d.index).map((s) => s.name);
+      const load = () => live.outputs(d.runId, before);
+      const ctx = makeContext(job, begin, controller.signal, load, log);
       output = await untilAborted(
         stepDef.run(ctx, deps.services),
         controller.signal,
@@ -170,16 +139,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         err instanceof UnrecoverableError ||
         (isNornError(err) && !err.retryable) ||
         job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      await runs.apply(
-        await store.stepFail(
-          d.runId,
-          d.step,
-          error,
-          { final, cancelled, durationMs },
-          await live.pending(d.runId),
-        ),
-        d.runId,
-      );
+      await recordFailure(job, err, error, { final, cancelled, durationMs });
       if (final) throw new UnrecoverableError(cancelled ? 'CANCELLED' : error);
       throw toError(err);
     } finally {
@@ -192,7 +152,34 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       await finish(d, 'skipped', undefined, performance.now() - started, output.reason);
     else await finish(d, 'complete', output, performance.now() - started, undefined);
     return null;
-  };
+  }
+
+  /**
+   * Writes a step's failure to its log and to PostgreSQL. When PostgreSQL cannot take it (retried
+   * for NORN_DB_RETRY_MS), the BullMQ job fails with both causes, so the sweeper that ends the run
+   * once PostgreSQL answers again records them as the run's error.
+   */
+  async function recordFailure(
+    job: Job<StepJobData>,
+    err: unknown,
+    error: string,
+    opts: { final: boolean; cancelled: boolean; durationMs: number },
+  ): Promise<void> {
+    const d = job.data;
+    jobLog(job)(
+      opts.cancelled ? 'cancelled' : `failed${opts.final ? '' : ' (to be tried again)'}: ${error}`,
+    );
+    const pending = await live.pending(d.runId);
+    let t;
+    try {
+      t = await pg(() => store.stepFail(d.runId, d.step, error, opts, pending));
+    } catch (dbErr) {
+      const both = `${error} (and PostgreSQL could not record it: ${describe(dbErr)})`;
+      jobLog(job)(both);
+      throw opts.final ? new UnrecoverableError(both) : toError(err);
+    }
+    await runs.apply(t, d.runId);
+  }
 
   function isLast(d: StepJobData): boolean {
     return d.index === d.total - 1;
@@ -270,7 +257,13 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
 
   /** The last step is done: PostgreSQL records the live log and ends the run (then admits the next). */
   async function endRun(d: StepJobData, entries: readonly string[]): Promise<void> {
-    const t = await store.runSucceeded(d.runId, entries, await summary(d));
+    const done = await summary(d);
+    const t = await pg(() => store.runSucceeded(d.runId, entries, done)).catch((err: unknown) => {
+      // Thrown as an ordinary failure: another attempt of this step finds it done and ends the run.
+      throw new NornError('UNAVAILABLE', `the run could not be ended: ${describe(err)}`, {
+        retryable: true,
+      });
+    });
     recorder.forget(d.runId);
     // The run has ended; publishing, closing its live state and starting the next run admitted
     // need not hold this step's worker slot. If this process dies first, the sweeper adds the next
@@ -293,62 +286,11 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
    * PostgreSQL recorded.
    */
   async function reopen(runId: string): Promise<boolean> {
-    const run = await store.leasedRun(runId);
+    const run = await pg(() => store.leasedRun(runId));
     if (!run) return false;
     await runs.start(run, true);
     log.warn({ runId }, 'run had no live state; rebuilt it from PostgreSQL');
     return true;
-  }
-
-  /** Runs a finalizer (e.g. cleanup) for a run that already ended; BullMQ retries it on failure. */
-  async function runFinalizer(job: Job<StepJobData>, bullSignal?: AbortSignal): Promise<null> {
-    const d = job.data;
-    const ctx = await store.runContext(d.runId);
-    if (!ctx) return null;
-    const stepDef = deps.registry.get(d.pipeline, d.version).steps.find((s) => s.name === d.step);
-    if (!stepDef)
-      throw new UnrecoverableError(
-        `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step}`,
-      );
-    const controller = new AbortController();
-    bullSignal?.addEventListener('abort', () => controller.abort('shutdown'), { once: true });
-    const started = performance.now();
-    const begin = {
-      params: ctx.params,
-      spec: ctx.spec,
-      sagaId: ctx.sagaId,
-      attempt: job.attemptsMade + 1,
-    };
-    try {
-      const output = await stepDef.run(
-        makeContext(job, begin, controller.signal, () => store.outputs(d.runId)),
-        deps.services,
-      );
-      await runs.apply(
-        await store.finalizerDone(
-          d.runId,
-          d.step,
-          'complete',
-          output instanceof StepSkipped ? { skipped: output.reason } : output,
-          null,
-          performance.now() - started,
-        ),
-      );
-    } catch (err) {
-      if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
-      await runs.apply(
-        await store.finalizerDone(
-          d.runId,
-          d.step,
-          'failed',
-          null,
-          describe(err),
-          performance.now() - started,
-        ),
-      );
-      throw new UnrecoverableError(describe(err));
-    }
-    return null;
   }
 
   /** The `<prefix>.completed` payload, from every step's output (the last one's included). */
@@ -362,72 +304,4 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       ),
     );
   }
-
-  function makeContext(
-    job: Job<StepJobData>,
-    begin: StepBegin,
-    signal: AbortSignal,
-    load: () => Promise<Record<string, unknown>>,
-  ): StepContext {
-    const d = job.data;
-    let cached: Promise<Record<string, unknown>> | undefined;
-    const outputs = () => (cached ??= load());
-    return {
-      run: {
-        id: d.runId,
-        appId: d.appId,
-        sagaId: begin.sagaId ?? '',
-        pipeline: d.pipeline,
-        version: d.version,
-        params: begin.params ?? {},
-        spec: begin.spec ?? {},
-      },
-      step: { name: d.step, index: d.index, total: d.total, attempt: begin.attempt ?? 1 },
-      signal,
-      log: (line) => {
-        job.log(line).catch(() => {});
-        log.debug({ runId: d.runId, step: d.step }, line);
-      },
-      outputs,
-      output: async <T>(name: string) => (await outputs())[name] as T | undefined,
-      exec: (argv, options) => runCommand(argv, { ...options, signal }),
-    };
-  }
-}
-
-/**
- * Resolves with the handler's result, or, once `signal` aborts, waits at most `graceMs` for the
- * handler to stop and then rejects anyway: a handler that ignores its signal cannot hold a cancel.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal, graceMs: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      timer = setTimeout(
-        () =>
-          reject(new Error(`step did not stop within ${graceMs} ms of ${String(signal.reason)}`)),
-        graceMs,
-      );
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        if (signal.aborted) reject(new Error(String(signal.reason)));
-        else resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function describe(err: unknown): string {
-  const e = toError(err);
-  return isNornError(e) ? `${e.code}: ${e.message}` : e.message;
 }

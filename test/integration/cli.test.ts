@@ -244,6 +244,20 @@ describe('failures before any run', () => {
       expect(out).not.toContain(wrong);
   }, 30_000);
 
+  it('a wrong token that is a word of the message leaves the message whole; a real one is scrubbed', async () => {
+    for (const wrong of ['wrong', 'token', 'missing']) {
+      const r = await runCli(['status'], { NORN_API_URL: api.url, NORN_API_TOKEN: wrong });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toBe(
+        `norn: the api at ${api.url} refused the request: missing or wrong API token (401); set NORN_API_TOKEN or pass --token\n`,
+      );
+    }
+    // The real token typed where a deployment id goes: the api's answer names it, the CLI does not.
+    const echoed = await runCli(['logs', TOKEN], cliEnv);
+    expect(echoed.code).toBe(3);
+    expect(echoed.stderr).toBe('norn: deployment *** not found\n');
+  }, 30_000);
+
   it('an unreachable api is exit 3; bad usage is exit 2', async () => {
     const port = await freePort();
     const r = await runCli(['status', '--api', `http://127.0.0.1:${port}`], {

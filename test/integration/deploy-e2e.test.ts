@@ -57,7 +57,7 @@ beforeAll(async () => {
     NORN_WORKER_CONCURRENCY: '4',
   });
   system = testSystem<DeployServices>(env, builtinPipelines());
-  const step = createStepServices(system.config, process.env, system.db, silentLogger);
+  const step = createStepServices(system.config, process.env, system.stepDb, silentLogger);
   system.setServices(step.services, step.extraQueues);
   system.onClose(() => step.close());
   await system.startWorker();

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { isNornError, type NornError } from '../../src/shared/errors.js';
@@ -12,7 +12,11 @@ import {
   cloneAt,
   type CloneOptions,
 } from '../../src/shared/drivers/git.js';
-import { startGitHttpServer } from '../support/git/http-server.js';
+import {
+  parseGitCredentials,
+  type GitCredential,
+} from '../../src/shared/drivers/git-credentials.js';
+import { startGitHttpServer, type GitHttpServer } from '../support/git/http-server.js';
 import {
   filesContaining,
   git,
@@ -53,6 +57,28 @@ async function failure(promise: Promise<unknown>): Promise<NornError> {
   if (!isNornError(err)) throw new Error(`expected a NornError, got ${String(err)}`);
   return err;
 }
+
+/** A clone of `url`'s main that must fail: its NornError and the lines it wrote. */
+async function failedClone(url: string, auth?: CloneOptions['auth']) {
+  const lines: string[] = [];
+  const onLine = (l: string) => lines.push(l);
+  const err = await failure(cloneAt({ url, ref: 'main', dir: target(), auth, onLine }));
+  return { err, lines };
+}
+
+/** `token` bound to `host:port` by NORN_GIT_CREDENTIALS, read as the config reads it. */
+function bind(token: string, binding: string): GitCredential[] {
+  const { credentials, problems } = parseGitCredentials({
+    NORN_GIT_CREDENTIALS: JSON.stringify({ [binding]: token }),
+  });
+  expect(problems).toEqual([]);
+  return credentials;
+}
+
+/** A non-loopback IPv4 address of this machine, if it has one. */
+const externalIp = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
 
 /** Runs `fn` with a git wrapper first on PATH that logs every command line. */
 async function withGitSpy() {
@@ -248,8 +274,10 @@ describe('private repository over https (smart HTTP, token)', () => {
   const token = `ghp_${randomBytes(18).toString('hex')}`;
   const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
   let server: Awaited<ReturnType<typeof startGitHttpServer>>;
+  let auth: { credentials: GitCredential[] };
   beforeAll(async () => {
     server = await startGitHttpServer({ root, token });
+    auth = { credentials: bind(token, `127.0.0.1:${server.port}`) };
   });
   afterAll(() => server.close());
 
@@ -258,7 +286,7 @@ describe('private repository over https (smart HTTP, token)', () => {
     const { result, lines, dir } = await clone({
       url: `${server.url}/app.git`,
       ref: repo.shas.first,
-      auth: { token },
+      auth,
     });
     expect(result.commitSha).toBe(repo.shas.first);
     expect(server.authHeaders).toContain(`Basic ${basic}`); // the server really checked it
@@ -274,33 +302,27 @@ describe('private repository over https (smart HTTP, token)', () => {
   });
 
   it('clones a branch and a short SHA with the token', async () => {
-    const branch = await clone({ url: `${server.url}/app.git`, ref: 'feature/x', auth: { token } });
+    const branch = await clone({ url: `${server.url}/app.git`, ref: 'feature/x', auth });
     expect(branch.result.commitSha).toBe(repo.shas.feature);
     const short = await clone({
       url: `${server.url}/app.git`,
       ref: repo.shas.tagged.slice(0, 7),
-      auth: { token },
+      auth,
     });
     expect(short.result.commitSha).toBe(repo.shas.tagged);
   });
 
   it('fails cleanly, without prompting, with no or a wrong token', async () => {
-    for (const auth of [undefined, { token: `wrong_${token}` }]) {
+    const wrong = { credentials: bind(`wrong_${token}`, `127.0.0.1:${server.port}`) };
+    for (const auth of [undefined, wrong]) {
       const started = Date.now();
-      const lines: string[] = [];
-      const err = await failure(
-        cloneAt({
-          url: `${server.url}/app.git`,
-          ref: 'main',
-          dir: target(),
-          auth,
-          onLine: (l) => lines.push(l),
-        }),
-      );
+      const { err, lines } = await failedClone(`${server.url}/app.git`, auth);
       expect(err.code).toBe('COMMAND_FAILED');
       expect(err.retryable).toBe(false);
       expect(err.message).toMatch(
-        /could not read http:\/\/127\.0\.0\.1:\d+\/app\.git \(authentication failed: check NORN_GIT_TOKEN/,
+        auth
+          ? /could not read http:\/\/127\.0\.0\.1:\d+\/app\.git \(authentication failed: the server refused the token bound to 127\.0\.0\.1:\d+ \(NORN_GIT_CREDENTIALS\)/
+          : /could not read http:\/\/127\.0\.0\.1:\d+\/app\.git \(authentication failed: the server asked for credentials and no token is bound to 127\.0\.0\.1:\d+/,
       );
       expect(err.message).toMatch(/terminal prompts disabled|Authentication failed/);
       const everything = `${err.message}\n${JSON.stringify(err.details)}\n${lines.join('\n')}`;
@@ -312,11 +334,83 @@ describe('private repository over https (smart HTTP, token)', () => {
 
   it('fails with COMMAND_FAILED for a repository the server does not have', async () => {
     const err = await failure(
-      cloneAt({ url: `${server.url}/nope.git`, ref: 'main', dir: target(), auth: { token } }),
+      cloneAt({ url: `${server.url}/nope.git`, ref: 'main', dir: target(), auth }),
     );
     expect(err.code).toBe('COMMAND_FAILED');
     expect(err.message).toContain('nope.git');
     expect(err.message).not.toContain(token);
+  });
+});
+
+describe('git tokens are bound to hosts', () => {
+  const token = `ghp_${randomBytes(18).toString('hex')}`;
+  const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
+  const servers: GitHttpServer[] = [];
+  const serve = async (options: Partial<Parameters<typeof startGitHttpServer>[0]>) => {
+    const server = await startGitHttpServer({ root, ...options });
+    servers.push(server);
+    return server;
+  };
+  afterAll(() => Promise.all(servers.map((s) => s.close())));
+
+  it('sends a token bound to 127.0.0.1:<A> to A, not to another port nor to localhost:<A>', async () => {
+    const a = await serve({ token });
+    const b = await serve({ token });
+    const auth = { credentials: bind(token, `127.0.0.1:${a.port}`) };
+    const ok = await clone({ url: `${a.url}/app.git`, ref: 'main', auth });
+    expect(ok.result.commitSha).toBe(repo.shas.main);
+    expect(a.authHeaders).toContain(`Basic ${basic}`);
+    const seenByA = a.authHeaders.length;
+
+    for (const url of [`${b.url}/app.git`, `http://localhost:${a.port}/app.git`]) {
+      const { err, lines } = await failedClone(url, auth);
+      const host = new URL(url).host;
+      expect(err.code).toBe('COMMAND_FAILED');
+      expect(err.message).toContain(
+        `(authentication failed: the server asked for credentials and no token is bound to ${host}; bind one with NORN_GIT_CREDENTIALS (or NORN_GIT_TOKEN with NORN_GIT_TOKEN_HOSTS), tokens are bound to: 127.0.0.1:${a.port})`,
+      );
+      expect(lines).toContain(`no git token is bound to ${host}; cloning without one`);
+    }
+    expect(b.authHeaders).toEqual([]);
+    expect(a.authHeaders).toHaveLength(seenByA); // localhost:<A> reached A, without the token
+  });
+
+  it.skipIf(!externalIp)(
+    'does not send a token over plain http to an address other than loopback',
+    async () => {
+      const server = await serve({ token, host: externalIp });
+      const auth = { credentials: bind(token, `${externalIp}:${server.port}`) };
+      const { err, lines } = await failedClone(`${server.url}/app.git`, auth);
+      expect(err.message).toContain(
+        `the token bound to ${externalIp}:${server.port} is not sent over plain http to a host other than this machine; use https`,
+      );
+      expect(lines[0]).toMatch(/^not sending the git token bound to .* over plain http/);
+      expect(server.authHeaders).toEqual([]);
+    },
+  );
+
+  it('a redirect to another host does not carry the token there', async () => {
+    // A checks the token, then redirects the first request of the fetch to B, which serves anyone.
+    // (With http.extraHeader, git sent B the token on every request after the redirect.)
+    const b = await serve({});
+    const a = await serve({ token, redirectTo: b.url });
+    const auth = { credentials: bind(token, `127.0.0.1:${a.port}`) };
+    const { result } = await clone({ url: `${a.url}/app.git`, ref: 'main', auth });
+    expect(result.commitSha).toBe(repo.shas.main);
+    expect(a.authHeaders).toContain(`Basic ${basic}`);
+    expect(b.requests.length).toBeGreaterThan(0); // git did follow the redirect
+    expect(b.authHeaders).toEqual([]);
+
+    // C redirects to D, which asks for credentials: git asks for D's, and none are given.
+    const d = await serve({ token });
+    const c = await serve({ redirectTo: d.url });
+    const { err } = await failedClone(`${c.url}/app.git`, {
+      credentials: bind(token, `127.0.0.1:${c.port}`),
+    });
+    expect(err.message).toContain(
+      `(authentication failed: 127.0.0.1:${c.port} redirected to 127.0.0.1:${d.port}, which asked for credentials; a token is only ever sent to the host it is bound to)`,
+    );
+    expect(d.authHeaders).toEqual([]);
   });
 });
 

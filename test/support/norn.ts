@@ -45,7 +45,7 @@ export function testSystem<S = unknown>(
     services: undefined as S,
     log: silentLogger,
   });
-  if (services) system.setServices(services({ config, db: system.db }));
+  if (services) system.setServices(services({ config, db: system.stepDb }));
   return system;
 }
 

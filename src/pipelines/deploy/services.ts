@@ -31,7 +31,7 @@ export function createDeployServices({
     db,
     log,
     workDir: d.workDir,
-    git: { token: d.gitToken, sshKey: d.gitSshKey },
+    git: { credentials: d.gitCredentials, sshKey: d.gitSshKey },
     docker: createDockerDriver({
       socketPath: d.dockerSocket,
       registryUrl: d.registryUrl,

@@ -7,11 +7,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NornError } from '../errors.js';
-import { isLoopbackHttp } from './git-safety.js';
+import { credentialFor, type CredentialMatch, type GitCredential } from './git-credentials.js';
 
 export interface GitAuth {
-  /** NORN_GIT_TOKEN: sent as HTTP Basic auth (`x-access-token:TOKEN`), works with GitHub, Gitea and GitLab. */
-  token?: string;
+  /** Tokens bound to hosts (NORN_GIT_CREDENTIALS, NORN_GIT_TOKEN + NORN_GIT_TOKEN_HOSTS). */
+  credentials?: readonly GitCredential[];
   /** NORN_GIT_SSH_KEY: the private key text, or a path to it. */
   sshKey?: string;
 }
@@ -20,6 +20,8 @@ export interface GitEnv {
   env: NodeJS.ProcessEnv;
   /** Strings that must never reach output or error messages. */
   secrets: string[];
+  /** Which credential applies to the URL, or why none is sent (for error messages). */
+  credential: CredentialMatch;
   /** Removes the temporary key material; safe to call more than once. */
   dispose(): Promise<void>;
 }
@@ -53,6 +55,9 @@ const BASE_CONFIG: [string, string][] = [
   ['init.defaultBranch', 'main'],
   ['advice.detachedHead', 'false'],
   ['core.hooksPath', '/dev/null'],
+  // git's default, pinned: a redirect is followed on the first request only, and the credential
+  // helper below answers only for the host its token is bound to, so no redirect can carry it on.
+  ['http.followRedirects', 'initial'],
   // A server that sends nothing at all for two minutes is dead; an AbortSignal stops it sooner.
   ['http.lowSpeedLimit', '1'],
   ['http.lowSpeedTime', '120'],
@@ -79,17 +84,16 @@ export async function createGitEnv(
   const secrets: string[] = [];
   let dispose = async () => {};
 
-  const token = auth?.token?.trim();
-  if (token && /^https?:\/\//i.test(url)) {
-    if (/^http:/i.test(url) && !isLoopbackHttp(url)) {
-      throw new NornError(
-        'BAD_REQUEST',
-        'refusing to send NORN_GIT_TOKEN over plain http to a remote host; use https',
-      );
-    }
-    const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
-    config.push(['http.extraHeader', `Authorization: Basic ${basic}`]);
-    secrets.push(token, basic);
+  const credential = credentialFor(url, auth?.credentials ?? []);
+  if (credential.kind === 'send') {
+    const token = credential.credential.token;
+    config.push(['credential.helper', CREDENTIAL_HELPER]);
+    Object.assign(env, {
+      NORN_GIT_CRED_PROTOCOL: url.slice(0, url.indexOf(':')),
+      NORN_GIT_CRED_HOST: gitCredentialHost(url),
+      NORN_GIT_CRED_TOKEN: token,
+    });
+    secrets.push(token, Buffer.from(`${HELPER_USER}:${token}`).toString('base64'));
   }
 
   if (auth?.sshKey?.trim()) {
@@ -106,7 +110,30 @@ export async function createGitEnv(
     env[`GIT_CONFIG_KEY_${i}`] = key;
     env[`GIT_CONFIG_VALUE_${i}`] = value;
   });
-  return { env, secrets, dispose };
+  return { env, secrets, credential, dispose };
+}
+
+const HELPER_USER = 'x-access-token'; // any user name works with GitHub, GitLab and Gitea tokens
+
+/**
+ * A git credential helper (git runs it with sh) that gives the token only when git asks for the
+ * protocol and host the clone URL names, exactly as git spells them. git asks only after a server
+ * answered 401, and asks again for the new host after a redirect, so neither a header sent to
+ * every host (http.extraHeader was) nor a redirect can take the token anywhere else. The token
+ * reaches the helper through git's environment, never a command line or a file.
+ */
+const CREDENTIAL_HELPER = [
+  '!f() { test "$1" = get || return 0; p=; h=;',
+  'while IFS= read -r l && test -n "$l"; do case "$l" in protocol=*) p=${l#protocol=};; host=*) h=${l#host=};; esac; done;',
+  'test "$p" = "$NORN_GIT_CRED_PROTOCOL" && test "$h" = "$NORN_GIT_CRED_HOST" || return 0;',
+  `printf 'username=${HELPER_USER}\npassword=%s\n' "$NORN_GIT_CRED_TOKEN"; }; f`,
+].join(' ');
+
+/** The `host` git's credential protocol names for a URL: its authority as written, user left out. */
+function gitCredentialHost(url: string): string {
+  const rest = url.slice(url.indexOf('://') + 3);
+  const authority = rest.slice(0, rest.search(/[/?#]|$/));
+  return authority.slice(authority.lastIndexOf('@') + 1);
 }
 
 /** Quotes one word for the POSIX shell git runs GIT_SSH_COMMAND with. */

@@ -96,11 +96,7 @@ function checkSchemeUrl(url: string, scheme: string): void {
   if (parsed.hostname.startsWith('-') || parsed.username.startsWith('-'))
     throw badUrl('the user or host starts with "-"');
   if (parsed.password)
-    throw badUrl('it embeds a password; pass credentials with NORN_GIT_TOKEN instead');
-}
-
-/** True for http(s) URLs whose host is this machine, where a plain-http token cannot be sniffed. */
-export function isLoopbackHttp(url: string): boolean {
-  const host = new URL(url).hostname;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+    throw badUrl(
+      'it embeds a password; bind a token to the host with NORN_GIT_CREDENTIALS instead',
+    );
 }

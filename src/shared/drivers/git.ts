@@ -9,11 +9,13 @@ import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isNornError, NornError } from '../errors.js';
 import { runCommand } from '../exec.js';
+import { authFailureHint, credentialLine, type GitCredential } from './git-credentials.js';
 import { createGitEnv, type GitAuth, type GitEnv } from './git-env.js';
 import { assertSafeRef, assertSafeRepoUrl, HEX_SHA } from './git-safety.js';
 
 export { assertSafeRef, assertSafeRepoUrl } from './git-safety.js';
 export type { GitAuth } from './git-env.js';
+export type { GitCredential } from './git-credentials.js';
 
 export interface CloneOptions {
   url: string;
@@ -35,6 +37,7 @@ interface Ctx {
   dir: string;
   url: string;
   git: GitEnv;
+  credentials: readonly GitCredential[];
   signal?: AbortSignal;
   onLine?: (line: string) => void;
 }
@@ -50,7 +53,16 @@ export async function cloneAt(opts: CloneOptions): Promise<CloneResult> {
   const dir = resolve(opts.dir);
   await prepareDir(dir);
   const git = await createGitEnv(opts.url, opts.auth);
-  const ctx: Ctx = { dir, url: opts.url, git, signal: opts.signal, onLine: opts.onLine };
+  const ctx: Ctx = {
+    dir,
+    url: opts.url,
+    git,
+    credentials: opts.auth?.credentials ?? [],
+    signal: opts.signal,
+    onLine: opts.onLine,
+  };
+  const said = credentialLine(git.credential);
+  if (said) ctx.onLine?.(said);
   try {
     await runGit(ctx, ['init', '-q', '--', dir], 'could not create the clone directory');
     await runGit(
@@ -253,7 +265,7 @@ async function runGit(
     .slice(-6)
     .join('\n');
   const hint = isAuthFailure(said)
-    ? ' (authentication failed: check NORN_GIT_TOKEN / NORN_GIT_SSH_KEY and that the repository exists)'
+    ? ` (authentication failed: ${authFailureHint(ctx.url, ctx.git.credential, ctx.credentials, said)})`
     : '';
   throw new NornError(
     'COMMAND_FAILED',

@@ -1,7 +1,8 @@
 /**
  * A smart-HTTP git server on 127.0.0.1 for tests: each request runs `git http-backend` as a CGI
  * program. It can require HTTP Basic auth (any user name, the token as password), speak only the
- * old protocol v0 (which refuses to serve unadvertised commits by SHA), or stall forever.
+ * old protocol v0 (which refuses to serve unadvertised commits by SHA), redirect everything to
+ * another server, or stall forever.
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -16,17 +17,28 @@ export interface GitHttpServerOptions {
   protocolV0?: boolean;
   /** Accept connections and never answer (to test aborts). */
   stall?: boolean;
+  /**
+   * After the auth check, answer the first request of every fetch (GET …/info/refs) with a 302 to
+   * the same path under this base URL, as a moved repository does.
+   */
+  redirectTo?: string;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
 }
 
 export interface GitHttpServer {
   url: string;
+  port: number;
   /** Authorization headers seen, to prove the token was actually sent. */
   authHeaders: string[];
+  /** `METHOD url` of every request that passed the auth check. */
+  requests: string[];
   close(): Promise<void>;
 }
 
 export async function startGitHttpServer(options: GitHttpServerOptions): Promise<GitHttpServer> {
   const authHeaders: string[] = [];
+  const requests: string[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     if (options.stall) return; // hold the connection open, say nothing
@@ -39,6 +51,11 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
       res.end('authentication required\n');
       return;
     }
+    requests.push(`${req.method} ${req.url}`);
+    if (options.redirectTo && /\/info\/refs(\?|$)/.test(req.url ?? '')) {
+      res.writeHead(302, { Location: `${options.redirectTo}${req.url ?? '/'}` }).end();
+      return;
+    }
     serveCgi(req, res, options);
   });
   server.on('connection', (s) => {
@@ -47,12 +64,14 @@ export async function startGitHttpServer(options: GitHttpServerOptions): Promise
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, options.host ?? '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    port,
     authHeaders,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

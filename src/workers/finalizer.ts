@@ -1,0 +1,68 @@
+/**
+ * A pipeline's finalizer (e.g. cleanup) runs as a standalone job once a run ended failed or
+ * cancelled (RunService.scheduleFinalizer), outside the flow; BullMQ retries it on failure.
+ */
+import { performance } from 'node:perf_hooks';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { toError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { RunStore } from '../shared/store/runs.js';
+import type { StepJobData } from '../queues/flow.js';
+import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
+import type { RunService } from '../queues/runs.js';
+import { describe, makeContext } from './step-context.js';
+
+export interface FinalizerDeps<S> {
+  store: RunStore;
+  runs: RunService;
+  registry: PipelineRegistry<S>;
+  services: S;
+  log: Logger;
+  /** Retries a PostgreSQL call through an outage (the processor's). */
+  pg: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+export function createFinalizer<S>({ store, runs, registry, services, log, pg }: FinalizerDeps<S>) {
+  /** Runs the finalizer step of the job's run; a run that no longer exists has nothing to clean. */
+  return async function runFinalizer(
+    job: Job<StepJobData>,
+    bullSignal?: AbortSignal,
+  ): Promise<null> {
+    const d = job.data;
+    const ctx = await pg(() => store.runContext(d.runId));
+    if (!ctx) return null;
+    const stepDef = registry.get(d.pipeline, d.version).steps.find((s) => s.name === d.step);
+    if (!stepDef)
+      throw new UnrecoverableError(
+        `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step}`,
+      );
+    const controller = new AbortController();
+    bullSignal?.addEventListener('abort', () => controller.abort('shutdown'), { once: true });
+    const started = performance.now();
+    const begin = {
+      params: ctx.params,
+      spec: ctx.spec,
+      sagaId: ctx.sagaId,
+      attempt: job.attemptsMade + 1,
+    };
+    try {
+      const output = await stepDef.run(
+        makeContext(job, begin, controller.signal, () => store.outputs(d.runId), log),
+        services,
+      );
+      const result = output instanceof StepSkipped ? { skipped: output.reason } : output;
+      const ms = performance.now() - started;
+      await runs.apply(
+        await pg(() => store.finalizerDone(d.runId, d.step, 'complete', result, null, ms)),
+      );
+    } catch (err) {
+      if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
+      const ms = performance.now() - started;
+      await runs.apply(
+        await pg(() => store.finalizerDone(d.runId, d.step, 'failed', null, describe(err), ms)),
+      );
+      throw new UnrecoverableError(describe(err));
+    }
+    return null;
+  };
+}
