@@ -52,6 +52,7 @@ export class NornSystem<S = unknown> {
   readonly bus: EventBus;
   readonly live: LiveRuns;
   readonly runs: RunService;
+  private apiSide: { redis: Redis; runs: RunService } | undefined;
   private readonly closers: Array<() => Promise<unknown>> = [];
   private readonly finalClosers: Array<() => Promise<unknown>> = [];
 
@@ -68,15 +69,31 @@ export class NornSystem<S = unknown> {
     this.events = new EventStore(this.db);
     this.bus = new EventBus(this.redis, config.queuePrefix);
     this.live = new LiveRuns(this.redis, config.queuePrefix);
-    this.runs = new RunService({
+    this.runs = this.runService(this.redis);
+  }
+
+  private runService(redis: Redis): RunService {
+    return new RunService({
       store: this.store,
-      bus: this.bus,
+      bus: redis === this.redis ? this.bus : new EventBus(redis, this.config.queuePrefix),
       registry: this.registry as PipelineRegistry<unknown>,
-      live: this.live,
-      connection: this.redis,
-      prefix: config.queuePrefix,
+      live: redis === this.redis ? this.live : new LiveRuns(redis, this.config.queuePrefix),
+      connection: redis,
+      prefix: this.config.queuePrefix,
       log: this.log,
     });
+  }
+
+  /**
+   * What requests use: a Redis connection of their own that fails fast while Redis is down (the
+   * request answers 503), where the engine's connection waits for Redis to come back.
+   */
+  private api(): { redis: Redis; runs: RunService } {
+    if (!this.apiSide) {
+      const redis = createRedis(this.config.redisUrl, 'api');
+      this.apiSide = { redis, runs: this.runService(redis) };
+    }
+    return this.apiSide;
   }
 
   /** Replaces the step services (built after the system when they need its database). */
@@ -107,20 +124,21 @@ export class NornSystem<S = unknown> {
   }
 
   createApi() {
+    const { redis, runs } = this.api();
     return createApi({
       apps: this.apps,
       store: this.store,
       events: this.events,
-      runs: this.runs,
+      runs,
       db: this.db,
-      redis: this.redis,
+      redis,
       log: this.log,
       apiToken: this.config.http.apiToken,
       deployPipeline: this.config.deployPipeline,
       queues: [
         ...this.registry.queues(),
         ...(this.options.extraQueues ?? []).map((q) => q.name),
-      ].map((q) => this.runs.queue(q)),
+      ].map((q) => runs.queue(q)),
     });
   }
 
@@ -148,11 +166,7 @@ export class NornSystem<S = unknown> {
     const host = this.config.http.host.includes(':')
       ? `[${this.config.http.host}]`
       : this.config.http.host;
-    const sweeper = setInterval(() => {
-      this.runs
-        .sweep(this.config.cancelGraceMs)
-        .catch((err) => this.log.warn({ err }, 'sweep failed'));
-    }, this.config.sweepIntervalMs);
+    const sweeper = this.sweepEvery(this.api().runs);
     const running: RunningApi = {
       url: `http://${host}:${actual}`,
       port: actual,
@@ -171,6 +185,21 @@ export class NornSystem<S = unknown> {
     return running;
   }
 
+  /** Recovery on the api's connection: while Redis is down a sweep fails at once and the next retries. */
+  private sweepEvery(runs: RunService): NodeJS.Timeout {
+    let sweeping = false;
+    return setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      runs
+        .sweep(this.config.cancelGraceMs)
+        .catch((err) => this.log.warn({ err }, 'sweep failed'))
+        .finally(() => {
+          sweeping = false;
+        });
+    }, this.config.sweepIntervalMs);
+  }
+
   /** Runs `close` when the system closes, after the api and workers stopped, before the connections. */
   onClose(close: () => Promise<unknown>): void {
     this.finalClosers.push(close);
@@ -184,6 +213,11 @@ export class NornSystem<S = unknown> {
     this.closers.length = 0;
     this.finalClosers.length = 0;
     await this.runs.close();
+    if (this.apiSide) {
+      await this.apiSide.runs.close();
+      this.apiSide.redis.disconnect();
+      this.apiSide = undefined;
+    }
     await this.redis.quit().catch(() => {});
     await this.db.end();
   }

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
 import { parseInfraspec } from '../../shared/spec/infraspec.js';
 import type { ApiDeps } from '../deps.js';
-import { publicSpec, readJson } from './util.js';
+import { publicSpec, readJson, requireRedis } from './util.js';
 
 const REF = /^[A-Za-z0-9._/-]{1,200}$/;
 
@@ -52,6 +52,7 @@ export function appRoutes(deps: ApiDeps) {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
       const body = await readJson(c, { optional: true });
+      requireRedis(deps.redis);
       const spec = app.spec as {
         repo?: { branch?: string };
         deployPolicy?: { concurrency?: 'queue' | 'supersede' | 'reject' };
