@@ -7,6 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { createApi } from './api/app.js';
 import { EventRelay } from './api/relay.js';
+import { guardServer } from './api/server-guards.js';
 import type { Config } from './shared/config.js';
 import { createDb, type Db } from './shared/db.js';
 import { migrate } from './shared/db/migrate.js';
@@ -160,6 +161,7 @@ export class NornSystem<S = unknown> {
         resolve(s),
       );
     });
+    guardServer(server as Server, this.log);
     relay.attach(server as Server);
     const address = server.address();
     const actual = typeof address === 'object' && address ? address.port : port;
