@@ -136,6 +136,7 @@ export class NornSystem<S = unknown> {
       log: this.log,
       apiToken: this.config.http.apiToken,
       deployPipeline: this.config.deployPipeline,
+      maxBodyBytes: this.config.http.maxBodyBytes,
       queues: [
         ...this.registry.queues(),
         ...(this.options.extraQueues ?? []).map((q) => q.name),

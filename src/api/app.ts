@@ -10,6 +10,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import type { ApiDeps } from './deps.js';
 import { requireToken } from './auth.js';
+import { limitBody, refuseNul } from './edge.js';
 import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
 import { appRoutes } from './routes/apps.js';
 import { deploymentRoutes, sagaRoutes } from './routes/deployments.js';
@@ -38,6 +39,14 @@ export function createApi(deps: ApiDeps) {
     ),
   );
 
+  // Authentication reads headers only; then, before anything reads a body, the limit, so no
+  // route ever holds more than it.
+  app.use('/api/*', requireToken(deps.apiToken));
+  app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  app.use('*', limitBody(deps.maxBodyBytes));
+  app.use('*', refuseNul());
+
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/readyz', async (c) => {
     const checks = await Promise.allSettled([
@@ -49,8 +58,6 @@ export function createApi(deps: ApiDeps) {
     if (!ok) c.header('Retry-After', String(RETRY_AFTER_S));
     return c.json({ ok, postgres: db, redis }, ok ? 200 : 503);
   });
-
-  app.use('/api/*', requireToken(deps.apiToken));
   app.route('/api/apps', appRoutes(deps));
   app.route('/api/apps', snapshotRoutes(deps));
   app.route('/api/deployments', deploymentRoutes(deps));
@@ -59,8 +66,6 @@ export function createApi(deps: ApiDeps) {
   const board = new HonoAdapter(serveStatic);
   createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
   board.setBasePath('/admin/queues');
-  app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
-  app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
   app.route('/admin/queues', board.registerPlugin());
   return app;
 }

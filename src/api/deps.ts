@@ -19,6 +19,8 @@ export interface ApiDeps {
   apiToken: string | undefined;
   /** The pipeline `POST /api/apps/:id/deploy` runs. */
   deployPipeline: string;
+  /** Largest request body, in bytes (NORN_MAX_BODY_BYTES). */
+  maxBodyBytes: number;
   /** Queues shown on Bull Board. */
   queues: Queue[];
 }

@@ -30,9 +30,7 @@ export function appRoutes(deps: ApiDeps) {
       const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
-    .get('/', async (c) =>
-      c.json({ apps: (await apps.list()).map((a) => ({ ...a, spec: publicSpec(a.spec) })) }),
-    )
+    .get('/', async (c) => c.json({ apps: await apps.list() }))
     .get('/:id', async (c) => {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);

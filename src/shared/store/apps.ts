@@ -9,6 +9,17 @@ export interface AppRecord {
   updatedAt: string;
 }
 
+/** What a listing shows of an app: enough to pick one, nothing of its env or source. */
+export interface AppSummary {
+  id: string;
+  target: string | null;
+  repo: { url: string; branch: string | null } | null;
+  processes: string[];
+  sourceFormat: 'yaml' | 'json';
+  createdAt: string;
+  updatedAt: string;
+}
+
 export class AppStore {
   constructor(private readonly db: Db) {}
 
@@ -40,9 +51,15 @@ export class AppStore {
     return rows[0] ?? null;
   }
 
-  async list(): Promise<AppRecord[]> {
-    const { rows } = await this.db.query<AppRecord>(
-      `SELECT id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
+  /** Every app, as summaries (built in SQL: no spec leaves the database). */
+  async list(): Promise<AppSummary[]> {
+    const { rows } = await this.db.query<AppSummary>(
+      `SELECT id, spec->>'target' AS target,
+         CASE WHEN spec->'repo'->>'url' IS NULL THEN NULL
+              ELSE jsonb_build_object('url', spec->'repo'->>'url', 'branch', spec->'repo'->>'branch') END AS repo,
+         ARRAY(SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(spec->'processes') = 'object'
+                                             THEN spec->'processes' ELSE '{}' END) ORDER BY 1) AS processes,
+         source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
        FROM apps ORDER BY id`,
     );
     return rows;
