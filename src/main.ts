@@ -43,7 +43,7 @@ async function main(command: Command) {
   if (command === 'migrate' || config.migrateOnStart) await system.migrate();
   if (command === 'migrate') return system.close();
   const step = createStepServices(config, process.env, system.db, log);
-  system.setServices(step.services, step.extraQueues);
+  system.setServices(step.services, step.extraQueues, step.appContainers);
   system.onClose(() => step.close());
 
   if (command === 'api' || command === 'all') await system.startApi();

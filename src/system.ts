@@ -6,6 +6,7 @@
 import { serve, type ServerType } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { createApi } from './api/app.js';
+import type { AppContainers } from './api/deps.js';
 import { EventRelay } from './api/relay.js';
 import { guardServer } from './api/server-guards.js';
 import type { Config } from './shared/config.js';
@@ -33,6 +34,8 @@ export interface SystemOptions<S> {
   log?: Logger;
   /** Extra queues workers serve besides the pipeline steps (and the queues Bull Board shows). */
   extraQueues?: ExtraQueue[];
+  /** Names of an app's containers on the target (DELETE /api/apps/:id refuses while there are any). */
+  appContainers?: AppContainers;
 }
 
 export interface RunningApi {
@@ -98,8 +101,13 @@ export class NornSystem<S = unknown> {
   }
 
   /** Replaces the step services (built after the system when they need its database). */
-  setServices(services: S, extraQueues?: ExtraQueue[]): void {
-    this.options = { ...this.options, services, ...(extraQueues ? { extraQueues } : {}) };
+  setServices(services: S, extraQueues?: ExtraQueue[], appContainers?: AppContainers): void {
+    this.options = {
+      ...this.options,
+      services,
+      ...(extraQueues ? { extraQueues } : {}),
+      ...(appContainers ? { appContainers } : {}),
+    };
   }
 
   async migrate(): Promise<string[]> {
@@ -137,6 +145,7 @@ export class NornSystem<S = unknown> {
       apiToken: this.config.http.apiToken,
       deployPipeline: this.config.deployPipeline,
       maxBodyBytes: this.config.http.maxBodyBytes,
+      appContainers: this.options.appContainers,
       queues: [
         ...this.registry.queues(),
         ...(this.options.extraQueues ?? []).map((q) => q.name),

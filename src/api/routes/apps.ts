@@ -1,8 +1,12 @@
-/** /api/apps: register apps from their infraspec, read them, request runs, read their events. */
+/**
+ * /api/apps: register apps from their infraspec, read them, delete them, request runs, read their
+ * events.
+ */
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
 import { parseInfraspec } from '../../shared/spec/infraspec.js';
 import type { ApiDeps } from '../deps.js';
+import { deleteApp } from './app-delete.js';
 import { publicSpec, readJson, requireRedis } from './util.js';
 
 const REF = /^[A-Za-z0-9._/-]{1,200}$/;
@@ -31,6 +35,7 @@ export function appRoutes(deps: ApiDeps) {
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
     .get('/', async (c) => c.json({ apps: await apps.list() }))
+    .delete('/:id', (c) => deleteApp(deps, c))
     .get('/:id', async (c) => {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
