@@ -6,17 +6,12 @@
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDockerDriver } from '../../src/shared/drivers/docker.js';
-import {
-  busyboxContext,
-  dockerUp,
-  fakeSha,
-  removeTestArtifacts,
-  TEST_LABELS,
-} from '../support/docker/engine.js';
+import { busyboxContext, dockerUp, fakeSha, TEST_LABELS } from '../support/docker/engine.js';
 import { testEnv, useApiSystem, waitForRun } from '../support/norn.js';
 import { spawnNorn, TEST_PIPELINES } from '../support/processes.js';
 
 const TOKEN = 'delete-token-0123456789abcdef';
+const CONTAINER = 'h7a-del-ct-web-0';
 const ctx = useApiSystem({ NORN_API_TOKEN: TOKEN });
 
 const call = (method: string, path: string, body?: object) =>
@@ -133,7 +128,17 @@ describe('DELETE /api/apps/:id on the docker target', () => {
     });
     await ctx.remove();
   }, 300_000);
-  afterAll(() => removeTestArtifacts([image]));
+  // Only what this file made: other test files on this engine may be using theirs.
+  afterAll(async () => {
+    await engine
+      .getContainer(CONTAINER)
+      .remove({ force: true })
+      .catch(() => {});
+    await engine
+      .getImage(image)
+      .remove({ force: true })
+      .catch(() => {});
+  });
 
   it("is refused with 409 naming the app's containers found by its norn.app label", async () => {
     const api = spawnNorn('api', {
@@ -150,7 +155,7 @@ describe('DELETE /api/apps/:id on the docker target', () => {
     await register('h7a-del-ct');
     const container = await engine.createContainer({
       Image: image,
-      name: 'h7a-del-ct-web-0',
+      name: CONTAINER,
       Cmd: ['/bin/busybox', 'sleep', '3600'],
       Labels: { ...TEST_LABELS, 'norn.app': 'h7a-del-ct' },
     });
@@ -158,9 +163,9 @@ describe('DELETE /api/apps/:id on the docker target', () => {
     const res = await del();
     expect(res.status).toBe(409);
     const { error } = await res.json();
-    expect(error.message).toContain('containers h7a-del-ct-web-0');
+    expect(error.message).toContain(`containers ${CONTAINER}`);
     expect(error.message).toMatch(/no teardown yet/);
-    expect(error.blockers.containers).toEqual(['h7a-del-ct-web-0']);
+    expect(error.blockers.containers).toEqual([CONTAINER]);
     await container.remove({ force: true });
     expect((await del()).status).toBe(200);
   }, 120_000);
