@@ -30,6 +30,11 @@ async function loadPipelines(config: Config): Promise<PipelineDefinition<unknown
 async function main(command: Command) {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel, `norn-${command}`);
+  // A promise nobody awaited (a bug) must not take the api or a worker down with every request
+  // and step it serves: Node would exit; log it instead. Handlers answer their own errors.
+  process.on('unhandledRejection', (err) =>
+    log.error({ err }, 'unhandled promise rejection (a bug); the process keeps serving'),
+  );
   const system = new NornSystem<unknown>(config, {
     pipelines: await loadPipelines(config),
     services: undefined,
@@ -38,7 +43,7 @@ async function main(command: Command) {
   if (command === 'migrate' || config.migrateOnStart) await system.migrate();
   if (command === 'migrate') return system.close();
   const step = createStepServices(config, process.env, system.stepDb, log);
-  system.setServices(step.services, step.extraQueues);
+  system.setServices(step.services, step.extraQueues, step.appContainers);
   system.onClose(() => step.close());
 
   if (command === 'api' || command === 'all') await system.startApi();

@@ -6,7 +6,9 @@
 import { serve, type ServerType } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { createApi } from './api/app.js';
+import type { AppContainers } from './api/deps.js';
 import { EventRelay } from './api/relay.js';
+import { guardServer } from './api/server-guards.js';
 import type { Config } from './shared/config.js';
 import { createDb, type Db } from './shared/db.js';
 import { describeDbError, retryingDb } from './shared/db-retry.js';
@@ -33,6 +35,8 @@ export interface SystemOptions<S> {
   log?: Logger;
   /** Extra queues workers serve besides the pipeline steps (and the queues Bull Board shows). */
   extraQueues?: ExtraQueue[];
+  /** Names of an app's containers on the target (DELETE /api/apps/:id refuses while there are any). */
+  appContainers?: AppContainers;
 }
 
 export interface RunningApi {
@@ -58,6 +62,7 @@ export class NornSystem<S = unknown> {
   readonly bus: EventBus;
   readonly live: LiveRuns;
   readonly runs: RunService;
+  private apiSide: { redis: Redis; runs: RunService } | undefined;
   private readonly closers: Array<() => Promise<unknown>> = [];
   private readonly finalClosers: Array<() => Promise<unknown>> = [];
 
@@ -75,21 +80,42 @@ export class NornSystem<S = unknown> {
     this.events = new EventStore(this.db);
     this.bus = new EventBus(this.redis, config.queuePrefix);
     this.live = new LiveRuns(this.redis, config.queuePrefix);
-    this.runs = new RunService({
+    this.runs = this.runService(this.redis);
+  }
+
+  private runService(redis: Redis): RunService {
+    return new RunService({
       store: this.store,
-      bus: this.bus,
+      bus: redis === this.redis ? this.bus : new EventBus(redis, this.config.queuePrefix),
       registry: this.registry as PipelineRegistry<unknown>,
-      live: this.live,
-      connection: this.redis,
-      prefix: config.queuePrefix,
-      dbRetryMs: config.dbRetryMs,
+      live: redis === this.redis ? this.live : new LiveRuns(redis, this.config.queuePrefix),
+      connection: redis,
+      prefix: this.config.queuePrefix,
+      dbRetryMs: this.config.dbRetryMs,
       log: this.log,
     });
   }
 
+  /**
+   * What requests use: a Redis connection of their own that fails fast while Redis is down (the
+   * request answers 503), where the engine's connection waits for Redis to come back.
+   */
+  private api(): { redis: Redis; runs: RunService } {
+    if (!this.apiSide) {
+      const redis = createRedis(this.config.redisUrl, 'api');
+      this.apiSide = { redis, runs: this.runService(redis) };
+    }
+    return this.apiSide;
+  }
+
   /** Replaces the step services (built after the system when they need its database). */
-  setServices(services: S, extraQueues?: ExtraQueue[]): void {
-    this.options = { ...this.options, services, ...(extraQueues ? { extraQueues } : {}) };
+  setServices(services: S, extraQueues?: ExtraQueue[], appContainers?: AppContainers): void {
+    this.options = {
+      ...this.options,
+      services,
+      ...(extraQueues ? { extraQueues } : {}),
+      ...(appContainers ? { appContainers } : {}),
+    };
   }
 
   async migrate(): Promise<string[]> {
@@ -115,20 +141,23 @@ export class NornSystem<S = unknown> {
   }
 
   createApi() {
+    const { redis, runs } = this.api();
     return createApi({
       apps: this.apps,
       store: this.store,
       events: this.events,
-      runs: this.runs,
+      runs,
       db: this.db,
-      redis: this.redis,
+      redis,
       log: this.log,
       apiToken: this.config.http.apiToken,
       deployPipeline: this.config.deployPipeline,
+      maxBodyBytes: this.config.http.maxBodyBytes,
+      appContainers: this.options.appContainers,
       queues: [
         ...this.registry.queues(),
         ...(this.options.extraQueues ?? []).map((q) => q.name),
-      ].map((q) => this.runs.queue(q)),
+      ].map((q) => runs.queue(q)),
     });
   }
 
@@ -150,23 +179,14 @@ export class NornSystem<S = unknown> {
         resolve(s),
       );
     });
+    guardServer(server as Server, this.log);
     relay.attach(server as Server);
     const address = server.address();
     const actual = typeof address === 'object' && address ? address.port : port;
     const host = this.config.http.host.includes(':')
       ? `[${this.config.http.host}]`
       : this.config.http.host;
-    let sweeping = false; // a sweep may wait out a PostgreSQL outage: never two at once
-    const sweeper = setInterval(() => {
-      if (sweeping) return;
-      sweeping = true;
-      this.runs
-        .sweep(this.config.cancelGraceMs)
-        .catch((err) => this.log.warn({ err }, `sweep failed: ${describeDbError(err)}`))
-        .finally(() => {
-          sweeping = false;
-        });
-    }, this.config.sweepIntervalMs);
+    const sweeper = this.sweepEvery(this.api().runs);
     const running: RunningApi = {
       url: `http://${host}:${actual}`,
       port: actual,
@@ -185,6 +205,24 @@ export class NornSystem<S = unknown> {
     return running;
   }
 
+  /**
+   * Recovery on the api's connection: while Redis is down a sweep fails at once and the next
+   * retries; a sweep may wait out a PostgreSQL outage, so never two run at once.
+   */
+  private sweepEvery(runs: RunService): NodeJS.Timeout {
+    let sweeping = false;
+    return setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      runs
+        .sweep(this.config.cancelGraceMs)
+        .catch((err) => this.log.warn({ err }, `sweep failed: ${describeDbError(err)}`))
+        .finally(() => {
+          sweeping = false;
+        });
+    }, this.config.sweepIntervalMs);
+  }
+
   /** Runs `close` when the system closes, after the api and workers stopped, before the connections. */
   onClose(close: () => Promise<unknown>): void {
     this.finalClosers.push(close);
@@ -198,6 +236,11 @@ export class NornSystem<S = unknown> {
     this.closers.length = 0;
     this.finalClosers.length = 0;
     await this.runs.close();
+    if (this.apiSide) {
+      await this.apiSide.runs.close();
+      this.apiSide.redis.disconnect();
+      this.apiSide = undefined;
+    }
     await this.redis.quit().catch(() => {});
     await this.db.end();
   }

@@ -10,12 +10,24 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import type { ApiDeps } from './deps.js';
 import { requireToken } from './auth.js';
-import { toErrorResponse } from './http-errors.js';
+import { limitBody, refuseNul } from './edge.js';
+import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
 import { appRoutes } from './routes/apps.js';
 import { deploymentRoutes, sagaRoutes } from './routes/deployments.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 
 export type { ApiDeps };
+
+/** /readyz answers within this, whatever PostgreSQL or Redis do (a load balancer waits for it). */
+const READY_CHECK_MS = 1_500;
+
+function withinMs<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
 
 export function createApi(deps: ApiDeps) {
   const app = new Hono();
@@ -27,15 +39,25 @@ export function createApi(deps: ApiDeps) {
     ),
   );
 
+  // Authentication reads headers only; then, before anything reads a body, the limit, so no
+  // route ever holds more than it.
+  app.use('/api/*', requireToken(deps.apiToken));
+  app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  app.use('*', limitBody(deps.maxBodyBytes));
+  app.use('*', refuseNul());
+
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/readyz', async (c) => {
-    const checks = await Promise.allSettled([deps.db.query('SELECT 1'), deps.redis.ping()]);
+    const checks = await Promise.allSettled([
+      withinMs(READY_CHECK_MS, deps.db.query('SELECT 1')),
+      withinMs(READY_CHECK_MS, deps.redis.ping()),
+    ]);
     const [db, redis] = checks.map((r) => (r.status === 'fulfilled' ? 'ok' : 'unavailable'));
     const ok = db === 'ok' && redis === 'ok';
+    if (!ok) c.header('Retry-After', String(RETRY_AFTER_S));
     return c.json({ ok, postgres: db, redis }, ok ? 200 : 503);
   });
-
-  app.use('/api/*', requireToken(deps.apiToken));
   app.route('/api/apps', appRoutes(deps));
   app.route('/api/apps', snapshotRoutes(deps));
   app.route('/api/deployments', deploymentRoutes(deps));
@@ -44,8 +66,6 @@ export function createApi(deps: ApiDeps) {
   const board = new HonoAdapter(serveStatic);
   createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
   board.setBasePath('/admin/queues');
-  app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
-  app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
   app.route('/admin/queues', board.registerPlugin());
   return app;
 }

@@ -8,6 +8,12 @@ import type { EventStore } from '../shared/store/events.js';
 import type { RunStore } from '../shared/store/runs.js';
 import type { RunService } from '../queues/runs.js';
 
+/**
+ * Names of the app's containers on the target's engine (found by the `norn.app` label), or
+ * `undefined` when this process has no engine to ask.
+ */
+export type AppContainers = (appId: string) => Promise<string[] | undefined>;
+
 export interface ApiDeps {
   apps: AppStore;
   store: RunStore;
@@ -19,6 +25,10 @@ export interface ApiDeps {
   apiToken: string | undefined;
   /** The pipeline `POST /api/apps/:id/deploy` runs. */
   deployPipeline: string;
+  /** Largest request body, in bytes (NORN_MAX_BODY_BYTES). */
+  maxBodyBytes: number;
+  /** Absent: no target engine is configured here, so DELETE looks at runs and releases only. */
+  appContainers?: AppContainers;
   /** Queues shown on Bull Board. */
   queues: Queue[];
 }

@@ -5,15 +5,24 @@
  * from PostgreSQL, so a client sees every event once, in order. `lastEventId` on (re)connect
  * replays what was missed. Clients that miss a ping are dropped.
  */
-import type { IncomingMessage, Server } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { channels, isEnvelope, type EventEnvelope } from '../shared/events.js';
 import type { Logger } from '../shared/logger.js';
 import type { Redis } from '../shared/redis.js';
 import type { EventStore } from '../shared/store/events.js';
 import type { RunStore } from '../shared/store/runs.js';
-import { presentedToken, tokenMatches } from './auth.js';
+import { unavailableService } from '../shared/unavailable.js';
+import {
+  parseClientMessage,
+  parseQuerySubscription,
+  type ParsedMessage,
+  type SubscribeMessage,
+} from './ws-messages.js';
+import { acceptUpgrades, selectProtocol } from './ws-upgrade.js';
+
+/** Client frames are small JSON messages; anything larger is refused (ws closes with 1009). */
+export const WS_MAX_PAYLOAD = 64 * 1024;
 
 export interface RelayDeps {
   subscriber: Redis;
@@ -36,10 +45,30 @@ class Client {
   cursor = 0;
   sub: Subscription | undefined;
   private chain: Promise<void> = Promise.resolve();
-  constructor(readonly ws: WebSocket) {}
-  /** Serializes everything done for one client (catch-ups are async). */
+  constructor(
+    readonly ws: WebSocket,
+    private readonly log: Logger,
+  ) {}
+  /** Serializes everything done for one client (catch-ups are async). A failure closes it (1011). */
   enqueue(work: () => Promise<void>) {
-    this.chain = this.chain.then(work).catch(() => this.ws.terminate());
+    this.chain = this.chain.then(work).catch((err: unknown) => {
+      const service = unavailableService(err);
+      if (!service) this.log.error({ err }, 'relaying to a WebSocket client failed');
+      this.send({
+        type: 'ws.error',
+        message: service ? `${service} is unreachable; reconnect later` : 'internal error',
+      });
+      this.ws.close(1011, service ? 'unavailable' : 'internal error');
+    });
+  }
+  /** Runs an event handler's work; a bug in it closes this client (1011), never the process. */
+  guard(work: () => void) {
+    try {
+      work();
+    } catch (err) {
+      this.log.error({ err }, 'WebSocket message handler failed');
+      this.ws.close(1011, 'internal error');
+    }
   }
   send(obj: unknown) {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(obj));
@@ -47,7 +76,11 @@ class Client {
 }
 
 export class EventRelay {
-  private readonly wss = new WebSocketServer({ noServer: true });
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: WS_MAX_PAYLOAD,
+    handleProtocols: selectProtocol,
+  });
   private readonly clients = new Set<Client>();
   private timer: NodeJS.Timeout | undefined;
   private readonly channel: string;
@@ -65,79 +98,59 @@ export class EventRelay {
       } catch {
         return;
       }
-      if (isEnvelope(event)) this.dispatch(event);
+      if (isEnvelope(event)) this.guarded('dispatch', () => this.dispatch(event));
     });
     await this.deps.subscriber.subscribe(this.channel);
-    this.timer = setInterval(() => this.tick(), this.deps.heartbeatMs);
+    this.timer = setInterval(
+      () => this.guarded('heartbeat', () => this.tick()),
+      this.deps.heartbeatMs,
+    );
   }
 
-  /** Handles `upgrade` requests for /ws on the api's HTTP server. */
+  /** Handles `upgrade` requests for /ws on the api's HTTP server (see ws-upgrade.ts). */
   attach(server: Server): void {
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      if (url.pathname !== '/ws') return socket.destroy();
-      const token =
-        presentedToken(req.headers.authorization) ??
-        url.searchParams.get('access_token') ??
-        undefined;
-      if (!tokenMatches(this.deps.apiToken, token)) {
-        socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, url.searchParams));
+    acceptUpgrades(server, {
+      wss: this.wss,
+      apiToken: this.deps.apiToken,
+      log: this.deps.log,
+      onConnection: (ws, query) => this.onConnection(ws, query),
     });
   }
 
   private onConnection(ws: WebSocket, query: URLSearchParams) {
-    const client = new Client(ws);
+    const client = new Client(ws, this.deps.log);
     this.clients.add(client);
     ws.on('pong', () => {
       client.alive = true;
     });
     ws.on('close', () => this.clients.delete(client));
-    ws.on('error', () => ws.terminate());
-    ws.on('message', (data) => {
-      let msg: Record<string, unknown>;
-      try {
-        msg = JSON.parse(String(data));
-      } catch {
-        return client.send({ type: 'ws.error', message: 'messages must be JSON' });
-      }
-      if (msg.type === 'subscribe') client.enqueue(() => this.subscribe(client, msg));
-      else
-        client.send({
-          type: 'ws.error',
-          message: 'unknown message type; send {"type":"subscribe","app"|"saga":…,"lastEventId"?}',
-        });
-    });
-    if (query.get('app') || query.get('saga')) {
-      client.enqueue(() =>
-        this.subscribe(client, {
-          app: query.get('app'),
-          saga: query.get('saga'),
-          lastEventId: query.get('lastEventId') ?? undefined,
-        }),
-      );
-    }
+    // e.g. a frame over maxPayload or invalid UTF-8: ws closes the connection itself (1009, 1007).
+    ws.on('error', (err) => this.deps.log.debug({ err }, 'WebSocket client error'));
+    ws.on('message', (data, isBinary) =>
+      client.guard(() => this.onMessage(client, parseClientMessage(data, isBinary))),
+    );
+    const fromQuery = parseQuerySubscription(query);
+    if (fromQuery) client.guard(() => this.onMessage(client, fromQuery));
   }
 
-  private async subscribe(client: Client, msg: Record<string, unknown>): Promise<void> {
+  private onMessage(client: Client, msg: ParsedMessage) {
+    if (!msg.ok) {
+      client.send({ type: 'ws.error', message: msg.message, problems: msg.problems });
+      return;
+    }
+    client.enqueue(() => this.subscribe(client, msg.value));
+  }
+
+  private async subscribe(client: Client, msg: SubscribeMessage): Promise<void> {
     const fail = (message: string) => client.send({ type: 'ws.error', message });
-    const lastEventId =
-      msg.lastEventId === undefined || msg.lastEventId === null
-        ? undefined
-        : Number(msg.lastEventId);
-    if (lastEventId !== undefined && (!Number.isInteger(lastEventId) || lastEventId < 0))
-      return fail('lastEventId must be a non-negative integer');
+    const lastEventId = msg.lastEventId ?? undefined;
     let sub: Subscription;
-    if (typeof msg.saga === 'string' && msg.saga) {
+    if (msg.saga) {
       const run = await this.deps.store.getRunBySaga(msg.saga);
       if (!run) return fail(`no saga ${msg.saga}`);
       sub = { appId: run.appId, sagaId: run.sagaId };
-    } else if (typeof msg.app === 'string' && msg.app) {
-      sub = { appId: msg.app };
     } else {
-      return fail('subscribe needs "app" or "saga"');
+      sub = { appId: msg.app! };
     }
     const head = (await this.deps.events.appSeqs([sub.appId])).get(sub.appId);
     if (head === undefined) return fail(`no app ${sub.appId}`);
@@ -206,6 +219,15 @@ export class EventRelay {
         }
       })
       .catch((err) => this.deps.log.warn({ err }, 'relay head check failed'));
+  }
+
+  /** Timer and pub/sub callbacks: an exception there would otherwise end the process. */
+  private guarded(what: string, work: () => void) {
+    try {
+      work();
+    } catch (err) {
+      this.deps.log.error({ err }, `relay ${what} failed`);
+    }
   }
 
   get clientCount() {

@@ -2,6 +2,7 @@
  * The pipelines norn ships and the services their steps use. Workers and api processes register
  * the same definitions (the api needs them to know a pipeline's steps and version).
  */
+import { existsSync } from 'node:fs';
 import type { Config } from '../shared/config.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
@@ -9,6 +10,7 @@ import { createRedis } from '../shared/redis.js';
 import type { PipelineDefinition } from '../queues/pipeline.js';
 import type { ExtraQueue } from '../workers/fleet.js';
 import { CRON_QUEUE, createCronProcessor, createCronScheduler } from './deploy/cron.js';
+import { LABELS } from './deploy/docker-runtime.js';
 import { deployPipeline } from './deploy/index.js';
 import { ReleaseStore } from './deploy/releases.js';
 import { createDeployServices } from './deploy/services.js';
@@ -22,6 +24,11 @@ export function builtinPipelines(): PipelineDefinition<DeployServices>[] {
 export interface StepServicesHandle {
   services: DeployServices;
   extraQueues: ExtraQueue[];
+  /**
+   * Names of the app's containers on the docker target's engine (by the `norn.app` label), or
+   * undefined when there is no engine socket here (DELETE /api/apps/:id asks before it deletes).
+   */
+  appContainers(appId: string): Promise<string[] | undefined>;
   close(): Promise<void>;
 }
 
@@ -42,6 +49,10 @@ export function createStepServices(
   return {
     services,
     extraQueues: [{ name: CRON_QUEUE, processor: createCronProcessor({ ...services, log }) }],
+    appContainers: async (appId) => {
+      if (!services.docker || !existsSync(config.deploy.dockerSocket)) return undefined;
+      return (await services.docker.list({ [LABELS.app]: appId })).map((c) => c.name);
+    },
     close: async () => {
       await cron.close();
       await connection.quit().catch(() => {});

@@ -9,6 +9,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { retryDb } from '../shared/db-retry.js';
 import { NornError, notFound } from '../shared/errors.js';
+import { unavailableService } from '../shared/unavailable.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
@@ -151,11 +152,19 @@ export class RunService {
     this.deps.bus
       .publish(result.events)
       .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
-    for (const old of result.toCancel ?? []) {
-      await this.deps.live.cancel(old.id);
-      await this.stopRunning(old);
+    try {
+      for (const old of result.toCancel ?? []) {
+        await this.deps.live.cancel(old.id);
+        await this.stopRunning(old);
+      }
+      await this.start(result.next);
+    } catch (err) {
+      if (!unavailableService(err)) throw err;
+      // PostgreSQL has the run (and the cancels) already; the recovery sweep stops the superseded
+      // runs and adds the flow once Redis is back. Failing here would make the caller ask again
+      // for a run that exists.
+      this.deps.log.warn({ err, runId: run.id }, 'Redis failed after the run was recorded');
     }
-    await this.start(result.next);
     const status = result.next?.id === run.id ? 'running' : 'queued';
     return { deploymentId: run.id, sagaId: run.sagaId, status, position: result.position ?? 0 };
   }

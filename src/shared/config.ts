@@ -46,6 +46,12 @@ export const EnvSchema = z.object({
     .describe(
       'Bearer token for /api, /ws and /admin/queues. Unset is allowed only on a loopback HOST.',
     ),
+  NORN_MAX_BODY_BYTES: int(1_024)
+    .max(64 * 1_048_576)
+    .default(1_048_576)
+    .describe(
+      'Largest request body the api accepts, in bytes; a larger one is answered 413 before it is read.',
+    ),
   NORN_WORKER_CONCURRENCY: int(1)
     .max(1000)
     .default(4)
@@ -205,7 +211,7 @@ export const EnvSchema = z.object({
 export type Env = z.output<typeof EnvSchema>;
 
 export interface Config {
-  http: { port: number; host: string; apiToken: string | undefined };
+  http: { port: number; host: string; apiToken: string | undefined; maxBodyBytes: number };
   redisUrl: string;
   databaseUrl: string;
   dbRetryMs: number;
@@ -291,7 +297,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   return {
-    http: { port: e.PORT, host: e.HOST, apiToken: e.NORN_API_TOKEN },
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      apiToken: e.NORN_API_TOKEN,
+      maxBodyBytes: e.NORN_MAX_BODY_BYTES,
+    },
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
     dbRetryMs: e.NORN_DB_RETRY_MS,

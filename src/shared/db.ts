@@ -20,3 +20,21 @@ export function createDb(
   pool.on('error', () => {});
   return pool;
 }
+
+/** Runs `work` in one transaction on one client: committed if it returns, rolled back if it throws. */
+export async function inTransaction<T>(db: Db, work: (client: pg.PoolClient) => Promise<T>) {
+  const client = await db.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    failed = err instanceof Error ? err : new Error(String(err));
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release(failed); // a client that failed may be broken: the pool drops it
+  }
+}

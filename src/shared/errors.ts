@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'UNAUTHORIZED'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
   | 'CANCELLED'
   | 'LEASE_LOST'
   | 'PIPELINE_UNKNOWN'

@@ -1,24 +1,9 @@
 /** The HTTP api in-process (Hono's app.request), on real Redis and PostgreSQL, with a worker. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
-import type { NornSystem } from '../../src/system.js';
+import { describe, expect, it } from 'vitest';
+import { useApiSystem, waitFor, waitForRun } from '../support/norn.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
-let tdb: TestDatabase;
-let system: NornSystem;
-let app: ReturnType<NornSystem['createApi']>;
-
-beforeAll(async () => {
-  tdb = await createTestDatabase();
-  system = testSystem(testEnv(tdb.url, { NORN_API_TOKEN: TOKEN }));
-  await system.startWorker();
-  app = system.createApi();
-});
-afterAll(async () => {
-  await system.close();
-  await tdb.drop();
-});
+const ctx = useApiSystem({ NORN_API_TOKEN: TOKEN });
 
 const auth = { authorization: `Bearer ${TOKEN}` };
 const call = (
@@ -27,7 +12,7 @@ const call = (
   body?: string | object,
   headers: Record<string, string> = {},
 ) =>
-  app.request(path, {
+  ctx.app.request(path, {
     method,
     headers: {
       ...auth,
@@ -53,29 +38,29 @@ deployPolicy:
 
 describe('auth', () => {
   it('needs the bearer token on /api and /admin/queues, not on /healthz', async () => {
-    expect((await app.request('/api/apps')).status).toBe(401);
+    expect((await ctx.app.request('/api/apps')).status).toBe(401);
     expect(
       (
-        await app.request('/api/apps', {
+        await ctx.app.request('/api/apps', {
           headers: { authorization: 'Bearer wrong-token-0123456789' },
         })
       ).status,
     ).toBe(401);
     expect((await call('GET', '/api/apps')).status).toBe(200);
-    expect((await app.request('/healthz')).status).toBe(200);
-    expect((await app.request('/admin/queues')).status).toBe(401);
-    expect((await app.request('/admin/queues/api/queues')).status).toBe(401);
+    expect((await ctx.app.request('/healthz')).status).toBe(200);
+    expect((await ctx.app.request('/admin/queues')).status).toBe(401);
+    expect((await ctx.app.request('/admin/queues/api/queues')).status).toBe(401);
     const basic = `Basic ${Buffer.from(`admin:${TOKEN}`).toString('base64')}`;
-    const board = await app.request('/admin/queues', { headers: { authorization: basic } });
+    const board = await ctx.app.request('/admin/queues', { headers: { authorization: basic } });
     expect(board.status).toBe(200);
     expect(await board.text()).toContain('<html');
-    const queues = await app.request('/admin/queues/api/queues', { headers: auth });
+    const queues = await ctx.app.request('/admin/queues/api/queues', { headers: auth });
     expect(queues.status).toBe(200);
     expect(JSON.stringify(await queues.json())).toContain('steps');
   });
 
   it('reports readiness of PostgreSQL and Redis', async () => {
-    const res = await app.request('/readyz');
+    const res = await ctx.app.request('/readyz');
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true, postgres: 'ok', redis: 'ok' });
   });
@@ -140,7 +125,7 @@ describe('deployments', () => {
     const { deploymentId, sagaId } = await res.json();
     expect(deploymentId).toMatch(/^[0-9a-f-]{36}$/);
     expect(sagaId).toMatch(/^[0-9a-f-]{36}$/);
-    await waitForRun(system, deploymentId);
+    await waitForRun(ctx.system, deploymentId);
 
     const detail = await (await call('GET', `/api/deployments/${deploymentId}`)).json();
     expect(detail.deployment).toMatchObject({
@@ -168,7 +153,7 @@ describe('deployments', () => {
 
   it('serves what a step wrote while it ran', async () => {
     const { deploymentId } = await (await call('POST', '/api/apps/web-app/deploy', {})).json();
-    await waitForRun(system, deploymentId);
+    await waitForRun(ctx.system, deploymentId);
     const log = await call('GET', `/api/deployments/${deploymentId}/steps/s3/log`);
     expect(log.status).toBe(200);
     expect(await log.json()).toMatchObject({ step: 's3', lines: ['s3 says hello'] });
@@ -208,7 +193,7 @@ describe('deployments', () => {
 
     const cancel = await call('POST', `/api/deployments/${first.deploymentId}/cancel`);
     expect(cancel.status).toBe(202);
-    expect((await waitForRun(system, first.deploymentId, undefined, 5_000)).status).toBe(
+    expect((await waitForRun(ctx.system, first.deploymentId, undefined, 5_000)).status).toBe(
       'cancelled',
     );
     const resumed = await call('POST', `/api/deployments/${first.deploymentId}/resume`);
@@ -219,11 +204,11 @@ describe('deployments', () => {
     expect(steps.deployment.resumedFrom).toBe(first.deploymentId);
     // s1 completed before the cancel, so the resumed run skips it (and s2 sleeps again: cancel it then).
     await waitFor(
-      async () => (await system.store.steps(body.deploymentId))[1]?.status === 'running',
+      async () => (await ctx.system.store.steps(body.deploymentId))[1]?.status === 'running',
       's2 of the resumed run to run',
     );
     await call('POST', `/api/deployments/${body.deploymentId}/cancel`);
-    expect((await waitForRun(system, body.deploymentId, undefined, 5_000)).status).toBe(
+    expect((await waitForRun(ctx.system, body.deploymentId, undefined, 5_000)).status).toBe(
       'cancelled',
     );
     const again = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();

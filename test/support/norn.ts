@@ -1,11 +1,12 @@
 /** Runs norn in-process for a test: its own database (per file), queue prefix and pub/sub channels. */
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/shared/config.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { PipelineDefinition } from '../../src/queues/pipeline.js';
 import type { RunStatus } from '../../src/shared/store/runs.js';
 import { NornSystem } from '../../src/system.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
 import { pipelines as testPipelines } from './pipelines.js';
 
 /** Test timings: stalls detected in ~3 s, leases expire after 4 s, sweeps every 0.5 s. */
@@ -47,6 +48,29 @@ export function testSystem<S = unknown>(
   });
   if (services) system.setServices(services({ config, db: system.stepDb }));
   return system;
+}
+
+export interface ApiSystem {
+  tdb: TestDatabase;
+  system: NornSystem;
+  /** The Hono api in-process (`app.request`). */
+  app: ReturnType<NornSystem['createApi']>;
+}
+
+/** For a test file: its own database, norn in-process with a worker, and the api, closed after. */
+export function useApiSystem(overrides: Record<string, string>): ApiSystem {
+  const ctx = {} as ApiSystem;
+  beforeAll(async () => {
+    ctx.tdb = await createTestDatabase();
+    ctx.system = testSystem(testEnv(ctx.tdb.url, overrides));
+    await ctx.system.startWorker();
+    ctx.app = ctx.system.createApi();
+  });
+  afterAll(async () => {
+    await ctx.system.close();
+    await ctx.tdb.drop();
+  });
+  return ctx;
 }
 
 export async function waitFor<T>(

@@ -5,7 +5,13 @@ import { credentialFor, parseGitCredentials } from '../../src/shared/drivers/git
 describe('loadConfig', () => {
   it('applies defaults', () => {
     const c = loadConfig({});
-    expect(c.http).toEqual({ port: 8080, host: '127.0.0.1', apiToken: undefined });
+    expect(c.http).toEqual({
+      port: 8080,
+      host: '127.0.0.1',
+      apiToken: undefined,
+      maxBodyBytes: 1_048_576,
+    });
+    expect(loadConfig({ NORN_MAX_BODY_BYTES: '2048' }).http.maxBodyBytes).toBe(2048);
     expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
     expect(c.worker.concurrency).toBe(4);
     expect(c.queuePrefix).toBe('norn');

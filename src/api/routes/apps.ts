@@ -1,10 +1,14 @@
-/** /api/apps: register apps from their infraspec, read them, request runs, read their events. */
+/**
+ * /api/apps: register apps from their infraspec, read them, delete them, request runs, read their
+ * events.
+ */
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
 import { deployRefProblem, parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
 import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
-import { publicSpec, readJson } from './util.js';
+import { deleteApp } from './app-delete.js';
+import { publicSpec, readJson, requireRedis } from './util.js';
 
 export function appRoutes(deps: ApiDeps) {
   const { apps, runs, store, events } = deps;
@@ -19,13 +23,12 @@ export function appRoutes(deps: ApiDeps) {
           specInvalid(`the infraspec has ${parsed.problems.length} problem(s)`, parsed),
           400,
         );
-      assertPortsFreeAmong(parsed.spec, await apps.list()); // 409 naming the other app and port
+      assertPortsFreeAmong(parsed.spec, await apps.specs()); // 409 naming the other app and port
       const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
-    .get('/', async (c) =>
-      c.json({ apps: (await apps.list()).map((a) => ({ ...a, spec: publicSpec(a.spec) })) }),
-    )
+    .get('/', async (c) => c.json({ apps: await apps.list() }))
+    .delete('/:id', (c) => deleteApp(deps, c))
     .get('/:id', async (c) => {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
@@ -45,6 +48,7 @@ export function appRoutes(deps: ApiDeps) {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
       const body = await readJson(c, { optional: true });
+      requireRedis(deps.redis);
       // A spec stored before a rule was added may fail it: say so now, not after clone, build and test.
       const parsed = parseInfraspec(app.spec);
       if (!parsed.ok) {

@@ -3,8 +3,9 @@ import { Hono } from 'hono';
 import { notFound } from '../../shared/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { stepJobId } from '../../queues/flow.js';
+import { requireRedis } from './util.js';
 
-export function deploymentRoutes({ runs, store }: ApiDeps) {
+export function deploymentRoutes({ runs, store, redis }: ApiDeps) {
   return (
     new Hono()
       .get('/:id', async (c) => {
@@ -27,12 +28,14 @@ export function deploymentRoutes({ runs, store }: ApiDeps) {
       .post('/:id/cancel', async (c) => {
         const run = await store.getRun(c.req.param('id'));
         if (!run) throw notFound(`deployment ${c.req.param('id')}`);
+        requireRedis(redis);
         const { status } = await runs.cancel(run.id, 'cancelled by request');
         return c.json({ deploymentId: run.id, status }, 202);
       })
       .post('/:id/resume', async (c) => {
         const run = await store.getRun(c.req.param('id'));
         if (!run) throw notFound(`deployment ${c.req.param('id')}`);
+        requireRedis(redis);
         return c.json({ ...(await runs.resume(run.id, 'api')), resumedFrom: run.id }, 202);
       })
   );

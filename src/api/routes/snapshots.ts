@@ -7,13 +7,14 @@ import { checkTs } from '../../shared/drivers/postgres-snapshot-files.js';
 import { NornError, notFound } from '../../shared/errors.js';
 import { SnapshotStore } from '../../pipelines/deploy/snapshot-store.js';
 import type { ApiDeps } from '../deps.js';
+import { requireRedis } from './util.js';
 
 type AppSpec = {
   infrastructure?: { postgres?: { database?: string } };
   deployPolicy?: { concurrency?: 'queue' | 'supersede' | 'reject' };
 };
 
-export function snapshotRoutes(deps: Pick<ApiDeps, 'apps' | 'runs' | 'db'>) {
+export function snapshotRoutes(deps: Pick<ApiDeps, 'apps' | 'runs' | 'db' | 'redis'>) {
   const { apps, runs } = deps;
   const snapshots = new SnapshotStore(deps.db);
   return new Hono()
@@ -35,6 +36,7 @@ export function snapshotRoutes(deps: Pick<ApiDeps, 'apps' | 'runs' | 'db'>) {
           `app ${app.id} no longer declares infrastructure.postgres: there is no database to restore into`,
         );
       }
+      requireRedis(deps.redis);
       const accepted = await runs.request({
         appId: app.id,
         pipeline: 'restore',

@@ -1,5 +1,20 @@
 import type { Context } from 'hono';
 import { NornError } from '../../shared/errors.js';
+import type { Redis } from '../../shared/redis.js';
+
+/**
+ * Refuses, before anything is recorded, a request that must reach Redis (starting, cancelling or
+ * resuming a run) while the api's connection to it is down: a 503 the client can simply retry.
+ */
+export function requireRedis(redis: Redis): void {
+  if (redis.status !== 'ready') {
+    throw new NornError(
+      'UNAVAILABLE',
+      `Redis is unreachable (${redis.status}), so no run can be started or stopped; nothing was recorded, try again in a few seconds`,
+      { retryable: true },
+    );
+  }
+}
 
 /** Parses a JSON object body; an empty body is `{}` when optional. Bad JSON is a 400, not a 500. */
 export async function readJson(

@@ -66,7 +66,10 @@ const describe = (c: PortConflict) =>
  * CONFLICT when app `spec.name`'s ports overlap those of another registered app on the Docker
  * host, or of its own processes; the message names each app, process and port.
  */
-export function assertPortsFreeAmong(spec: { name: string }, apps: AppRecord[]): void {
+export function assertPortsFreeAmong(
+  spec: { name: string },
+  apps: ReadonlyArray<Pick<AppRecord, 'id' | 'spec'>>,
+): void {
   const others = apps.filter((a) => a.id !== spec.name).flatMap((a) => portClaims(a.id, a.spec));
   const conflicts = portConflicts(portClaims(spec.name, spec), others);
   if (!conflicts.length) return;
@@ -88,8 +91,8 @@ export function assertPortsFreeAmong(spec: { name: string }, apps: AppRecord[]):
 
 /** The same check against what is registered now (submit's recheck). */
 export async function assertPortsUnclaimed(
-  apps: { list(): Promise<AppRecord[]> },
+  apps: { specs(): Promise<Array<Pick<AppRecord, 'id' | 'spec'>>> },
   spec: { name: string },
 ): Promise<void> {
-  assertPortsFreeAmong(spec, await apps.list());
+  assertPortsFreeAmong(spec, await apps.specs());
 }

@@ -1,5 +1,10 @@
-/** Registered apps: the infraspec as submitted (source) and as parsed (spec). */
-import type { Db } from '../db.js';
+/**
+ * Registered apps: the infraspec as submitted (source) and as parsed (spec). Deleting an app is a
+ * soft delete (004_app_deletion.sql): the row and its history stay, the app is hidden and takes no
+ * runs, and registering the name again brings it back.
+ */
+import type pg from 'pg';
+import { inTransaction, type Db } from '../db.js';
 
 export interface AppRecord {
   id: string;
@@ -9,10 +14,34 @@ export interface AppRecord {
   updatedAt: string;
 }
 
+/** What a listing shows of an app: enough to pick one, nothing of its env or source. */
+export interface AppSummary {
+  id: string;
+  target: string | null;
+  repo: { url: string; branch: string | null } | null;
+  processes: string[];
+  sourceFormat: 'yaml' | 'json';
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What stands in the way of deleting an app. */
+export interface DeleteBlockers {
+  runs: Array<{ id: string; pipeline: string; status: string }>;
+  releases: Array<{ id: number; status: string }>;
+}
+
+export type DeleteResult =
+  | { action: 'deleted'; deletedAt: string }
+  | { action: 'missing' }
+  | { action: 'blocked'; blockers: DeleteBlockers };
+
+const COLUMNS = `id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
 export class AppStore {
   constructor(private readonly db: Db) {}
 
-  /** Creates or replaces an app's spec; `created` tells which. */
+  /** Creates or replaces an app's spec; `created` tells which (re-registering a deleted app creates it). */
   async upsert(
     id: string,
     spec: unknown,
@@ -20,11 +49,13 @@ export class AppStore {
     format: 'yaml' | 'json',
   ): Promise<{ app: AppRecord; created: boolean }> {
     const { rows } = await this.db.query<AppRecord & { created: boolean }>(
-      `INSERT INTO apps (id, spec, source, source_format) VALUES ($1, $2, $3, $4)
+      `WITH old AS (SELECT deleted_at FROM apps WHERE id = $1)
+       INSERT INTO apps (id, spec, source, source_format) VALUES ($1, $2, $3, $4)
        ON CONFLICT (id) DO UPDATE SET spec = EXCLUDED.spec, source = EXCLUDED.source,
-         source_format = EXCLUDED.source_format, updated_at = now()
-       RETURNING id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt",
-         (xmax = 0) AS created`,
+         source_format = EXCLUDED.source_format, updated_at = now(), deleted_at = NULL,
+         created_at = CASE WHEN apps.deleted_at IS NULL THEN apps.created_at ELSE now() END
+       RETURNING ${COLUMNS},
+         (xmax = 0 OR EXISTS (SELECT 1 FROM old WHERE deleted_at IS NOT NULL)) AS created`,
       [id, JSON.stringify(spec), source, format],
     );
     const { created, ...app } = rows[0]!;
@@ -33,18 +64,70 @@ export class AppStore {
 
   async get(id: string): Promise<AppRecord | null> {
     const { rows } = await this.db.query<AppRecord>(
-      `SELECT id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
-       FROM apps WHERE id = $1`,
+      `SELECT ${COLUMNS} FROM apps WHERE id = $1 AND deleted_at IS NULL`,
       [id],
     );
     return rows[0] ?? null;
   }
 
-  async list(): Promise<AppRecord[]> {
-    const { rows } = await this.db.query<AppRecord>(
-      `SELECT id, spec, source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
-       FROM apps ORDER BY id`,
+  /** Every registered app's id and spec, for checks across apps (ports); never for a response. */
+  async specs(): Promise<Array<Pick<AppRecord, 'id' | 'spec'>>> {
+    const { rows } = await this.db.query<Pick<AppRecord, 'id' | 'spec'>>(
+      'SELECT id, spec FROM apps WHERE deleted_at IS NULL ORDER BY id',
     );
     return rows;
   }
+
+  /** Every app, as summaries (built in SQL: no spec leaves the database). */
+  async list(): Promise<AppSummary[]> {
+    const { rows } = await this.db.query<AppSummary>(
+      `SELECT id, spec->>'target' AS target,
+         CASE WHEN spec->'repo'->>'url' IS NULL THEN NULL
+              ELSE jsonb_build_object('url', spec->'repo'->>'url', 'branch', spec->'repo'->>'branch') END AS repo,
+         ARRAY(SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(spec->'processes') = 'object'
+                                             THEN spec->'processes' ELSE '{}' END) ORDER BY 1) AS processes,
+         source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
+       FROM apps WHERE deleted_at IS NULL ORDER BY id`,
+    );
+    return rows;
+  }
+
+  /**
+   * Marks the app deleted unless a run is queued or running or a release is active or deploying
+   * (what would keep containers alive), or the caller found something in the way elsewhere (it
+   * still gets the full list). Checked and marked under the app's row lock, which every run request
+   * takes too, so no run can slip in between.
+   */
+  async softDelete(id: string, o: { blockedElsewhere?: boolean } = {}): Promise<DeleteResult> {
+    return inTransaction(this.db, async (client) => {
+      const app = await client.query(
+        'SELECT 1 FROM apps WHERE id = $1 AND deleted_at IS NULL FOR UPDATE',
+        [id],
+      );
+      if (app.rowCount === 0) return { action: 'missing' };
+      // Read after the lock is held (a statement of its own): runs requested before it are seen.
+      const blockers = await deleteBlockers(client, id);
+      if (blockers.runs.length > 0 || blockers.releases.length > 0 || o.blockedElsewhere)
+        return { action: 'blocked', blockers };
+      const done = await client.query<{ deletedAt: string }>(
+        `UPDATE apps SET deleted_at = now() WHERE id = $1 RETURNING deleted_at AS "deletedAt"`,
+        [id],
+      );
+      return { action: 'deleted', deletedAt: done.rows[0]!.deletedAt };
+    });
+  }
+}
+
+async function deleteBlockers(client: pg.PoolClient, id: string): Promise<DeleteBlockers> {
+  const runs = await client.query<DeleteBlockers['runs'][number]>(
+    `SELECT id, pipeline, status FROM deployments
+     WHERE app_id = $1 AND status IN ('queued', 'running', 'cancelling') ORDER BY request_seq`,
+    [id],
+  );
+  const releases = await client.query<DeleteBlockers['releases'][number]>(
+    `SELECT id, status FROM releases WHERE app_id = $1 AND status IN ('active', 'deploying')
+     ORDER BY id`,
+    [id],
+  );
+  return { runs: runs.rows, releases: releases.rows };
 }

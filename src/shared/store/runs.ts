@@ -119,6 +119,9 @@ export interface RunRecord {
   finishedAt: string | null;
 }
 
+/** Raised when a run is requested for a deleted app (004_app_deletion.sql). */
+const DELETED_APP_SQLSTATE = 'NRN01';
+
 const RUN_COLUMNS = `id, app_id AS "appId", saga_id AS "sagaId", pipeline, pipeline_version AS "pipelineVersion",
   status, policy, params, steps, event_prefix AS "eventPrefix", queue_name AS queue, resumed_from AS "resumedFrom",
   requested_by AS "requestedBy", error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
@@ -138,7 +141,7 @@ export class RunStore {
   }
 
   requestRun(i: RequestRunInput): Promise<RequestRunResult> {
-    return this.call(
+    return this.call<RequestRunResult>(
       'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) AS r',
       [
         i.id,
@@ -159,7 +162,11 @@ export class RunStore {
         JSON.stringify(i.spec ?? {}),
         i.finalizer ?? null,
       ],
-    );
+    ).catch((err: { code?: string }) => {
+      // Deleted while this request was on its way (004_app_deletion.sql): there is no app.
+      if (err.code === DELETED_APP_SQLSTATE) return { action: 'no-app' as const };
+      throw err;
+    });
   }
 
   admit(appId: string): Promise<RunRef | null> {
