@@ -20,8 +20,15 @@ const call = (method: string, path: string, body?: object) =>
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+// Each app its own port: ports are owned, so two registered apps on one port are refused.
+const PORTS: Record<string, number> = {
+  'h7a-del-run': 19140,
+  'h7a-del-rel': 19141,
+  'h7a-del-ok': 19142,
+  'h7a-del-ct': 19143,
+};
 const register = (name: string) =>
-  call('POST', '/api/apps', { name, processes: { web: { port: 19140 } } });
+  call('POST', '/api/apps', { name, processes: { web: { port: PORTS[name]! } } });
 const deploy = async (name: string, ref = 'main') =>
   (await (await call('POST', `/api/apps/${name}/deploy`, { ref })).json()) as {
     deploymentId: string;
@@ -59,7 +66,7 @@ describe('DELETE /api/apps/:id', () => {
   });
 
   it('is refused with 409 while a release is active, saying that teardown does not exist yet', async () => {
-    await register('h7a-del-rel');
+    expect((await register('h7a-del-rel')).status).toBe(201);
     const run = await deploy('h7a-del-rel');
     await waitForRun(ctx.system, run.deploymentId);
     // What the deploy pipeline's submit step records on the docker target (chain has no release).
@@ -76,7 +83,7 @@ describe('DELETE /api/apps/:id', () => {
   });
 
   it('hides the app, refuses its runs, keeps its history and lets the name be registered again', async () => {
-    await register('h7a-del-ok');
+    expect((await register('h7a-del-ok')).status).toBe(201);
     const first = await deploy('h7a-del-ok');
     await waitForRun(ctx.system, first.deploymentId);
     const res = await call('DELETE', '/api/apps/h7a-del-ok');
@@ -152,7 +159,7 @@ describe('DELETE /api/apps/:id on the docker target', () => {
         method: 'DELETE',
         headers: { authorization: `Bearer ${TOKEN}` },
       });
-    await register('h7a-del-ct');
+    expect((await register('h7a-del-ct')).status).toBe(201);
     const container = await engine.createContainer({
       Image: image,
       name: CONTAINER,

@@ -147,15 +147,20 @@ describe('ports are owned', () => {
     expect(body.error.message).toContain(
       `process web (port 19211) overlaps on port 19211 with app ${a}'s process web (port 19210-19211)`,
     );
-    // Its own processes may not overlap either; a scheduled process and other ports are fine.
+    // Its own processes may not overlap either: that is a spec error (400, with its path), found
+    // by the parser every deploy step uses. A scheduled process and other ports are fine.
     const own = await post('/api/apps', {
       name: 'h7d-pb',
       processes: { web: web(19212, 2), api: { port: 19213 } },
     });
-    expect(own.status).toBe(409);
-    expect(((await own.json()) as { error: { message: string } }).error.message).toContain(
-      'process web (port 19212-19213) overlaps on port 19213 with process api (port 19213)',
-    );
+    expect(own.status).toBe(400);
+    const ownError = ((await own.json()) as { error: { code: string; problems: unknown[] } }).error;
+    expect(ownError.code).toBe('SPEC_INVALID');
+    expect(ownError.problems).toContainEqual({
+      path: 'processes.api.port',
+      message:
+        'its replicas would listen on port 19213, but processes.web already takes ports 19212-19213',
+    });
     const fine = await post('/api/apps', {
       name: 'h7d-pb',
       processes: { web: web(19212), tick: { schedule: '* * * * *', command: 'true' } },
