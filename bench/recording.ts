@@ -68,7 +68,6 @@ async function main() {
         for (let i = 0; i < RUNS; i++) {
           await store.requestRun({
             id: ids[i]!,
-            sagaId: randomUUID(),
             appId: apps[i]!,
             pipeline: 'bench',
             version: '1',

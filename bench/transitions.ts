@@ -52,7 +52,6 @@ async function oneRun(
   const requested = await timed(t, 'norn_request_run', () =>
     store.requestRun({
       id,
-      sagaId: randomUUID(),
       appId: 'probe',
       pipeline: bench.name,
       version: bench.version,

@@ -13,7 +13,7 @@ import { requireToken } from './auth.js';
 import { limitBody, refuseNul } from './edge.js';
 import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
 import { appRoutes } from './routes/apps.js';
-import { deploymentRoutes, sagaRoutes } from './routes/deployments.js';
+import { runRoutes, sagaRoutes } from './routes/runs.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 
 export type { ApiDeps };
@@ -60,7 +60,8 @@ export function createApi(deps: ApiDeps) {
   });
   app.route('/api/apps', appRoutes(deps));
   app.route('/api/apps', snapshotRoutes(deps));
-  app.route('/api/deployments', deploymentRoutes(deps));
+  app.route('/api/runs', runRoutes(deps, 'run'));
+  app.route('/api/deployments', runRoutes(deps, 'deployment'));
   app.route('/api/sagas', sagaRoutes(deps));
 
   const board = new HonoAdapter(serveStatic);

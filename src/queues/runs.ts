@@ -40,6 +40,8 @@ export interface RunRequest {
 }
 
 export interface RunAccepted {
+  runId: string;
+  /** The run id under its earlier names (the CLI and older clients read these). */
   deploymentId: string;
   sagaId: string;
   status: string;
@@ -78,7 +80,6 @@ export class RunService {
     const def = this.deps.registry.latest(req.pipeline);
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
-      sagaId: randomUUID(),
       appId: req.appId,
       pipeline: def.name,
       version: def.version,
@@ -97,11 +98,11 @@ export class RunService {
   /** A new run of the same pipeline version; steps the earlier run completed are reported skipped. */
   async resume(runId: string, requestedBy?: string): Promise<RunAccepted> {
     const old = await this.deps.store.getRun(runId);
-    if (!old) throw notFound(`deployment ${runId}`);
+    if (!old) throw notFound(`run ${runId}`);
     if (old.status !== 'failed' && old.status !== 'cancelled') {
       throw new NornError(
         'CONFLICT',
-        `deployment ${runId} is ${old.status}; only failed or cancelled runs can be resumed`,
+        `run ${runId} is ${old.status}; only failed or cancelled runs can be resumed`,
       );
     }
     const done = (await this.deps.store.steps(runId)).filter(
@@ -110,7 +111,6 @@ export class RunService {
     const ctx = await this.deps.store.runContext(runId);
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
-      sagaId: randomUUID(),
       appId: old.appId,
       pipeline: old.pipeline,
       version: old.pipelineVersion,
@@ -166,7 +166,13 @@ export class RunService {
       this.deps.log.warn({ err, runId: run.id }, 'Redis failed after the run was recorded');
     }
     const status = result.next?.id === run.id ? 'running' : 'queued';
-    return { deploymentId: run.id, sagaId: run.sagaId, status, position: result.position ?? 0 };
+    return {
+      runId: run.id,
+      deploymentId: run.id,
+      sagaId: run.id,
+      status,
+      position: result.position ?? 0,
+    };
   }
 
   /**
@@ -245,7 +251,7 @@ export class RunService {
 
   async cancel(runId: string, reason = 'cancelled by request'): Promise<{ status: string }> {
     const t = await this.deps.store.requestCancel(runId, reason);
-    if (t.action === 'missing') throw notFound(`deployment ${runId}`);
+    if (t.action === 'missing') throw notFound(`run ${runId}`);
     await this.apply(t);
     if (t.action === 'cancelling' && t.run) {
       await this.deps.live.cancel(runId);

@@ -32,7 +32,7 @@ export const EnvSchema = z.object({
     .string()
     .url()
     .default('postgres://postgres@127.0.0.1:5432/norn')
-    .describe('PostgreSQL: the durable truth (apps, runs, saga event log).'),
+    .describe('PostgreSQL: the durable truth (apps, runs, event log).'),
   // A restart or failover of PostgreSQL must not fail the steps running through it.
   NORN_DB_RETRY_MS: int(0)
     .default(30_000)

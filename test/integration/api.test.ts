@@ -191,32 +191,68 @@ describe('deployments', () => {
     });
     expect(view.lease.holder.holder).toEqual(expect.any(String));
 
-    const cancel = await call('POST', `/api/deployments/${first.deploymentId}/cancel`);
+    const cancel = await call('POST', `/api/runs/${first.deploymentId}/cancel`);
     expect(cancel.status).toBe(202);
     expect((await waitForRun(ctx.system, first.deploymentId, undefined, 5_000)).status).toBe(
       'cancelled',
     );
-    const resumed = await call('POST', `/api/deployments/${first.deploymentId}/resume`);
+    const resumed = await call('POST', `/api/runs/${first.deploymentId}/resume`);
     expect(resumed.status).toBe(202);
     const body = await resumed.json();
     expect(body.resumedFrom).toBe(first.deploymentId);
-    const steps = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();
-    expect(steps.deployment.resumedFrom).toBe(first.deploymentId);
+    const steps = await (await call('GET', `/api/runs/${body.deploymentId}`)).json();
+    expect(steps.run.resumedFrom).toBe(first.deploymentId);
     // s1 completed before the cancel, so the resumed run skips it (and s2 sleeps again: cancel it then).
     await waitFor(
       async () => (await ctx.system.store.steps(body.deploymentId))[1]?.status === 'running',
       's2 of the resumed run to run',
     );
-    await call('POST', `/api/deployments/${body.deploymentId}/cancel`);
+    await call('POST', `/api/runs/${body.deploymentId}/cancel`);
     expect((await waitForRun(ctx.system, body.deploymentId, undefined, 5_000)).status).toBe(
       'cancelled',
     );
-    const again = await (await call('GET', `/api/deployments/${body.deploymentId}`)).json();
+    const again = await (await call('GET', `/api/runs/${body.deploymentId}`)).json();
     expect(again.steps[0]).toMatchObject({ name: 's1', status: 'skipped' });
-    expect((await call('POST', `/api/deployments/${first.deploymentId}/cancel`)).status).toBe(202);
+    expect((await call('POST', `/api/runs/${first.deploymentId}/cancel`)).status).toBe(202);
     expect(
-      (await call('POST', '/api/deployments/00000000-0000-0000-0000-000000000000/cancel')).status,
+      (await call('POST', '/api/runs/00000000-0000-0000-0000-000000000000/cancel')).status,
     ).toBe(404);
-    expect((await call('GET', '/api/deployments/not-a-uuid')).status).toBe(404);
+    expect((await call('GET', '/api/runs/not-a-uuid')).status).toBe(404);
+  });
+
+  it('names runs runs: one id per run, under /api/runs and its earlier names', async () => {
+    const accepted = await (await call('POST', '/api/apps/web-app/deploy', { ref: 'v9' })).json();
+    // One id: the run's, also its sagaId and (for older clients) its deploymentId.
+    expect(accepted.runId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(accepted).toMatchObject({ deploymentId: accepted.runId, sagaId: accepted.runId });
+    await waitForRun(ctx.system, accepted.runId);
+
+    const run = await (await call('GET', `/api/runs/${accepted.runId}`)).json();
+    expect(run.run).toMatchObject({
+      id: accepted.runId,
+      sagaId: accepted.runId,
+      status: 'succeeded',
+    });
+    expect(run.steps.map((s: { status: string }) => s.status)).toEqual(Array(9).fill('complete'));
+    const events = await (await call('GET', `/api/runs/${accepted.runId}/events`)).json();
+    expect(events.runId).toBe(accepted.runId);
+    expect(events.events.map((e: { type: string }) => e.type)).toContain('deploy.completed');
+    for (const e of events.events)
+      expect(e).toMatchObject({ runId: accepted.runId, sagaId: accepted.runId });
+    const log = await (await call('GET', `/api/runs/${accepted.runId}/steps/s3/log`)).json();
+    expect(log).toMatchObject({ runId: accepted.runId, step: 's3', lines: ['s3 says hello'] });
+    const cancel = await call('POST', `/api/runs/${accepted.runId}/cancel`);
+    expect(await cancel.json()).toMatchObject({ runId: accepted.runId, status: 'succeeded' });
+
+    // The earlier names answer the same run in their earlier shapes.
+    const alias = await (await call('GET', `/api/deployments/${accepted.runId}`)).json();
+    expect(alias.deployment).toEqual(run.run);
+    const saga = await (await call('GET', `/api/sagas/${accepted.runId}/events`)).json();
+    expect(saga.events).toEqual(events.events);
+    const missing = await call('GET', '/api/runs/00000000-0000-0000-0000-000000000000');
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).error.message).toBe(
+      'run 00000000-0000-0000-0000-000000000000 not found',
+    );
   });
 });

@@ -71,7 +71,7 @@ describe('DELETE /api/apps/:id', () => {
     await waitForRun(ctx.system, run.deploymentId);
     // What the deploy pipeline's submit step records on the docker target (chain has no release).
     const { rows } = await ctx.system.db.query<{ id: number }>(
-      `INSERT INTO releases (app_id, deployment_id, image_ref, commit_sha, spec, status)
+      `INSERT INTO releases (app_id, run_id, image_ref, commit_sha, spec, status)
        VALUES ('h7a-del-rel', $1, 'img', 'sha', '{}', 'active') RETURNING id`,
       [run.deploymentId],
     );

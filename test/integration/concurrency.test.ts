@@ -151,7 +151,7 @@ describe('one run per app at a time', () => {
     await a!.runs.queue('steps').obliterate({ force: true });
     // Its first step had started (as recorded), so re-adding the flow is not the answer.
     await a!.db.query(
-      `INSERT INTO deployment_steps (deployment_id, idx, name, status) VALUES ($1, 0, 's1', 'running')`,
+      `INSERT INTO run_steps (run_id, idx, name, status) VALUES ($1, 0, 's1', 'running')`,
       [stuck.deploymentId],
     );
     const waiting = await a!.runs.request({ appId: 'lease-app', pipeline: 'short', params: {} });
@@ -239,7 +239,7 @@ describe('cancel and resume', () => {
     });
     expect((await waitForRun(a!, failed.deploymentId)).status).toBe('failed');
     // Fix the cause (the params are the run's own; this test edits them as an operator would fix the repo).
-    await a!.db.query(`UPDATE deployments SET params = params - 'fail' WHERE id = $1`, [
+    await a!.db.query(`UPDATE runs SET params = params - 'fail' WHERE id = $1`, [
       failed.deploymentId,
     ]);
     const resumed = await a!.runs.resume(failed.deploymentId);

@@ -232,7 +232,7 @@ describe('runs through workers', () => {
     }
     for (const app of apps) {
       const { rows } = await a!.db.query<{ seq: string }>(
-        'SELECT seq FROM saga_events WHERE app_id = $1 ORDER BY id',
+        'SELECT seq FROM events WHERE app_id = $1 ORDER BY id',
         [app],
       );
       const seqs = rows.map((r) => Number(r.seq));

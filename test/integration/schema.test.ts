@@ -19,11 +19,11 @@ afterAll(async () => {
 
 const TABLES = [
   'apps',
-  'deployments',
-  'deployment_steps',
-  'saga_events',
+  'runs',
+  'run_steps',
+  'events',
   'app_leases',
-  'forge_state',
+  'releases',
   'snapshots',
   'schema_migrations',
 ];
@@ -32,11 +32,12 @@ describe('migrations', () => {
   it('`main.ts migrate` creates every table; a second run applies nothing', async () => {
     const first = spawnNorn('migrate', testEnv(empty.url, { LOG_LEVEL: 'info' }));
     expect(await first.exited).toBe(0);
-    expect(first.output()).toContain('001_foundation');
+    expect(first.output()).toContain('001_baseline');
     const { rows } = await empty.db.query(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`,
     );
-    expect(rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(TABLES));
+    // Every table is one the code uses: no forge_state until the forge pipeline gives it one.
+    expect(rows.map((r) => r.table_name).sort()).toEqual([...TABLES].sort());
     expect(await migrate(empty.db)).toEqual([]);
   }, 30_000);
 
@@ -48,12 +49,12 @@ describe('migrations', () => {
     await empty.db.query(
       `SELECT norn_append_event('log-app', gen_random_uuid(), 'test.one', '{}')`,
     );
-    await expect(empty.db.query(`UPDATE saga_events SET type = 'x'`)).rejects.toThrow(
+    await expect(empty.db.query(`UPDATE events SET type = 'x'`)).rejects.toThrow(
       /append-only: UPDATE/,
     );
-    await expect(empty.db.query(`DELETE FROM saga_events`)).rejects.toThrow(/append-only: DELETE/);
-    await expect(empty.db.query(`TRUNCATE saga_events`)).rejects.toThrow(/append-only: TRUNCATE/);
-    const { rows } = await empty.db.query(`SELECT count(*)::int AS n FROM saga_events`);
+    await expect(empty.db.query(`DELETE FROM events`)).rejects.toThrow(/append-only: DELETE/);
+    await expect(empty.db.query(`TRUNCATE events`)).rejects.toThrow(/append-only: TRUNCATE/);
+    const { rows } = await empty.db.query(`SELECT count(*)::int AS n FROM events`);
     expect(rows[0].n).toBe(1);
   });
 
@@ -62,9 +63,52 @@ describe('migrations', () => {
     const src = fileURLToPath(new URL('../../src/shared/db/migrations/', import.meta.url));
     for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dir, f));
     await migrate(empty.db, dir + '/');
-    writeFileSync(join(dir, '001_foundation.sql'), '-- edited\n', { flag: 'a' });
+    writeFileSync(join(dir, '001_baseline.sql'), '-- edited\n', { flag: 'a' });
     await expect(migrate(empty.db, dir + '/')).rejects.toThrow(
-      /001_foundation was changed after it was applied/,
+      /001_baseline was changed after it was applied/,
     );
+  });
+
+  it('refuses, changing nothing, a database made by the migrations the baseline folded', async () => {
+    const old = await createTestDatabase({ empty: true });
+    try {
+      // What 001_foundation … 005_docker_releases left: their records, and their tables.
+      await old.db.query(`CREATE TABLE schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now())`);
+      await old.db.query(`CREATE TABLE deployments (id uuid PRIMARY KEY)`);
+      await old.db.query(
+        `INSERT INTO schema_migrations (version, name, checksum)
+         VALUES (1, '001_foundation', 'x'), (2, '002_releases', 'y')`,
+      );
+      await expect(migrate(old.db)).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringMatching(
+          /made by migrations this version of norn does not have \(001_foundation, 002_releases\).*Nothing was changed.*point DATABASE_URL at a new database/,
+        ),
+      });
+      // The process says so too, and exits non-zero.
+      const proc = spawnNorn('migrate', testEnv(old.url, { LOG_LEVEL: 'info' }));
+      expect(await proc.exited).not.toBe(0);
+      expect(proc.output()).toMatch(/001_foundation, 002_releases/);
+      const { rows } = await old.db.query(
+        `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+      );
+      expect(rows.map((r) => r.table_name)).toEqual(['deployments', 'schema_migrations']);
+    } finally {
+      await old.drop();
+    }
+  }, 30_000);
+
+  it('refuses norn-named tables that no migration record accounts for', async () => {
+    const odd = await createTestDatabase({ empty: true });
+    try {
+      await odd.db.query(`CREATE TABLE apps (id text PRIMARY KEY)`);
+      await expect(migrate(odd.db)).rejects.toThrow(
+        /already holds tables named like norn's \(apps\) but no record/,
+      );
+    } finally {
+      await odd.drop();
+    }
   });
 });

@@ -1,5 +1,5 @@
 /**
- * DELETE /api/apps/:id: a soft delete (see 004_app_deletion.sql for why the history stays). norn
+ * DELETE /api/apps/:id: a soft delete (see 001_baseline.sql for why the history stays). norn
  * has no teardown yet, so an app that still has something alive is refused with a 409 naming it:
  * runs queued or running, a release active or deploying, containers labelled with the app on the
  * target's engine. Nothing is removed from the target here.

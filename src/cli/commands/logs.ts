@@ -6,19 +6,19 @@ import { EXIT } from '../errors.js';
 import { followSaga } from '../follow.js';
 import { eventKind, isTerminal, logLine } from '../render.js';
 
-interface DeploymentView {
-  deployment: { id: string; sagaId: string; appId: string; status: string };
+interface RunView {
+  run: { id: string; sagaId: string; appId: string; status: string };
 }
 
 export async function logs(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const { deployment } = await ctx.api.get<DeploymentView>(`api/deployments/${seg(id)}`);
+  const { run: deployment } = await ctx.api.get<RunView>(`api/runs/${seg(id)}`);
   const print = (e: EventEnvelope) =>
     ctx.values.json ? ctx.out.ndjson(e) : ctx.out.line(logLine(e));
 
   if (typeof ctx.values.step === 'string') {
     const { lines } = await ctx.api.get<{ lines: string[] }>(
-      `api/deployments/${seg(id)}/steps/${seg(ctx.values.step)}/log`,
+      `api/runs/${seg(id)}/steps/${seg(ctx.values.step)}/log`,
     );
     for (const line of lines) ctx.out.line(line);
     return EXIT.ok;
@@ -38,7 +38,7 @@ export async function logs(ctx: CliContext): Promise<number> {
   }
 
   const { events } = await ctx.api.get<{ events: EventEnvelope[] }>(
-    `api/sagas/${seg(deployment.sagaId)}/events`,
+    `api/runs/${seg(deployment.id)}/events`,
   );
   for (const e of events) print(e);
   if (!ctx.values.json && !events.some(isTerminal)) {

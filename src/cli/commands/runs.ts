@@ -114,21 +114,19 @@ async function explainBusy(ctx: CliContext, app: string, err: CliError): Promise
 export async function resume(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
   const accepted = await ctx.api.post<Accepted & { resumedFrom: string }>(
-    `api/deployments/${seg(id)}/resume`,
+    `api/runs/${seg(id)}/resume`,
   );
   return followAccepted(ctx, `resuming ${id}`, accepted);
 }
 
 export async function cancel(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const res = await ctx.api.post<{ deploymentId: string; status: string }>(
-    `api/deployments/${seg(id)}/cancel`,
-  );
+  const res = await ctx.api.post<{ runId: string; status: string }>(`api/runs/${seg(id)}/cancel`);
   if (res.status === 'succeeded' || res.status === 'failed') {
-    ctx.out.line(`deployment ${res.deploymentId} had already ${res.status}; nothing to cancel`);
+    ctx.out.line(`deployment ${res.runId} had already ${res.status}; nothing to cancel`);
   } else {
     const note = res.status === 'cancelling' ? ' (its running step is being stopped)' : '';
-    ctx.out.line(`deployment ${res.deploymentId} is ${res.status}${note}`);
+    ctx.out.line(`deployment ${res.runId} is ${res.status}${note}`);
   }
   return EXIT.ok;
 }

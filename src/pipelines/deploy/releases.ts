@@ -1,4 +1,4 @@
-/** Releases (002_releases.sql): what each deploy put on its target, and the last known good one. */
+/** Releases (001_baseline.sql): what each deploy put on its target, and the last known good one. */
 import type { PoolClient } from 'pg';
 import type { Db } from '../../shared/db.js';
 import type { AppRoute } from '../../shared/drivers/cloudflared.js';
@@ -22,13 +22,13 @@ export interface Release {
   error: string | null;
   createdAt: string;
   activatedAt: string | null;
-  /** The release that served when this one's submit began (005_docker_releases.sql). */
+  /** The release that served when this one's submit began (001_baseline.sql). */
   previousReleaseId: number | null;
   /** The app's ingress rules before this release's forge wrote any; null: forge wrote none. */
   routesBefore: AppRoute[] | null;
 }
 
-const COLUMNS = `id, app_id AS "appId", deployment_id AS "deploymentId", target, image_ref AS "imageRef",
+const COLUMNS = `id, app_id AS "appId", run_id AS "deploymentId", target, image_ref AS "imageRef",
   commit_sha AS "commitSha", digest, spec, secrets_enc AS "secretsEnc", secrets_format AS "secretsFormat",
   migrations_applied AS "migrationsApplied", snapshot_ts AS "snapshotTs", status, error,
   created_at AS "createdAt", activated_at AS "activatedAt", previous_release_id AS "previousReleaseId",
@@ -57,10 +57,10 @@ export class ReleaseStore {
   /** Records the release a deploy is putting out; idempotent per deployment (a re-run updates it). */
   async upsertDeploying(r: NewRelease): Promise<Release> {
     const { rows } = await this.db.query<Release>(
-      `INSERT INTO releases (app_id, deployment_id, target, image_ref, commit_sha, digest, spec, secrets_enc, secrets_format,
+      `INSERT INTO releases (app_id, run_id, target, image_ref, commit_sha, digest, spec, secrets_enc, secrets_format,
                              migrations_applied, snapshot_ts, previous_release_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-       ON CONFLICT (deployment_id) DO UPDATE SET image_ref = EXCLUDED.image_ref, digest = EXCLUDED.digest,
+       ON CONFLICT (run_id) DO UPDATE SET image_ref = EXCLUDED.image_ref, digest = EXCLUDED.digest,
          spec = EXCLUDED.spec, secrets_enc = EXCLUDED.secrets_enc, secrets_format = EXCLUDED.secrets_format,
          migrations_applied = EXCLUDED.migrations_applied, snapshot_ts = EXCLUDED.snapshot_ts,
          -- a re-run keeps what served when the first attempt began
@@ -86,7 +86,7 @@ export class ReleaseStore {
 
   async byDeployment(deploymentId: string): Promise<Release | null> {
     const { rows } = await this.db.query<Release>(
-      `SELECT ${COLUMNS} FROM releases WHERE deployment_id = $1`,
+      `SELECT ${COLUMNS} FROM releases WHERE run_id = $1`,
       [deploymentId],
     );
     return rows[0] ?? null;
@@ -120,7 +120,7 @@ export class ReleaseStore {
   async activate(deploymentId: string): Promise<void> {
     await this.transaction(async (client) => {
       const { rows } = await client.query<{ app_id: string; status: string }>(
-        'SELECT app_id, status FROM releases WHERE deployment_id = $1 FOR UPDATE',
+        'SELECT app_id, status FROM releases WHERE run_id = $1 FOR UPDATE',
         [deploymentId],
       );
       if (!rows[0] || rows[0].status === 'active') return;
@@ -129,7 +129,7 @@ export class ReleaseStore {
         [rows[0].app_id],
       );
       await client.query(
-        `UPDATE releases SET status = 'active', activated_at = now(), error = NULL WHERE deployment_id = $1`,
+        `UPDATE releases SET status = 'active', activated_at = now(), error = NULL WHERE run_id = $1`,
         [deploymentId],
       );
     });
@@ -156,14 +156,14 @@ export class ReleaseStore {
     error: string,
   ): Promise<void> {
     await this.db.query(
-      `UPDATE releases SET status = $2, error = $3, ended_at = now() WHERE deployment_id = $1 AND status = 'deploying'`,
+      `UPDATE releases SET status = $2, error = $3, ended_at = now() WHERE run_id = $1 AND status = 'deploying'`,
       [deploymentId, status, error],
     );
   }
   /** Forge, before it writes: the app's rules as they were (kept from the first attempt). */
   async recordRoutesBefore(deploymentId: string, routes: AppRoute[]): Promise<void> {
     await this.db.query(
-      `UPDATE releases SET routes_before = $2 WHERE deployment_id = $1 AND routes_before IS NULL`,
+      `UPDATE releases SET routes_before = $2 WHERE run_id = $1 AND routes_before IS NULL`,
       [deploymentId, JSON.stringify(routes)],
     );
   }
@@ -190,7 +190,7 @@ export class ReleaseStore {
     await this.transaction(async (client) => {
       await client.query(
         `UPDATE releases SET status = $2, error = $3, ended_at = now()
-         WHERE deployment_id = $1 AND status IN ('deploying', 'active')`,
+         WHERE run_id = $1 AND status IN ('deploying', 'active')`,
         [deploymentId, status, error],
       );
       if (previousId !== null)

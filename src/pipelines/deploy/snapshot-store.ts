@@ -13,7 +13,7 @@ export interface SnapshotRecord {
 }
 
 const COLUMNS = `app_id AS "appId", database, ts, taken_at AS "takenAt", size_bytes AS "sizeBytes", location, sha256,
-  deployment_id AS "deploymentId"`;
+  run_id AS "deploymentId"`;
 
 export class SnapshotStore {
   constructor(private readonly db: Db) {}
@@ -21,7 +21,7 @@ export class SnapshotStore {
   /** Idempotent per (app, ts). */
   async record(s: Omit<SnapshotRecord, 'takenAt'> & { takenAt: Date }): Promise<void> {
     await this.db.query(
-      `INSERT INTO snapshots (app_id, database, ts, taken_at, size_bytes, location, sha256, deployment_id)
+      `INSERT INTO snapshots (app_id, database, ts, taken_at, size_bytes, location, sha256, run_id)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (app_id, ts) DO NOTHING`,
       [s.appId, s.database, s.ts, s.takenAt, s.sizeBytes, s.location, s.sha256, s.deploymentId],
     );

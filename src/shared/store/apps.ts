@@ -1,6 +1,6 @@
 /**
  * Registered apps: the infraspec as submitted (source) and as parsed (spec). Deleting an app is a
- * soft delete (004_app_deletion.sql): the row and its history stay, the app is hidden and takes no
+ * soft delete (001_baseline.sql): the row and its history stay, the app is hidden and takes no
  * runs, and registering the name again brings it back.
  */
 import type pg from 'pg';
@@ -120,7 +120,7 @@ export class AppStore {
 
 async function deleteBlockers(client: pg.PoolClient, id: string): Promise<DeleteBlockers> {
   const runs = await client.query<DeleteBlockers['runs'][number]>(
-    `SELECT id, pipeline, status FROM deployments
+    `SELECT id, pipeline, status FROM runs
      WHERE app_id = $1 AND status IN ('queued', 'running', 'cancelling') ORDER BY request_seq`,
     [id],
   );

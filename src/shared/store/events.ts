@@ -2,7 +2,7 @@
 import type { Db } from '../db.js';
 import type { EventEnvelope } from '../events.js';
 
-const COLUMNS = `id, seq, type, app_id AS "appId", saga_id AS "sagaId", ts, payload`;
+const COLUMNS = `id, seq, type, app_id AS "appId", run_id AS "runId", run_id AS "sagaId", ts, payload`;
 
 type Row = Omit<EventEnvelope, 'ts'> & { ts: Date };
 const toEnvelope = (r: Row): EventEnvelope => ({ ...r, ts: r.ts.toISOString() });
@@ -13,7 +13,7 @@ export class EventStore {
   /** A saga's events, oldest first. */
   async bySaga(sagaId: string, afterId = 0, limit = 1000): Promise<EventEnvelope[]> {
     const { rows } = await this.db.query<Row>(
-      `SELECT ${COLUMNS} FROM saga_events WHERE saga_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+      `SELECT ${COLUMNS} FROM events WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
       [sagaId, afterId, limit],
     );
     return rows.map(toEnvelope);
@@ -26,7 +26,7 @@ export class EventStore {
     limit: number,
   ): Promise<EventEnvelope[]> {
     const { rows } = await this.db.query<Row>(
-      `SELECT ${COLUMNS} FROM saga_events WHERE app_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY seq DESC LIMIT $3`,
+      `SELECT ${COLUMNS} FROM events WHERE app_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY seq DESC LIMIT $3`,
       [appId, before ?? null, limit],
     );
     return rows.map(toEnvelope);
@@ -45,8 +45,8 @@ export class EventStore {
     // Everything up to the app's head is committed (the head moves in the same transaction).
     const head = (await this.appSeqs([appId])).get(appId) ?? afterSeq;
     const { rows } = await this.db.query<Row>(
-      `SELECT ${COLUMNS} FROM saga_events WHERE app_id = $1 AND seq > $2 AND seq <= $3
-         AND ($4::uuid IS NULL OR saga_id = $4) ORDER BY seq LIMIT $5`,
+      `SELECT ${COLUMNS} FROM events WHERE app_id = $1 AND seq > $2 AND seq <= $3
+         AND ($4::uuid IS NULL OR run_id = $4) ORDER BY seq LIMIT $5`,
       [appId, afterSeq, head, sagaId ?? null, limit],
     );
     const more = rows.length === limit;
@@ -55,9 +55,7 @@ export class EventStore {
   }
 
   async get(id: number): Promise<EventEnvelope | null> {
-    const { rows } = await this.db.query<Row>(`SELECT ${COLUMNS} FROM saga_events WHERE id = $1`, [
-      id,
-    ]);
+    const { rows } = await this.db.query<Row>(`SELECT ${COLUMNS} FROM events WHERE id = $1`, [id]);
     return rows[0] ? toEnvelope(rows[0]) : null;
   }
 

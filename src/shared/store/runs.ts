@@ -1,5 +1,5 @@
 /**
- * The run store: typed calls of the norn_* state-machine functions (001_foundation.sql) plus the
+ * The run store: typed calls of the norn_* state-machine functions (001_baseline.sql) plus the
  * read queries the api needs. Every transition is one round trip and returns the events it appended.
  */
 import type { Db } from '../db.js';
@@ -26,7 +26,7 @@ export interface RunRef {
   resumedFrom?: string | null;
 }
 
-/** A transition of a live run as Redis logged it: JSON text, `{"t":<n>,…}` (003_live_steps.sql). */
+/** A transition of a live run as Redis logged it: JSON text, `{"t":<n>,…}` (001_baseline.sql). */
 export type LogEntry = string;
 
 /** What a run's live state starts from for steps already done (a resumed run, or one reopened). */
@@ -57,8 +57,8 @@ export interface Transition {
 }
 
 export interface RequestRunInput {
+  /** The run's id, also the `sagaId` of its events. */
   id: string;
-  sagaId: string;
   appId: string;
   pipeline: string;
   version: string;
@@ -119,10 +119,10 @@ export interface RunRecord {
   finishedAt: string | null;
 }
 
-/** Raised when a run is requested for a deleted app (004_app_deletion.sql). */
+/** Raised when a run is requested for a deleted app (001_baseline.sql). */
 const DELETED_APP_SQLSTATE = 'NRN01';
 
-const RUN_COLUMNS = `id, app_id AS "appId", saga_id AS "sagaId", pipeline, pipeline_version AS "pipelineVersion",
+const RUN_COLUMNS = `id, app_id AS "appId", id AS "sagaId", pipeline, pipeline_version AS "pipelineVersion",
   status, policy, params, steps, event_prefix AS "eventPrefix", queue_name AS queue, resumed_from AS "resumedFrom",
   requested_by AS "requestedBy", error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
   created_at AS "createdAt", started_at AS "startedAt", finished_at AS "finishedAt"`;
@@ -142,10 +142,9 @@ export class RunStore {
 
   requestRun(i: RequestRunInput): Promise<RequestRunResult> {
     return this.call<RequestRunResult>(
-      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) AS r',
+      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) AS r',
       [
         i.id,
-        i.sagaId,
         i.appId,
         i.pipeline,
         i.version,
@@ -163,7 +162,7 @@ export class RunStore {
         i.finalizer ?? null,
       ],
     ).catch((err: { code?: string }) => {
-      // Deleted while this request was on its way (004_app_deletion.sql): there is no app.
+      // Deleted while this request was on its way (001_baseline.sql): there is no app.
       if (err.code === DELETED_APP_SQLSTATE) return { action: 'no-app' as const };
       throw err;
     });
@@ -246,11 +245,11 @@ export class RunStore {
       output: unknown;
     }>(
       `SELECT name AS step, CASE WHEN status IN ('complete', 'skipped') THEN status ELSE 'skip' END AS state, output
-       FROM deployment_steps WHERE deployment_id = $1 AND (skip OR status IN ('complete', 'skipped')) ORDER BY idx`,
+       FROM run_steps WHERE run_id = $1 AND (skip OR status IN ('complete', 'skipped')) ORDER BY idx`,
       [runId],
     );
     const run = await this.db.query<{ recorded: number }>(
-      'SELECT recorded_tseq AS recorded FROM deployments WHERE id = $1',
+      'SELECT recorded_tseq AS recorded FROM runs WHERE id = $1',
       [runId],
     );
     return { recorded: run.rows[0]?.recorded ?? 0, steps: rows };
@@ -288,8 +287,8 @@ export class RunStore {
     appId: string;
   } | null> {
     const { rows } = await this.db.query(
-      `SELECT params, spec, saga_id AS "sagaId", finalizer, started_at AS "startedAt", queue_name AS queue,
-              pipeline, pipeline_version AS version, app_id AS "appId" FROM deployments WHERE id = $1`,
+      `SELECT params, spec, id AS "sagaId", finalizer, started_at AS "startedAt", queue_name AS queue,
+              pipeline, pipeline_version AS version, app_id AS "appId" FROM runs WHERE id = $1`,
       [runId],
     );
     return rows[0] ?? null;
@@ -304,7 +303,7 @@ export class RunStore {
     const { rowCount } = await this.db.query(
       `UPDATE app_leases SET heartbeat_at = clock_timestamp(), holder = $2,
          expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0)
-       WHERE deployment_id = $1`,
+       WHERE run_id = $1`,
       [runId, worker, this.leaseTtlMs],
     );
     return rowCount === 1;
@@ -314,14 +313,14 @@ export class RunStore {
   async renewExpired(runId: string): Promise<void> {
     await this.db.query(
       `UPDATE app_leases SET expires_at = clock_timestamp() + make_interval(secs => $2::int / 1000.0)
-       WHERE deployment_id = $1`,
+       WHERE run_id = $1`,
       [runId, this.leaseTtlMs],
     );
   }
 
   async outputs(runId: string): Promise<Record<string, unknown>> {
     const { rows } = await this.db.query<{ name: string; output: unknown }>(
-      `SELECT name, output FROM deployment_steps WHERE deployment_id = $1 AND status IN ('complete', 'skipped') ORDER BY idx`,
+      `SELECT name, output FROM run_steps WHERE run_id = $1 AND status IN ('complete', 'skipped') ORDER BY idx`,
       [runId],
     );
     return Object.fromEntries(rows.map((r) => [r.name, r.output ?? null]));
@@ -330,7 +329,7 @@ export class RunStore {
   async getRun(id: string): Promise<RunRecord | null> {
     if (!isUuid(id)) return null;
     const { rows } = await this.db.query<RunRecord>(
-      `SELECT ${RUN_COLUMNS} FROM deployments WHERE id = $1`,
+      `SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1`,
       [id],
     );
     return rows[0] ?? null;
@@ -339,7 +338,7 @@ export class RunStore {
   async getRunBySaga(sagaId: string): Promise<RunRecord | null> {
     if (!isUuid(sagaId)) return null;
     const { rows } = await this.db.query<RunRecord>(
-      `SELECT ${RUN_COLUMNS} FROM deployments WHERE saga_id = $1`,
+      `SELECT ${RUN_COLUMNS} FROM runs WHERE id = $1`,
       [sagaId],
     );
     return rows[0] ?? null;
@@ -347,7 +346,7 @@ export class RunStore {
 
   async listRuns(appId: string, limit = 20): Promise<RunRecord[]> {
     const { rows } = await this.db.query<RunRecord>(
-      `SELECT ${RUN_COLUMNS} FROM deployments WHERE app_id = $1 ORDER BY request_seq DESC LIMIT $2`,
+      `SELECT ${RUN_COLUMNS} FROM runs WHERE app_id = $1 ORDER BY request_seq DESC LIMIT $2`,
       [appId, limit],
     );
     return rows;
@@ -365,8 +364,8 @@ export class RunStore {
               coalesce(ds.status, CASE WHEN d.status IN ('succeeded', 'failed', 'cancelled') THEN 'not_run' ELSE 'pending' END) AS status,
               coalesce(ds.attempts, 0) AS attempts, ds.error, ds.worker, ds.started_at AS "startedAt",
               ds.finished_at AS "finishedAt", ds.duration_ms AS "durationMs"
-       FROM deployments d CROSS JOIN LATERAL unnest(d.steps) WITH ORDINALITY AS s (name, ord)
-       LEFT JOIN deployment_steps ds ON ds.deployment_id = d.id AND ds.idx = s.ord - 1
+       FROM runs d CROSS JOIN LATERAL unnest(d.steps) WITH ORDINALITY AS s (name, ord)
+       LEFT JOIN run_steps ds ON ds.run_id = d.id AND ds.idx = s.ord - 1
        WHERE d.id = $1 ORDER BY s.ord`,
       [runId],
     );
@@ -376,14 +375,14 @@ export class RunStore {
   /** Who holds the app and what waits behind it, in the order it will run. */
   async leaseView(appId: string) {
     const lease = await this.db.query(
-      `SELECT l.deployment_id AS "deploymentId", l.holder, l.acquired_at AS "acquiredAt",
+      `SELECT l.run_id AS "runId", l.run_id AS "deploymentId", l.holder, l.acquired_at AS "acquiredAt",
               l.heartbeat_at AS "heartbeatAt", l.expires_at AS "expiresAt", d.status, d.pipeline
-       FROM app_leases l JOIN deployments d ON d.id = l.deployment_id WHERE l.app_id = $1`,
+       FROM app_leases l JOIN runs d ON d.id = l.run_id WHERE l.app_id = $1`,
       [appId],
     );
     const waiting = await this.db.query(
-      `SELECT id AS "deploymentId", saga_id AS "sagaId", pipeline, params, created_at AS "requestedAt"
-       FROM deployments WHERE app_id = $1 AND status = 'queued' ORDER BY request_seq`,
+      `SELECT id AS "deploymentId", id AS "sagaId", pipeline, params, created_at AS "requestedAt"
+       FROM runs WHERE app_id = $1 AND status = 'queued' ORDER BY request_seq`,
       [appId],
     );
     return { holder: lease.rows[0] ?? null, waiting: waiting.rows };
@@ -393,7 +392,7 @@ export class RunStore {
 
   async expiredLeases(): Promise<RunRef[]> {
     const { rows } = await this.db.query<{ r: RunRef }>(
-      `SELECT norn_run_json(d) AS r FROM app_leases l JOIN deployments d ON d.id = l.deployment_id
+      `SELECT norn_run_json(d) AS r FROM app_leases l JOIN runs d ON d.id = l.run_id
        WHERE l.expires_at < clock_timestamp()`,
     );
     return rows.map((x) => x.r);
@@ -401,7 +400,7 @@ export class RunStore {
 
   async stuckCancels(olderThanMs: number): Promise<RunRef[]> {
     const { rows } = await this.db.query<{ r: RunRef }>(
-      `SELECT norn_run_json(d) AS r FROM deployments d WHERE status = 'cancelling'
+      `SELECT norn_run_json(d) AS r FROM runs d WHERE status = 'cancelling'
        AND cancel_requested_at < clock_timestamp() - make_interval(secs => $1::int / 1000.0)`,
       [olderThanMs],
     );
@@ -410,7 +409,7 @@ export class RunStore {
 
   async appsWaitingForAdmission(): Promise<string[]> {
     const { rows } = await this.db.query<{ app_id: string }>(
-      `SELECT DISTINCT d.app_id FROM deployments d WHERE d.status = 'queued'
+      `SELECT DISTINCT d.app_id FROM runs d WHERE d.status = 'queued'
        AND NOT EXISTS (SELECT 1 FROM app_leases l WHERE l.app_id = d.app_id)`,
     );
     return rows.map((r) => r.app_id);
@@ -420,7 +419,7 @@ export class RunStore {
   async leasedRun(runId: string): Promise<RunRef | null> {
     if (!isUuid(runId)) return null;
     const { rows } = await this.db.query<{ r: RunRef }>(
-      `SELECT norn_run_json(d) AS r FROM deployments d JOIN app_leases l ON l.deployment_id = d.id
+      `SELECT norn_run_json(d) AS r FROM runs d JOIN app_leases l ON l.run_id = d.id
        WHERE d.id = $1 AND d.status = 'running'`,
       [runId],
     );
@@ -430,7 +429,7 @@ export class RunStore {
   /** True when no step of the run has started yet (its flow may never have been added). */
   async notStarted(runId: string): Promise<boolean> {
     const { rows } = await this.db.query(
-      `SELECT 1 FROM deployment_steps WHERE deployment_id = $1 AND status <> 'pending' LIMIT 1`,
+      `SELECT 1 FROM run_steps WHERE run_id = $1 AND status <> 'pending' LIMIT 1`,
       [runId],
     );
     return rows.length === 0;
