@@ -252,10 +252,10 @@ describe('failures before any run', () => {
         `norn: the api at ${api.url} refused the request: missing or wrong API token (401); set NORN_API_TOKEN or pass --token\n`,
       );
     }
-    // The real token typed where a deployment id goes: the api's answer names it, the CLI does not.
+    // The real token typed where a run id goes: the api's answer names it, the CLI does not.
     const echoed = await runCli(['logs', TOKEN], cliEnv);
     expect(echoed.code).toBe(3);
-    expect(echoed.stderr).toBe('norn: deployment *** not found\n');
+    expect(echoed.stderr).toBe('norn: run *** not found\n');
   }, 30_000);
 
   it('an unreachable api is exit 3; bad usage is exit 2', async () => {
@@ -284,10 +284,10 @@ describe('failures before any run', () => {
     expect(help.stdout).toMatch(/^usage: norn deploy <app>/);
   }, 30_000);
 
-  it("a deployment that does not exist is exit 3 with the api's message", async () => {
+  it("a run that does not exist is exit 3 with the api's message", async () => {
     const r = await runCli(['logs', '00000000-0000-4000-8000-000000000000'], cliEnv);
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe('norn: deployment 00000000-0000-4000-8000-000000000000 not found\n');
+    expect(r.stderr).toBe('norn: run 00000000-0000-4000-8000-000000000000 not found\n');
   }, 30_000);
 });
 
