@@ -133,6 +133,7 @@ export class RawHarness implements Harness {
       id: randomUUID(),
       appId: 'raw',
       sagaId: randomUUID(),
+      scope: 'app:raw',
       pipeline: bench.name,
       version: bench.version,
       eventPrefix: bench.name,

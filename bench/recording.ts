@@ -69,6 +69,7 @@ async function main() {
           await store.requestRun({
             id: ids[i]!,
             appId: apps[i]!,
+            scope: `app:${apps[i]!}`,
             pipeline: 'bench',
             version: '1',
             eventPrefix: 'bench',

@@ -53,6 +53,7 @@ async function oneRun(
     store.requestRun({
       id,
       appId: 'probe',
+      scope: 'app:probe',
       pipeline: bench.name,
       version: bench.version,
       eventPrefix: bench.name,

@@ -14,6 +14,7 @@ import { limitBody, refuseNul } from './edge.js';
 import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
 import { appRoutes } from './routes/apps.js';
 import { runRoutes, sagaRoutes } from './routes/runs.js';
+import { scopeRoutes } from './routes/scopes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 
 export type { ApiDeps };
@@ -61,6 +62,7 @@ export function createApi(deps: ApiDeps) {
   app.route('/api/apps', appRoutes(deps));
   app.route('/api/apps', snapshotRoutes(deps));
   app.route('/api/runs', runRoutes(deps, 'run'));
+  app.route('/api/scopes', scopeRoutes(deps));
   app.route('/api/deployments', runRoutes(deps, 'deployment'));
   app.route('/api/sagas', sagaRoutes(deps));
 

@@ -5,6 +5,7 @@
  */
 import type { RunCommandOptions, RunCommandResult } from '../shared/exec.js';
 import { NornError } from '../shared/errors.js';
+import type { ConcurrencyPolicy } from '../shared/store/runs.js';
 
 export interface StepContext {
   run: {
@@ -49,6 +50,17 @@ export interface PipelineDefinition<S = unknown> {
   events?: string;
   /** BullMQ queue of its steps (default "steps"). */
   queue?: string;
+  /**
+   * The scope of a run, the key of its lease (one run per scope at a time, across the fleet),
+   * from the request: `app:<id>` (the default) for what changes an app (deploy, restore, forge,
+   * teardown), `drift:<app>` for a drift check, `stack:<id>`, `review:<stack>#<mr>`.
+   */
+  scope?(request: { appId: string; params: Record<string, unknown> }): string;
+  /**
+   * What a request does when its scope is busy (default queue). A request may override it; a
+   * deploy's comes from the app's deployPolicy.concurrency.
+   */
+  policy?: ConcurrencyPolicy;
   steps: ReadonlyArray<StepDefinition<S>>;
   /**
    * A step (one of `steps`) that also runs after the run failed or was cancelled, e.g. deploy's
@@ -60,6 +72,23 @@ export interface PipelineDefinition<S = unknown> {
 }
 
 export const DEFAULT_QUEUE = 'steps';
+
+/** `<kind>:<key>`; the key may hold `/` and `#` (review:infra/net#12). Checked by the schema too. */
+export const SCOPE = /^(app|stack|review|drift):[A-Za-z0-9][A-Za-z0-9._/#-]{0,199}$/;
+
+/** The scope a request for `def` runs in: the definition's, or `app:<appId>`. */
+export function scopeOf(
+  def: Pick<PipelineDefinition<never>, 'name' | 'scope'>,
+  request: { appId: string; params: Record<string, unknown> },
+): string {
+  const scope = def.scope ? def.scope(request) : `app:${request.appId}`;
+  if (!SCOPE.test(scope))
+    throw new NornError(
+      'PIPELINE_UNKNOWN',
+      `pipeline ${def.name} derived scope "${scope}", which is not <app|stack|review|drift>:<key>`,
+    );
+  return scope;
+}
 
 /** Return this from a step to report it `skipped` (e.g. "no build.test configured"). */
 export class StepSkipped {
@@ -84,6 +113,13 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
     problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
   if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue))
     problems.push(`queue "${def.queue}" may not contain ":"`);
+  if (
+    def.policy !== undefined &&
+    !['queue', 'supersede', 'reject', 'coalesce'].includes(def.policy)
+  )
+    problems.push(
+      `policy "${String(def.policy)}" is not one of queue, supersede, reject, coalesce`,
+    );
   if (def.queue === 'norn')
     problems.push('queue "norn" is reserved (runs\' live state lives under <prefix>:norn:)');
   if (problems.length)

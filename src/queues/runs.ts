@@ -15,7 +15,7 @@ import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/
 import type { EventBus } from './bus.js';
 import type { LiveRuns } from './live.js';
 import { buildFlow, FINALIZE_JOB, rootJobId, stepJobId } from './flow.js';
-import { DEFAULT_QUEUE, type PipelineRegistry } from './pipeline.js';
+import { DEFAULT_QUEUE, scopeOf, type PipelineRegistry } from './pipeline.js';
 
 export interface RunServiceDeps {
   store: RunStore;
@@ -34,6 +34,7 @@ export interface RunRequest {
   appId: string;
   pipeline: string;
   params?: Record<string, unknown>;
+  /** Overrides the pipeline's policy (a deploy passes the app's deployPolicy.concurrency). */
   policy?: ConcurrencyPolicy;
   requestedBy?: string;
   spec?: Record<string, unknown>;
@@ -45,8 +46,11 @@ export interface RunAccepted {
   deploymentId: string;
   sagaId: string;
   status: string;
-  /** Runs of this app ahead of this one (0: it is running now or next). */
+  scope: string;
+  /** Runs ahead of this one in its scope (0: it is running now or next). */
   position: number;
+  /** True when the scope already had this pipeline's run waiting (policy coalesce): this is it. */
+  coalesced?: boolean;
 }
 
 export class RunService {
@@ -78,16 +82,18 @@ export class RunService {
   /** Records the request, applies the app's policy, and starts it if the app is free. */
   async request(req: RunRequest): Promise<RunAccepted> {
     const def = this.deps.registry.latest(req.pipeline);
+    const params = req.params ?? {};
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
       appId: req.appId,
+      scope: scopeOf(def, { appId: req.appId, params }),
       pipeline: def.name,
       version: def.version,
       eventPrefix: def.events ?? def.name,
       queue: def.queue ?? DEFAULT_QUEUE,
       steps: def.steps.map((s) => s.name),
-      params: req.params ?? {},
-      policy: req.policy ?? 'queue',
+      params,
+      policy: req.policy ?? def.policy ?? 'queue',
       requestedBy: req.requestedBy,
       spec: req.spec,
       finalizer: def.finalizer,
@@ -112,6 +118,7 @@ export class RunService {
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
       appId: old.appId,
+      scope: old.scope,
       pipeline: old.pipeline,
       version: old.pipelineVersion,
       eventPrefix: old.eventPrefix,
@@ -136,9 +143,11 @@ export class RunService {
       const busy = result.busy!;
       throw new NornError(
         'CONFLICT',
-        `app ${busy.appId} is busy with deployment ${busy.id} (policy: reject)`,
+        `${busy.scope} is busy with run ${busy.id} (${busy.pipeline}, ${busy.status}; policy: reject)`,
         {
           details: {
+            scope: busy.scope,
+            runningRunId: busy.id,
             runningDeploymentId: busy.id,
             runningSagaId: busy.sagaId,
             status: busy.status,
@@ -147,6 +156,17 @@ export class RunService {
       );
     }
     const run = result.run!;
+    if (result.action === 'coalesced') {
+      return {
+        runId: run.id,
+        deploymentId: run.id,
+        sagaId: run.id,
+        scope: run.scope,
+        status: run.status,
+        position: result.position ?? 0,
+        coalesced: true,
+      };
+    }
     // Committed already; one connection keeps their order, and a relay that misses one reads it
     // from PostgreSQL. Not awaited: the caller (an HTTP request) does not wait for Redis.
     this.deps.bus
@@ -170,6 +190,7 @@ export class RunService {
       runId: run.id,
       deploymentId: run.id,
       sagaId: run.id,
+      scope: run.scope,
       status,
       position: result.position ?? 0,
     };
@@ -327,8 +348,8 @@ export class RunService {
       }
     }
     for (const run of await store.stuckCancels(cancelGraceMs)) await this.stopRunning(run);
-    for (const appId of await store.appsWaitingForAdmission())
-      await this.start(await store.admit(appId));
+    for (const scope of await store.scopesWaitingForAdmission())
+      await this.start(await store.admit(scope));
   }
 
   /** The first step of a run whose job failed (the steps above it fail with "child … failed"). */

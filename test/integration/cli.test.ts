@@ -169,7 +169,7 @@ describe('norn deploy', () => {
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain(`cli-reject is held by deployment ${busyId} (chain, running;`);
     expect(refused.stderr).toContain(
-      `norn: app cli-reject is busy with deployment ${busyId} (policy: reject)`,
+      `norn: app:cli-reject is busy with run ${busyId} (chain, running; policy: reject)`,
     );
     expect((await runCli(['cancel', busyId], cliEnv)).code).toBe(0);
     await waitForRun(system, busyId);

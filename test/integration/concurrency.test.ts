@@ -73,7 +73,7 @@ describe('one run per app at a time', () => {
       ids.push((await a!.runs.request({ appId: 'q-app', pipeline: 'short', params })).deploymentId);
     const other = await a!.runs.request({ appId: 'q-other', pipeline: 'short', params });
     // While the first runs, the lease names it and the others wait in order.
-    const view = await a!.store.leaseView('q-app');
+    const view = await a!.store.scopeView('app:q-app');
     expect(view.holder?.deploymentId).toBe(ids[0]);
     expect(view.waiting.map((w: { deploymentId: string }) => w.deploymentId)).toEqual(ids.slice(1));
     for (const id of [...ids, other.deploymentId])

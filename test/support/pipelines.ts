@@ -110,4 +110,22 @@ export const withCleanup: PipelineDefinition = {
   ],
 };
 
-export const pipelines = [chain9, short3, withCleanup];
+/** A drift check's shape: its own scope (drift:<app>), and requests coalesce while one waits. */
+export const driftCheck: PipelineDefinition = {
+  name: 'drift-check',
+  version: '1',
+  events: 'drift',
+  scope: ({ appId }) => `drift:${appId}`,
+  policy: 'coalesce',
+  steps: [testStep('look')],
+};
+
+/** A pipeline whose own policy is reject (a request may still override it). */
+export const exclusive: PipelineDefinition = {
+  name: 'exclusive',
+  version: '1',
+  policy: 'reject',
+  steps: names(2).map((n) => testStep(n)),
+};
+
+export const pipelines = [chain9, short3, withCleanup, driftCheck, exclusive];

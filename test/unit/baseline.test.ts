@@ -36,7 +36,7 @@ describe('the schema baseline', () => {
     // norn_lock_run is the preamble of every transition on an existing run; a request locks the
     // app it names, the sweeper's admit the app it finds free, the recorder every app of a batch.
     expect(lockers.map((f) => f.name).sort()).toEqual(
-      ['norn_admit_app', 'norn_lock_run', 'norn_record', 'norn_request_run'].sort(),
+      ['norn_admit_scope', 'norn_lock_run', 'norn_record', 'norn_request_run'].sort(),
     );
     const transitions = [
       'norn_run_succeed',

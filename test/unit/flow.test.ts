@@ -8,6 +8,7 @@ const run: RunRef = {
   id: '0b7c2d1e-1111-4222-8333-444455556666',
   appId: 'a',
   sagaId: 's',
+  scope: 'app:a',
   pipeline: 'p',
   version: '1',
   eventPrefix: 'p',

@@ -32,13 +32,21 @@ export function appRoutes(deps: ApiDeps) {
     .get('/:id', async (c) => {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
-      const lease = await store.leaseView(app.id);
-      return c.json({ app: { ...app, spec: publicSpec(app.spec) }, lease });
+      // lease: the app's own scope (deploys, restores); scopes: every scope of the app in use.
+      const [lease, scopes] = await Promise.all([
+        store.scopeView(`app:${app.id}`),
+        store.appScopes(app.id),
+      ]);
+      return c.json({ app: { ...app, spec: publicSpec(app.spec) }, lease, scopes });
     })
     .get('/:id/lease', async (c) => {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
-      return c.json(await store.leaseView(app.id));
+      return c.json(await store.scopeView(`app:${app.id}`));
+    })
+    .get('/:id/runs', async (c) => {
+      const limit = clampInt(c.req.query('limit'), 20, 1, 200);
+      return c.json({ runs: await store.listRuns(c.req.param('id'), limit) });
     })
     .get('/:id/deployments', async (c) => {
       const limit = clampInt(c.req.query('limit'), 20, 1, 200);

@@ -3,16 +3,29 @@
  * read queries the api needs. Every transition is one round trip and returns the events it appended.
  */
 import type { Db } from '../db.js';
+import { NornError } from '../errors.js';
 import type { EventEnvelope } from '../events.js';
 
 export type RunStatus = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
-export type ConcurrencyPolicy = 'queue' | 'supersede' | 'reject';
+/**
+ * What a request does when its scope is busy: wait its turn, cancel what runs and waits there,
+ * be refused, or (coalesce) be answered with the run of the same pipeline already waiting.
+ */
+export type ConcurrencyPolicy = 'queue' | 'supersede' | 'reject' | 'coalesce';
+export const CONCURRENCY_POLICIES: readonly ConcurrencyPolicy[] = [
+  'queue',
+  'supersede',
+  'reject',
+  'coalesce',
+];
 
 /** What the state machine hands back about a run (norn_run_json). */
 export interface RunRef {
   id: string;
   appId: string;
   sagaId: string;
+  /** The key of its lease: one run per scope at a time (`app:<id>`, `drift:<app>` …). */
+  scope: string;
   pipeline: string;
   version: string;
   eventPrefix: string;
@@ -60,6 +73,7 @@ export interface RequestRunInput {
   /** The run's id, also the `sagaId` of its events. */
   id: string;
   appId: string;
+  scope: string;
   pipeline: string;
   version: string;
   eventPrefix: string;
@@ -76,7 +90,7 @@ export interface RequestRunInput {
 }
 
 export interface RequestRunResult {
-  action: 'queued' | 'rejected' | 'no-app';
+  action: 'queued' | 'rejected' | 'coalesced' | 'no-app';
   run?: RunRef;
   busy?: RunRef;
   position?: number;
@@ -101,6 +115,7 @@ export interface RunRecord {
   id: string;
   appId: string;
   sagaId: string;
+  scope: string;
   pipeline: string;
   pipelineVersion: string;
   status: RunStatus;
@@ -121,8 +136,10 @@ export interface RunRecord {
 
 /** Raised when a run is requested for a deleted app (001_baseline.sql). */
 const DELETED_APP_SQLSTATE = 'NRN01';
+/** Raised when a request names a scope whose runs belong to another app (001_baseline.sql). */
+const FOREIGN_SCOPE_SQLSTATE = 'NRN02';
 
-const RUN_COLUMNS = `id, app_id AS "appId", id AS "sagaId", pipeline, pipeline_version AS "pipelineVersion",
+const RUN_COLUMNS = `id, app_id AS "appId", id AS "sagaId", scope, pipeline, pipeline_version AS "pipelineVersion",
   status, policy, params, steps, event_prefix AS "eventPrefix", queue_name AS queue, resumed_from AS "resumedFrom",
   requested_by AS "requestedBy", error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
   created_at AS "createdAt", started_at AS "startedAt", finished_at AS "finishedAt"`;
@@ -142,10 +159,11 @@ export class RunStore {
 
   requestRun(i: RequestRunInput): Promise<RequestRunResult> {
     return this.call<RequestRunResult>(
-      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) AS r',
+      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) AS r',
       [
         i.id,
         i.appId,
+        i.scope,
         i.pipeline,
         i.version,
         i.eventPrefix,
@@ -164,12 +182,19 @@ export class RunStore {
     ).catch((err: { code?: string }) => {
       // Deleted while this request was on its way (001_baseline.sql): there is no app.
       if (err.code === DELETED_APP_SQLSTATE) return { action: 'no-app' as const };
+      if (err.code === FOREIGN_SCOPE_SQLSTATE)
+        throw new NornError('CONFLICT', `scope ${i.scope} belongs to another app's runs`);
       throw err;
     });
   }
 
-  admit(appId: string): Promise<RunRef | null> {
-    return this.call('SELECT norn_admit_app($1,$2,$3) AS r', [appId, this.holder, this.leaseTtlMs]);
+  /** Admits the oldest queued run of a scope that no run holds (the sweeper's catch-up). */
+  admit(scope: string): Promise<RunRef | null> {
+    return this.call('SELECT norn_admit_scope($1,$2,$3) AS r', [
+      scope,
+      this.holder,
+      this.leaseTtlMs,
+    ]);
   }
 
   /**
@@ -301,7 +326,7 @@ export class RunStore {
   /** Extends the lease while a step runs; false means the run no longer holds its app (fenced). */
   async heartbeat(runId: string, worker: string): Promise<boolean> {
     const { rowCount } = await this.db.query(
-      `UPDATE app_leases SET heartbeat_at = clock_timestamp(), holder = $2,
+      `UPDATE leases SET heartbeat_at = clock_timestamp(), holder = $2,
          expires_at = clock_timestamp() + make_interval(secs => $3::int / 1000.0)
        WHERE run_id = $1`,
       [runId, worker, this.leaseTtlMs],
@@ -312,7 +337,7 @@ export class RunStore {
   /** Renews an expired lease on behalf of a run that is still alive in the queue. */
   async renewExpired(runId: string): Promise<void> {
     await this.db.query(
-      `UPDATE app_leases SET expires_at = clock_timestamp() + make_interval(secs => $2::int / 1000.0)
+      `UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $2::int / 1000.0)
        WHERE run_id = $1`,
       [runId, this.leaseTtlMs],
     );
@@ -372,27 +397,40 @@ export class RunStore {
     return rows;
   }
 
-  /** Who holds the app and what waits behind it, in the order it will run. */
-  async leaseView(appId: string) {
-    const lease = await this.db.query(
+  /** Who holds a scope (its run, worker and lease expiry) and what waits there, in run order. */
+  async scopeView(scope: string): Promise<ScopeView> {
+    const lease = await this.db.query<ScopeHolder>(
       `SELECT l.run_id AS "runId", l.run_id AS "deploymentId", l.holder, l.acquired_at AS "acquiredAt",
               l.heartbeat_at AS "heartbeatAt", l.expires_at AS "expiresAt", d.status, d.pipeline
-       FROM app_leases l JOIN runs d ON d.id = l.run_id WHERE l.app_id = $1`,
+       FROM leases l JOIN runs d ON d.id = l.run_id WHERE l.scope = $1`,
+      [scope],
+    );
+    const waiting = await this.db.query<ScopeView['waiting'][number]>(
+      `SELECT id AS "runId", id AS "deploymentId", id AS "sagaId", pipeline, params, created_at AS "requestedAt"
+       FROM runs WHERE scope = $1 AND status = 'queued' ORDER BY request_seq`,
+      [scope],
+    );
+    return { scope, holder: lease.rows[0] ?? null, waiting: waiting.rows };
+  }
+
+  /** Every scope of an app that is held or has runs waiting, `app:<id>` first. */
+  async appScopes(appId: string): Promise<ScopeView[]> {
+    const { rows } = await this.db.query<{ scope: string }>(
+      `SELECT scope FROM leases WHERE app_id = $1
+       UNION SELECT scope FROM runs WHERE app_id = $1 AND status = 'queued'`,
       [appId],
     );
-    const waiting = await this.db.query(
-      `SELECT id AS "deploymentId", id AS "sagaId", pipeline, params, created_at AS "requestedAt"
-       FROM runs WHERE app_id = $1 AND status = 'queued' ORDER BY request_seq`,
-      [appId],
-    );
-    return { holder: lease.rows[0] ?? null, waiting: waiting.rows };
+    const scopes = rows
+      .map((r) => r.scope)
+      .sort((a, b) => (a === `app:${appId}` ? -1 : a < b ? -1 : 1));
+    return Promise.all(scopes.map((s) => this.scopeView(s)));
   }
 
   // ---- sweeper queries -------------------------------------------------------------------------
 
   async expiredLeases(): Promise<RunRef[]> {
     const { rows } = await this.db.query<{ r: RunRef }>(
-      `SELECT norn_run_json(d) AS r FROM app_leases l JOIN runs d ON d.id = l.run_id
+      `SELECT norn_run_json(d) AS r FROM leases l JOIN runs d ON d.id = l.run_id
        WHERE l.expires_at < clock_timestamp()`,
     );
     return rows.map((x) => x.r);
@@ -407,19 +445,20 @@ export class RunStore {
     return rows.map((x) => x.r);
   }
 
-  async appsWaitingForAdmission(): Promise<string[]> {
-    const { rows } = await this.db.query<{ app_id: string }>(
-      `SELECT DISTINCT d.app_id FROM runs d WHERE d.status = 'queued'
-       AND NOT EXISTS (SELECT 1 FROM app_leases l WHERE l.app_id = d.app_id)`,
+  /** Scopes with queued runs and no holder (a run ended but its successor was not admitted). */
+  async scopesWaitingForAdmission(): Promise<string[]> {
+    const { rows } = await this.db.query<{ scope: string }>(
+      `SELECT DISTINCT d.scope FROM runs d WHERE d.status = 'queued'
+       AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.scope = d.scope)`,
     );
-    return rows.map((r) => r.app_id);
+    return rows.map((r) => r.scope);
   }
 
   /** The run, if it is running and holds its app's lease (what may carry on with live state), else null. */
   async leasedRun(runId: string): Promise<RunRef | null> {
     if (!isUuid(runId)) return null;
     const { rows } = await this.db.query<{ r: RunRef }>(
-      `SELECT norn_run_json(d) AS r FROM runs d JOIN app_leases l ON l.run_id = d.id
+      `SELECT norn_run_json(d) AS r FROM runs d JOIN leases l ON l.run_id = d.id
        WHERE d.id = $1 AND d.status = 'running'`,
       [runId],
     );
@@ -434,6 +473,31 @@ export class RunStore {
     );
     return rows.length === 0;
   }
+}
+
+export interface ScopeHolder {
+  runId: string;
+  /** The run id under its earlier name. */
+  deploymentId: string;
+  holder: string;
+  acquiredAt: string;
+  heartbeatAt: string;
+  expiresAt: string;
+  status: RunStatus;
+  pipeline: string;
+}
+
+export interface ScopeView {
+  scope: string;
+  holder: ScopeHolder | null;
+  waiting: Array<{
+    runId: string;
+    deploymentId: string;
+    sagaId: string;
+    pipeline: string;
+    params: Record<string, unknown>;
+    requestedAt: string;
+  }>;
 }
 
 /** A live log as a JSON array, from entries that are JSON text already (never parsed here). */

@@ -2,9 +2,13 @@
 -- folded into this one; a database they made is refused at start, see src/shared/db/migrate.ts).
 --
 -- Every state transition of a run goes through the norn_* functions below. Each takes its app's
--- row lock first (norn_lock_run): all transitions of one app are serialized (one run per app at a
--- time, event order = commit order per app), different apps proceed in parallel. Locks are always
--- taken in the order apps → runs → run_steps, so no two transitions can deadlock.
+-- row lock first (norn_lock_run): all transitions of one app are serialized (event order = commit
+-- order per app), different apps proceed in parallel. Locks are always taken in the order
+-- apps → runs → run_steps, so no two transitions can deadlock.
+--
+-- A run has a scope, the key of its lease: one run per scope at a time, across the fleet
+-- (`app:<id>` for deploy and restore, `drift:<app>` for a drift check …). A scope belongs to one
+-- app (every run in it has that app_id), so the app's row lock serializes admission to it too.
 --
 -- Step transitions are decided in Redis (src/queues/live.ts: one Lua call per start and finish,
 -- against the run's live state), which numbers them per run (`t`) in the run's live log.
@@ -39,7 +43,11 @@ CREATE TABLE runs (
   steps               text[] NOT NULL CHECK (cardinality(steps) > 0),
   status              text NOT NULL DEFAULT 'queued'
                       CHECK (status IN ('queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled')),
-  policy              text NOT NULL CHECK (policy IN ('queue', 'supersede', 'reject')),
+  -- The lease key; the pipeline definition derives it from the request (src/queues/pipeline.ts).
+  scope               text NOT NULL CHECK (scope ~ '^(app|stack|review|drift):[A-Za-z0-9][A-Za-z0-9._/#-]{0,199}$'),
+  -- What a request does when its scope is busy: wait (queue), cancel what runs and waits (supersede),
+  -- refuse (reject), or return the run of the same pipeline already waiting (coalesce).
+  policy              text NOT NULL CHECK (policy IN ('queue', 'supersede', 'reject', 'coalesce')),
   params              jsonb NOT NULL DEFAULT '{}',
   resumed_from        uuid REFERENCES runs (id),
   spec                jsonb NOT NULL DEFAULT '{}',  -- the app spec pinned at request time
@@ -56,7 +64,8 @@ CREATE TABLE runs (
   finished_at         timestamptz
 );
 CREATE INDEX runs_by_app ON runs (app_id, request_seq DESC);
-CREATE INDEX runs_queued ON runs (app_id, request_seq) WHERE status = 'queued';
+CREATE INDEX runs_queued ON runs (scope, request_seq) WHERE status = 'queued';
+CREATE INDEX runs_by_scope ON runs (scope, request_seq DESC);
 CREATE INDEX runs_active ON runs (status) WHERE status IN ('running', 'cancelling');
 
 -- A step gets its row when it first does something (its start is recorded, or it is to be reported
@@ -79,9 +88,10 @@ CREATE TABLE run_steps (
   UNIQUE (run_id, name)
 );
 
--- One row per app while a run holds it. Heartbeats push expires_at; the sweeper looks at expired ones.
-CREATE TABLE app_leases (
-  app_id        text PRIMARY KEY REFERENCES apps (id),
+-- One row per scope while a run holds it. Heartbeats push expires_at; the sweeper looks at expired ones.
+CREATE TABLE leases (
+  scope         text PRIMARY KEY,
+  app_id        text NOT NULL REFERENCES apps (id),
   run_id        uuid NOT NULL UNIQUE REFERENCES runs (id),
   holder        text NOT NULL,
   acquired_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -198,7 +208,7 @@ END $$;
 -- The run as the engine needs it (the pinned spec, and the run it resumes, whose completed steps
 -- seed the live state). sagaId is the run id: one id per run.
 CREATE FUNCTION norn_run_json(d runs) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-  SELECT jsonb_build_object('id', d.id, 'appId', d.app_id, 'sagaId', d.id, 'pipeline', d.pipeline,
+  SELECT jsonb_build_object('id', d.id, 'appId', d.app_id, 'sagaId', d.id, 'scope', d.scope, 'pipeline', d.pipeline,
     'version', d.pipeline_version, 'eventPrefix', d.event_prefix, 'queue', d.queue_name,
     'steps', to_jsonb(d.steps), 'status', d.status, 'params', d.params, 'finalizer', d.finalizer,
     'spec', d.spec, 'resumedFrom', d.resumed_from)
@@ -215,40 +225,40 @@ BEGIN
 END $$;
 
 -- What a transition on a locked run answers instead of acting: 'missing' (no such run), 'finished'
--- (it has ended), 'fenced' (p_leased: the transition needs the run to hold its app's lease, and it
--- does not). NULL: go on.
+-- (it has ended), 'fenced' (p_leased: the transition needs the run to hold its scope's lease, and
+-- it does not). NULL: go on.
 CREATE FUNCTION norn_refusal(d runs, p_leased boolean) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
   IF d.id IS NULL THEN RETURN jsonb_build_object('action', 'missing'); END IF;
   IF d.status IN ('succeeded', 'failed', 'cancelled') THEN
     RETURN jsonb_build_object('action', 'finished', 'status', d.status);
   END IF;
-  IF p_leased AND NOT EXISTS (SELECT 1 FROM app_leases WHERE app_id = d.app_id AND run_id = d.id) THEN
+  IF p_leased AND NOT EXISTS (SELECT 1 FROM leases WHERE scope = d.scope AND run_id = d.id) THEN
     RETURN jsonb_build_object('action', 'fenced');
   END IF;
   RETURN NULL;
 END $$;
 
--- Admits the oldest queued run of an app when no run holds the app. Caller holds the app row lock.
-CREATE FUNCTION norn_admit(p_app text, p_holder text, p_ttl_ms integer) RETURNS jsonb
+-- Admits the oldest queued run of a scope when no run holds it. Caller holds the scope's app row lock.
+CREATE FUNCTION norn_admit(p_scope text, p_holder text, p_ttl_ms integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE d runs;
 BEGIN
-  IF EXISTS (SELECT 1 FROM app_leases WHERE app_id = p_app) THEN RETURN NULL; END IF;
-  SELECT * INTO d FROM runs WHERE app_id = p_app AND status = 'queued' ORDER BY request_seq LIMIT 1;
+  IF EXISTS (SELECT 1 FROM leases WHERE scope = p_scope) THEN RETURN NULL; END IF;
+  SELECT * INTO d FROM runs WHERE scope = p_scope AND status = 'queued' ORDER BY request_seq LIMIT 1;
   IF NOT FOUND THEN RETURN NULL; END IF;
   UPDATE runs SET status = 'running', started_at = clock_timestamp() WHERE id = d.id RETURNING * INTO d;
-  INSERT INTO app_leases (app_id, run_id, holder, expires_at)
-  VALUES (p_app, d.id, p_holder, clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0));
+  INSERT INTO leases (scope, app_id, run_id, holder, expires_at)
+  VALUES (p_scope, d.app_id, d.id, p_holder, clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0));
   RETURN norn_run_json(d);
 END $$;
 
 -- norn_admit for the sweeper, which holds no lock yet.
-CREATE FUNCTION norn_admit_app(p_app text, p_holder text, p_ttl_ms integer) RETURNS jsonb
+CREATE FUNCTION norn_admit_scope(p_scope text, p_holder text, p_ttl_ms integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM 1 FROM apps WHERE id = p_app FOR UPDATE;
-  RETURN norn_admit(p_app, p_holder, p_ttl_ms);
+  PERFORM 1 FROM apps WHERE id = (SELECT app_id FROM runs WHERE scope = p_scope LIMIT 1) FOR UPDATE;
+  RETURN norn_admit(p_scope, p_holder, p_ttl_ms);
 END $$;
 
 -- Ends a queued run cancelled (a cancel request, or superseded). Returns its event.
@@ -277,7 +287,7 @@ END $$;
 -- skipped, with their outputs); other step rows come from the live log as steps run. A request for
 -- a free app is admitted in the same statement that records it.
 CREATE FUNCTION norn_request_run(
-  p_id uuid, p_app text, p_pipeline text, p_version text, p_prefix text, p_queue text,
+  p_id uuid, p_app text, p_scope text, p_pipeline text, p_version text, p_prefix text, p_queue text,
   p_steps text[], p_params jsonb, p_policy text, p_resumed_from uuid, p_skip text[], p_requested_by text,
   p_holder text, p_ttl_ms integer, p_spec jsonb, p_finalizer text
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -287,23 +297,36 @@ DECLARE
 BEGIN
   PERFORM 1 FROM apps WHERE id = p_app FOR UPDATE;
   IF NOT FOUND THEN RETURN jsonb_build_object('action', 'no-app'); END IF;
+  -- A scope belongs to one app (its row lock is what serializes the scope).
+  IF EXISTS (SELECT 1 FROM runs WHERE scope = p_scope AND app_id <> p_app) THEN
+    RAISE EXCEPTION 'scope % belongs to another app', p_scope USING ERRCODE = 'NRN02';
+  END IF;
 
   IF p_policy = 'reject' THEN
-    SELECT * INTO v_busy FROM runs WHERE app_id = p_app AND status IN ('running', 'cancelling', 'queued')
+    SELECT * INTO v_busy FROM runs WHERE scope = p_scope AND status IN ('running', 'cancelling', 'queued')
     ORDER BY (status = 'queued'), request_seq LIMIT 1;
     IF FOUND THEN
       RETURN jsonb_build_object('action', 'rejected', 'busy', norn_run_json(v_busy));
     END IF;
+  ELSIF p_policy = 'coalesce' THEN
+    -- A run of this pipeline already waiting will do what this one would: it is the answer.
+    SELECT * INTO v_busy FROM runs WHERE scope = p_scope AND status = 'queued' AND pipeline = p_pipeline
+    ORDER BY request_seq LIMIT 1;
+    IF FOUND THEN
+      SELECT count(*) INTO v_position FROM runs
+      WHERE scope = p_scope AND status IN ('queued', 'running', 'cancelling') AND request_seq < v_busy.request_seq;
+      RETURN jsonb_build_object('action', 'coalesced', 'run', norn_run_json(v_busy), 'position', v_position);
+    END IF;
   END IF;
 
-  -- Free: nothing holds the app and nothing waits for it (supersede never finds the app free while
-  -- a run is active, so its cancels below still happen).
-  v_free := NOT EXISTS (SELECT 1 FROM app_leases WHERE app_id = p_app)
-        AND NOT EXISTS (SELECT 1 FROM runs WHERE app_id = p_app AND status = 'queued');
+  -- Free: nothing holds the scope and nothing waits for it (supersede never finds it free while a
+  -- run is active, so its cancels below still happen).
+  v_free := NOT EXISTS (SELECT 1 FROM leases WHERE scope = p_scope)
+        AND NOT EXISTS (SELECT 1 FROM runs WHERE scope = p_scope AND status = 'queued');
 
-  INSERT INTO runs (id, app_id, pipeline, pipeline_version, event_prefix, queue_name, steps,
+  INSERT INTO runs (id, app_id, scope, pipeline, pipeline_version, event_prefix, queue_name, steps,
                     policy, params, resumed_from, requested_by, spec, finalizer, status, started_at)
-  VALUES (p_id, p_app, p_pipeline, p_version, p_prefix, p_queue, p_steps,
+  VALUES (p_id, p_app, p_scope, p_pipeline, p_version, p_prefix, p_queue, p_steps,
           p_policy, p_params, p_resumed_from, p_requested_by, coalesce(p_spec, '{}'), p_finalizer,
           CASE WHEN v_free THEN 'running' ELSE 'queued' END, CASE WHEN v_free THEN clock_timestamp() END)
   RETURNING * INTO d;
@@ -317,21 +340,21 @@ BEGIN
   END IF;
 
   v_events := v_events || norn_append_event(p_app, p_id, p_prefix || '.queued',
-    jsonb_strip_nulls(jsonb_build_object('sagaId', p_id, 'app', p_app, 'deploymentId', p_id,
-      'pipeline', p_pipeline, 'resumedFrom', p_resumed_from)));
+    jsonb_strip_nulls(jsonb_build_object('sagaId', p_id, 'app', p_app, 'deploymentId', p_id, 'runId', p_id,
+      'scope', p_scope, 'pipeline', p_pipeline, 'resumedFrom', p_resumed_from)));
 
   IF v_free THEN
-    INSERT INTO app_leases (app_id, run_id, holder, expires_at)
-    VALUES (p_app, p_id, p_holder, clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0));
+    INSERT INTO leases (scope, app_id, run_id, holder, expires_at)
+    VALUES (p_scope, p_app, p_id, p_holder, clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0));
     RETURN jsonb_build_object('action', 'queued', 'run', norn_run_json(d), 'position', 0,
       'events', v_events, 'toCancel', '[]'::jsonb, 'next', norn_run_json(d));
   END IF;
 
   IF p_policy = 'supersede' THEN
-    FOR o IN SELECT * FROM runs WHERE app_id = p_app AND status = 'queued' AND id <> p_id ORDER BY request_seq LOOP
+    FOR o IN SELECT * FROM runs WHERE scope = p_scope AND status = 'queued' AND id <> p_id ORDER BY request_seq LOOP
       v_events := v_events || norn_cancel_queued(o, 'superseded by ' || p_id);
     END LOOP;
-    FOR o IN SELECT * FROM runs WHERE app_id = p_app AND status IN ('running', 'cancelling') LOOP
+    FOR o IN SELECT * FROM runs WHERE scope = p_scope AND status IN ('running', 'cancelling') LOOP
       UPDATE runs SET status = 'cancelling', cancel_reason = coalesce(cancel_reason, 'superseded by ' || p_id),
              cancel_requested_at = coalesce(cancel_requested_at, clock_timestamp())
       WHERE id = o.id;
@@ -340,10 +363,10 @@ BEGIN
   END IF;
 
   SELECT count(*) INTO v_position FROM runs
-  WHERE app_id = p_app AND status IN ('queued', 'running', 'cancelling') AND request_seq < d.request_seq;
+  WHERE scope = p_scope AND status IN ('queued', 'running', 'cancelling') AND request_seq < d.request_seq;
 
   RETURN jsonb_build_object('action', 'queued', 'run', norn_run_json(d), 'position', v_position,
-    'events', v_events, 'toCancel', v_cancel, 'next', norn_admit(p_app, p_holder, p_ttl_ms));
+    'events', v_events, 'toCancel', v_cancel, 'next', norn_admit(p_scope, p_holder, p_ttl_ms));
 END $$;
 
 -- Records live logs: p_batch = [{run, log: [entry, ...]}, ...], entries in any order, possibly
@@ -423,10 +446,10 @@ BEGIN
     FROM (SELECT run, max(t) AS m FROM ok GROUP BY run) c WHERE runs.id = c.run
   ), leases AS (
     -- A recorded start renews the run's lease and names the worker that holds it.
-    UPDATE app_leases SET holder = c.w, heartbeat_at = clock_timestamp(),
+    UPDATE leases SET holder = c.w, heartbeat_at = clock_timestamp(),
            expires_at = clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0)
     FROM (SELECT DISTINCT ON (run) run, w FROM ok WHERE k = 'start' ORDER BY run, t DESC) c
-    WHERE app_leases.run_id = c.run
+    WHERE leases.run_id = c.run
   )
   -- The data-modifying clauses above need no RETURNING: PostgreSQL runs every one of them whether
   -- or not the query reads it. `appended` is read, for the events to publish.
@@ -453,7 +476,7 @@ BEGIN
 END $$;
 
 -- The last step finished (its finish is in p_log, the run's whole live log): record the log, end
--- the run succeeded, release the app and admit the next queued run.
+-- the run succeeded, release its scope and admit the next queued run there.
 CREATE FUNCTION norn_run_succeed(p_run uuid, p_log jsonb, p_summary jsonb, p_holder text, p_ttl_ms integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE d runs := norn_lock_run(p_run); v_refusal jsonb := norn_refusal(d, true); v_last text; v_events jsonb;
@@ -466,16 +489,16 @@ BEGIN
     RETURN jsonb_build_object('action', 'incomplete', 'events', v_events);
   END IF;
   UPDATE runs SET status = 'succeeded', finished_at = clock_timestamp() WHERE id = p_run;
-  DELETE FROM app_leases WHERE app_id = d.app_id AND run_id = p_run;
+  DELETE FROM leases WHERE run_id = p_run;
   v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.completed',
     jsonb_build_object('sagaId', p_run) || coalesce(p_summary, '{}'));
   RETURN jsonb_build_object('action', 'ended', 'status', 'succeeded', 'events', v_events,
-                            'next', norn_admit(d.app_id, p_holder, p_ttl_ms));
+                            'next', norn_admit(d.scope, p_holder, p_ttl_ms));
 END $$;
 
 -- A step failed, after recording the run's live log (so a failure follows the steps it ends).
 -- Not final: recorded, BullMQ retries it. Final (or cancelled): the run ends, later steps are
--- recorded not_run, the app is released and the next queued run admitted.
+-- recorded not_run, the scope is released and the next queued run admitted.
 -- p_step NULL means "whatever step is running" (cancel finished by the api or the sweeper).
 CREATE FUNCTION norn_step_fail(p_run uuid, p_step text, p_error text, p_final boolean, p_cancelled boolean,
                                p_duration_ms integer, p_holder text, p_ttl_ms integer, p_log jsonb) RETURNS jsonb
@@ -528,11 +551,11 @@ BEGIN
   UPDATE runs SET status = v_status, error = p_error, failed_step = s.name, finished_at = clock_timestamp(),
          cancel_reason = CASE WHEN p_cancelled THEN coalesce(cancel_reason, p_error) END
   WHERE id = p_run;
-  DELETE FROM app_leases WHERE app_id = d.app_id AND run_id = p_run;
+  DELETE FROM leases WHERE run_id = p_run;
   v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.failed',
     jsonb_build_object('sagaId', p_run, 'step', s.name, 'error', p_error, 'cancelled', p_cancelled));
   RETURN jsonb_build_object('action', 'ended', 'status', v_status, 'events', v_events,
-                            'next', norn_admit(d.app_id, p_holder, p_ttl_ms));
+                            'next', norn_admit(d.scope, p_holder, p_ttl_ms));
 END $$;
 
 -- Cancel requested: a queued run ends at once; a running one becomes 'cancelling' until it stops.
