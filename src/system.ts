@@ -127,6 +127,7 @@ export class NornSystem<S = unknown> {
   async startWorker(): Promise<WorkerFleet> {
     const fleet = await startWorkerFleet({
       config: this.config,
+      db: this.db,
       store: this.store,
       runs: this.runs,
       live: this.live,

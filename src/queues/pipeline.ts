@@ -5,6 +5,7 @@
  */
 import type { RunCommandOptions, RunCommandResult } from '../shared/exec.js';
 import { NornError } from '../shared/errors.js';
+import type { PoolClient } from 'pg';
 import type { ConcurrencyPolicy } from '../shared/store/runs.js';
 
 export interface StepContext {
@@ -31,6 +32,48 @@ export interface StepContext {
     argv: readonly string[],
     options?: Omit<RunCommandOptions, 'signal'>,
   ): Promise<RunCommandResult>;
+}
+
+/** The moments of a run a pipeline may hook: admitted, and each way it can end. */
+export type HookName = 'onStart' | 'onSucceed' | 'onFail' | 'onCancel';
+export const HOOK_NAMES: readonly HookName[] = ['onStart', 'onSucceed', 'onFail', 'onCancel'];
+
+/** What a life-cycle hook gets. */
+export interface HookContext {
+  hook: HookName;
+  run: {
+    id: string;
+    appId: string;
+    scope: string;
+    pipeline: string;
+    version: string;
+    params: Record<string, unknown>;
+    spec: Record<string, unknown>;
+    status: string;
+    error: string | null;
+    /** False for a run cancelled while it was still queued (its onStart never ran). */
+    started: boolean;
+  };
+  /** 1 for the first try; a hook is retried with backoff when it throws. */
+  attempt: number;
+  /**
+   * The transaction that also marks this hook done: what the hook writes through it commits
+   * exactly once, together with that mark (a worker killed mid-hook leaves nothing behind, and the
+   * hook runs again elsewhere). Effects outside the database may happen more than once: make them
+   * idempotent.
+   */
+  tx: Pick<PoolClient, 'query'>;
+  /** Aborted when the hook times out (NORN_HOOK_TIMEOUT_MS) or the worker shuts down. */
+  signal: AbortSignal;
+  log(line: string): void;
+}
+
+/** A pipeline's hooks (methods, so a pipeline of specific services fits the registry's). */
+export interface PipelineHooks<S = unknown> {
+  onStart?(ctx: HookContext, services: S): Promise<void>;
+  onSucceed?(ctx: HookContext, services: S): Promise<void>;
+  onFail?(ctx: HookContext, services: S): Promise<void>;
+  onCancel?(ctx: HookContext, services: S): Promise<void>;
 }
 
 export interface StepDefinition<S = unknown> {
@@ -67,6 +110,12 @@ export interface PipelineDefinition<S = unknown> {
    * cleanup. It must cope with earlier steps not having run.
    */
   finalizer?: string;
+  /**
+   * Life-cycle hooks, each run exactly once per run by a worker (src/workers/hooks.ts): onStart
+   * when the run is admitted, onSucceed / onFail / onCancel when it ends (an end hook waits for
+   * onStart). A hook that throws is retried, then reported as `<prefix>.hook_failed`.
+   */
+  hooks?: PipelineHooks<S>;
   /** Extra payload for `<prefix>.completed`, from all step outputs (e.g. deploy's imageTag). */
   summarize?(outputs: Record<string, unknown>): Record<string, unknown>;
 }
@@ -113,6 +162,9 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
     problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
   if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue))
     problems.push(`queue "${def.queue}" may not contain ":"`);
+  for (const name of Object.keys(def.hooks ?? {}))
+    if (!HOOK_NAMES.includes(name as HookName))
+      problems.push(`hook "${name}" is not one of ${HOOK_NAMES.join(', ')}`);
   if (
     def.policy !== undefined &&
     !['queue', 'supersede', 'reject', 'coalesce'].includes(def.policy)

@@ -81,6 +81,18 @@ export const EnvSchema = z.object({
     .describe(
       'How often each process sweeps for expired leases, stuck cancels and unadmitted runs.',
     ),
+  NORN_HOOK_POLL_MS: int(10)
+    .default(250)
+    .describe("How often each worker looks for runs' life-cycle hooks that are due."),
+  NORN_HOOK_ATTEMPTS: int(1)
+    .default(5)
+    .describe('How many times a life-cycle hook is tried before it is marked failed and reported.'),
+  NORN_HOOK_BACKOFF_MS: int(0)
+    .default(1_000)
+    .describe('Wait before a failed hook is tried again; doubles each attempt, at most 60 s.'),
+  NORN_HOOK_TIMEOUT_MS: int(100)
+    .default(60_000)
+    .describe('A hook that has not returned after this long is aborted and counts as failed.'),
   NORN_LOCK_DURATION_MS: int(1_000)
     .default(30_000)
     .describe(
@@ -226,6 +238,7 @@ export interface Config {
   lease: { ttlMs: number; heartbeatMs: number };
   sweepIntervalMs: number;
   cancelGraceMs: number;
+  hooks: { pollMs: number; attempts: number; backoffMs: number; timeoutMs: number };
   recordDelayMs: number;
   wsHeartbeatMs: number;
   migrateOnStart: boolean;
@@ -317,6 +330,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     lease: { ttlMs: e.NORN_LEASE_TTL_MS, heartbeatMs: e.NORN_LEASE_HEARTBEAT_MS },
     sweepIntervalMs: e.NORN_SWEEP_INTERVAL_MS,
     cancelGraceMs: e.NORN_CANCEL_GRACE_MS,
+    hooks: {
+      pollMs: e.NORN_HOOK_POLL_MS,
+      attempts: e.NORN_HOOK_ATTEMPTS,
+      backoffMs: e.NORN_HOOK_BACKOFF_MS,
+      timeoutMs: e.NORN_HOOK_TIMEOUT_MS,
+    },
     recordDelayMs: e.NORN_RECORD_DELAY_MS,
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
     migrateOnStart: e.NORN_MIGRATE_ON_START,

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Worker, type Processor, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../shared/config.js';
+import type { Db } from '../shared/db.js';
 import { describeDbError } from '../shared/db-retry.js';
 import { channels } from '../shared/events.js';
 import type { Logger } from '../shared/logger.js';
@@ -18,10 +19,13 @@ import type { EventBus } from '../queues/bus.js';
 import { LiveRuns } from '../queues/live.js';
 import { Recorder } from '../queues/recorder.js';
 import { ActiveSteps } from './active.js';
+import { HookRunner } from './hooks.js';
 import { createProcessor } from './processor.js';
 
 export interface FleetDeps<S> {
   config: Config;
+  /** The pool life-cycle hooks run their transactions on. */
+  db: Db;
   store: RunStore;
   runs: RunService;
   live: LiveRuns;
@@ -42,6 +46,7 @@ export interface ExtraQueue {
 export interface WorkerFleet {
   id: string;
   active: ActiveSteps;
+  hooks: HookRunner<unknown>;
   /** Stops taking steps; running ones get `graceMs` to finish, then are handed back to the queue. */
   close(graceMs?: number): Promise<void>;
 }
@@ -115,6 +120,17 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   });
   await subscriber.subscribe(cancelChannel);
 
+  const hooks = new HookRunner<S>({
+    db: deps.db,
+    store: deps.store,
+    bus: deps.bus,
+    registry: deps.registry,
+    services: deps.services,
+    log,
+    ...config.hooks,
+  });
+  hooks.start();
+
   let sweeping = false;
   const sweeper = setInterval(() => {
     if (sweeping) return;
@@ -135,8 +151,10 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   return {
     id,
     active,
+    hooks: hooks as HookRunner<unknown>,
     async close(graceMs = config.worker.shutdownGraceMs) {
       clearInterval(sweeper);
+      await hooks.close();
       const closing = Promise.all(workers.map((w) => w.close()));
       const timer = setTimeout(() => {
         if (active.size)

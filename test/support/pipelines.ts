@@ -7,6 +7,7 @@ import { appendFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   skipStep,
+  type HookContext,
   type PipelineDefinition,
   type StepContext,
   type StepDefinition,
@@ -128,4 +129,44 @@ export const exclusive: PipelineDefinition = {
   steps: names(2).map((n) => testStep(n)),
 };
 
-export const pipelines = [chain9, short3, withCleanup, driftCheck, exclusive];
+export interface HookParams {
+  /** A file each hook try appends "<runId> <hook> <attempt> <pid>" to (outside the database). */
+  hookTrace?: string;
+  /** Hook → ms it sleeps (honouring its signal) after its database write. */
+  hookSleepMs?: Record<string, number>;
+  /** Hook → how many tries throw before one succeeds. */
+  hookFails?: Record<string, number>;
+}
+
+/**
+ * Each hook writes a row to hook_effects through its transaction (the test creates the table),
+ * then sleeps or throws as the run's params say.
+ */
+async function hookEffect(ctx: HookContext): Promise<void> {
+  const p = ctx.run.params as HookParams;
+  if (p.hookTrace)
+    appendFileSync(p.hookTrace, `${ctx.run.id} ${ctx.hook} ${ctx.attempt} ${process.pid}\n`);
+  await ctx.tx.query(
+    'INSERT INTO hook_effects (run_id, hook, attempt, pid, started) VALUES ($1, $2, $3, $4, $5)',
+    [ctx.run.id, ctx.hook, ctx.attempt, process.pid, ctx.run.started],
+  );
+  const ms = p.hookSleepMs?.[ctx.hook];
+  if (ms) await sleep(ms, undefined, { signal: ctx.signal });
+  const fails = p.hookFails?.[ctx.hook];
+  if (fails && ctx.attempt <= fails) throw new Error(`${ctx.hook} fails on try ${ctx.attempt}`);
+}
+
+/** Two steps and every life-cycle hook. */
+export const hooked: PipelineDefinition = {
+  name: 'hooked',
+  version: '1',
+  steps: names(2).map((n) => testStep(n)),
+  hooks: {
+    onStart: hookEffect,
+    onSucceed: hookEffect,
+    onFail: hookEffect,
+    onCancel: hookEffect,
+  },
+};
+
+export const pipelines = [chain9, short3, withCleanup, driftCheck, exclusive, hooked];

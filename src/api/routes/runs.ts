@@ -22,7 +22,8 @@ export function runRoutes({ runs, store, redis, events }: ApiDeps, noun: 'run' |
     new Hono()
       .get('/:id', async (c) => {
         const run = await find(c.req.param('id'));
-        return c.json({ [noun]: run, steps: await store.steps(run.id) });
+        const [steps, hooks] = await Promise.all([store.steps(run.id), store.hooks(run.id)]);
+        return c.json({ [noun]: run, steps, hooks });
       })
       .get('/:id/events', async (c) => {
         const run = await find(c.req.param('id'));

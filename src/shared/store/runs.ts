@@ -87,6 +87,8 @@ export interface RequestRunInput {
   /** The app spec this run deploys (pinned at request time). */
   spec?: Record<string, unknown>;
   finalizer?: string;
+  /** The life-cycle hooks its pipeline declares (the transitions make them due). */
+  hooks?: string[];
 }
 
 export interface RequestRunResult {
@@ -126,6 +128,7 @@ export interface RunRecord {
   queue: string;
   resumedFrom: string | null;
   requestedBy: string | null;
+  hooks: string[];
   error: string | null;
   failedStep: string | null;
   cancelReason: string | null;
@@ -141,7 +144,7 @@ const FOREIGN_SCOPE_SQLSTATE = 'NRN02';
 
 const RUN_COLUMNS = `id, app_id AS "appId", id AS "sagaId", scope, pipeline, pipeline_version AS "pipelineVersion",
   status, policy, params, steps, event_prefix AS "eventPrefix", queue_name AS queue, resumed_from AS "resumedFrom",
-  requested_by AS "requestedBy", error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
+  requested_by AS "requestedBy", hooks, error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
   created_at AS "createdAt", started_at AS "startedAt", finished_at AS "finishedAt"`;
 
 export class RunStore {
@@ -159,7 +162,7 @@ export class RunStore {
 
   requestRun(i: RequestRunInput): Promise<RequestRunResult> {
     return this.call<RequestRunResult>(
-      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) AS r',
+      'SELECT norn_request_run($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) AS r',
       [
         i.id,
         i.appId,
@@ -178,6 +181,7 @@ export class RunStore {
         this.leaseTtlMs,
         JSON.stringify(i.spec ?? {}),
         i.finalizer ?? null,
+        i.hooks ?? [],
       ],
     ).catch((err: { code?: string }) => {
       // Deleted while this request was on its way (001_baseline.sql): there is no app.
@@ -397,6 +401,34 @@ export class RunStore {
     return rows;
   }
 
+  /** A run's life-cycle hooks that have come due, and how each went. */
+  async hooks(runId: string): Promise<HookRecord[]> {
+    if (!isUuid(runId)) return [];
+    const { rows } = await this.db.query<HookRecord>(
+      `SELECT hook, status, attempts, error, due_at AS "dueAt", finished_at AS "finishedAt"
+       FROM run_hooks WHERE run_id = $1 ORDER BY created_at, hook`,
+      [runId],
+    );
+    return rows;
+  }
+
+  /** Records that a hook threw: due again after `retryMs`, or (final) failed and reported. */
+  hookFailed(
+    runId: string,
+    hook: string,
+    error: string,
+    final: boolean,
+    retryMs: number,
+  ): Promise<{ action: 'missing' | 'done' | 'retry' | 'failed'; events?: EventEnvelope[] }> {
+    return this.call('SELECT norn_hook_failed($1,$2,$3,$4,$5) AS r', [
+      runId,
+      hook,
+      error,
+      final,
+      Math.round(retryMs),
+    ]);
+  }
+
   /** Who holds a scope (its run, worker and lease expiry) and what waits there, in run order. */
   async scopeView(scope: string): Promise<ScopeView> {
     const lease = await this.db.query<ScopeHolder>(
@@ -473,6 +505,15 @@ export class RunStore {
     );
     return rows.length === 0;
   }
+}
+
+export interface HookRecord {
+  hook: string;
+  status: 'pending' | 'done' | 'failed';
+  attempts: number;
+  error: string | null;
+  dueAt: string;
+  finishedAt: string | null;
 }
 
 export interface ScopeHolder {

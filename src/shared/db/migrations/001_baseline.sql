@@ -52,6 +52,7 @@ CREATE TABLE runs (
   resumed_from        uuid REFERENCES runs (id),
   spec                jsonb NOT NULL DEFAULT '{}',  -- the app spec pinned at request time
   finalizer           text,                         -- step that also runs after a failed/cancelled run
+  hooks               text[] NOT NULL DEFAULT '{}', -- the life-cycle hooks its pipeline declares
   requested_by        text,
   request_seq         bigserial NOT NULL,
   recorded_tseq       integer NOT NULL DEFAULT 0,   -- the live log is recorded up to this transition
@@ -87,6 +88,24 @@ CREATE TABLE run_steps (
   PRIMARY KEY (run_id, idx),
   UNIQUE (run_id, name)
 );
+
+-- A life-cycle hook of a run, due once its moment came: onStart when the run is admitted,
+-- onSucceed / onFail / onCancel when it ends. The row is written by the transition itself, so a
+-- hook is never lost; a worker runs it inside a transaction that also marks it done (its database
+-- work commits exactly once), retries it with backoff when it throws, and after its last attempt
+-- marks it failed and reports it (`<prefix>.hook_failed`). An end hook waits for onStart.
+CREATE TABLE run_hooks (
+  run_id      uuid NOT NULL REFERENCES runs (id),
+  hook        text NOT NULL CHECK (hook IN ('onStart', 'onSucceed', 'onFail', 'onCancel')),
+  status      text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+  attempts    integer NOT NULL DEFAULT 0,
+  error       text,
+  due_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  finished_at timestamptz,
+  PRIMARY KEY (run_id, hook)
+);
+CREATE INDEX run_hooks_due ON run_hooks (due_at) WHERE status = 'pending';
 
 -- One row per scope while a run holds it. Heartbeats push expires_at; the sweeper looks at expired ones.
 CREATE TABLE leases (
@@ -239,6 +258,12 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Makes a run's hook due, if its pipeline declares it (once: a second call does nothing).
+CREATE FUNCTION norn_hook_due(d runs, p_hook text) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO run_hooks (run_id, hook) SELECT d.id, p_hook WHERE p_hook = ANY (d.hooks)
+  ON CONFLICT (run_id, hook) DO NOTHING
+$$;
+
 -- Admits the oldest queued run of a scope when no run holds it. Caller holds the scope's app row lock.
 CREATE FUNCTION norn_admit(p_scope text, p_holder text, p_ttl_ms integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -250,6 +275,7 @@ BEGIN
   UPDATE runs SET status = 'running', started_at = clock_timestamp() WHERE id = d.id RETURNING * INTO d;
   INSERT INTO leases (scope, app_id, run_id, holder, expires_at)
   VALUES (p_scope, d.app_id, d.id, p_holder, clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0));
+  PERFORM norn_hook_due(d, 'onStart');
   RETURN norn_run_json(d);
 END $$;
 
@@ -267,6 +293,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE runs SET status = 'cancelled', cancel_reason = p_reason, finished_at = clock_timestamp()
   WHERE id = d.id;
+  PERFORM norn_hook_due(d, 'onCancel');
   RETURN norn_append_event(d.app_id, d.id, d.event_prefix || '.failed',
     jsonb_build_object('sagaId', d.id, 'step', NULL, 'error', 'cancelled: ' || p_reason, 'cancelled', true));
 END $$;
@@ -289,7 +316,7 @@ END $$;
 CREATE FUNCTION norn_request_run(
   p_id uuid, p_app text, p_scope text, p_pipeline text, p_version text, p_prefix text, p_queue text,
   p_steps text[], p_params jsonb, p_policy text, p_resumed_from uuid, p_skip text[], p_requested_by text,
-  p_holder text, p_ttl_ms integer, p_spec jsonb, p_finalizer text
+  p_holder text, p_ttl_ms integer, p_spec jsonb, p_finalizer text, p_hooks text[]
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   d runs; o runs; v_busy runs; v_events jsonb := '[]'; v_cancel jsonb := '[]';
@@ -325,9 +352,10 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM runs WHERE scope = p_scope AND status = 'queued');
 
   INSERT INTO runs (id, app_id, scope, pipeline, pipeline_version, event_prefix, queue_name, steps,
-                    policy, params, resumed_from, requested_by, spec, finalizer, status, started_at)
+                    policy, params, resumed_from, requested_by, spec, finalizer, hooks, status, started_at)
   VALUES (p_id, p_app, p_scope, p_pipeline, p_version, p_prefix, p_queue, p_steps,
           p_policy, p_params, p_resumed_from, p_requested_by, coalesce(p_spec, '{}'), p_finalizer,
+          coalesce(p_hooks, '{}'),
           CASE WHEN v_free THEN 'running' ELSE 'queued' END, CASE WHEN v_free THEN clock_timestamp() END)
   RETURNING * INTO d;
 
@@ -346,6 +374,7 @@ BEGIN
   IF v_free THEN
     INSERT INTO leases (scope, app_id, run_id, holder, expires_at)
     VALUES (p_scope, p_app, p_id, p_holder, clock_timestamp() + make_interval(secs => p_ttl_ms / 1000.0));
+    PERFORM norn_hook_due(d, 'onStart');
     RETURN jsonb_build_object('action', 'queued', 'run', norn_run_json(d), 'position', 0,
       'events', v_events, 'toCancel', '[]'::jsonb, 'next', norn_run_json(d));
   END IF;
@@ -490,6 +519,7 @@ BEGIN
   END IF;
   UPDATE runs SET status = 'succeeded', finished_at = clock_timestamp() WHERE id = p_run;
   DELETE FROM leases WHERE run_id = p_run;
+  PERFORM norn_hook_due(d, 'onSucceed');
   v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.completed',
     jsonb_build_object('sagaId', p_run) || coalesce(p_summary, '{}'));
   RETURN jsonb_build_object('action', 'ended', 'status', 'succeeded', 'events', v_events,
@@ -552,6 +582,7 @@ BEGIN
          cancel_reason = CASE WHEN p_cancelled THEN coalesce(cancel_reason, p_error) END
   WHERE id = p_run;
   DELETE FROM leases WHERE run_id = p_run;
+  PERFORM norn_hook_due(d, CASE WHEN p_cancelled THEN 'onCancel' ELSE 'onFail' END);
   v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.failed',
     jsonb_build_object('sagaId', p_run, 'step', s.name, 'error', p_error, 'cancelled', p_cancelled));
   RETURN jsonb_build_object('action', 'ended', 'status', v_status, 'events', v_events,
@@ -591,4 +622,24 @@ BEGIN
     d.event_prefix || '.step', jsonb_strip_nulls(jsonb_build_object('step', p_step, 'sagaId', p_run,
       'status', p_status, 'index', s.idx + 1, 'total', cardinality(d.steps), 'durationMs', p_duration_ms,
       'error', p_error, 'afterRunEnded', true)))));
+END $$;
+
+-- A hook threw (or timed out, or this worker lacks its pipeline version). Not final: it is due
+-- again after p_retry_ms. Final: marked failed and reported with `<prefix>.hook_failed`.
+-- The hook's own transaction was rolled back: nothing it wrote in the database is kept.
+CREATE FUNCTION norn_hook_failed(p_run uuid, p_hook text, p_error text, p_final boolean, p_retry_ms integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE d runs := norn_lock_run(p_run); h run_hooks;
+BEGIN
+  IF d.id IS NULL THEN RETURN jsonb_build_object('action', 'missing'); END IF;
+  UPDATE run_hooks SET attempts = attempts + 1, error = p_error,
+         status = CASE WHEN p_final THEN 'failed' ELSE 'pending' END,
+         due_at = clock_timestamp() + make_interval(secs => p_retry_ms / 1000.0),
+         finished_at = CASE WHEN p_final THEN clock_timestamp() END
+  WHERE run_id = p_run AND hook = p_hook AND status = 'pending' RETURNING * INTO h;
+  IF NOT FOUND THEN RETURN jsonb_build_object('action', 'done'); END IF;
+  IF NOT p_final THEN RETURN jsonb_build_object('action', 'retry', 'attempts', h.attempts); END IF;
+  RETURN jsonb_build_object('action', 'failed', 'attempts', h.attempts, 'events', jsonb_build_array(
+    norn_append_event(d.app_id, p_run, d.event_prefix || '.hook_failed',
+      jsonb_build_object('sagaId', p_run, 'hook', p_hook, 'error', p_error, 'attempts', h.attempts))));
 END $$;
