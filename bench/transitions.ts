@@ -22,6 +22,7 @@ import { bench, BENCH_STEPS } from './pipelines.js';
 import { checkPostgres, checkRedis, createBenchDatabase, removeKeys } from './services.js';
 import { summarize } from './report.js';
 import { localPids, withCpu } from './cpu.js';
+import { silentLogger } from '../src/shared/logger.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -94,8 +95,8 @@ async function oneRun(
 async function probe(synchronousCommit: 'on' | 'off') {
   const suffix = randomBytes(5).toString('hex');
   const bdb = await createBenchDatabase(DATABASE_URL, `norn_bench_${suffix}`, synchronousCommit);
-  const db = createDb(bdb.url, { max: 2 });
-  const redis = createRedis(REDIS_URL, 'client');
+  const db = createDb(bdb.url, { log: silentLogger, max: 2 });
+  const redis = createRedis(REDIS_URL, 'client', silentLogger);
   const prefix = `probe${suffix}`;
   try {
     const store = new RunStore(db, 'probe', 30_000);

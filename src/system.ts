@@ -14,6 +14,7 @@ import { createDb, type Db } from './shared/db.js';
 import { describeDbError, retryingDb } from './shared/db-retry.js';
 import { migrate } from './shared/db/migrate.js';
 import { createLogger, type Logger } from './shared/logger.js';
+import { closeQuietly } from './shared/connection-errors.js';
 import { createRedis, type Redis } from './shared/redis.js';
 import { AppStore } from './shared/store/apps.js';
 import { EventStore } from './shared/store/events.js';
@@ -71,9 +72,9 @@ export class NornSystem<S = unknown> {
     private options: SystemOptions<S>,
   ) {
     this.log = options.log ?? createLogger(config.logLevel);
-    this.db = createDb(config.databaseUrl);
+    this.db = createDb(config.databaseUrl, { log: this.log });
     this.stepDb = retryingDb(this.db, { budgetMs: config.dbRetryMs, log: this.log });
-    this.redis = createRedis(config.redisUrl, 'worker');
+    this.redis = createRedis(config.redisUrl, 'worker', this.log, 'engine');
     this.registry = new PipelineRegistry(options.pipelines);
     this.store = new RunStore(this.db, makeWorkerId(), config.lease.ttlMs);
     this.apps = new AppStore(this.db);
@@ -102,7 +103,7 @@ export class NornSystem<S = unknown> {
    */
   private api(): { redis: Redis; runs: RunService } {
     if (!this.apiSide) {
-      const redis = createRedis(this.config.redisUrl, 'api');
+      const redis = createRedis(this.config.redisUrl, 'api', this.log);
       this.apiSide = { redis, runs: this.runService(redis) };
     }
     return this.apiSide;
@@ -165,7 +166,7 @@ export class NornSystem<S = unknown> {
   async startApi(port = this.config.http.port): Promise<RunningApi> {
     const app = this.createApi();
     const relay = new EventRelay({
-      subscriber: createRedis(this.config.redisUrl, 'subscriber'),
+      subscriber: createRedis(this.config.redisUrl, 'subscriber', this.log, 'relay'),
       events: this.events,
       store: this.store,
       prefix: this.config.queuePrefix,
@@ -241,7 +242,7 @@ export class NornSystem<S = unknown> {
       this.apiSide.redis.disconnect();
       this.apiSide = undefined;
     }
-    await this.redis.quit().catch(() => {});
+    await closeQuietly(() => this.redis.quit(), 'redis:engine', this.log);
     await this.db.end();
   }
 }
