@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventBus } from '../src/queues/bus.js';
-import { LiveRuns } from '../src/queues/live.js';
+import { LiveRuns, redisLiveCommands } from '../src/queues/live.js';
 import { createDb, type Db } from '../src/shared/db.js';
 import { AppStore } from '../src/shared/store/apps.js';
 import { RunStore } from '../src/shared/store/runs.js';
@@ -101,7 +101,7 @@ async function probe(synchronousCommit: 'on' | 'off') {
   try {
     const store = new RunStore(db, 'probe', 30_000);
     const bus = new EventBus(redis, prefix);
-    const live = new LiveRuns(redis, prefix);
+    const live = new LiveRuns(redisLiveCommands(redis), prefix);
     await new AppStore(db).upsert('probe', { name: 'probe' }, '{}', 'json');
     const t: Timings = {};
     for (let i = 0; i < 10; i++) await oneRun({}, store, bus, live, db, redis, `${prefix}:x`); // warm-up

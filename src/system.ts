@@ -20,7 +20,7 @@ import { AppStore } from './shared/store/apps.js';
 import { EventStore } from './shared/store/events.js';
 import { RunStore } from './shared/store/runs.js';
 import { EventBus } from './queues/bus.js';
-import { LiveRuns } from './queues/live.js';
+import { LiveRuns, redisLiveCommands } from './queues/live.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
 import { RunService } from './queues/runs.js';
 import {
@@ -80,7 +80,7 @@ export class NornSystem<S = unknown> {
     this.apps = new AppStore(this.db);
     this.events = new EventStore(this.db);
     this.bus = new EventBus(this.redis, config.queuePrefix);
-    this.live = new LiveRuns(this.redis, config.queuePrefix);
+    this.live = new LiveRuns(redisLiveCommands(this.redis), config.queuePrefix);
     this.runs = this.runService(this.redis);
   }
 
@@ -89,7 +89,10 @@ export class NornSystem<S = unknown> {
       store: this.store,
       bus: redis === this.redis ? this.bus : new EventBus(redis, this.config.queuePrefix),
       registry: this.registry as PipelineRegistry<unknown>,
-      live: redis === this.redis ? this.live : new LiveRuns(redis, this.config.queuePrefix),
+      live:
+        redis === this.redis
+          ? this.live
+          : new LiveRuns(redisLiveCommands(redis), this.config.queuePrefix),
       connection: redis,
       prefix: this.config.queuePrefix,
       dbRetryMs: this.config.dbRetryMs,

@@ -16,7 +16,7 @@ import type { RunStore } from '../shared/store/runs.js';
 import type { PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 import type { EventBus } from '../queues/bus.js';
-import { LiveRuns } from '../queues/live.js';
+import { LiveRuns, redisLiveCommands } from '../queues/live.js';
 import { Recorder } from '../queues/recorder.js';
 import { ActiveSteps } from './active.js';
 import { createProcessor } from './processor.js';
@@ -79,7 +79,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   // Steps start and finish on the connection BullMQ completes their jobs on: a finish sent before
   // a job's moveToFinished is applied before it (see the processor's finish).
   const connection = createRedis(config.redisUrl, 'worker', log, 'steps');
-  const stepLive = new LiveRuns(connection, config.queuePrefix);
+  const stepLive = new LiveRuns(redisLiveCommands(connection), config.queuePrefix);
   await stepLive.load();
   const processor = createProcessor({
     store: deps.store,
