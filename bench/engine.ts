@@ -27,6 +27,7 @@ import {
 import { childPids, cpuAccountingAvailable, localPids, withCpu, type PidGroups } from './cpu.js';
 import { printTable, summarize, type Measured, type Row } from './report.js';
 import { stopAllPools } from './workers.js';
+import { silentLogger } from '../src/shared/logger.js';
 
 const count = (dflt: number) => z.coerce.number().int().min(1).max(100_000).default(dflt);
 const Options = z.object({
@@ -128,7 +129,7 @@ async function main(o: Options, cleanup: Array<() => Promise<unknown>>) {
   );
   cleanup.push(() => db.drop());
   cleanup.push(async () => {
-    const redis = createRedis(o.REDIS_URL, 'client');
+    const redis = createRedis(o.REDIS_URL, 'client', silentLogger);
     await removeKeys(redis, prefix).finally(() => redis.quit());
   });
   const common = {
@@ -170,7 +171,7 @@ async function pidGroups(
   redisUrl: string,
   engine: EngineHarness,
 ): Promise<() => Promise<PidGroups>> {
-  const redis = createRedis(redisUrl, 'client');
+  const redis = createRedis(redisUrl, 'client', silentLogger);
   const info = await redis.info('server').finally(() => redis.quit());
   const redisPids = localPids([Number(/process_id:(\d+)/.exec(info)?.[1] ?? 0)], 'redis');
   return async () => {

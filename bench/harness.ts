@@ -84,13 +84,13 @@ export class RawHarness implements Harness {
   private pool = new WorkerPool(this.label);
 
   constructor(private readonly o: HarnessOptions) {
-    this.connection = createRedis(o.redisUrl, 'worker');
+    this.connection = createRedis(o.redisUrl, 'worker', silentLogger);
     this.flows = new FlowProducer({ connection: this.connection, prefix: o.prefix });
     this.queue = new Queue(RawHarness.QUEUE, { connection: this.connection, prefix: o.prefix });
     // One QueueEvents for the whole bench. Reading from the stream's start: the prefix is new, and
     // no completion can slip in between connecting and the first XREAD.
     this.events = new QueueEvents(RawHarness.QUEUE, {
-      connection: createRedis(o.redisUrl, 'worker'),
+      connection: createRedis(o.redisUrl, 'worker', silentLogger),
       prefix: o.prefix,
       lastEventId: '0',
     });
@@ -196,7 +196,7 @@ export class EngineHarness implements Harness {
       services: {},
       log: silentLogger,
     });
-    this.subscriber = createRedis(o.redisUrl, 'subscriber');
+    this.subscriber = createRedis(o.redisUrl, 'subscriber', silentLogger);
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
   }
 

@@ -8,10 +8,11 @@ import { Worker } from 'bullmq';
 import { loadConfig } from '../src/shared/config.js';
 import { createRedis } from '../src/shared/redis.js';
 import { workerOptions } from '../src/workers/fleet.js';
+import { silentLogger } from '../src/shared/logger.js';
 
 const config = loadConfig(process.env);
 const queue = process.env.BENCH_QUEUE ?? 'raw';
-const connection = createRedis(config.redisUrl, 'worker');
+const connection = createRedis(config.redisUrl, 'worker', silentLogger);
 const worker = new Worker(queue, async () => null, workerOptions(config, connection));
 worker.on('error', (err) => console.error(`raw worker error: ${err.message}`));
 

@@ -20,6 +20,7 @@ import { RunStore } from '../src/shared/store/runs.js';
 import { BENCH_STEPS } from './pipelines.js';
 import { checkPostgres, createBenchDatabase } from './services.js';
 import { cpuAccountingAvailable, localPids, withCpu } from './cpu.js';
+import { silentLogger } from '../src/shared/logger.js';
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const RUNS = Number(process.env.BENCH_RUNS || 200);
@@ -41,7 +42,7 @@ async function main() {
     DATABASE_URL,
     `norn_bench_${randomBytes(5).toString('hex')}`,
   );
-  const db = createDb(bdb.url, { max: 1, applicationName: 'norn-bench' });
+  const db = createDb(bdb.url, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
   try {
     const store = new RunStore(db, 'bench', 30_000);
     const apps = Array.from({ length: RUNS }, (_, i) => `r${i}`);

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { createDb } from '../src/shared/db.js';
 import { migrate } from '../src/shared/db/migrate.js';
 import { NornError } from '../src/shared/errors.js';
+import { silentLogger } from '../src/shared/logger.js';
 
 /** host:port/db of a URL, never its credentials. */
 export function where(url: string): string {
@@ -88,7 +89,7 @@ export async function createBenchDatabase(
 ): Promise<BenchDatabase> {
   if (!/^norn_bench_[a-f0-9]+$/.test(name))
     throw new NornError('BAD_REQUEST', `refusing to manage database ${name}`);
-  const admin = createDb(baseUrl, { max: 1, applicationName: 'norn-bench' });
+  const admin = createDb(baseUrl, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
   try {
     await admin.query(`CREATE DATABASE ${name}`);
   } finally {
@@ -96,14 +97,14 @@ export async function createBenchDatabase(
   }
   const url = withDatabase(baseUrl, name);
   const drop = async () => {
-    const a = createDb(baseUrl, { max: 1, applicationName: 'norn-bench' });
+    const a = createDb(baseUrl, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
     try {
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     } finally {
       await a.end();
     }
   };
-  const db = createDb(url, { max: 1, applicationName: 'norn-bench' });
+  const db = createDb(url, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
   try {
     await migrate(db);
     if (synchronousCommit)

@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventBus } from '../src/queues/bus.js';
-import { LiveRuns } from '../src/queues/live.js';
+import { LiveRuns, redisLiveCommands } from '../src/queues/live.js';
 import { createDb, type Db } from '../src/shared/db.js';
 import { AppStore } from '../src/shared/store/apps.js';
 import { RunStore } from '../src/shared/store/runs.js';
@@ -22,6 +22,7 @@ import { bench, BENCH_STEPS } from './pipelines.js';
 import { checkPostgres, checkRedis, createBenchDatabase, removeKeys } from './services.js';
 import { summarize } from './report.js';
 import { localPids, withCpu } from './cpu.js';
+import { silentLogger } from '../src/shared/logger.js';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -94,13 +95,13 @@ async function oneRun(
 async function probe(synchronousCommit: 'on' | 'off') {
   const suffix = randomBytes(5).toString('hex');
   const bdb = await createBenchDatabase(DATABASE_URL, `norn_bench_${suffix}`, synchronousCommit);
-  const db = createDb(bdb.url, { max: 2 });
-  const redis = createRedis(REDIS_URL, 'client');
+  const db = createDb(bdb.url, { log: silentLogger, max: 2 });
+  const redis = createRedis(REDIS_URL, 'client', silentLogger);
   const prefix = `probe${suffix}`;
   try {
     const store = new RunStore(db, 'probe', 30_000);
     const bus = new EventBus(redis, prefix);
-    const live = new LiveRuns(redis, prefix);
+    const live = new LiveRuns(redisLiveCommands(redis), prefix);
     await new AppStore(db).upsert('probe', { name: 'probe' }, '{}', 'json');
     const t: Timings = {};
     for (let i = 0; i < 10; i++) await oneRun({}, store, bus, live, db, redis, `${prefix}:x`); // warm-up

@@ -14,12 +14,13 @@ import { createDb, type Db } from './shared/db.js';
 import { describeDbError, retryingDb } from './shared/db-retry.js';
 import { migrate } from './shared/db/migrate.js';
 import { createLogger, type Logger } from './shared/logger.js';
+import { closeQuietly } from './shared/connection-errors.js';
 import { createRedis, type Redis } from './shared/redis.js';
 import { AppStore } from './shared/store/apps.js';
 import { EventStore } from './shared/store/events.js';
 import { RunStore } from './shared/store/runs.js';
 import { EventBus } from './queues/bus.js';
-import { LiveRuns } from './queues/live.js';
+import { LiveRuns, redisLiveCommands } from './queues/live.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
 import { RunService } from './queues/runs.js';
 import {
@@ -71,15 +72,15 @@ export class NornSystem<S = unknown> {
     private options: SystemOptions<S>,
   ) {
     this.log = options.log ?? createLogger(config.logLevel);
-    this.db = createDb(config.databaseUrl);
+    this.db = createDb(config.databaseUrl, { log: this.log });
     this.stepDb = retryingDb(this.db, { budgetMs: config.dbRetryMs, log: this.log });
-    this.redis = createRedis(config.redisUrl, 'worker');
+    this.redis = createRedis(config.redisUrl, 'worker', this.log, 'engine');
     this.registry = new PipelineRegistry(options.pipelines);
     this.store = new RunStore(this.db, makeWorkerId(), config.lease.ttlMs);
     this.apps = new AppStore(this.db);
     this.events = new EventStore(this.db);
     this.bus = new EventBus(this.redis, config.queuePrefix);
-    this.live = new LiveRuns(this.redis, config.queuePrefix);
+    this.live = new LiveRuns(redisLiveCommands(this.redis), config.queuePrefix);
     this.runs = this.runService(this.redis);
   }
 
@@ -88,7 +89,10 @@ export class NornSystem<S = unknown> {
       store: this.store,
       bus: redis === this.redis ? this.bus : new EventBus(redis, this.config.queuePrefix),
       registry: this.registry as PipelineRegistry<unknown>,
-      live: redis === this.redis ? this.live : new LiveRuns(redis, this.config.queuePrefix),
+      live:
+        redis === this.redis
+          ? this.live
+          : new LiveRuns(redisLiveCommands(redis), this.config.queuePrefix),
       connection: redis,
       prefix: this.config.queuePrefix,
       dbRetryMs: this.config.dbRetryMs,
@@ -102,7 +106,7 @@ export class NornSystem<S = unknown> {
    */
   private api(): { redis: Redis; runs: RunService } {
     if (!this.apiSide) {
-      const redis = createRedis(this.config.redisUrl, 'api');
+      const redis = createRedis(this.config.redisUrl, 'api', this.log);
       this.apiSide = { redis, runs: this.runService(redis) };
     }
     return this.apiSide;
@@ -166,7 +170,7 @@ export class NornSystem<S = unknown> {
   async startApi(port = this.config.http.port): Promise<RunningApi> {
     const app = this.createApi();
     const relay = new EventRelay({
-      subscriber: createRedis(this.config.redisUrl, 'subscriber'),
+      subscriber: createRedis(this.config.redisUrl, 'subscriber', this.log, 'relay'),
       events: this.events,
       store: this.store,
       prefix: this.config.queuePrefix,
@@ -242,7 +246,7 @@ export class NornSystem<S = unknown> {
       this.apiSide.redis.disconnect();
       this.apiSide = undefined;
     }
-    await this.redis.quit().catch(() => {});
+    await closeQuietly(() => this.redis.quit(), 'redis:engine', this.log);
     await this.db.end();
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { closeQuietly } from '../shared/connection-errors.js';
 import { channels, isEnvelope, type EventEnvelope } from '../shared/events.js';
 import type { Logger } from '../shared/logger.js';
 import type { Redis } from '../shared/redis.js';
@@ -239,6 +240,6 @@ export class EventRelay {
     for (const c of this.clients) c.ws.terminate();
     this.clients.clear();
     this.wss.close();
-    await this.deps.subscriber.quit().catch(() => {});
+    await closeQuietly(() => this.deps.subscriber.quit(), 'redis:relay', this.deps.log);
   }
 }

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../shared/config.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
+import { closeQuietly } from '../shared/connection-errors.js';
 import { createRedis } from '../shared/redis.js';
 import type { PipelineDefinition } from '../queues/pipeline.js';
 import type { ExtraQueue } from '../workers/fleet.js';
@@ -39,7 +40,7 @@ export function createStepServices(
   db: Db,
   log: Logger,
 ): StepServicesHandle {
-  const connection = createRedis(config.redisUrl, 'worker');
+  const connection = createRedis(config.redisUrl, 'worker', log, 'cron');
   const cron = createCronScheduler({
     connection,
     prefix: config.queuePrefix,
@@ -55,7 +56,7 @@ export function createStepServices(
     },
     close: async () => {
       await cron.close();
-      await connection.quit().catch(() => {});
+      await closeQuietly(() => connection.quit(), 'redis:cron', log);
     },
   };
 }

@@ -14,6 +14,7 @@
  * run is not live (ended, or never opened) does not start and cannot finish.
  */
 import type { Redis } from 'ioredis';
+import { systemClock, type Clock } from '../shared/clock.js';
 import type { LiveSeed, LogEntry, RunRef } from '../shared/store/runs.js';
 
 export type StartResult =
@@ -118,61 +119,88 @@ end
 redis.call('DEL', KEYS[2])
 return 1`;
 
-interface LiveCommands {
-  nornOpen(hash: string, log: string, ttl: number, ...fields: string[]): Promise<number>;
-  nornStart(
-    hash: string,
-    log: string,
-    step: string,
-    worker: string,
-    ts: string,
-    previous: string,
-  ): Promise<unknown[]>;
-  nornFinish(
-    hash: string,
-    log: string,
-    step: string,
-    status: string,
-    output: string,
-    durationMs: number,
-    reason: string,
-    ts: string,
-  ): Promise<unknown[]>;
-  nornTrim(log: string, upto: number): Promise<number>;
-  nornCancel(hash: string): Promise<number>;
-  nornClose(hash: string, log: string, ttl: number): Promise<number>;
+/** The live layer's Lua scripts, by the name ioredis defines each under. */
+export type LiveScript =
+  'nornOpen' | 'nornStart' | 'nornFinish' | 'nornTrim' | 'nornCancel' | 'nornClose';
+
+const SCRIPTS: Record<LiveScript, { keys: number; lua: string }> = {
+  nornOpen: { keys: 2, lua: OPEN },
+  nornStart: { keys: 2, lua: START },
+  nornFinish: { keys: 2, lua: FINISH },
+  nornTrim: { keys: 1, lua: TRIM },
+  nornCancel: { keys: 1, lua: CANCEL },
+  nornClose: { keys: 2, lua: CLOSE },
+};
+
+/** One script call: its keys, then its arguments (ARGV). */
+export interface LiveCall {
+  name: LiveScript;
+  keys: readonly string[];
+  args: readonly (string | number)[];
+}
+
+/**
+ * Every Redis call the live layer makes goes through this, so a test can record and answer them
+ * (redisLiveCommands is the real one): a script, several scripts in one round trip, three reads.
+ */
+export interface LiveCommands {
+  /** Loads the scripts ahead of their first use. */
+  load(): Promise<void>;
+  script(call: LiveCall): Promise<unknown>;
+  /** Sends the calls in one round trip (a pipeline, not a transaction). */
+  scripts(calls: readonly LiveCall[]): Promise<void>;
+  /** The whole list at `key`. */
+  list(key: string): Promise<string[]>;
+  hmget(key: string, fields: readonly string[]): Promise<(string | null)[]>;
+  hget(key: string, field: string): Promise<string | null>;
+}
+
+type ScriptMethods = Record<LiveScript, (...argv: (string | number)[]) => Promise<unknown>>;
+
+/**
+ * The live layer's calls on `redis` (each script defined once per connection, sent as EVALSHA).
+ * Give it the connection the BullMQ worker completes jobs on: see the processor's finish.
+ */
+export function redisLiveCommands(redis: Redis): LiveCommands {
+  const r = redis as Redis & ScriptMethods;
+  for (const [name, { keys, lua }] of Object.entries(SCRIPTS))
+    if (!(name in r)) r.defineCommand(name, { numberOfKeys: keys, lua });
+  return {
+    async load() {
+      await Promise.all(Object.values(SCRIPTS).map(({ lua }) => redis.script('LOAD', lua)));
+    },
+    script: (c) => r[c.name](...c.keys, ...c.args),
+    async scripts(calls) {
+      const pipeline = redis.pipeline() as unknown as ScriptMethods & { exec(): Promise<unknown> };
+      for (const c of calls) void pipeline[c.name](...c.keys, ...c.args);
+      await pipeline.exec();
+    },
+    list: (key) => redis.lrange(key, 0, -1),
+    hmget: (key, fields) => redis.hmget(key, ...fields),
+    hget: (key, field) => redis.hget(key, field),
+  };
 }
 
 const parse = (text: unknown): Record<string, unknown> =>
   typeof text === 'string' && text ? JSON.parse(text) : {};
 
 export class LiveRuns {
-  private readonly redis: Redis & LiveCommands;
-
+  /**
+   * @param commands - where the Redis calls go (redisLiveCommands(connection))
+   * @param clock - milliseconds since the epoch, stamped on each start and finish
+   */
   constructor(
-    redis: Redis,
+    private readonly commands: LiveCommands,
     private readonly prefix: string,
-  ) {
-    this.redis = redis as Redis & LiveCommands;
-    const define = (name: keyof LiveCommands, keys: number, lua: string) => {
-      if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: keys, lua });
-    };
-    define('nornOpen', 2, OPEN);
-    define('nornStart', 2, START);
-    define('nornFinish', 2, FINISH);
-    define('nornTrim', 1, TRIM);
-    define('nornCancel', 1, CANCEL);
-    define('nornClose', 2, CLOSE);
-  }
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   /**
    * Loads the scripts into Redis ahead of their first use, so that calls go out as one EVALSHA
    * each from the start (a NOSCRIPT retry would reach Redis after commands sent later).
    */
-  async load(): Promise<void> {
-    await Promise.all(
-      [OPEN, START, FINISH, TRIM, CANCEL, CLOSE].map((lua) => this.redis.script('LOAD', lua)),
-    );
+  load(): Promise<void> {
+    return this.commands.load();
   }
 
   key(runId: string): string {
@@ -209,14 +237,12 @@ export class LiveRuns {
       if (s.output !== undefined && s.output !== null)
         fields.push(`o:${s.step}`, JSON.stringify(s.output));
     }
-    return (
-      (await this.redis.nornOpen(
-        this.key(run.id),
-        this.logKey(run.id),
-        RUNNING_TTL_MS,
-        ...fields,
-      )) === 1
-    );
+    const opened = await this.commands.script({
+      name: 'nornOpen',
+      keys: [this.key(run.id), this.logKey(run.id)],
+      args: [RUNNING_TTL_MS, ...fields],
+    });
+    return opened === 1;
   }
 
   /**
@@ -229,14 +255,11 @@ export class LiveRuns {
     worker: string,
     previous?: string,
   ): Promise<StartResult> {
-    const r = await this.redis.nornStart(
-      this.key(runId),
-      this.logKey(runId),
-      step,
-      worker,
-      new Date().toISOString(),
-      previous ?? '',
-    );
+    const r = (await this.commands.script({
+      name: 'nornStart',
+      keys: [this.key(runId), this.logKey(runId)],
+      args: [step, worker, new Date(this.clock()).toISOString(), previous ?? ''],
+    })) as unknown[];
     const action = r[0] as string;
     if (action === 'run') {
       return {
@@ -266,49 +289,49 @@ export class LiveRuns {
       status === 'complete' && output !== undefined && output !== null
         ? JSON.stringify(output)
         : '';
-    const r = await this.redis.nornFinish(
-      this.key(runId),
-      this.logKey(runId),
-      step,
-      status,
-      json,
-      Math.max(0, Math.round(durationMs)),
-      reason ?? '',
-      new Date().toISOString(),
-    );
+    const r = (await this.commands.script({
+      name: 'nornFinish',
+      keys: [this.key(runId), this.logKey(runId)],
+      args: [
+        step,
+        status,
+        json,
+        Math.max(0, Math.round(durationMs)),
+        reason ?? '',
+        new Date(this.clock()).toISOString(),
+      ],
+    })) as unknown[];
     if (r[0] === 'ok') return { action: 'ok', log: r[1] as LogEntry[] };
     return { action: r[0] as 'done' | 'finished' | 'missing' };
   }
 
   /** The transitions PostgreSQL has not recorded yet, oldest first. */
   pending(runId: string): Promise<LogEntry[]> {
-    return this.redis.lrange(this.logKey(runId), 0, -1);
+    return this.commands.list(this.logKey(runId));
   }
 
   /** Drops what PostgreSQL recorded (transition numbers up to `upto`) from the live log. */
-  trim(runId: string, upto: number): Promise<number> {
-    return this.redis.nornTrim(this.logKey(runId), upto);
+  async trim(runId: string, upto: number): Promise<number> {
+    return Number(await this.commands.script(this.trimCall(runId, upto)));
+  }
+
+  private trimCall(runId: string, upto: number): LiveCall {
+    return { name: 'nornTrim', keys: [this.logKey(runId)], args: [upto] };
   }
 
   /** trim() for several runs, in one round trip. */
   async trimMany(runs: ReadonlyArray<readonly [string, number]>): Promise<void> {
     if (!runs.length) return;
-    const pipeline = this.redis.pipeline() as unknown as {
-      nornTrim(log: string, upto: number): void;
-      exec(): Promise<unknown>;
-    };
-    for (const [runId, upto] of runs) pipeline.nornTrim(this.logKey(runId), upto);
-    await pipeline.exec();
+    await this.commands.scripts(runs.map(([runId, upto]) => this.trimCall(runId, upto)));
   }
 
   /** Outputs of the given steps (those that have one), as later steps of a live run read them. */
   async outputs(runId: string, steps: readonly string[]): Promise<Record<string, unknown>> {
     if (!steps.length) return {};
-    const values = await this.redis.hmget(
-      this.key(runId),
+    const values = await this.commands.hmget(this.key(runId), [
       ...steps.map((s) => `s:${s}`),
       ...steps.map((s) => `o:${s}`),
-    );
+    ]);
     const out: Record<string, unknown> = {};
     steps.forEach((s, i) => {
       const state = values[i];
@@ -322,17 +345,21 @@ export class LiveRuns {
 
   /** PostgreSQL marked the run cancelling: no further step of it starts. */
   async cancel(runId: string): Promise<void> {
-    await this.redis.nornCancel(this.key(runId));
+    await this.commands.script({ name: 'nornCancel', keys: [this.key(runId)], args: [] });
   }
 
   /** PostgreSQL ended the run: nothing of it starts or finishes any more. */
   async close(runId: string): Promise<void> {
-    await this.redis.nornClose(this.key(runId), this.logKey(runId), ENDED_TTL_MS);
+    await this.commands.script({
+      name: 'nornClose',
+      keys: [this.key(runId), this.logKey(runId)],
+      args: [ENDED_TTL_MS],
+    });
   }
 
   /** The run's last transition number (0: none), or null when it has no live state. */
   async lastTransition(runId: string): Promise<number | null> {
-    const t = await this.redis.hget(this.key(runId), 't');
+    const t = await this.commands.hget(this.key(runId), 't');
     return t === null ? null : Number(t);
   }
 }

@@ -8,6 +8,7 @@
  * Nothing depends on this process surviving: until PostgreSQL records a transition it stays in the
  * run's live log, and every later transition of the run (or the run's end) carries it again.
  */
+import { systemClock, systemTimer, type Clock, type Timer } from '../shared/clock.js';
 import { describeDbError } from '../shared/db-retry.js';
 import type { Logger } from '../shared/logger.js';
 import type { LogEntry, RunStore } from '../shared/store/runs.js';
@@ -15,14 +16,18 @@ import type { EventBus } from './bus.js';
 import { entryNumber, type LiveRuns } from './live.js';
 
 export interface RecorderDeps {
-  store: RunStore;
-  live: LiveRuns;
-  bus: EventBus;
+  store: Pick<RunStore, 'record'>;
+  live: Pick<LiveRuns, 'trimMany' | 'pending'>;
+  bus: Pick<EventBus, 'publishText'>;
   log: Logger;
   /** How long transitions gather before a write (0: the next turn of the event loop). */
   delayMs: number;
   /** After a failed write, how long to wait before trying again (default 1 s), doubling to 10x. */
   retryMs?: number;
+  /** Reads the time (how long an outage of the writes lasted); Date.now by default. */
+  clock?: Clock;
+  /** Waits: the gathering delay and the retry after a failed write; setTimeout by default. */
+  timer?: Timer;
 }
 
 const MAX_GAP_REFILLS = 20;
@@ -31,14 +36,22 @@ export class Recorder {
   /** Per run: its unrecorded entries by transition number. */
   private pending = new Map<string, Map<number, LogEntry>>();
   private writing: Promise<void> | undefined;
-  private retry: NodeJS.Timeout | undefined;
+  /** Cancels the pending retry after a failed write. */
+  private retry: (() => void) | undefined;
   private closed = false;
   /** Writes failed in a row (a PostgreSQL outage): the retry delay grows with them. */
   private failures = 0;
+  /** When the first of those failures happened. */
+  private failingSince = 0;
+  private readonly clock: Clock;
+  private readonly timer: Timer;
   /** Runs whose last writes found a gap, and how many times in a row. */
   private readonly gapRefills = new Map<string, number>();
 
-  constructor(private readonly deps: RecorderDeps) {}
+  constructor(private readonly deps: RecorderDeps) {
+    this.clock = deps.clock ?? systemClock;
+    this.timer = deps.timer ?? systemTimer;
+  }
 
   /** Takes a run's live log (as a transition returned it) to record soon. */
   push(runId: string, log: readonly LogEntry[]): void {
@@ -66,9 +79,7 @@ export class Recorder {
   private async write(): Promise<void> {
     // Let the transitions of the next few milliseconds join the batch: under load one write
     // carries many, and a short run's end (which records its log itself) often leaves none.
-    await new Promise<void>((r) =>
-      this.deps.delayMs > 0 ? setTimeout(r, this.deps.delayMs) : setImmediate(r),
-    );
+    await new Promise<void>((r) => this.timer(this.deps.delayMs, r));
     const batch = this.pending;
     this.pending = new Map();
     if (!batch.size) return;
@@ -77,7 +88,11 @@ export class Recorder {
       const { events, recorded, gaps } = await store.record(
         [...batch].map(([runId, entries]) => ({ runId, log: [...entries.values()] })),
       );
-      if (this.failures) log.info({ failures: this.failures }, 'recording step transitions again');
+      if (this.failures)
+        log.info(
+          { failures: this.failures, outageMs: this.clock() - this.failingSince },
+          'recording step transitions again',
+        );
       this.failures = 0;
       // Committed: publish (a relay that misses one reads it from PostgreSQL) and trim Redis.
       bus
@@ -100,16 +115,20 @@ export class Recorder {
       // Nothing waits on these writes (a run's end records its log itself), so an outage of any
       // length is ridden out; the delay only keeps a dead server from being asked every second.
       const base = this.deps.retryMs ?? 1_000;
+      if (!this.failures) this.failingSince = this.clock();
       const delay = Math.min(base * 2 ** this.failures++, base * 10);
       log.warn(
         { err, runs: batch.size, retryInMs: delay },
         `recording step transitions failed (${describeDbError(err)}); retrying`,
       );
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        this.kick();
-      }, delay);
-      this.retry.unref();
+      this.retry = this.timer(
+        delay,
+        () => {
+          this.retry = undefined;
+          this.kick();
+        },
+        { unref: true },
+      );
     }
   }
 
@@ -131,16 +150,20 @@ export class Recorder {
       .catch((err) => this.deps.log.warn({ err, runId }, 'reading the live log failed'));
   }
 
+  private cancelRetry(): void {
+    this.retry?.();
+    this.retry = undefined;
+  }
+
   /** Writes what is pending (one attempt), then stops taking work. */
   async close(): Promise<void> {
-    clearTimeout(this.retry);
-    this.retry = undefined;
+    this.cancelRetry();
     await this.writing;
     if (this.pending.size) {
       this.kick();
       await this.writing;
     }
     this.closed = true;
-    clearTimeout(this.retry);
+    this.cancelRetry();
   }
 }

@@ -1,14 +1,20 @@
 /** PostgreSQL pool creation; the only place that builds pg clients. */
 import pg from 'pg';
+import { logConnectionErrors } from './connection-errors.js';
+import type { Logger } from './logger.js';
 
 export type Db = pg.Pool;
 
 // bigint columns (ids, sizes) come back as strings by default; our ids stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+/**
+ * A pool for `url`. Errors of its idle clients (a server restart drops them) go to `options.log`
+ * as `postgres:<applicationName>`, at most once per 10 s; the next query reconnects.
+ */
 export function createDb(
   url: string,
-  options: { max?: number; applicationName?: string } = {},
+  options: { log: Logger; max?: number; applicationName?: string },
 ): Db {
   const pool = new pg.Pool({
     connectionString: url,
@@ -16,8 +22,10 @@ export function createDb(
     application_name: options.applicationName ?? 'norn',
     idleTimeoutMillis: 10_000,
   });
-  // An idle client losing its connection must not crash the process; the next query reconnects.
-  pool.on('error', () => {});
+  logConnectionErrors(pool, {
+    name: `postgres:${options.applicationName ?? 'norn'}`,
+    log: options.log,
+  });
   return pool;
 }
 

@@ -7,6 +7,8 @@
  * - `subscriber` (pub/sub) reconnects and resubscribes by itself; `client`: a few retries.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { logConnectionErrors } from './connection-errors.js';
+import type { Logger } from './logger.js';
 
 export type RedisRole = 'worker' | 'api' | 'client' | 'subscriber';
 
@@ -24,14 +26,18 @@ const ROLE_OPTIONS: Record<RedisRole, RedisOptions> = {
   },
 };
 
-export function createRedis(url: string, role: RedisRole = 'client'): Redis {
+/**
+ * A connection for `role`. Its errors (ioredis emits one per failed reconnect) go to `log` as
+ * `redis:<name>` (name defaults to the role), at most once per 10 s.
+ */
+export function createRedis(url: string, role: RedisRole, log: Logger, name: string = role): Redis {
   const redis = new Redis(url, {
     ...ROLE_OPTIONS[role],
     enableReadyCheck: true,
     lazyConnect: false,
   });
-  // Errors are retried by ioredis; without a listener Node would print each one as unhandled.
-  redis.on('error', () => {});
+  // ioredis retries by itself; the listener logs (and keeps Node from crashing on) each error.
+  logConnectionErrors(redis, { name: `redis:${name}`, log });
   return redis;
 }
 export type { Redis };

@@ -2,8 +2,8 @@
  * A pipeline's finalizer (e.g. cleanup) runs as a standalone job once a run ended failed or
  * cancelled (RunService.scheduleFinalizer), outside the flow; BullMQ retries it on failure.
  */
-import { performance } from 'node:perf_hooks';
 import { UnrecoverableError, type Job } from 'bullmq';
+import type { Clock } from '../shared/clock.js';
 import { toError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
@@ -13,16 +13,19 @@ import type { RunService } from '../queues/runs.js';
 import { describe, makeContext } from './step-context.js';
 
 export interface FinalizerDeps<S> {
-  store: RunStore;
-  runs: RunService;
+  store: Pick<RunStore, 'runContext' | 'outputs' | 'finalizerDone'>;
+  runs: Pick<RunService, 'apply'>;
   registry: PipelineRegistry<S>;
   services: S;
   log: Logger;
   /** Retries a PostgreSQL call through an outage (the processor's). */
   pg: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Milliseconds since the epoch (the finalizer's duration). */
+  clock: Clock;
 }
 
-export function createFinalizer<S>({ store, runs, registry, services, log, pg }: FinalizerDeps<S>) {
+export function createFinalizer<S>(deps: FinalizerDeps<S>) {
+  const { store, runs, registry, services, log, pg, clock } = deps;
   /** Runs the finalizer step of the job's run; a run that no longer exists has nothing to clean. */
   return async function runFinalizer(
     job: Job<StepJobData>,
@@ -38,7 +41,7 @@ export function createFinalizer<S>({ store, runs, registry, services, log, pg }:
       );
     const controller = new AbortController();
     bullSignal?.addEventListener('abort', () => controller.abort('shutdown'), { once: true });
-    const started = performance.now();
+    const started = clock();
     const begin = {
       params: ctx.params,
       spec: ctx.spec,
@@ -51,13 +54,13 @@ export function createFinalizer<S>({ store, runs, registry, services, log, pg }:
         services,
       );
       const result = output instanceof StepSkipped ? { skipped: output.reason } : output;
-      const ms = performance.now() - started;
+      const ms = clock() - started;
       await runs.apply(
         await pg(() => store.finalizerDone(d.runId, d.step, 'complete', result, null, ms)),
       );
     } catch (err) {
       if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
-      const ms = performance.now() - started;
+      const ms = clock() - started;
       await runs.apply(
         await pg(() => store.finalizerDone(d.runId, d.step, 'failed', null, describe(err), ms)),
       );

@@ -11,12 +11,13 @@ import type { Db } from '../shared/db.js';
 import { describeDbError } from '../shared/db-retry.js';
 import { channels } from '../shared/events.js';
 import type { Logger } from '../shared/logger.js';
+import { closeQuietly } from '../shared/connection-errors.js';
 import { createRedis } from '../shared/redis.js';
 import type { RunStore } from '../shared/store/runs.js';
 import type { PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 import type { EventBus } from '../queues/bus.js';
-import { LiveRuns } from '../queues/live.js';
+import { LiveRuns, redisLiveCommands } from '../queues/live.js';
 import { Recorder } from '../queues/recorder.js';
 import { ActiveSteps } from './active.js';
 import { HookRunner } from './hooks.js';
@@ -82,8 +83,8 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   });
   // Steps start and finish on the connection BullMQ completes their jobs on: a finish sent before
   // a job's moveToFinished is applied before it (see the processor's finish).
-  const connection = createRedis(config.redisUrl, 'worker');
-  const stepLive = new LiveRuns(connection, config.queuePrefix);
+  const connection = createRedis(config.redisUrl, 'worker', log, 'steps');
+  const stepLive = new LiveRuns(redisLiveCommands(connection), config.queuePrefix);
   await stepLive.load();
   const processor = createProcessor({
     store: deps.store,
@@ -112,7 +113,7 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
 
-  const subscriber: Redis = createRedis(config.redisUrl, 'subscriber');
+  const subscriber: Redis = createRedis(config.redisUrl, 'subscriber', log, 'cancel');
   const cancelChannel = channels(config.queuePrefix).cancel;
   subscriber.on('message', (channel: string, runId: string) => {
     if (channel === cancelChannel && active.abort(runId, 'cancelled'))
@@ -168,8 +169,8 @@ export async function startWorkerFleet<S>(deps: FleetDeps<S>): Promise<WorkerFle
       clearTimeout(timer);
       await active.settled();
       await recorder.close();
-      await subscriber.quit().catch(() => {});
-      await connection.quit().catch(() => {});
+      await closeQuietly(() => subscriber.quit(), 'redis:cancel', log);
+      await closeQuietly(() => connection.quit(), 'redis:steps', log);
       log.info({ workerId: id }, 'worker stopped');
     },
   };

@@ -6,9 +6,9 @@
  * (which records what the live log still holds first). BullMQ only decides retries and hands
  * steps to workers.
  */
-import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock, type Clock } from '../shared/clock.js';
 import { retryDb, withStepLog } from '../shared/db-retry.js';
 import { isNornError, NornError, toError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -22,11 +22,23 @@ import { startHeartbeat, untilAborted, type AbortReason, type ActiveSteps } from
 import { createFinalizer } from './finalizer.js';
 import { describe, jobLog, makeContext } from './step-context.js';
 
+/** The RunStore calls the processor (and the finalizer, the heartbeat) make. */
+export type ProcessorStore = Pick<
+  RunStore,
+  | 'stepFail'
+  | 'runSucceeded'
+  | 'leasedRun'
+  | 'heartbeat'
+  | 'runContext'
+  | 'outputs'
+  | 'finalizerDone'
+>;
+
 export interface ProcessorDeps<S> {
-  store: RunStore;
-  runs: RunService;
+  store: ProcessorStore;
+  runs: Pick<RunService, 'apply' | 'start'>;
   live: LiveRuns;
-  recorder: Recorder;
+  recorder: Pick<Recorder, 'push' | 'forget'>;
   registry: PipelineRegistry<S>;
   services: S;
   active: ActiveSteps;
@@ -36,13 +48,16 @@ export interface ProcessorDeps<S> {
   /** NORN_DB_RETRY_MS: how long the engine's own PostgreSQL calls around a step are retried. */
   dbRetryMs: number;
   log: Logger;
+  /** Milliseconds since the epoch: step durations, a hand-back's due time (Date.now by default). */
+  clock?: Clock;
 }
 
 export function createProcessor<S>(deps: ProcessorDeps<S>) {
   const { store, runs, live, recorder, log } = deps;
+  const clock = deps.clock ?? systemClock;
   /** The engine's PostgreSQL calls ride out an outage (retries go to the step's log). */
   const pg = <T>(fn: () => Promise<T>) => retryDb(fn, { budgetMs: deps.dbRetryMs, log });
-  const runFinalizer = createFinalizer({ ...deps, pg });
+  const runFinalizer = createFinalizer({ ...deps, pg, clock });
 
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
   return function processStep(
@@ -103,7 +118,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       note: jobLog(job),
       log,
     });
-    const started = performance.now();
+    const started = clock();
     let output: unknown;
     try {
       const def = deps.registry.get(d.pipeline, d.version);
@@ -121,13 +136,13 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         deps.cancelGraceMs,
       );
     } catch (err) {
-      const durationMs = performance.now() - started;
+      const durationMs = clock() - started;
       const reason = controller.signal.aborted
         ? (controller.signal.reason as AbortReason)
         : undefined;
       if (reason === 'shutdown' && token) {
         // Hand the step back without spending an attempt; another worker re-runs it.
-        await job.moveToDelayed(Date.now(), token);
+        await job.moveToDelayed(clock(), token);
         throw new DelayedError('handed back on worker shutdown');
       }
       if (reason === 'lease-lost')
@@ -149,8 +164,8 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     }
 
     if (output instanceof StepSkipped)
-      await finish(d, 'skipped', undefined, performance.now() - started, output.reason);
-    else await finish(d, 'complete', output, performance.now() - started, undefined);
+      await finish(d, 'skipped', undefined, clock() - started, output.reason);
+    else await finish(d, 'complete', output, clock() - started, undefined);
     return null;
   }
 

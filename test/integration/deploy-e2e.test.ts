@@ -149,6 +149,7 @@ describe('deploying the example app end to end', () => {
       expect((await appContainers(name)).length).toBe(2);
       // The migrations ran in the app's own database, recorded in its ledger.
       const appDb = createDb(withDatabase(inject('databaseUrl'), name.replace(/-/g, '_')), {
+        log: silentLogger,
         max: 1,
       });
       try {

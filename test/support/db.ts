@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { createDb, type Db } from '../../src/shared/db.js';
 import { withDatabase } from './global-setup.js';
+import { silentLogger } from '../../src/shared/logger.js';
 
 export interface TestDatabase {
   name: string;
@@ -15,7 +16,7 @@ export interface TestDatabase {
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const base = inject('databaseUrl');
   const name = `norn_t_${randomBytes(5).toString('hex')}`;
-  const admin = createDb(base, { max: 1 });
+  const admin = createDb(base, { log: silentLogger, max: 1 });
   try {
     await admin.query(
       options.empty
@@ -26,14 +27,14 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
     await admin.end();
   }
   const url = withDatabase(base, name);
-  const db = createDb(url, { max: 10 });
+  const db = createDb(url, { log: silentLogger, max: 10 });
   return {
     name,
     url,
     db,
     async drop() {
       await db.end();
-      const a = createDb(base, { max: 1 });
+      const a = createDb(base, { log: silentLogger, max: 1 });
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
       await a.end();
     },

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { createDb } from '../../src/shared/db.js';
 import { migrate } from '../../src/shared/db/migrate.js';
+import { silentLogger } from '../../src/shared/logger.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -60,9 +61,9 @@ export default async function setup(project: TestProject) {
   }
 
   const templateDb = `norn_tmpl_${randomBytes(4).toString('hex')}`;
-  const admin = createDb(databaseUrl, { max: 1 });
+  const admin = createDb(databaseUrl, { log: silentLogger, max: 1 });
   await admin.query(`CREATE DATABASE ${templateDb}`);
-  const template = createDb(withDatabase(databaseUrl, templateDb), { max: 1 });
+  const template = createDb(withDatabase(databaseUrl, templateDb), { log: silentLogger, max: 1 });
   try {
     await migrate(template);
   } finally {

@@ -10,6 +10,7 @@ import { runChecked } from '../../src/shared/exec.js';
 import { createDb } from '../../src/shared/db.js';
 import { migrate } from '../../src/shared/db/migrate.js';
 import { freePort } from './cli/expect-output.js';
+import { silentLogger } from '../../src/shared/logger.js';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 
@@ -45,10 +46,13 @@ export async function startPgCluster(): Promise<PgCluster> {
     asPostgres([`${BIN}/pg_ctl`, '-D', data, '-o', options, '-l', join(dir, 'log'), '-w', 'start']);
   const stop = () => asPostgres([`${BIN}/pg_ctl`, '-D', data, '-m', 'fast', '-w', 'stop']);
   await start();
-  const admin = createDb(`postgres://postgres@127.0.0.1:${port}/postgres`, { max: 1 });
+  const admin = createDb(`postgres://postgres@127.0.0.1:${port}/postgres`, {
+    log: silentLogger,
+    max: 1,
+  });
   await admin.query('CREATE DATABASE norn').finally(() => admin.end());
   const url = `postgres://postgres@127.0.0.1:${port}/norn`;
-  const db = createDb(url, { max: 1 });
+  const db = createDb(url, { log: silentLogger, max: 1 });
   await migrate(db).finally(() => db.end());
   return {
     port,

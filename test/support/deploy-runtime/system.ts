@@ -47,7 +47,7 @@ export async function startRuntime(o: RuntimeOptions) {
   let cron!: CronSchedulerHandle;
   let services!: DeployServices;
   const system = testSystem<DeployServices>(env, [runtimePipeline], ({ config, db }) => {
-    redis.push(createRedis(config.redisUrl, 'worker'));
+    redis.push(createRedis(config.redisUrl, 'worker', silentLogger));
     cron = createCronScheduler({
       connection: redis[0]!,
       prefix: config.queuePrefix,
@@ -59,7 +59,7 @@ export async function startRuntime(o: RuntimeOptions) {
   });
   await system.startWorker();
   // How the worker fleet runs scheduled processes: one Worker on the `cron` queue, same prefix.
-  redis.push(createRedis(system.config.redisUrl, 'worker'));
+  redis.push(createRedis(system.config.redisUrl, 'worker', silentLogger));
   const cronWorker = new Worker<CronJobData, CronJobResult>(
     CRON_QUEUE,
     createCronProcessor(services),
