@@ -326,7 +326,7 @@ export class RunService {
             run.id,
             null,
             'lease expired and the run has no jobs left in the queue',
-            { final: true, cancelled: false },
+            { final: true, cancelled: false, code: 'LEASE_LOST' },
             await this.deps.live.pending(run.id),
           );
           await this.apply(t, run.id);
@@ -340,7 +340,7 @@ export class RunService {
           run.id,
           failed?.step ?? null,
           error,
-          { final: true, cancelled: false },
+          { final: true, cancelled: false, code: 'LEASE_LOST' },
           await this.deps.live.pending(run.id),
         );
         if (failed) await failed.job.log(`the run was ended after its lease expired: ${error}`);

@@ -10,7 +10,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { retryDb, withStepLog } from '../shared/db-retry.js';
-import { isNornError, NornError, toError } from '../shared/errors.js';
+import { isNornError, NornError, toError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
 import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
@@ -154,7 +154,8 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         err instanceof UnrecoverableError ||
         (isNornError(err) && !err.retryable) ||
         job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      await recordFailure(job, err, error, { final, cancelled, durationMs });
+      const code = cancelled ? 'CANCELLED' : isNornError(err) ? err.code : 'STEP_FAILED';
+      await recordFailure(job, err, error, { final, cancelled, durationMs, code });
       if (final) throw new UnrecoverableError(cancelled ? 'CANCELLED' : error);
       throw toError(err);
     } finally {
@@ -178,7 +179,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     job: Job<StepJobData>,
     err: unknown,
     error: string,
-    opts: { final: boolean; cancelled: boolean; durationMs: number },
+    opts: { final: boolean; cancelled: boolean; durationMs: number; code: ErrorCode },
   ): Promise<void> {
     const d = job.data;
     jobLog(job)(

@@ -119,6 +119,42 @@ describe('pipeline engine', () => {
     await expect.poll(() => root?.getState()).toBe('failed');
   });
 
+  it('keeps error codes as codes, on the run, its step and its failure event', async () => {
+    const system = await started();
+    await registerApp(system, 'coded');
+    const failed = await system.runs.request({
+      appId: 'coded',
+      pipeline: 'short',
+      params: { fail: { s2: 'the disk is full' } },
+    });
+    const cancelled = await system.runs.request({
+      appId: 'coded',
+      pipeline: 'short',
+      params: { sleepMs: { s1: 10_000 } },
+    });
+    const queued = await system.runs.request({ appId: 'coded', pipeline: 'short' });
+    await waitForRun(system, failed.runId);
+    await system.runs.cancel(queued.runId);
+    await system.runs.cancel(cancelled.runId);
+    expect(await waitForRun(system, failed.runId)).toMatchObject({
+      status: 'failed',
+      error: 'STEP_FAILED: the disk is full',
+      errorCode: 'STEP_FAILED',
+    });
+    const steps = await system.store.steps(failed.runId);
+    expect(steps[1]).toMatchObject({ name: 's2', status: 'failed', errorCode: 'STEP_FAILED' });
+    const events = await system.events.bySaga(failed.runId);
+    expect(events.at(-1)).toMatchObject({
+      type: 'forge.failed',
+      payload: { code: 'STEP_FAILED', step: 's2' },
+    });
+    for (const id of [cancelled.runId, queued.runId])
+      expect(await waitForRun(system, id)).toMatchObject({
+        status: 'cancelled',
+        errorCode: 'CANCELLED',
+      });
+  });
+
   it('retries a retryable step within its attempts and the run completes', async () => {
     const system = await started();
     await registerApp(system, 'gamma');

@@ -3,7 +3,7 @@
  * read queries the api needs. Every transition is one round trip and returns the events it appended.
  */
 import type { Db } from '../db.js';
-import { NornError } from '../errors.js';
+import { NornError, type ErrorCode } from '../errors.js';
 import type { EventEnvelope } from '../events.js';
 
 export type RunStatus = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
@@ -107,6 +107,7 @@ export interface StepRecord {
   status: string;
   attempts: number;
   error: string | null;
+  errorCode: ErrorCode | null;
   worker: string | null;
   startedAt: string | null;
   finishedAt: string | null;
@@ -130,6 +131,8 @@ export interface RunRecord {
   requestedBy: string | null;
   hooks: string[];
   error: string | null;
+  /** The code of the error that ended the run (src/shared/errors.ts), to group failures by. */
+  errorCode: ErrorCode | null;
   failedStep: string | null;
   cancelReason: string | null;
   createdAt: string;
@@ -144,7 +147,7 @@ const FOREIGN_SCOPE_SQLSTATE = 'NRN02';
 
 const RUN_COLUMNS = `id, app_id AS "appId", id AS "sagaId", scope, pipeline, pipeline_version AS "pipelineVersion",
   status, policy, params, steps, event_prefix AS "eventPrefix", queue_name AS queue, resumed_from AS "resumedFrom",
-  requested_by AS "requestedBy", hooks, error, failed_step AS "failedStep", cancel_reason AS "cancelReason",
+  requested_by AS "requestedBy", hooks, error, error_code AS "errorCode", failed_step AS "failedStep", cancel_reason AS "cancelReason",
   created_at AS "createdAt", started_at AS "startedAt", finished_at AS "finishedAt"`;
 
 export class RunStore {
@@ -247,10 +250,10 @@ export class RunStore {
     runId: string,
     step: string | null,
     error: string,
-    opts: { final: boolean; cancelled: boolean; durationMs?: number },
+    opts: { final: boolean; cancelled: boolean; durationMs?: number; code?: ErrorCode },
     log: readonly LogEntry[] = [],
   ): Promise<Transition> {
-    return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb) AS r', [
+    return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10) AS r', [
       runId,
       step,
       error,
@@ -260,6 +263,7 @@ export class RunStore {
       this.holder,
       this.leaseTtlMs,
       logArray(log),
+      opts.code ?? (opts.cancelled ? 'CANCELLED' : 'STEP_FAILED'),
     ]);
   }
 
@@ -391,7 +395,7 @@ export class RunStore {
     const { rows } = await this.db.query<StepRecord>(
       `SELECT (s.ord - 1)::integer AS index, s.name,
               coalesce(ds.status, CASE WHEN d.status IN ('succeeded', 'failed', 'cancelled') THEN 'not_run' ELSE 'pending' END) AS status,
-              coalesce(ds.attempts, 0) AS attempts, ds.error, ds.worker, ds.started_at AS "startedAt",
+              coalesce(ds.attempts, 0) AS attempts, ds.error, ds.error_code AS "errorCode", ds.worker, ds.started_at AS "startedAt",
               ds.finished_at AS "finishedAt", ds.duration_ms AS "durationMs"
        FROM runs d CROSS JOIN LATERAL unnest(d.steps) WITH ORDINALITY AS s (name, ord)
        LEFT JOIN run_steps ds ON ds.run_id = d.id AND ds.idx = s.ord - 1

@@ -57,6 +57,7 @@ CREATE TABLE runs (
   request_seq         bigserial NOT NULL,
   recorded_tseq       integer NOT NULL DEFAULT 0,   -- the live log is recorded up to this transition
   error               text,
+  error_code          text,                         -- the error's code (src/shared/errors.ts), to group failures by
   failed_step         text,
   cancel_reason       text,
   created_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -81,6 +82,7 @@ CREATE TABLE run_steps (
   attempts      integer NOT NULL DEFAULT 0,
   output        jsonb,
   error         text,
+  error_code    text,
   worker        text,
   started_at    timestamptz,
   finished_at   timestamptz,
@@ -291,11 +293,11 @@ END $$;
 CREATE FUNCTION norn_cancel_queued(d runs, p_reason text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE runs SET status = 'cancelled', cancel_reason = p_reason, finished_at = clock_timestamp()
+  UPDATE runs SET status = 'cancelled', cancel_reason = p_reason, error_code = 'CANCELLED', finished_at = clock_timestamp()
   WHERE id = d.id;
   PERFORM norn_hook_due(d, 'onCancel');
   RETURN norn_append_event(d.app_id, d.id, d.event_prefix || '.failed',
-    jsonb_build_object('sagaId', d.id, 'step', NULL, 'error', 'cancelled: ' || p_reason, 'cancelled', true));
+    jsonb_build_object('sagaId', d.id, 'step', NULL, 'error', 'cancelled: ' || p_reason, 'code', 'CANCELLED', 'cancelled', true));
 END $$;
 
 -- A step's row, created (pending) when it has none yet. Caller holds the run's locks.
@@ -531,7 +533,8 @@ END $$;
 -- recorded not_run, the scope is released and the next queued run admitted.
 -- p_step NULL means "whatever step is running" (cancel finished by the api or the sweeper).
 CREATE FUNCTION norn_step_fail(p_run uuid, p_step text, p_error text, p_final boolean, p_cancelled boolean,
-                               p_duration_ms integer, p_holder text, p_ttl_ms integer, p_log jsonb) RETURNS jsonb
+                               p_duration_ms integer, p_holder text, p_ttl_ms integer, p_log jsonb,
+                               p_error_code text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE d runs := norn_lock_run(p_run); v_refusal jsonb := norn_refusal(d, false); s run_steps;
         v_events jsonb; v_status text;
@@ -557,34 +560,35 @@ BEGIN
   END IF;
 
   IF NOT p_final THEN
-    UPDATE run_steps SET status = 'failed', error = p_error, duration_ms = p_duration_ms
+    UPDATE run_steps SET status = 'failed', error = p_error, error_code = p_error_code, duration_ms = p_duration_ms
     WHERE run_id = p_run AND idx = s.idx;
     v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.step',
       jsonb_build_object('step', s.name, 'sagaId', p_run, 'status', 'failed', 'index', s.idx + 1,
-        'total', cardinality(d.steps), 'durationMs', p_duration_ms, 'error', p_error, 'willRetry', true,
-        'attempt', s.attempts));
+        'total', cardinality(d.steps), 'durationMs', p_duration_ms, 'error', p_error, 'code', p_error_code,
+        'willRetry', true, 'attempt', s.attempts));
     RETURN jsonb_build_object('action', 'retry', 'events', v_events);
   END IF;
 
   v_status := CASE WHEN p_cancelled THEN 'cancelled' ELSE 'failed' END;
   IF s.idx IS NOT NULL THEN
-    UPDATE run_steps SET status = v_status, error = p_error, finished_at = clock_timestamp(),
+    UPDATE run_steps SET status = v_status, error = p_error, error_code = p_error_code, finished_at = clock_timestamp(),
            duration_ms = coalesce(p_duration_ms, duration_ms)
     WHERE run_id = p_run AND idx = s.idx;
     v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.step',
       jsonb_strip_nulls(jsonb_build_object('step', s.name, 'sagaId', p_run, 'status', v_status,
-        'index', s.idx + 1, 'total', cardinality(d.steps), 'durationMs', p_duration_ms, 'error', p_error)));
+        'index', s.idx + 1, 'total', cardinality(d.steps), 'durationMs', p_duration_ms, 'error', p_error,
+        'code', p_error_code)));
   END IF;
   -- Steps without a row are reported not_run by RunStore.steps once the run has ended.
   UPDATE run_steps SET status = 'not_run'
   WHERE run_id = p_run AND status IN ('pending', 'running', 'failed') AND idx IS DISTINCT FROM s.idx;
-  UPDATE runs SET status = v_status, error = p_error, failed_step = s.name, finished_at = clock_timestamp(),
+  UPDATE runs SET status = v_status, error = p_error, error_code = p_error_code, failed_step = s.name, finished_at = clock_timestamp(),
          cancel_reason = CASE WHEN p_cancelled THEN coalesce(cancel_reason, p_error) END
   WHERE id = p_run;
   DELETE FROM leases WHERE run_id = p_run;
   PERFORM norn_hook_due(d, CASE WHEN p_cancelled THEN 'onCancel' ELSE 'onFail' END);
   v_events := v_events || norn_append_event(d.app_id, p_run, d.event_prefix || '.failed',
-    jsonb_build_object('sagaId', p_run, 'step', s.name, 'error', p_error, 'cancelled', p_cancelled));
+    jsonb_build_object('sagaId', p_run, 'step', s.name, 'error', p_error, 'code', p_error_code, 'cancelled', p_cancelled));
   RETURN jsonb_build_object('action', 'ended', 'status', v_status, 'events', v_events,
                             'next', norn_admit(d.scope, p_holder, p_ttl_ms));
 END $$;
