@@ -200,7 +200,7 @@ describe('step processor failures', () => {
       'run-1',
       'clone',
       'git fetch failed',
-      { final: false, cancelled: false, durationMs: 40 },
+      { final: false, cancelled: false, durationMs: 40, code: 'STEP_FAILED' },
     ]);
     expect(kinds(pending as string[]).map((e) => e.k)).toEqual(['start']);
     expect(h.applied.map((a) => a.runId)).toEqual(['run-1']);
@@ -224,7 +224,7 @@ describe('step processor failures', () => {
       'run-1',
       'clone',
       'git fetch failed',
-      { final: true, cancelled: false, durationMs: 0 },
+      { final: true, cancelled: false, durationMs: 0, code: 'STEP_FAILED' },
     ]);
 
     const h2 = harness({
@@ -339,7 +339,7 @@ describe('step processor cancel', () => {
       'run-1',
       'clone',
       'cancelled',
-      { final: true, cancelled: true, durationMs: 7 },
+      { final: true, cancelled: true, durationMs: 7, code: 'CANCELLED' },
     ]);
     expect(h.active.size).toBe(0);
   });
