@@ -3,6 +3,7 @@ import type { CpuUse } from './cpu.js';
 import {
   engineRatios,
   isSlow,
+  ratio,
   SLOW_P50_MS,
   SYSTEM_LABELS,
   targetVerdicts,
@@ -40,7 +41,7 @@ export function summarize(samples: readonly number[]): { p50: number; p99: numbe
 }
 
 const ms = (v: number) => v.toFixed(1);
-const x = (v: number) => `${v.toFixed(2)}×`;
+const x = ratio;
 
 export interface TableContext {
   environment: string;

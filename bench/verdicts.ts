@@ -84,7 +84,9 @@ export function engineRatios(results: Partial<Record<SystemId, Figures>>): Ratio
   });
 }
 
-const x = (v: number) => `${v.toFixed(2)}×`;
+/** A ratio as printed: two decimals, or two significant digits below 0.1 (so 0.003× is not "0.00×"). */
+export const ratio = (v: number) => `${v >= 0.1 ? v.toFixed(2) : v.toPrecision(2)}×`;
+const x = ratio;
 const f0 = (v: number) => v.toFixed(0);
 const f1 = (v: number) => v.toFixed(1);
 

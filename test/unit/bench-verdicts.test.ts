@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { engineRatios, targetVerdicts, type Figures } from '../../bench/verdicts.js';
+import { engineRatios, ratio, targetVerdicts, type Figures } from '../../bench/verdicts.js';
 
 const f = (p50: number, stepsPerSec: number, p99 = p50 * 2): Figures => ({ p50, p99, stepsPerSec });
 const verdictOf = (rows: ReturnType<typeof targetVerdicts>, start: string) =>
@@ -39,6 +39,11 @@ describe('bench verdicts', () => {
     expect(verdictOf(targetVerdicts(1, { engine: f(1, 1) }), 'engine ≥ BullMQ').verdict).toBe(
       'n/a',
     );
+  });
+
+  it('prints small ratios with significant digits, not as 0.00×', () => {
+    expect(ratio(0.0028)).toBe('0.0028×');
+    expect(ratio(2.704)).toBe('2.70×');
   });
 
   it('needs both halves of the BullMQ+INSERT and no-regression targets', () => {
