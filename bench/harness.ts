@@ -1,7 +1,9 @@
 /**
- * The two systems under test behind one interface: raw BullMQ (the same nested 9-step flow the
- * engine builds, no-op workers) and the engine (RunService.request, norn worker processes).
- * `once` is one run, requested and awaited; `batch` is n runs in flight at once.
+ * The BullMQ-based systems under test behind one interface: raw BullMQ (the same nested 9-step
+ * flow the engine builds, no-op workers), BullMQ+INSERT (that flow, each step committing its start
+ * and finish events to PostgreSQL) and the engine (RunService.request, norn worker processes); the
+ * PostgreSQL queues are in peers.ts. `once` is one run, requested and awaited; `batch` is n runs in
+ * flight at once.
  */
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
@@ -23,9 +25,19 @@ export interface Harness {
   stopWorkers(): Promise<void>;
   /** End-to-end ms of one run: request → completion observed here. */
   once(i: number): Promise<number>;
-  /** Wall ms for `n` runs requested at once, until the last completion is observed. */
-  batch(n: number): Promise<number>;
+  /**
+   * `n` runs requested at once: wall ms until the last completion is observed, and the steps done.
+   * A harness whose system may be slower than `budgetMs` stops waiting then and counts the steps
+   * finished so far (`partial`); its stopWorkers() removes what was left.
+   */
+  batch(n: number, budgetMs: number): Promise<BatchResult>;
   close(): Promise<void>;
+}
+
+export interface BatchResult {
+  ms: number;
+  steps: number;
+  partial: boolean;
 }
 
 export interface HarnessOptions {
@@ -40,7 +52,7 @@ export interface HarnessOptions {
  * Completion times by key, fed by one listener. A completion may be observed before its waiter is
  * registered (the engine's sagaId is known only once request() returns), so those are kept.
  */
-class Completions {
+export class Completions {
   private readonly waiting = new Map<
     string,
     { resolve(t: number): void; reject(e: Error): void }
@@ -73,23 +85,48 @@ class Completions {
   }
 }
 
+/** What makes a BullMQ chain the raw baseline or the BullMQ+INSERT peer. */
+export interface RawVariant {
+  label: string;
+  queue: string;
+  /** Extra worker environment (BENCH_INSERT_DATABASE_URL for BullMQ+INSERT). */
+  env: Record<string, string>;
+}
+
+/**
+ * QueueEvents' stream length: BullMQ trims it at 10,000 entries by default, and a 9-step chain
+ * writes ~45, so beyond ~200 chains in flight completions could be trimmed before the bench reads
+ * them. The queue's meta sets the limit the workers' scripts trim at; this leaves room for `runs`.
+ */
+export const eventsMaxLen = (runs: number) => Math.max(10_000, runs * 100);
+
 export class RawHarness implements Harness {
-  readonly label = 'raw BullMQ';
-  static readonly QUEUE = 'raw';
+  readonly label: string;
+  private readonly queueName: string;
   private readonly connection: Redis;
   private readonly flows: FlowProducer;
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   private readonly completions = new Completions();
-  private pool = new WorkerPool(this.label);
+  private pool: WorkerPool;
 
-  constructor(private readonly o: HarnessOptions) {
+  constructor(
+    private readonly o: HarnessOptions & { maxRunsInFlight: number },
+    private readonly variant: RawVariant = { label: 'raw BullMQ', queue: 'raw', env: {} },
+  ) {
+    this.label = variant.label;
+    this.pool = new WorkerPool(this.label);
+    this.queueName = variant.queue;
     this.connection = createRedis(o.redisUrl, 'worker', silentLogger);
     this.flows = new FlowProducer({ connection: this.connection, prefix: o.prefix });
-    this.queue = new Queue(RawHarness.QUEUE, { connection: this.connection, prefix: o.prefix });
+    this.queue = new Queue(this.queueName, {
+      connection: this.connection,
+      prefix: o.prefix,
+      streams: { events: { maxLen: eventsMaxLen(o.maxRunsInFlight) } },
+    });
     // One QueueEvents for the whole bench. Reading from the stream's start: the prefix is new, and
     // no completion can slip in between connecting and the first XREAD.
-    this.events = new QueueEvents(RawHarness.QUEUE, {
+    this.events = new QueueEvents(this.queueName, {
       connection: createRedis(o.redisUrl, 'worker', silentLogger),
       prefix: o.prefix,
       lastEventId: '0',
@@ -107,6 +144,20 @@ export class RawHarness implements Harness {
     });
   }
 
+  /** Writes the queue's meta (the events stream length) before any worker trims the stream. */
+  async prepare(): Promise<void> {
+    await this.queue.getVersion();
+    const maxLen = await this.connection.hget(
+      `${this.o.prefix}:${this.queueName}:meta`,
+      'opts.maxLenEvents',
+    );
+    if (Number(maxLen) !== eventsMaxLen(this.o.maxRunsInFlight))
+      throw new NornError(
+        'INTERNAL',
+        `${this.label}: events stream maxLen is ${maxLen}, not ${eventsMaxLen(this.o.maxRunsInFlight)}`,
+      );
+  }
+
   async startWorkers(count: number): Promise<void> {
     await this.events.waitUntilReady();
     this.pool = new WorkerPool(this.label);
@@ -117,7 +168,8 @@ export class RawHarness implements Harness {
         REDIS_URL: this.o.redisUrl,
         NORN_QUEUE_PREFIX: this.o.prefix,
         NORN_WORKER_CONCURRENCY: String(this.o.concurrency),
-        BENCH_QUEUE: RawHarness.QUEUE,
+        BENCH_QUEUE: this.queueName,
+        ...this.variant.env,
       },
       this.queue,
     );
@@ -137,7 +189,7 @@ export class RawHarness implements Harness {
       pipeline: bench.name,
       version: bench.version,
       eventPrefix: bench.name,
-      queue: RawHarness.QUEUE,
+      queue: this.queueName,
       steps: [...BENCH_STEPS],
       status: 'running',
       params: {},
@@ -159,10 +211,14 @@ export class RawHarness implements Harness {
     return end - start;
   }
 
-  async batch(n: number): Promise<number> {
+  async batch(n: number): Promise<BatchResult> {
     const start = performance.now();
     const runs = await Promise.all(Array.from({ length: n }, () => this.one()));
-    return Math.max(...runs.map((r) => r.end)) - start;
+    return {
+      ms: Math.max(...runs.map((r) => r.end)) - start,
+      steps: n * BENCH_STEPS.length,
+      partial: false,
+    };
   }
 
   async close(): Promise<void> {
@@ -276,10 +332,14 @@ export class EngineHarness implements Harness {
     return end - start;
   }
 
-  async batch(n: number): Promise<number> {
+  async batch(n: number): Promise<BatchResult> {
     const start = performance.now();
     const runs = await Promise.all(Array.from({ length: n }, (_, i) => this.one(i)));
-    return Math.max(...runs.map((r) => r.end)) - start;
+    return {
+      ms: Math.max(...runs.map((r) => r.end)) - start,
+      steps: n * BENCH_STEPS.length,
+      partial: false,
+    };
   }
 
   async close(): Promise<void> {

@@ -79,23 +79,25 @@ export interface BenchDatabase {
 }
 
 /**
- * Creates and migrates `name` next to the database of `baseUrl`; drop() is safe to call twice.
- * `synchronousCommit` (diagnostic) sets that PostgreSQL setting for this database only.
+ * Creates an empty database `name` next to the database of `baseUrl` (a peer's throwaway
+ * database); drop() is safe to call twice. `synchronousCommit` (diagnostic) sets that PostgreSQL
+ * setting for this database only.
  */
-export async function createBenchDatabase(
+export async function createThrowawayDatabase(
   baseUrl: string,
   name: string,
   synchronousCommit?: string,
 ): Promise<BenchDatabase> {
-  if (!/^norn_bench_[a-f0-9]+$/.test(name))
+  if (!/^norn_bench_[a-f0-9]+(_[a-z]+)?$/.test(name))
     throw new NornError('BAD_REQUEST', `refusing to manage database ${name}`);
   const admin = createDb(baseUrl, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
   try {
     await admin.query(`CREATE DATABASE ${name}`);
+    if (synchronousCommit)
+      await admin.query(`ALTER DATABASE ${name} SET synchronous_commit = ${synchronousCommit}`);
   } finally {
     await admin.end();
   }
-  const url = withDatabase(baseUrl, name);
   const drop = async () => {
     const a = createDb(baseUrl, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
     try {
@@ -104,18 +106,26 @@ export async function createBenchDatabase(
       await a.end();
     }
   };
-  const db = createDb(url, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
+  return { url: withDatabase(baseUrl, name), drop };
+}
+
+/** Creates and migrates `name` (the engine's database) as createThrowawayDatabase does. */
+export async function createBenchDatabase(
+  baseUrl: string,
+  name: string,
+  synchronousCommit?: string,
+): Promise<BenchDatabase> {
+  const bench = await createThrowawayDatabase(baseUrl, name, synchronousCommit);
+  const db = createDb(bench.url, { log: silentLogger, max: 1, applicationName: 'norn-bench' });
   try {
     await migrate(db);
-    if (synchronousCommit)
-      await db.query(`ALTER DATABASE ${name} SET synchronous_commit = ${synchronousCommit}`);
   } catch (err) {
     await db.end();
-    await drop().catch(() => {});
+    await bench.drop().catch(() => {});
     throw err;
   }
   await db.end();
-  return { url, drop };
+  return bench;
 }
 
 /** Deletes every key under `<prefix>:` (the prefix is random and the bench's own). */

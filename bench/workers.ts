@@ -1,7 +1,8 @@
 /**
  * Worker processes for one configuration: started with runCommand (own process group, killed as a
- * group on abort), ready once BullMQ lists them as workers of the queue, and watched: a worker that
- * dies mid-measurement fails the bench instead of leaving it waiting.
+ * group on abort), ready once BullMQ lists them as workers of the queue (or, for the PostgreSQL
+ * peers, once each has printed READY_LINE), and watched: a worker that dies mid-measurement fails
+ * the bench instead of leaving it waiting.
  */
 import { fileURLToPath } from 'node:url';
 import type { Queue } from 'bullmq';
@@ -9,6 +10,9 @@ import { NornError } from '../src/shared/errors.js';
 import { runCommand } from '../src/shared/exec.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** What a peer's worker process prints on stdout once it takes jobs. */
+export const READY_LINE = 'norn-bench: worker ready';
 
 /**
  * `node --import tsx --import bench/parent-watch.ts <script> <args>`: one process per worker.
@@ -46,6 +50,7 @@ export class WorkerPool {
   private readonly running: Running[] = [];
   private stopping = false;
   private failCrash!: (err: Error) => void;
+  private readyLines = 0;
   /** Rejects when a worker exits on its own; race waits against it. */
   readonly crashed: Promise<never> = new Promise<never>((_, reject) => {
     this.failCrash = reject;
@@ -56,18 +61,22 @@ export class WorkerPool {
     pools.add(this);
   }
 
-  /** Starts `count` processes and resolves once `queue` lists that many workers. */
+  /**
+   * Starts `count` processes and resolves once `ready` (a BullMQ queue) lists that many workers,
+   * or, with `ready` = 'line', once that many have printed READY_LINE.
+   */
   async start(
     count: number,
     argv: string[],
     env: Record<string, string>,
-    queue: Queue,
+    ready: Queue | 'line',
     timeoutMs = 30_000,
   ): Promise<void> {
     for (let i = 0; i < count; i++) this.spawn(i + 1, argv, env);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if ((await queue.getWorkersCount()) >= count) return;
+      const n = ready === 'line' ? this.readyLines : await ready.getWorkersCount();
+      if (n >= count) return;
       if (Date.now() > deadline) {
         throw new NornError(
           'TIMEOUT',
@@ -88,7 +97,8 @@ export class WorkerPool {
       killGraceMs: 5_000,
       // LOG_LEVEL=warn: anything a worker prints is worth seeing.
       onLine: (line) => {
-        if (line.trim()) console.error(`[${name}] ${line}`);
+        if (line.trim() === READY_LINE) this.readyLines++;
+        else if (line.trim()) console.error(`[${name}] ${line}`);
       },
     }).then(
       (result) => {
