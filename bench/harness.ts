@@ -11,7 +11,7 @@ import { FlowProducer, Queue, QueueEvents } from 'bullmq';
 import { buildFlow, rootJobId } from '../src/queues/flow.js';
 import { loadConfig } from '../src/shared/config.js';
 import { NornError } from '../src/shared/errors.js';
-import { channels, isEnvelope } from '../src/shared/events.js';
+import { channels, parseEvents } from '../src/shared/events.js';
 import { silentLogger } from '../src/shared/logger.js';
 import { createRedis, type Redis } from '../src/shared/redis.js';
 import type { RunRef } from '../src/shared/store/runs.js';
@@ -273,19 +273,14 @@ export class EngineHarness implements Harness {
   }
 
   private onEvent(text: string) {
-    let e: unknown;
-    try {
-      e = JSON.parse(text);
-    } catch {
-      return;
+    for (const e of parseEvents(text)) {
+      if (e.type === this.completedType) this.completions.settle(e.sagaId, performance.now());
+      else if (e.type === this.failedType)
+        this.completions.settle(
+          e.sagaId,
+          new NornError('STEP_FAILED', `run ${e.sagaId} failed: ${JSON.stringify(e.payload)}`),
+        );
     }
-    if (!isEnvelope(e)) return;
-    if (e.type === this.completedType) this.completions.settle(e.sagaId, performance.now());
-    else if (e.type === this.failedType)
-      this.completions.settle(
-        e.sagaId,
-        new NornError('STEP_FAILED', `run ${e.sagaId} failed: ${JSON.stringify(e.payload)}`),
-      );
   }
 
   /** Registers the apps runs are spread over (one run per app at a time) and subscribes to events. */

@@ -8,7 +8,7 @@
 import type { Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { closeQuietly } from '../shared/connection-errors.js';
-import { channels, isEnvelope, type EventEnvelope } from '../shared/events.js';
+import { channels, parseEvents, type EventEnvelope } from '../shared/events.js';
 import type { Logger } from '../shared/logger.js';
 import type { Redis } from '../shared/redis.js';
 import type { EventStore } from '../shared/store/events.js';
@@ -93,13 +93,8 @@ export class EventRelay {
   async start(): Promise<void> {
     this.deps.subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
-      let event: unknown;
-      try {
-        event = JSON.parse(message);
-      } catch {
-        return;
-      }
-      if (isEnvelope(event)) this.guarded('dispatch', () => this.dispatch(event));
+      for (const event of parseEvents(message))
+        this.guarded('dispatch', () => this.dispatch(event));
     });
     await this.deps.subscriber.subscribe(this.channel);
     this.timer = setInterval(

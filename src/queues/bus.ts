@@ -12,7 +12,10 @@ export class EventBus {
     this.ch = channels(prefix);
   }
 
-  /** Publishes committed events in order. Losing one is tolerated: relays catch up from PostgreSQL. */
+  /**
+   * Publishes committed events, in order, as one message (a JSON array: one PUBLISH per commit, not
+   * per event; read with parseEvents). Losing one is tolerated: relays catch up from PostgreSQL.
+   */
   publish(events: readonly EventEnvelope[] | undefined): Promise<void> {
     return this.publishText(events?.map((e) => JSON.stringify(e)) ?? []);
   }
@@ -20,9 +23,7 @@ export class EventBus {
   /** publish() for events that are JSON text already (as PostgreSQL returned them). */
   async publishText(events: readonly string[]): Promise<void> {
     if (!events.length) return;
-    const pipeline = this.redis.pipeline();
-    for (const e of events) pipeline.publish(this.ch.events, e);
-    await pipeline.exec();
+    await this.redis.publish(this.ch.events, `[${events.join(',')}]`);
   }
 
   async broadcastCancel(runId: string): Promise<void> {

@@ -8,6 +8,9 @@ export interface EventEnvelope<P = Record<string, unknown>> {
   seq: number;
   type: string;
   appId: string;
+  /** The run the event belongs to. */
+  runId: string;
+  /** The run id again, under its earlier name (one id per run). */
   sagaId: string;
   ts: string;
   payload: P;
@@ -19,6 +22,20 @@ export const isEnvelope = (v: unknown): v is EventEnvelope =>
   typeof (v as EventEnvelope).id === 'number' &&
   typeof (v as EventEnvelope).seq === 'number' &&
   typeof (v as EventEnvelope).appId === 'string';
+
+/**
+ * The events of one pub/sub message: a transaction's committed events go out as one message, a
+ * JSON array in commit order (a single envelope is read too). Anything else yields none.
+ */
+export function parseEvents(message: string): EventEnvelope[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(message);
+  } catch {
+    return [];
+  }
+  return (Array.isArray(value) ? value : [value]).filter(isEnvelope);
+}
 
 /** Redis pub/sub channels; all prefixed so installations (and tests) can share one Redis. */
 export const channels = (prefix: string) => ({
