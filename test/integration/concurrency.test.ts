@@ -62,7 +62,7 @@ const pidsAlive = (marker: string) =>
     });
 
 describe('one run per app at a time', () => {
-  it('queue: requests for one app run one after another, in request order, across two workers; other apps run in parallel', async () => {
+  it('run.admit: requests for one app run one after another, in request order, across two workers; other apps run in parallel', async () => {
     const [a] = await fleet(2);
     await registerApp(a!, 'q-app');
     await registerApp(a!, 'q-other');
@@ -88,7 +88,7 @@ describe('one run per app at a time', () => {
     expect(new Set(lines.map((l) => l[3])).size).toBeGreaterThanOrEqual(1);
   });
 
-  it('supersede: a newer request cancels the running run and the queued ones; the newest runs', async () => {
+  it('run.supersede: a newer request cancels the running run and the queued ones; the newest runs', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'sup-app', { deployPolicy: { concurrency: 'supersede' } });
     const trace = traceFile();
@@ -116,7 +116,7 @@ describe('one run per app at a time', () => {
     expect(ended?.cancelReason).toContain(`superseded by ${newest.deploymentId}`);
   });
 
-  it("reject: a request while the app is busy is refused with the running run's id", async () => {
+  it("run.reject: a request while the app is busy is refused with the running run's id", async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'rej-app');
     const running = await a!.runs.request({
@@ -143,7 +143,7 @@ describe('one run per app at a time', () => {
     expect((await waitForRun(a!, later.deploymentId)).status).toBe('succeeded');
   });
 
-  it('a lease whose holder died expires; the sweeper frees the app when the run has no jobs left', async () => {
+  it('run.lease-expired: a lease whose holder died expires; the sweeper frees the app when the run has no jobs left', async () => {
     // No worker at all: an admitted run whose flow vanished (Redis lost it) must not lock the app forever.
     const [a] = await fleet(0);
     await registerApp(a!, 'lease-app');
@@ -166,7 +166,7 @@ describe('one run per app at a time', () => {
 });
 
 describe('cancel and resume', () => {
-  it('cancels a running step, kills its child processes, and ends the run cancelled within seconds', async () => {
+  it('run.cancelled: cancels a running step, kills its child processes, and ends the run cancelled within seconds', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'can-app');
     const trace = traceFile();
@@ -200,7 +200,7 @@ describe('cancel and resume', () => {
     expect(events.at(-1)).toMatchObject({ type: 'deploy.failed', payload: { cancelled: true } });
   });
 
-  it('cancels a queued run at once, and a run whose step ignores its signal after the grace period', async () => {
+  it('run.cancel-queued: cancels a queued run at once, and a run whose step ignores its signal after the grace period', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'can2-app');
     const first = await a!.runs.request({
@@ -220,7 +220,7 @@ describe('cancel and resume', () => {
     expect(Date.now() - t0).toBeLessThan(5_000); // grace is 2 s in tests, the step sleeps 8 s
   });
 
-  it('cancels a run that waits between steps even when no worker is alive', async () => {
+  it('run.cancel-idle: cancels a run that waits between steps even when no worker is alive', async () => {
     const [a] = await fleet(0);
     await registerApp(a!, 'can3-app');
     const run = await a!.runs.request({ appId: 'can3-app', pipeline: 'short', params: {} });
@@ -228,7 +228,7 @@ describe('cancel and resume', () => {
     expect(await a!.runs.queue('steps').getJobState(`${run.deploymentId}.s3`)).toBe('unknown');
   });
 
-  it('resume starts a new run in which steps completed earlier are reported skipped', async () => {
+  it('step.skip: resume starts a new run in which steps completed earlier are reported skipped', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'res-app');
     const trace = traceFile();

@@ -112,7 +112,7 @@ describe('step processor', () => {
     await h.live.open(RUN);
   });
 
-  it('starts a step, records its finish, and lets the next step start only after it', async () => {
+  it('step.start: starts a step, records its finish, and lets the next step start only after it', async () => {
     const t0 = h.time.clock();
     const clone = fakeJob('clone');
     // The next step taken too early waits for its predecessor's finish (the live state says so).
@@ -155,7 +155,7 @@ describe('step processor', () => {
     expect(h.redis.hashes.get('pfx:norn:run:run-1')?.get('s:build')).toBe('complete');
   });
 
-  it('the last step ends the run in PostgreSQL with the whole live log', async () => {
+  it('run.succeed: the last step ends the run in PostgreSQL with the whole live log', async () => {
     for (const step of STEPS) await h.process(fakeJob(step).job, 'tok');
     await h.active.settled();
     expect(h.calls).toHaveLength(1);
@@ -168,7 +168,7 @@ describe('step processor', () => {
     expect(h.applied).toEqual([{ t: { action: 'ended', status: 'succeeded' }, runId: 'run-1' }]);
   });
 
-  it('a re-delivered finished step does nothing again', async () => {
+  it('step.done: a re-delivered finished step does nothing again', async () => {
     await h.process(fakeJob('clone').job, 'tok');
     await h.active.settled();
     const before = h.redis.calls.length;
@@ -283,7 +283,7 @@ describe('step processor failures', () => {
 });
 
 describe('step processor cancel', () => {
-  it('a run cancelled before the step starts fails the step as cancelled without running it', async () => {
+  it('step.cancel: a run cancelled before the step starts fails the step as cancelled without running it', async () => {
     let ran = false;
     const h = harness({
       build: async () => {
@@ -354,7 +354,7 @@ describe('step processor cancel', () => {
     expect(h.calls[0]?.[4]).toMatchObject({ final: true, cancelled: true });
   });
 
-  it('a worker shutdown hands the step back at the injected time without spending an attempt', async () => {
+  it('step.handback: a worker shutdown hands the step back at the injected time without spending an attempt', async () => {
     const h = harness({
       clone: (ctx) =>
         new Promise((_, reject) =>
