@@ -1,10 +1,14 @@
-/** One run per app across the fleet: queue, supersede, reject; the lease; cancel and resume. */
+/**
+ * One run per app across the fleet: queue, supersede, reject; the lease; cancel and resume;
+ * admission and the sweeper's recovery driven one sweep at a time.
+ */
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { NornError } from '../../src/shared/errors.js';
+import type { NornSystem } from '../../src/system.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { registerApp, testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
 
@@ -262,5 +266,100 @@ describe('cancel and resume', () => {
     );
     expect((await a!.store.getRun(resumed.deploymentId))?.resumedFrom).toBe(failed.deploymentId);
     await expect(a!.runs.resume(resumed.deploymentId)).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+});
+
+/** As if nobody renewed it for a while: the lease of `runId` expired a second ago. */
+const expireLease = (system: NornSystem, runId: string) =>
+  system.db.query(
+    `UPDATE leases SET expires_at = clock_timestamp() - interval '1 second' WHERE run_id = $1`,
+    [runId],
+  );
+const leaseFresh = async (system: NornSystem, runId: string) =>
+  (
+    await system.db.query<{ fresh: boolean }>(
+      'SELECT expires_at > clock_timestamp() AS fresh FROM leases WHERE run_id = $1',
+      [runId],
+    )
+  ).rows[0]?.fresh;
+
+describe('admission and the sweeper, step by step (no worker unless the test starts one)', () => {
+  it('run.request-free: a request for a free scope is admitted at once and holds the lease', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'free-app');
+    const run = await a!.runs.request({ appId: 'free-app', pipeline: 'short', params: {} });
+    expect(run).toMatchObject({ status: 'running', position: 0, scope: 'app:free-app' });
+    expect((await a!.store.getRun(run.runId))?.status).toBe('running');
+    const view = await a!.store.scopeView('app:free-app');
+    expect(view.holder?.runId).toBe(run.runId);
+    expect(view.waiting).toEqual([]);
+    // Its live state is open (no transition yet) and its flow added; its one event says queued.
+    expect(await a!.live.lastTransition(run.runId)).toBe(0);
+    expect(await a!.runs.queue('steps').getJobState(`${run.runId}.s3`)).not.toBe('unknown');
+    expect((await a!.events.bySaga(run.sagaId)).map((e) => e.type)).toEqual(['forge.queued']);
+    await a!.runs.cancel(run.runId);
+  });
+
+  it('run.supersede-queued: a superseding request ends the queued runs of its scope cancelled at once', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'supq-app');
+    const running = await a!.runs.request({ appId: 'supq-app', pipeline: 'short', params: {} });
+    const queued = await a!.runs.request({ appId: 'supq-app', pipeline: 'short', params: {} });
+    expect(queued.status).toBe('queued');
+    const newest = await a!.runs.request({
+      appId: 'supq-app',
+      pipeline: 'short',
+      policy: 'supersede',
+      params: {},
+    });
+    expect(await a!.store.getRun(queued.runId)).toMatchObject({
+      status: 'cancelled',
+      cancelReason: `superseded by ${newest.runId}`,
+    });
+    expect((await a!.events.bySaga(queued.sagaId)).map((e) => [e.type, e.payload])).toEqual([
+      ['forge.queued', expect.anything()],
+      [
+        'forge.failed',
+        {
+          sagaId: queued.sagaId,
+          step: null,
+          error: `cancelled: superseded by ${newest.runId}`,
+          cancelled: true,
+        },
+      ],
+    ]);
+    // The running one is stopped (no worker: its flow is removed and the run ended), and the
+    // newest admitted.
+    expect((await a!.store.getRun(running.runId))?.status).toBe('cancelled');
+    expect((await a!.store.getRun(newest.runId))?.status).toBe('running');
+    await a!.runs.cancel(newest.runId);
+  });
+
+  it('run.flow-readded: the sweeper adds the flow of an admitted run that never got one, and the run completes', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'readd-app');
+    const run = await a!.runs.request({ appId: 'readd-app', pipeline: 'short', params: {} });
+    // As if the process died right after PostgreSQL admitted it: no flow, no live state.
+    await a!.runs.queue('steps').obliterate({ force: true });
+    await a!.redis.del(a!.live.key(run.runId), `${a!.live.key(run.runId)}:log`);
+    await expireLease(a!, run.runId);
+    await a!.runs.sweep(2_000);
+    expect(await a!.runs.queue('steps').getJobState(`${run.runId}.s3`)).not.toBe('unknown');
+    expect(await a!.live.lastTransition(run.runId)).toBe(0);
+    expect(await leaseFresh(a!, run.runId)).toBe(true);
+    await a!.startWorker();
+    expect((await waitForRun(a!, run.runId)).status).toBe('succeeded');
+  });
+
+  it('run.lease-renewed: the sweeper renews an expired lease whose flow is still in the queue', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'renew-app');
+    const run = await a!.runs.request({ appId: 'renew-app', pipeline: 'short', params: {} });
+    // Nobody heartbeats (no worker runs a step): the lease expires while the flow waits.
+    await expireLease(a!, run.runId);
+    await a!.runs.sweep(2_000);
+    expect(await leaseFresh(a!, run.runId)).toBe(true);
+    expect((await a!.store.getRun(run.runId))?.status).toBe('running');
+    await a!.runs.cancel(run.runId);
   });
 });
