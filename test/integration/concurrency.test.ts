@@ -1,10 +1,14 @@
-/** One run per app across the fleet: queue, supersede, reject; the lease; cancel and resume. */
+/**
+ * One run per app across the fleet: queue, supersede, reject; the lease; cancel and resume;
+ * admission and the sweeper's recovery driven one sweep at a time.
+ */
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { NornError } from '../../src/shared/errors.js';
+import type { NornSystem } from '../../src/system.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { registerApp, testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
 
@@ -62,7 +66,7 @@ const pidsAlive = (marker: string) =>
     });
 
 describe('one run per app at a time', () => {
-  it('queue: requests for one app run one after another, in request order, across two workers; other apps run in parallel', async () => {
+  it('run.admit: requests for one app run one after another, in request order, across two workers; other apps run in parallel', async () => {
     const [a] = await fleet(2);
     await registerApp(a!, 'q-app');
     await registerApp(a!, 'q-other');
@@ -88,7 +92,7 @@ describe('one run per app at a time', () => {
     expect(new Set(lines.map((l) => l[3])).size).toBeGreaterThanOrEqual(1);
   });
 
-  it('supersede: a newer request cancels the running run and the queued ones; the newest runs', async () => {
+  it('run.supersede: a newer request cancels the running run and the queued ones; the newest runs', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'sup-app', { deployPolicy: { concurrency: 'supersede' } });
     const trace = traceFile();
@@ -116,7 +120,7 @@ describe('one run per app at a time', () => {
     expect(ended?.cancelReason).toContain(`superseded by ${newest.deploymentId}`);
   });
 
-  it("reject: a request while the app is busy is refused with the running run's id", async () => {
+  it("run.reject: a request while the app is busy is refused with the running run's id", async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'rej-app');
     const running = await a!.runs.request({
@@ -143,7 +147,7 @@ describe('one run per app at a time', () => {
     expect((await waitForRun(a!, later.deploymentId)).status).toBe('succeeded');
   });
 
-  it('a lease whose holder died expires; the sweeper frees the app when the run has no jobs left', async () => {
+  it('run.lease-expired: a lease whose holder died expires; the sweeper frees the app when the run has no jobs left', async () => {
     // No worker at all: an admitted run whose flow vanished (Redis lost it) must not lock the app forever.
     const [a] = await fleet(0);
     await registerApp(a!, 'lease-app');
@@ -166,7 +170,7 @@ describe('one run per app at a time', () => {
 });
 
 describe('cancel and resume', () => {
-  it('cancels a running step, kills its child processes, and ends the run cancelled within seconds', async () => {
+  it('run.cancelled: cancels a running step, kills its child processes, and ends the run cancelled within seconds', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'can-app');
     const trace = traceFile();
@@ -200,7 +204,7 @@ describe('cancel and resume', () => {
     expect(events.at(-1)).toMatchObject({ type: 'deploy.failed', payload: { cancelled: true } });
   });
 
-  it('cancels a queued run at once, and a run whose step ignores its signal after the grace period', async () => {
+  it('run.cancel-queued: cancels a queued run at once, and a run whose step ignores its signal after the grace period', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'can2-app');
     const first = await a!.runs.request({
@@ -220,7 +224,7 @@ describe('cancel and resume', () => {
     expect(Date.now() - t0).toBeLessThan(5_000); // grace is 2 s in tests, the step sleeps 8 s
   });
 
-  it('cancels a run that waits between steps even when no worker is alive', async () => {
+  it('run.cancel-idle: cancels a run that waits between steps even when no worker is alive', async () => {
     const [a] = await fleet(0);
     await registerApp(a!, 'can3-app');
     const run = await a!.runs.request({ appId: 'can3-app', pipeline: 'short', params: {} });
@@ -228,7 +232,7 @@ describe('cancel and resume', () => {
     expect(await a!.runs.queue('steps').getJobState(`${run.deploymentId}.s3`)).toBe('unknown');
   });
 
-  it('resume starts a new run in which steps completed earlier are reported skipped', async () => {
+  it('step.skip: resume starts a new run in which steps completed earlier are reported skipped', async () => {
     const [a] = await fleet(1);
     await registerApp(a!, 'res-app');
     const trace = traceFile();
@@ -262,5 +266,100 @@ describe('cancel and resume', () => {
     );
     expect((await a!.store.getRun(resumed.deploymentId))?.resumedFrom).toBe(failed.deploymentId);
     await expect(a!.runs.resume(resumed.deploymentId)).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+});
+
+/** As if nobody renewed it for a while: the lease of `runId` expired a second ago. */
+const expireLease = (system: NornSystem, runId: string) =>
+  system.db.query(
+    `UPDATE leases SET expires_at = clock_timestamp() - interval '1 second' WHERE run_id = $1`,
+    [runId],
+  );
+const leaseFresh = async (system: NornSystem, runId: string) =>
+  (
+    await system.db.query<{ fresh: boolean }>(
+      'SELECT expires_at > clock_timestamp() AS fresh FROM leases WHERE run_id = $1',
+      [runId],
+    )
+  ).rows[0]?.fresh;
+
+describe('admission and the sweeper, step by step (no worker unless the test starts one)', () => {
+  it('run.request-free: a request for a free scope is admitted at once and holds the lease', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'free-app');
+    const run = await a!.runs.request({ appId: 'free-app', pipeline: 'short', params: {} });
+    expect(run).toMatchObject({ status: 'running', position: 0, scope: 'app:free-app' });
+    expect((await a!.store.getRun(run.runId))?.status).toBe('running');
+    const view = await a!.store.scopeView('app:free-app');
+    expect(view.holder?.runId).toBe(run.runId);
+    expect(view.waiting).toEqual([]);
+    // Its live state is open (no transition yet) and its flow added; its one event says queued.
+    expect(await a!.live.lastTransition(run.runId)).toBe(0);
+    expect(await a!.runs.queue('steps').getJobState(`${run.runId}.s3`)).not.toBe('unknown');
+    expect((await a!.events.bySaga(run.sagaId)).map((e) => e.type)).toEqual(['forge.queued']);
+    await a!.runs.cancel(run.runId);
+  });
+
+  it('run.supersede-queued: a superseding request ends the queued runs of its scope cancelled at once', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'supq-app');
+    const running = await a!.runs.request({ appId: 'supq-app', pipeline: 'short', params: {} });
+    const queued = await a!.runs.request({ appId: 'supq-app', pipeline: 'short', params: {} });
+    expect(queued.status).toBe('queued');
+    const newest = await a!.runs.request({
+      appId: 'supq-app',
+      pipeline: 'short',
+      policy: 'supersede',
+      params: {},
+    });
+    expect(await a!.store.getRun(queued.runId)).toMatchObject({
+      status: 'cancelled',
+      cancelReason: `superseded by ${newest.runId}`,
+    });
+    expect((await a!.events.bySaga(queued.sagaId)).map((e) => [e.type, e.payload])).toEqual([
+      ['forge.queued', expect.anything()],
+      [
+        'forge.failed',
+        {
+          sagaId: queued.sagaId,
+          step: null,
+          error: `cancelled: superseded by ${newest.runId}`,
+          cancelled: true,
+        },
+      ],
+    ]);
+    // The running one is stopped (no worker: its flow is removed and the run ended), and the
+    // newest admitted.
+    expect((await a!.store.getRun(running.runId))?.status).toBe('cancelled');
+    expect((await a!.store.getRun(newest.runId))?.status).toBe('running');
+    await a!.runs.cancel(newest.runId);
+  });
+
+  it('run.flow-readded: the sweeper adds the flow of an admitted run that never got one, and the run completes', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'readd-app');
+    const run = await a!.runs.request({ appId: 'readd-app', pipeline: 'short', params: {} });
+    // As if the process died right after PostgreSQL admitted it: no flow, no live state.
+    await a!.runs.queue('steps').obliterate({ force: true });
+    await a!.redis.del(a!.live.key(run.runId), `${a!.live.key(run.runId)}:log`);
+    await expireLease(a!, run.runId);
+    await a!.runs.sweep(2_000);
+    expect(await a!.runs.queue('steps').getJobState(`${run.runId}.s3`)).not.toBe('unknown');
+    expect(await a!.live.lastTransition(run.runId)).toBe(0);
+    expect(await leaseFresh(a!, run.runId)).toBe(true);
+    await a!.startWorker();
+    expect((await waitForRun(a!, run.runId)).status).toBe('succeeded');
+  });
+
+  it('run.lease-renewed: the sweeper renews an expired lease whose flow is still in the queue', async () => {
+    const [a] = await fleet(0);
+    await registerApp(a!, 'renew-app');
+    const run = await a!.runs.request({ appId: 'renew-app', pipeline: 'short', params: {} });
+    // Nobody heartbeats (no worker runs a step): the lease expires while the flow waits.
+    await expireLease(a!, run.runId);
+    await a!.runs.sweep(2_000);
+    expect(await leaseFresh(a!, run.runId)).toBe(true);
+    expect((await a!.store.getRun(run.runId))?.status).toBe('running');
+    await a!.runs.cancel(run.runId);
   });
 });

@@ -31,7 +31,7 @@ async function started(pipelines = undefined as Parameters<typeof testSystem>[1]
 }
 
 describe('pipeline engine', () => {
-  it('runs every step as a child job in order, deepest first, and records outputs and events', async () => {
+  it('step.finish: runs every step as a child job in order, deepest first, and records outputs and events', async () => {
     const system = await started();
     await registerApp(system, 'alpha');
     const trace = traceFile();
@@ -86,7 +86,7 @@ describe('pipeline engine', () => {
     expect(events.every((e, i) => i === 0 || e.id > events[i - 1]!.id)).toBe(true);
   });
 
-  it('fails the run at a failing step; later steps are recorded not run, never left waiting', async () => {
+  it('run.fail: fails the run at a failing step; later steps are recorded not run, never left waiting', async () => {
     const system = await started();
     await registerApp(system, 'beta');
     const trace = traceFile();
@@ -155,7 +155,7 @@ describe('pipeline engine', () => {
       });
   });
 
-  it('retries a retryable step within its attempts and the run completes', async () => {
+  it('step.retry: retries a retryable step within its attempts and the run completes', async () => {
     const system = await started();
     await registerApp(system, 'gamma');
     const run = await system.runs.request({
@@ -198,7 +198,7 @@ describe('pipeline engine', () => {
     expect(r.steps).toHaveLength(9);
   });
 
-  it('a step can report itself skipped, with its reason', async () => {
+  it('step.self-skip: a step can report itself skipped, with its reason', async () => {
     const system = await started();
     await registerApp(system, 'zeta');
     const run = await system.runs.request({
@@ -216,7 +216,7 @@ describe('pipeline engine', () => {
     ).toBe('no build.test configured');
   });
 
-  it('runs the finalizer after a failed run, with the pinned spec, and records it', async () => {
+  it('finalizer.run: runs the finalizer after a failed run, with the pinned spec, and records it', async () => {
     const system = await started();
     await registerApp(system, 'eta');
     const trace = traceFile();

@@ -66,7 +66,7 @@ const request = (params: Record<string, unknown> = {}, system = sys) =>
   system.runs.request({ appId: 'hk-app', pipeline: 'hooked', params });
 
 describe('life-cycle hooks', () => {
-  it('runs onStart, then onSucceed, once each', async () => {
+  it('hook.done: runs onStart, then onSucceed, once each', async () => {
     const run = await request();
     expect((await waitForRun(sys, run.runId)).status).toBe('succeeded');
     const hooks = await settled(run.runId, 2);
@@ -77,7 +77,7 @@ describe('life-cycle hooks', () => {
     expect((await effects(run.runId)).map((e) => e.hook)).toEqual(['onStart', 'onSucceed']);
   });
 
-  it('runs onFail for a failed run and onCancel for a cancelled one; a run cancelled while queued gets onCancel only', async () => {
+  it('hook.due: runs onFail for a failed run and onCancel for a cancelled one; a run cancelled while queued gets onCancel only', async () => {
     const failed = await request({ fail: { s2: 'no' } });
     const running = await request({ sleepMs: { s1: 10_000 } });
     const queued = await request();
@@ -98,7 +98,7 @@ describe('life-cycle hooks', () => {
     ]);
   }, 30_000);
 
-  it('retries a hook that throws; only the try that succeeded leaves its database writes', async () => {
+  it('hook.retry: retries a hook that throws; only the try that succeeded leaves its database writes', async () => {
     const trace = traceFile();
     const run = await request({ hookTrace: trace, hookFails: { onSucceed: 2 } });
     await waitForRun(sys, run.runId);
@@ -115,7 +115,7 @@ describe('life-cycle hooks', () => {
     ]);
   });
 
-  it('reports a hook that fails every try, as a hook_failed event and on the run', async () => {
+  it('hook.failed: reports a hook that fails every try, as a hook_failed event and on the run', async () => {
     const run = await request({ hookFails: { onSucceed: 99 } });
     await waitForRun(sys, run.runId);
     const hooks = await settled(run.runId, 2);

@@ -35,7 +35,7 @@ const stepEvents = (events: EventEnvelope[]) =>
     .map((e) => `${String(e.payload.step)}:${String(e.payload.status)}`);
 
 describe('live step transitions', () => {
-  it('records a live log in order, each transition once; a gap waits for what is missing', async () => {
+  it('step.record: records a live log in order, each transition once; a gap waits for what is missing', async () => {
     const { system, runId, sagaId } = await liveRun('rec-order');
     const { live, store } = system;
     const s1 = await live.start(runId, 's1', 'w1');
@@ -88,7 +88,7 @@ describe('live step transitions', () => {
     expect((await live.pending(runId)).length).toBe(1);
   });
 
-  it('a run that ended is fenced: nothing of it starts or finishes, and late entries are dropped', async () => {
+  it('step.fenced: a run that ended is fenced: nothing of it starts or finishes, and late entries are dropped', async () => {
     const { system, runId, sagaId } = await liveRun('rec-fence');
     const { live, store } = system;
     const s1 = await live.start(runId, 's1', 'w1');
@@ -114,7 +114,7 @@ describe('live step transitions', () => {
     ]);
   });
 
-  it('a cancelled run starts no further step, but the running one may still finish', async () => {
+  it('run.cancel-running: a cancelled run starts no further step, but the running one may still finish', async () => {
     const { system, runId } = await liveRun('rec-cancel');
     const { live, store } = system;
     await live.start(runId, 's1', 'w1');
@@ -161,7 +161,7 @@ describe('live step transitions', () => {
 });
 
 describe('runs through workers', () => {
-  it('a run whose live state Redis lost is rebuilt from PostgreSQL and completes', async () => {
+  it('run.reopen: a run whose live state Redis lost is rebuilt from PostgreSQL and completes', async () => {
     const system = testSystem(testEnv(tdb.url));
     onTestFinished(() => system.close());
     await system.startWorker();

@@ -98,7 +98,7 @@ describe('a PostgreSQL outage during runs', () => {
     expect(s2.at(-1)).toMatch(/^PostgreSQL answered again after \d+ failed tries$/);
   }, 120_000);
 
-  it('longer than NORN_DB_RETRY_MS: the step fails naming the cause, and the run records it once PostgreSQL is back', async () => {
+  it('run.lease-expired-flow-ended: longer than NORN_DB_RETRY_MS: the step fails naming the cause, and the run records it once PostgreSQL is back', async () => {
     const { system, services } = await start({ NORN_DB_RETRY_MS: '2000' });
     const [boom] = await inFirstStep(system, {
       'pg-long': { sleepMs: { s1: 1_000 }, fail: { s2: 'boom' } },

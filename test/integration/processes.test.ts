@@ -38,7 +38,7 @@ function setup(extra: Record<string, string> = {}) {
 }
 
 describe('workers as processes', () => {
-  it('a worker SIGKILLed mid-step: the step re-runs on another worker and every later step runs once', async () => {
+  it('step.restart: a worker SIGKILLed mid-step: the step re-runs on another worker and every later step runs once', async () => {
     const { env, system } = setup({ NORN_WORKER_CONCURRENCY: '1' });
     await registerApp(system, 'kill-app');
     const victim = spawnNorn('worker', env);

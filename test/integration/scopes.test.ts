@@ -87,7 +87,7 @@ describe('scopes', () => {
     expect(runs.some((r) => overlap(r, s.get(drift.runId)!))).toBe(true);
   }, 30_000);
 
-  it("takes the pipeline's policy, which a request may override", async () => {
+  it("run.request: takes the pipeline's policy, which a request may override", async () => {
     const first = await a.runs.request({
       appId: 'sc-other',
       pipeline: 'exclusive',
@@ -109,7 +109,7 @@ describe('scopes', () => {
     expect((await waitForRun(a, queued.runId)).status).toBe('succeeded');
   }, 30_000);
 
-  it('coalesces: a request finds the run of its pipeline already waiting and returns it', async () => {
+  it('run.coalesce: a request finds the run of its pipeline already waiting and returns it', async () => {
     const running = await a.runs.request({
       appId: 'sc-other',
       pipeline: 'drift-check',

@@ -5,7 +5,7 @@
  */
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { StepJobData } from '../../src/queues/flow.js';
+import { FINALIZE_JOB, type StepJobData } from '../../src/queues/flow.js';
 import { LiveRuns } from '../../src/queues/live.js';
 import { PipelineRegistry, type StepDefinition } from '../../src/queues/pipeline.js';
 import { NornError } from '../../src/shared/errors.js';
@@ -46,7 +46,10 @@ function fakeJob(step: string, o: { attempts?: number; attemptsMade?: number } =
   return { job: job as unknown as Job<StepJobData>, lines, delayed };
 }
 
-function harness(handlers: Partial<Record<string, StepDefinition['run']>> = {}) {
+function harness(
+  handlers: Partial<Record<string, StepDefinition['run']>> = {},
+  opts: { heartbeatMs?: number } = {},
+) {
   const time = manualTime();
   const redis = new FakeLiveRedis();
   const live = new LiveRuns(redis, 'pfx', time.clock);
@@ -87,7 +90,7 @@ function harness(handlers: Partial<Record<string, StepDefinition['run']>> = {}) 
     services: {},
     active,
     workerId: 'worker-1',
-    heartbeatMs: 3_600_000,
+    heartbeatMs: opts.heartbeatMs ?? 3_600_000,
     cancelGraceMs: 50,
     dbRetryMs: 0,
     log: silentLogger,
@@ -112,7 +115,7 @@ describe('step processor', () => {
     await h.live.open(RUN);
   });
 
-  it('starts a step, records its finish, and lets the next step start only after it', async () => {
+  it('step.start: starts a step, records its finish, and lets the next step start only after it', async () => {
     const t0 = h.time.clock();
     const clone = fakeJob('clone');
     // The next step taken too early waits for its predecessor's finish (the live state says so).
@@ -155,7 +158,7 @@ describe('step processor', () => {
     expect(h.redis.hashes.get('pfx:norn:run:run-1')?.get('s:build')).toBe('complete');
   });
 
-  it('the last step ends the run in PostgreSQL with the whole live log', async () => {
+  it('run.succeed: the last step ends the run in PostgreSQL with the whole live log', async () => {
     for (const step of STEPS) await h.process(fakeJob(step).job, 'tok');
     await h.active.settled();
     expect(h.calls).toHaveLength(1);
@@ -168,7 +171,7 @@ describe('step processor', () => {
     expect(h.applied).toEqual([{ t: { action: 'ended', status: 'succeeded' }, runId: 'run-1' }]);
   });
 
-  it('a re-delivered finished step does nothing again', async () => {
+  it('step.done: a re-delivered finished step does nothing again', async () => {
     await h.process(fakeJob('clone').job, 'tok');
     await h.active.settled();
     const before = h.redis.calls.length;
@@ -176,6 +179,28 @@ describe('step processor', () => {
     expect(h.redis.calls.slice(before).map((c) => (c.kind === 'script' ? c.name : c.kind))).toEqual(
       ['nornStart'],
     );
+  });
+
+  it('step.early: a step whose predecessor never finishes asks again for about a second, then fails without recording anything', async () => {
+    let ran = false;
+    const h = harness({
+      build: async () => {
+        ran = true;
+      },
+    });
+    await h.live.open(RUN);
+    const t0 = Date.now();
+    const err = await h.process(fakeJob('build', { attempts: 3 }).job, 'tok').catch((e) => e);
+    // Not unrecoverable: BullMQ counts a failed attempt and may try again.
+    expect(err).toBeInstanceOf(NornError);
+    expect(err).not.toBeInstanceOf(UnrecoverableError);
+    expect(err).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('clone') });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_000); // 2 + 4 + … + 512 ms of waiting
+    expect(h.redis.scriptNames()).toEqual(['nornOpen', ...Array(10).fill('nornStart')]);
+    expect(ran).toBe(false);
+    expect(h.redis.lists.get('pfx:norn:run:run-1:log') ?? []).toEqual([]);
+    expect(h.calls).toEqual([]);
+    expect(h.pushed).toEqual([]);
   });
 });
 
@@ -280,10 +305,73 @@ describe('step processor failures', () => {
     expect(ran).toBe(1);
     expect(h.calls).toEqual([]); // nothing ended the run twice
   });
+
+  it('step.lease-lost: a heartbeat that finds no lease aborts the step and fails its job without recording it', async () => {
+    let reason: unknown;
+    const h = harness(
+      {
+        clone: (ctx) =>
+          new Promise((_, reject) =>
+            ctx.signal.addEventListener('abort', () => {
+              reason = ctx.signal.reason;
+              reject(new Error('aborted'));
+            }),
+          ),
+      },
+      { heartbeatMs: 5 },
+    );
+    h.store.heartbeat = async () => false; // the run ended elsewhere: its lease row is gone
+    await h.live.open(RUN);
+    await expect(h.process(fakeJob('clone', { attempts: 3 }).job, 't')).rejects.toThrow(
+      new UnrecoverableError('LEASE_LOST: the run lost its app lease'),
+    );
+    expect(reason).toBe('lease-lost');
+    expect(h.calls).toEqual([]);
+    expect(h.applied).toEqual([]);
+    expect(h.active.size).toBe(0);
+  });
+
+  it('finalizer.fail: a finalizer that throws on its last attempt is recorded failed', async () => {
+    const h = harness({
+      ship: async () => {
+        h.time.tick(30);
+        throw new Error('cleanup failed');
+      },
+    });
+    const done: unknown[][] = [];
+    h.store.runContext = async () => ({
+      params: {},
+      spec: {},
+      sagaId: RUN.sagaId,
+      finalizer: 'ship',
+      startedAt: iso(0),
+      queue: 'steps',
+      pipeline: 'demo',
+      version: '1',
+      appId: RUN.appId,
+    });
+    h.store.finalizerDone = async (...args) => {
+      done.push(args);
+      return { action: 'ok' };
+    };
+    const finalJob = (attemptsMade: number) => {
+      const { job } = fakeJob('ship', { attempts: 3, attemptsMade });
+      (job as { name: string }).name = FINALIZE_JOB;
+      return job;
+    };
+    // An attempt with more to come is only thrown, for BullMQ to retry.
+    await expect(h.process(finalJob(0), 't')).rejects.toThrow(new Error('cleanup failed'));
+    expect(done).toEqual([]);
+    await expect(h.process(finalJob(2), 't')).rejects.toThrow(
+      new UnrecoverableError('cleanup failed'),
+    );
+    expect(done).toEqual([['run-1', 'ship', 'failed', null, 'cleanup failed', 30]]);
+    expect(h.applied).toEqual([{ t: { action: 'ok' }, runId: undefined }]);
+  });
 });
 
 describe('step processor cancel', () => {
-  it('a run cancelled before the step starts fails the step as cancelled without running it', async () => {
+  it('step.cancel: a run cancelled before the step starts fails the step as cancelled without running it', async () => {
     let ran = false;
     const h = harness({
       build: async () => {
@@ -354,7 +442,7 @@ describe('step processor cancel', () => {
     expect(h.calls[0]?.[4]).toMatchObject({ final: true, cancelled: true });
   });
 
-  it('a worker shutdown hands the step back at the injected time without spending an attempt', async () => {
+  it('step.handback: a worker shutdown hands the step back at the injected time without spending an attempt', async () => {
     const h = harness({
       clone: (ctx) =>
         new Promise((_, reject) =>
