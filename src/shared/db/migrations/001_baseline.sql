@@ -208,7 +208,7 @@ CREATE INDEX releases_by_app ON releases (app_id, id DESC);
 -- {action, events: [envelope...], next?: run}. Callers publish `events` (already committed) and
 -- start `next` (a run just admitted).
 
-CREATE FUNCTION norn_event_json(e events) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+CREATE FUNCTION norn_event_json(e events) RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object('id', e.id, 'seq', e.seq, 'type', e.type, 'appId', e.app_id,
                             'runId', e.run_id, 'sagaId', e.run_id, 'payload', e.payload,
                             'ts', to_char(e.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
@@ -228,7 +228,7 @@ END $$;
 
 -- The run as the engine needs it (the pinned spec, and the run it resumes, whose completed steps
 -- seed the live state). sagaId is the run id: one id per run.
-CREATE FUNCTION norn_run_json(d runs) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+CREATE FUNCTION norn_run_json(d runs) RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object('id', d.id, 'appId', d.app_id, 'sagaId', d.id, 'scope', d.scope, 'pipeline', d.pipeline,
     'version', d.pipeline_version, 'eventPrefix', d.event_prefix, 'queue', d.queue_name,
     'steps', to_jsonb(d.steps), 'status', d.status, 'params', d.params, 'finalizer', d.finalizer,
