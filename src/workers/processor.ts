@@ -20,7 +20,7 @@ import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 import { startHeartbeat, untilAborted, type AbortReason, type ActiveSteps } from './active.js';
 import { createFinalizer } from './finalizer.js';
-import { describe, jobLog, makeContext } from './step-context.js';
+import { describe, jobLog, makeContext, stepOutput, stepParams } from './step-context.js';
 
 export interface ProcessorDeps<S> {
   store: RunStore;
@@ -112,14 +112,16 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         throw new UnrecoverableError(
           `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step} at ${d.index}`,
         );
+      const checked = stepParams(stepDef, begin.params);
       const before = def.steps.slice(0, d.index).map((s) => s.name);
       const load = () => live.outputs(d.runId, before);
-      const ctx = makeContext(job, begin, controller.signal, load, log);
+      const ctx = makeContext(job, { ...begin, checked }, controller.signal, load, log);
       output = await untilAborted(
         stepDef.run(ctx, deps.services),
         controller.signal,
         deps.cancelGraceMs,
       );
+      if (!(output instanceof StepSkipped)) output = stepOutput(stepDef, output);
     } catch (err) {
       const durationMs = performance.now() - started;
       const reason = controller.signal.aborted
