@@ -8,10 +8,17 @@ import { randomUUID } from 'node:crypto';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { retryDb } from '../shared/db-retry.js';
-import { NornError, notFound } from '../shared/errors.js';
+import { z } from 'zod';
+import { NornError, notFound, zodProblems } from '../shared/errors.js';
 import { unavailableService } from '../shared/unavailable.js';
 import type { Logger } from '../shared/logger.js';
-import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
+import {
+  CONCURRENCY_POLICIES,
+  type ConcurrencyPolicy,
+  type RunRef,
+  type RunStore,
+  type Transition,
+} from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
 import type { LiveRuns } from './live.js';
 import { buildFlow, FINALIZE_JOB, rootJobId, stepJobId } from './flow.js';
@@ -30,13 +37,54 @@ export interface RunServiceDeps {
   log: Logger;
 }
 
+/**
+ * A JSON value as PostgreSQL stores it (jsonb) and steps read it back. A key whose value is
+ * undefined is allowed in an object: JSON leaves it out, as it always did.
+ */
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
+const Json: z.ZodType<Json> = z.lazy(() =>
+  z.union([
+    z.string(),
+    z.number(), // finite: NaN and Infinity are not JSON
+    z.boolean(),
+    z.null(),
+    z.array(Json),
+    z.record(z.string(), Json.optional()),
+  ]),
+);
+/** A JSON object (params, a spec). */
+const JsonObject = z.record(z.string(), Json.optional());
+
+/** A request for a run, as every caller (the api, the CLI's server side, tests) makes it. */
 export interface RunRequest {
   appId: string;
   pipeline: string;
+  /** A JSON object: the steps read it (each through its params schema). */
   params?: Record<string, unknown>;
   policy?: ConcurrencyPolicy;
   requestedBy?: string;
+  /** The app spec the run deploys (pinned now). */
   spec?: Record<string, unknown>;
+}
+
+/** What `request` and `resume` check before anything is recorded. */
+const RunRequestSchema = z.object({
+  appId: z.string().min(1, { error: 'must be an app id' }),
+  pipeline: z.string().min(1, { error: 'must name a pipeline' }),
+  params: JsonObject.optional(),
+  policy: z.enum(CONCURRENCY_POLICIES).optional(),
+  requestedBy: z.string().optional(),
+  spec: JsonObject.optional(),
+});
+
+/** The request checked: BAD_REQUEST listing every problem when it is not one. */
+export function parseRunRequest(req: unknown): z.output<typeof RunRequestSchema> {
+  const parsed = RunRequestSchema.safeParse(req);
+  if (parsed.success) return parsed.data;
+  const problems = zodProblems(parsed.error);
+  throw new NornError('BAD_REQUEST', `run request refused: ${problems.join('; ')}`, {
+    details: { problems },
+  });
 }
 
 export interface RunAccepted {
@@ -76,7 +124,8 @@ export class RunService {
   }
 
   /** Records the request, applies the app's policy, and starts it if the app is free. */
-  async request(req: RunRequest): Promise<RunAccepted> {
+  async request(request: RunRequest): Promise<RunAccepted> {
+    const req = parseRunRequest(request);
     const def = this.deps.registry.latest(req.pipeline);
     const result = await this.deps.store.requestRun({
       id: randomUUID(),
@@ -109,20 +158,29 @@ export class RunService {
       (s) => s.status === 'complete' || s.status === 'skipped',
     );
     const ctx = await this.deps.store.runContext(runId);
-    const result = await this.deps.store.requestRun({
-      id: randomUUID(),
+    // What the earlier run was requested with is checked as a new request would be.
+    const req = parseRunRequest({
       appId: old.appId,
       pipeline: old.pipeline,
+      params: old.params,
+      policy: old.policy,
+      requestedBy,
+      spec: ctx?.spec,
+    });
+    const result = await this.deps.store.requestRun({
+      id: randomUUID(),
+      appId: req.appId,
+      pipeline: req.pipeline,
       version: old.pipelineVersion,
       eventPrefix: old.eventPrefix,
       queue: old.queue,
       steps: old.steps,
-      params: old.params,
-      policy: old.policy,
+      params: req.params ?? {},
+      policy: req.policy ?? old.policy,
       resumedFrom: old.id,
       skip: done.map((s) => s.name),
-      requestedBy,
-      spec: ctx?.spec,
+      requestedBy: req.requestedBy,
+      spec: req.spec,
       finalizer: ctx?.finalizer ?? undefined,
     });
     return this.afterRequest(result);

@@ -10,10 +10,10 @@ import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retryDb, withStepLog } from '../shared/db-retry.js';
-import { isNornError, NornError, toError } from '../shared/errors.js';
+import { isNornError, NornError, toError, zodProblems } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
-import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
+import { FINALIZE_JOB, StepJobData } from '../queues/flow.js';
 import type { LiveRuns, StartResult } from '../queues/live.js';
 import type { Recorder } from '../queues/recorder.js';
 import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
@@ -45,11 +45,12 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   const runFinalizer = createFinalizer({ ...deps, pg });
 
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
-  return function processStep(
+  return async function processStep(
     job: Job<StepJobData>,
     token: string | undefined,
     bullSignal?: AbortSignal,
   ): Promise<null> {
+    checkJobData(job);
     // Whatever retries a database call inside, the step itself or the engine, says so in its log.
     return withStepLog(jobLog(job), () => runStep(job, token, bullSignal));
   };
@@ -181,6 +182,19 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       throw opts.final ? new UnrecoverableError(both) : toError(err);
     }
     await runs.apply(t, d.runId);
+  }
+
+  /**
+   * Bad job data (not a job norn added, or one from an incompatible norn) fails its job for good
+   * with the problems; the worker goes on with the next job.
+   */
+  function checkJobData(job: Job<unknown>): void {
+    const parsed = StepJobData.safeParse(job.data);
+    if (parsed.success) return;
+    const message = `BAD_REQUEST: job ${job.id ?? '?'} (${job.name}) has no step job data, so nothing ran: ${zodProblems(parsed.error).join('; ')}`;
+    jobLog(job)(message);
+    log.warn({ jobId: job.id, name: job.name }, message);
+    throw new UnrecoverableError(message);
   }
 
   function isLast(d: StepJobData): boolean {

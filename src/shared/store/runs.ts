@@ -6,7 +6,9 @@ import type { Db } from '../db.js';
 import type { EventEnvelope } from '../events.js';
 
 export type RunStatus = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
-export type ConcurrencyPolicy = 'queue' | 'supersede' | 'reject';
+/** What an app does with a run requested while another is active (runs.policy's CHECK). */
+export const CONCURRENCY_POLICIES = ['queue', 'supersede', 'reject'] as const;
+export type ConcurrencyPolicy = (typeof CONCURRENCY_POLICIES)[number];
 
 /** What the state machine hands back about a run (norn_run_json). */
 export interface RunRef {
