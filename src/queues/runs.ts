@@ -9,12 +9,14 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { retryDb } from '../shared/db-retry.js';
 import { z } from 'zod';
-import { NornError, notFound, zodProblems } from '../shared/errors.js';
+import { NornError, notFound, unreachable, zodProblems } from '../shared/errors.js';
 import { unavailableService } from '../shared/unavailable.js';
 import type { Logger } from '../shared/logger.js';
 import {
   CONCURRENCY_POLICIES,
   type ConcurrencyPolicy,
+  type RequestRunInput,
+  type RequestRunResult,
   type RunRef,
   type RunStore,
   type Transition,
@@ -92,7 +94,7 @@ export interface RunAccepted {
   /** The run id under its earlier names (the CLI and older clients read these). */
   deploymentId: string;
   sagaId: string;
-  status: string;
+  status: 'running' | 'queued';
   /** Runs of this app ahead of this one (0: it is running now or next). */
   position: number;
 }
@@ -127,7 +129,7 @@ export class RunService {
   async request(request: RunRequest): Promise<RunAccepted> {
     const req = parseRunRequest(request);
     const def = this.deps.registry.latest(req.pipeline);
-    const result = await this.deps.store.requestRun({
+    return this.requestChecked({
       id: randomUUID(),
       appId: req.appId,
       pipeline: def.name,
@@ -141,7 +143,6 @@ export class RunService {
       spec: req.spec,
       finalizer: def.finalizer,
     });
-    return this.afterRequest(result);
   }
 
   /** A new run of the same pipeline version; steps the earlier run completed are reported skipped. */
@@ -167,7 +168,7 @@ export class RunService {
       requestedBy,
       spec: ctx?.spec,
     });
-    const result = await this.deps.store.requestRun({
+    return this.requestChecked({
       id: randomUUID(),
       appId: req.appId,
       pipeline: req.pipeline,
@@ -183,35 +184,48 @@ export class RunService {
       spec: req.spec,
       finalizer: ctx?.finalizer ?? undefined,
     });
-    return this.afterRequest(result);
   }
 
-  private async afterRequest(
-    result: Awaited<ReturnType<RunStore['requestRun']>>,
-  ): Promise<RunAccepted> {
-    if (result.action === 'no-app') throw notFound('app');
-    if (result.action === 'rejected') {
-      const busy = result.busy!;
-      throw new NornError(
-        'CONFLICT',
-        `app ${busy.appId} is busy with deployment ${busy.id} (policy: reject)`,
-        {
-          details: {
-            runningDeploymentId: busy.id,
-            runningSagaId: busy.sagaId,
-            status: busy.status,
-          },
-        },
-      );
+  /** Records a checked request and carries out what PostgreSQL decided about it. */
+  private async requestChecked(input: RequestRunInput): Promise<RunAccepted> {
+    const result = await this.deps.store.requestRun(input);
+    switch (result.action) {
+      case 'queued':
+        return this.afterQueued(result);
+      case 'no-app':
+        throw notFound('app');
+      case 'rejected':
+        throw this.rejected(result.busy);
+      default:
+        return unreachable(result, 'norn_request_run action');
     }
-    const run = result.run!;
+  }
+
+  private rejected(busy: RunRef): NornError {
+    return new NornError(
+      'CONFLICT',
+      `app ${busy.appId} is busy with deployment ${busy.id} (policy: reject)`,
+      {
+        details: {
+          runningDeploymentId: busy.id,
+          runningSagaId: busy.sagaId,
+          status: busy.status,
+        },
+      },
+    );
+  }
+
+  private async afterQueued(
+    result: Extract<RequestRunResult, { action: 'queued' }>,
+  ): Promise<RunAccepted> {
+    const run = result.run;
     // Committed already; one connection keeps their order, and a relay that misses one reads it
     // from PostgreSQL. Not awaited: the caller (an HTTP request) does not wait for Redis.
     this.deps.bus
       .publish(result.events)
       .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
     try {
-      for (const old of result.toCancel ?? []) {
+      for (const old of result.toCancel) {
         await this.deps.live.cancel(old.id);
         await this.stopRunning(old);
       }
@@ -229,7 +243,7 @@ export class RunService {
       deploymentId: run.id,
       sagaId: run.id,
       status,
-      position: result.position ?? 0,
+      position: result.position,
     };
   }
 
@@ -275,11 +289,28 @@ export class RunService {
       this.deps.bus
         .publish(t.events)
         .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
-    if (runId && t.action === 'ended') {
-      await this.deps.live.close(runId);
-      if (t.status !== 'succeeded') await this.scheduleFinalizer(runId);
+    switch (t.action) {
+      case 'ended':
+        if (runId) {
+          await this.deps.live.close(runId);
+          if (t.status !== 'succeeded') await this.scheduleFinalizer(runId);
+        }
+        await this.start(t.next);
+        return;
+      // Nothing to carry out: refused, not the end of the run (retry, cancelling, incomplete), or
+      // a finalizer's report.
+      case 'missing':
+      case 'finished':
+      case 'fenced':
+      case 'incomplete':
+      case 'retry':
+      case 'cancelling':
+      case 'ok':
+      case 'done':
+        return;
+      default:
+        return unreachable(t, 'transition action');
     }
-    await this.start(t.next);
   }
 
   /** A standalone job (id `<run>.finally`, so at most one) that runs the finalizer step. */
@@ -309,14 +340,24 @@ export class RunService {
 
   async cancel(runId: string, reason = 'cancelled by request'): Promise<{ status: string }> {
     const t = await this.deps.store.requestCancel(runId, reason);
-    if (t.action === 'missing') throw notFound(`run ${runId}`);
-    await this.apply(t);
-    if (t.action === 'cancelling' && t.run) {
-      await this.deps.live.cancel(runId);
-      await this.stopRunning(t.run);
+    switch (t.action) {
+      case 'missing':
+        throw notFound(`run ${runId}`);
+      case 'cancelling':
+        await this.deps.live.cancel(runId);
+        await this.stopRunning(t.run);
+        break;
+      case 'ended': // it was queued: ended now, and the next run may have been admitted
+        await this.apply(t);
+        break;
+      case 'finished': // ended before: nothing to do
+      case 'fenced': // norn_request_cancel does not ask for the lease; kept for the union
+        break;
+      default:
+        return unreachable(t, 'norn_request_cancel action');
     }
     const now = await this.deps.store.getRun(runId);
-    return { status: now?.status ?? t.status ?? 'unknown' };
+    return { status: now?.status ?? ('status' in t ? t.status : undefined) ?? 'unknown' };
   }
 
   /**

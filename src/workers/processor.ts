@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retryDb, withStepLog } from '../shared/db-retry.js';
-import { isNornError, NornError, toError, zodProblems } from '../shared/errors.js';
+import { isNornError, NornError, toError, unreachable, zodProblems } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
 import { FINALIZE_JOB, StepJobData } from '../queues/flow.js';
@@ -85,9 +85,12 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         );
         throw new UnrecoverableError('CANCELLED: run cancelled before this step started');
       }
-      default:
-        // finished / missing: this run is not ours to continue; fail the rest of the flow.
+      case 'finished':
+      case 'missing':
+        // This run is not ours to continue; fail the rest of the flow.
         throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${begin.action}; step not run`);
+      default:
+        return unreachable(begin, 'live start action');
     }
 
     const controller = new AbortController();
@@ -205,7 +208,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
    * Asks the live state whether the step may start. A step taken before its predecessor's finish
    * reached Redis (see finish) is 'early': it asks again shortly, for about two seconds at most.
    */
-  async function startStep(d: StepJobData): Promise<StartResult> {
+  async function startStep(d: StepJobData): Promise<Exclude<StartResult, { action: 'early' }>> {
     for (let waitMs = 2; ; waitMs *= 2) {
       let begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
       if (begin.action === 'missing' && (await reopen(d.runId)))
@@ -250,11 +253,20 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       deps.active.track(
         recorded.then(
           (r) => {
-            if (r.action === 'finished' || r.action === 'missing')
-              log.info(
-                { runId: d.runId, step: d.step },
-                `step result discarded: run is ${r.action}`,
-              );
+            switch (r.action) {
+              case 'ok':
+              case 'done': // finished before (a re-delivered job): the first finish stands
+                return;
+              case 'finished':
+              case 'missing':
+                log.info(
+                  { runId: d.runId, step: d.step },
+                  `step result discarded: run is ${r.action}`,
+                );
+                return;
+              default:
+                unreachable(r, 'live finish action');
+            }
           },
           (err) =>
             log.warn({ err, runId: d.runId, step: d.step }, 'recording a step finish failed'),
@@ -263,12 +275,19 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       return;
     }
     const r = await recorded;
-    if (r.action === 'finished' || r.action === 'missing') {
-      throw new UnrecoverableError(
-        `LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`,
-      );
+    switch (r.action) {
+      case 'ok':
+        return endRun(d, r.log);
+      case 'done':
+        return endRun(d, await live.pending(d.runId));
+      case 'finished':
+      case 'missing':
+        throw new UnrecoverableError(
+          `LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`,
+        );
+      default:
+        return unreachable(r, 'live finish action');
     }
-    await endRun(d, r.action === 'ok' ? r.log : await live.pending(d.runId));
   }
 
   /** The last step is done: PostgreSQL records the live log and ends the run (then admits the next). */
@@ -289,10 +308,18 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         .apply(t, d.runId)
         .catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run')),
     );
-    if (t.action !== 'ended' && t.action !== 'finished') {
-      throw new UnrecoverableError(
-        `LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`,
-      );
+    switch (t.action) {
+      case 'ended':
+      case 'finished': // ended already (another attempt of this step got there first)
+        return;
+      case 'missing':
+      case 'fenced':
+      case 'incomplete':
+        throw new UnrecoverableError(
+          `LEASE_LOST: run ${d.runId} could not end (${t.action}); step result discarded`,
+        );
+      default:
+        return unreachable(t, 'norn_run_succeed action');
     }
   }
 

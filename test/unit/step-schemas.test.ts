@@ -23,7 +23,7 @@ import { build } from '../../src/pipelines/deploy/steps/build.js';
 import { restoreStep } from '../../src/pipelines/restore.js';
 import { isNornError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import type { RunStore, Transition } from '../../src/shared/store/runs.js';
+import type { RunStore, StepFailResult } from '../../src/shared/store/runs.js';
 import { ActiveSteps } from '../../src/workers/active.js';
 import { createProcessor } from '../../src/workers/processor.js';
 import { stepOutput, stepParams } from '../../src/workers/step-context.js';
@@ -175,7 +175,7 @@ function harness(steps: StepDefinition[], params: Record<string, unknown> = {}):
       step: string | null,
       error: string,
       opts: { final: boolean },
-    ): Promise<Transition> => {
+    ): Promise<StepFailResult> => {
       failures.push({ step, error, final: opts.final });
       return opts.final
         ? { action: 'ended', status: 'failed', events: [], next: null }
