@@ -58,6 +58,11 @@ export interface StepDefinition<S = unknown> {
   output?: z.ZodType;
   /** The schema of the run params the step reads, checked when it starts (BAD_REQUEST if refused). */
   params?: z.ZodType<Record<string, unknown>>;
+  /**
+   * The earlier steps' outputs it reads, with the schemas it expects them to have. Registering a
+   * pipeline refuses one where such a step runs later or declares another output schema.
+   */
+  reads?: OutputSchemas;
   /** Returns the step's output (JSON), saved in PostgreSQL and readable by later steps. */
   run(ctx: StepContext, services: S): Promise<unknown>;
   /** BullMQ attempts for this step (default 1). Every step must be idempotent anyway. */
@@ -91,15 +96,17 @@ export interface StepSpec<
   N extends string,
   O extends z.ZodType,
   P extends AnyParams,
-  Prior extends object,
+  R extends OutputSchemas,
 > {
   name: N;
   output: O;
   params?: P;
+  /** The earlier steps' outputs it reads: step name → that step's output schema. */
+  reads?: R;
   attempts?: number;
   backoffMs?: number;
   /** Returns what `output` accepts (or skipStep(...)). */
-  run(ctx: StepContext<Prior, z.output<P>>, services: S): Promise<z.input<O> | StepSkipped>;
+  run(ctx: StepContext<OutputsOf<R>, z.output<P>>, services: S): Promise<z.input<O> | StepSkipped>;
 }
 
 /** A step written with defineStep: its name and output schema stay known to definePipeline. */
@@ -113,20 +120,25 @@ export interface TypedStep<
 }
 
 /**
- * Writes a step whose context reads the outputs `Prior` (step name → output) of the steps before
- * it, typed: `defineStep<Services, { clone: CloneOutput }>()({ name: 'build', output, run })`.
- * The processor upholds the types: every step's output was checked by its schema when it was
- * recorded, and `ctx.params` is what `params` parsed.
+ * Writes a step whose context reads the outputs of the earlier steps named in `reads`, typed from
+ * their schemas: `defineStep<Services>()({ name: 'build', reads: { clone: CloneOutput }, output,
+ * run })`. The types hold at run time: the processor records only outputs their steps' schemas
+ * accepted, a pipeline is refused unless the steps a step reads come before it with the same
+ * schemas (validatePipeline), and `ctx.params` is what `params` parsed.
  */
-export function defineStep<S, Prior extends object = Record<never, never>>() {
-  return <const N extends string, O extends z.ZodType, P extends AnyParams = AnyParams>(
-    spec: StepSpec<S, N, O, P, Prior>,
+export function defineStep<S>() {
+  return <
+    const N extends string,
+    O extends z.ZodType,
+    P extends AnyParams = AnyParams,
+    R extends OutputSchemas = Record<never, never>,
+  >(
+    spec: StepSpec<S, N, O, P, R>,
   ): TypedStep<S, N, O> => ({
     ...spec,
-    // The one place a context's types are asserted rather than checked: the processor builds
-    // ctx.params with this step's `params` schema, and records only outputs their steps' schemas
-    // accepted (stepsOf, definePipeline and the deploy step-order check keep `Prior` true).
-    run: (ctx, services) => spec.run(ctx as unknown as StepContext<Prior, z.output<P>>, services),
+    // The one place a context's types are asserted rather than checked, for the reasons above.
+    run: (ctx, services) =>
+      spec.run(ctx as unknown as StepContext<OutputsOf<R>, z.output<P>>, services),
   });
 }
 
@@ -143,19 +155,16 @@ export function stepsOf<S>() {
     order: Order,
     outputs: Schemas,
   ) => {
-    void order; // the order is a type: StepsBefore<Order, N>
+    type Before<N extends Order[number]> = Pick<Schemas, StepsBefore<Order, N>>;
     return <const N extends Order[number], P extends AnyParams = AnyParams>(
       name: N,
-      spec: Omit<
-        StepSpec<S, N, Schemas[N], P, Pick<OutputsOf<Schemas>, StepsBefore<Order, N>>>,
-        'name' | 'output'
-      >,
-    ): TypedStep<S, N, Schemas[N]> =>
-      defineStep<S, Pick<OutputsOf<Schemas>, StepsBefore<Order, N>>>()({
-        ...spec,
-        name,
-        output: outputs[name],
-      });
+      spec: Omit<StepSpec<S, N, Schemas[N], P, Before<N>>, 'name' | 'output' | 'reads'>,
+    ): TypedStep<S, N, Schemas[N]> => {
+      // The names before `name` in `order`, with their schemas: what StepsBefore computes.
+      const before = order.slice(0, order.indexOf(name)) as ReadonlyArray<Order[number]>;
+      const reads = Object.fromEntries(before.map((n) => [n, outputs[n]])) as unknown as Before<N>;
+      return defineStep<S>()({ ...spec, name, output: outputs[name], reads });
+    };
   };
 }
 
@@ -219,6 +228,17 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
     if (seen.has(s.name)) problems.push(`step "${s.name}" appears twice`);
     seen.add(s.name);
   }
+  def.steps.forEach((s, i) => {
+    for (const [name, schema] of Object.entries(s.reads ?? {})) {
+      const j = def.steps.findIndex((t) => t.name === name);
+      if (j < 0) continue; // not in this pipeline: the step reads it as undefined
+      if (j > i) problems.push(`step "${s.name}" reads "${name}", which runs after it`);
+      else if (def.steps[j]!.output && def.steps[j]!.output !== schema)
+        problems.push(
+          `step "${s.name}" reads "${name}" with another output schema than "${name}" declares`,
+        );
+    }
+  });
   if (def.finalizer !== undefined && !seen.has(def.finalizer))
     problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
   if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue))

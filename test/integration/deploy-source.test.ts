@@ -18,12 +18,11 @@ import { build } from '../../src/pipelines/deploy/steps/build.js';
 import { cleanup } from '../../src/pipelines/deploy/steps/cleanup.js';
 import { clone } from '../../src/pipelines/deploy/steps/clone.js';
 import { test as testStep, testContainerName } from '../../src/pipelines/deploy/steps/test.js';
-import type {
+import {
   BuildOutput,
-  CloneOutput,
-  DeployOutputs,
-  DeployServices,
-  TestOutput,
+  type CloneOutput,
+  type DeployServices,
+  type TestOutput,
 } from '../../src/pipelines/deploy/types.js';
 import { runDir, sourceDir } from '../../src/pipelines/deploy/workspace.js';
 import type { NornSystem } from '../../src/system.js';
@@ -67,8 +66,9 @@ const forget: StepDefinition<DeployServices> = {
   },
 };
 /** Stands in for a worker killed while its test container ran: the container stays behind. */
-const plant = defineStep<DeployServices, Pick<DeployOutputs, 'build'>>()({
+const plant = defineStep<DeployServices>()({
   name: 'plant',
+  reads: { build: BuildOutput },
   output: z.object({ name: z.string() }),
   async run(ctx, services) {
     const built = await ctx.output('build');

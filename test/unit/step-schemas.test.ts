@@ -18,6 +18,7 @@ import {
 } from '../../src/queues/pipeline.js';
 import type { Recorder } from '../../src/queues/recorder.js';
 import { parseRunRequest, type RunService } from '../../src/queues/runs.js';
+import { deployPipeline } from '../../src/pipelines/deploy/index.js';
 import { clone } from '../../src/pipelines/deploy/steps/clone.js';
 import { build } from '../../src/pipelines/deploy/steps/build.js';
 import { restoreStep } from '../../src/pipelines/restore.js';
@@ -86,6 +87,41 @@ describe('stepParams', () => {
     expect(() => stepParams(restoreStep, {})).toThrow(
       /^step restore refused the run's params: ts: the restore parameter "ts" must be a snapshot timestamp/,
     );
+  });
+});
+
+describe('a pipeline of steps that read earlier outputs', () => {
+  const Made = z.object({ id: z.string() });
+  const make = defineStep<unknown>()({
+    name: 'make',
+    output: Made,
+    run: async () => ({ id: 'x' }),
+  });
+  const use = defineStep<unknown>()({
+    name: 'use',
+    reads: { make: Made },
+    output: z.object({ used: z.string() }),
+    run: async (ctx) => ({ used: (await ctx.output('make'))?.id ?? '' }),
+  });
+  const pipeline = (steps: StepDefinition[]) =>
+    new PipelineRegistry([{ name: 'reads', version: '1', steps }]);
+
+  it('is registered when what a step reads comes before it, with the schema it expects', () => {
+    expect(() => pipeline([make, use])).not.toThrow();
+    // Not in the pipeline at all: the step reads it as undefined.
+    expect(() => pipeline([use])).not.toThrow();
+  });
+
+  it('is refused when a step reads one that runs after it, or one with another schema', () => {
+    expect(() => pipeline([use, make])).toThrow(/step "use" reads "make", which runs after it/);
+    const other = { ...make, output: z.object({ id: z.number() }) };
+    expect(() => pipeline([other, use])).toThrow(
+      /step "use" reads "make" with another output schema than "make" declares/,
+    );
+  });
+
+  it('holds for the deploy pipeline as shipped', () => {
+    expect(() => new PipelineRegistry([deployPipeline])).not.toThrow();
   });
 });
 

@@ -78,8 +78,9 @@ describe('defineStep and definePipeline', () => {
     params: z.object({ url: z.url() }),
     run: async (ctx) => ({ url: ctx.params.url, bytes: 3 }),
   });
-  const count = defineStep<void, { fetch: z.output<typeof Fetched> }>()({
+  const count = defineStep<void>()({
     name: 'count',
+    reads: { fetch: Fetched },
     output: z.object({ total: z.number() }),
     async run(ctx) {
       const fetched = await ctx.output('fetch');

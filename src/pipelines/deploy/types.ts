@@ -75,7 +75,7 @@ export const SubmitOutput = z.object({
 });
 export type SubmitOutput = z.output<typeof SubmitOutput>;
 
-export const HealthyOutput = z.object({ healthyForMs: z.number().nonnegative(), processes: names });
+export const HealthyOutput = z.object({ healthyForMs: z.number(), processes: names });
 export type HealthyOutput = z.output<typeof HealthyOutput>;
 
 export const ForgeOutput = z.object({
