@@ -64,10 +64,12 @@ async function oneRun(
       policy: 'queue',
     }),
   );
+  if (requested.action !== 'queued') throw new Error(`probe run ${id}: ${requested.action}`);
+  const admitted = requested.next;
   await timed(t, 'publish request events', () => bus.publish(requested.events));
-  if (requested.next?.id !== id)
-    throw new Error(`probe run ${id} was not admitted (${JSON.stringify(requested.next)})`);
-  await timed(t, 'live open (Redis)', () => live.open(requested.next!));
+  if (admitted?.id !== id)
+    throw new Error(`probe run ${id} was not admitted (${JSON.stringify(admitted)})`);
+  await timed(t, 'live open (Redis)', () => live.open(admitted));
   for (const step of BENCH_STEPS) {
     const begin = await timed(t, 'live start (Redis)', () => live.start(id, step, store.holder));
     if (begin.action !== 'run') throw new Error(`step ${step}: ${begin.action}`);

@@ -5,7 +5,8 @@
  * --single-transaction either replaces the snapshot's objects with their data or changes nothing.
  */
 import { access } from 'node:fs/promises';
-import type { PipelineDefinition, StepDefinition } from '../queues/pipeline.js';
+import { z } from 'zod';
+import { definePipeline, defineStep } from '../queues/pipeline.js';
 import { restoreSnapshot } from '../shared/drivers/postgres-snapshot.js';
 import { checkTs } from '../shared/drivers/postgres-snapshot-files.js';
 import { NornError } from '../shared/errors.js';
@@ -13,17 +14,25 @@ import { ensureDatabase } from './deploy/steps/migrate.js';
 import { adminUrl, declaredDatabase } from './deploy/steps/snapshot.js';
 import type { DeployServices } from './deploy/types.js';
 
-export interface RestoreOutput {
-  ts: string;
-  database: string;
-  sizeBytes: number;
-}
+export const RestoreOutput = z.object({
+  ts: z.string(),
+  database: z.string(),
+  sizeBytes: z.number().nonnegative(),
+});
+export type RestoreOutput = z.output<typeof RestoreOutput>;
 
-export const restoreStep: StepDefinition<DeployServices> = {
+/** `ts`: which snapshot of the app to restore (a snapshot's timestamp, as the api lists them). */
+export const RestoreParams = z.object({
+  ts: z.string({ error: 'the restore parameter "ts" must be a snapshot timestamp' }),
+});
+
+export const restoreStep = defineStep<DeployServices>()({
   name: 'restore',
+  output: RestoreOutput,
+  params: RestoreParams,
   async run(ctx, s) {
-    const ts = ctx.run.params.ts;
-    checkTs(ts as string);
+    const ts = ctx.params.ts;
+    checkTs(ts);
     const appId = ctx.run.appId;
     const database = declaredDatabase(ctx);
     if (!database) {
@@ -33,7 +42,7 @@ export const restoreStep: StepDefinition<DeployServices> = {
       );
     }
     const admin = adminUrl(s);
-    const record = await s.snapshots.get(appId, ts as string);
+    const record = await s.snapshots.get(appId, ts);
     if (!record)
       throw new NornError(
         'NOT_FOUND',
@@ -60,18 +69,17 @@ export const restoreStep: StepDefinition<DeployServices> = {
       database,
       app: appId,
       dir: s.snapshotDir,
-      ts: ts as string,
+      ts: ts,
       signal: ctx.signal,
       onLine: ctx.log,
     });
-    const out: RestoreOutput = { ts: info.ts, database, sizeBytes: info.sizeBytes };
-    return out;
+    return { ts: info.ts, database, sizeBytes: info.sizeBytes };
   },
-};
+});
 
-export const restorePipeline: PipelineDefinition<DeployServices> = {
+export const restorePipeline = definePipeline<DeployServices>()({
   name: 'restore',
   version: '1',
   events: 'restore',
   steps: [restoreStep],
-};
+});

@@ -3,20 +3,23 @@
  * child and the last step is the root. Pure: the caller does `flowProducer.add(buildFlow(run))`.
  */
 import type { FlowJob } from 'bullmq';
+import { z } from 'zod';
 import type { RunRef } from '../shared/store/runs.js';
 import type { PipelineDefinition } from './pipeline.js';
 
-export interface StepJobData {
-  runId: string;
-  appId: string;
-  pipeline: string;
-  version: string;
-  step: string;
-  index: number;
-  total: number;
+/** The data of every step job (and of a finalizer job: index -1, total 0). */
+export const StepJobData = z.object({
+  runId: z.string().min(1),
+  appId: z.string().min(1),
+  pipeline: z.string().min(1),
+  version: z.string().min(1),
+  step: z.string().min(1),
+  index: z.int().min(-1),
+  total: z.int().nonnegative(),
   /** The step before this one: it must have finished before this one starts. */
-  previous?: string;
-}
+  previous: z.string().min(1).optional(),
+});
+export type StepJobData = z.output<typeof StepJobData>;
 
 /** Name of the standalone job that runs a pipeline's finalizer after a failed or cancelled run. */
 export const FINALIZE_JOB = '__finalize';

@@ -32,10 +32,53 @@ export type StartResult =
       spec: Record<string, unknown>;
       sagaId: string;
     }
-  | { action: 'done' | 'cancel' | 'finished' | 'missing' | 'early' };
+  /** The step finished already (a re-delivered job). */
+  | { action: 'done' }
+  /** The run is being cancelled: the step must not start. */
+  | { action: 'cancel' }
+  /** The run has ended. */
+  | { action: 'finished' }
+  /** The run has no live state (never opened here, or Redis lost it). */
+  | { action: 'missing' }
+  /** The step before it has not finished here yet. */
+  | { action: 'early' };
+export type StartAction = StartResult['action'];
 
 export type FinishResult =
-  { action: 'ok'; log: LogEntry[] } | { action: 'done' | 'finished' | 'missing' };
+  | { action: 'ok'; log: LogEntry[] }
+  /** Finished already: this finish is discarded. */
+  | { action: 'done' }
+  | { action: 'finished' }
+  | { action: 'missing' };
+export type FinishAction = FinishResult['action'];
+
+const START_ACTIONS: ReadonlySet<string> = new Set<StartAction>([
+  'run',
+  'skip',
+  'done',
+  'cancel',
+  'finished',
+  'missing',
+  'early',
+]);
+const FINISH_ACTIONS: ReadonlySet<string> = new Set<FinishAction>([
+  'ok',
+  'done',
+  'finished',
+  'missing',
+]);
+
+/** The action a script answered, refused when it is none the types know (scripts and types disagree). */
+function scriptAction<A extends string>(
+  known: ReadonlySet<string>,
+  r: unknown[],
+  script: string,
+): A {
+  const action = r[0];
+  if (typeof action !== 'string' || !known.has(action))
+    throw new Error(`live ${script} script answered an unknown action ${JSON.stringify(action)}`);
+  return action as A;
+}
 
 /** How long the live state outlives its run (ended) and bounds a run that never ends (running). */
 const ENDED_TTL_MS = 3_600_000;
@@ -260,7 +303,7 @@ export class LiveRuns {
       keys: [this.key(runId), this.logKey(runId)],
       args: [step, worker, new Date(this.clock()).toISOString(), previous ?? ''],
     })) as unknown[];
-    const action = r[0] as string;
+    const action = scriptAction<StartAction>(START_ACTIONS, r, 'start');
     if (action === 'run') {
       return {
         action,
@@ -273,7 +316,7 @@ export class LiveRuns {
     }
     if (action === 'skip')
       return { action, params: parse(r[1]), spec: parse(r[2]), sagaId: String(r[3] ?? '') };
-    return { action: action as 'done' | 'cancel' | 'finished' | 'missing' | 'early' };
+    return { action };
   }
 
   /** Records a step's finish unless its run is no longer live (then the result is discarded). */
@@ -301,8 +344,9 @@ export class LiveRuns {
         new Date(this.clock()).toISOString(),
       ],
     })) as unknown[];
-    if (r[0] === 'ok') return { action: 'ok', log: r[1] as LogEntry[] };
-    return { action: r[0] as 'done' | 'finished' | 'missing' };
+    const action = scriptAction<FinishAction>(FINISH_ACTIONS, r, 'finish');
+    if (action === 'ok') return { action, log: r[1] as LogEntry[] };
+    return { action };
   }
 
   /** The transitions PostgreSQL has not recorded yet, oldest first. */

@@ -3,30 +3,45 @@
  * every pipeline the same way (src/queues/flow.ts, src/workers/processor.ts); deploy, forge,
  * teardown and the test pipelines differ only in their definitions.
  */
+import type { z } from 'zod';
 import type { RunCommandOptions, RunCommandResult } from '../shared/exec.js';
 import { NornError } from '../shared/errors.js';
 import type { PoolClient } from 'pg';
 import type { ConcurrencyPolicy } from '../shared/store/runs.js';
 
-export interface StepContext {
+/**
+ * What a step sees of its run. `O` maps the names of the steps before it to their outputs (as their
+ * schemas parse them) and `P` is its params as its params schema parses them; a step written
+ * without defineStep sees both untyped.
+ */
+export interface StepContext<
+  O extends object = Record<string, unknown>,
+  P = Record<string, unknown>,
+> {
   run: {
     id: string;
     appId: string;
     sagaId: string;
     pipeline: string;
     version: string;
+    /** The run's params as requested (unchecked); `ctx.params` is what the step's schema made of them. */
     params: Record<string, unknown>;
     /** The app spec pinned when the run was requested. */
     spec: Record<string, unknown>;
   };
+  /** The run's params, checked by the step's `params` schema when the step started. */
+  params: P;
   step: { name: string; index: number; total: number; attempt: number };
   /** Aborted on cancel, on worker shutdown, and when the run lost its app lease. Pass it on. */
   signal: AbortSignal;
   /** A line for the step's log (Bull Board's Logs tab and the worker log). */
   log(line: string): void;
-  /** Output of an earlier step of this run (or of the run it resumes), or undefined. */
-  output<T = unknown>(step: string): Promise<T | undefined>;
-  outputs(): Promise<Record<string, unknown>>;
+  /**
+   * Output of an earlier step of this run (or of the run it resumes): null when that step was
+   * skipped, undefined when it has not finished (or is not in this run's pipeline).
+   */
+  output<K extends keyof O & string>(step: K): Promise<O[K] | null | undefined>;
+  outputs(): Promise<{ [K in keyof O]?: O[K] | null }>;
   /** runCommand bound to this step's signal: cancel reaches the program and its children. */
   exec(
     argv: readonly string[],
@@ -76,13 +91,125 @@ export interface PipelineHooks<S = unknown> {
   onCancel?(ctx: HookContext, services: S): Promise<void>;
 }
 
+/** A step as the engine runs it (defineStep writes typed ones). */
 export interface StepDefinition<S = unknown> {
   name: string;
+  /**
+   * The schema of the step's output: the processor checks what `run` returns against it before
+   * recording it (a mismatch fails the step for good: a bug, not a hiccup), and records what it
+   * parsed. Without one, any JSON is recorded.
+   */
+  output?: z.ZodType;
+  /** The schema of the run params the step reads, checked when it starts (BAD_REQUEST if refused). */
+  params?: z.ZodType<Record<string, unknown>>;
+  /**
+   * The earlier steps' outputs it reads, with the schemas it expects them to have. Registering a
+   * pipeline refuses one where such a step runs later or declares another output schema.
+   */
+  reads?: OutputSchemas;
   /** Returns the step's output (JSON), saved in PostgreSQL and readable by later steps. */
   run(ctx: StepContext, services: S): Promise<unknown>;
   /** BullMQ attempts for this step (default 1). Every step must be idempotent anyway. */
   attempts?: number;
   backoffMs?: number;
+}
+
+/** Step name → output schema: what a pipeline's steps return. */
+export type OutputSchemas = Record<string, z.ZodType>;
+/** Step name → output, as later steps read it (each schema's parsed type). */
+export type OutputsOf<Schemas extends OutputSchemas> = {
+  [K in keyof Schemas]: z.output<Schemas[K]>;
+};
+
+/** The names in `Order` before `N` (the steps whose outputs `N` may read). */
+export type StepsBefore<
+  Order extends readonly string[],
+  N extends string,
+> = Order extends readonly [infer H extends string, ...infer T extends readonly string[]]
+  ? H extends N
+    ? never
+    : H | StepsBefore<T, N>
+  : never;
+
+/** A params schema: it reads an object (the run's params). A step without one sees them unchecked. */
+type AnyParams = z.ZodType<Record<string, unknown>>;
+
+/** What a step is written as: its name, schemas, retry options and handler. */
+export interface StepSpec<
+  S,
+  N extends string,
+  O extends z.ZodType,
+  P extends AnyParams,
+  R extends OutputSchemas,
+> {
+  name: N;
+  output: O;
+  params?: P;
+  /** The earlier steps' outputs it reads: step name → that step's output schema. */
+  reads?: R;
+  attempts?: number;
+  backoffMs?: number;
+  /** Returns what `output` accepts (or skipStep(...)). */
+  run(ctx: StepContext<OutputsOf<R>, z.output<P>>, services: S): Promise<z.input<O> | StepSkipped>;
+}
+
+/** A step written with defineStep: its name and output schema stay known to definePipeline. */
+export interface TypedStep<
+  S,
+  N extends string = string,
+  O extends z.ZodType = z.ZodType,
+> extends StepDefinition<S> {
+  name: N;
+  output: O;
+}
+
+/**
+ * Writes a step whose context reads the outputs of the earlier steps named in `reads`, typed from
+ * their schemas: `defineStep<Services>()({ name: 'build', reads: { clone: CloneOutput }, output,
+ * run })`. The types hold at run time: the processor records only outputs their steps' schemas
+ * accepted, a pipeline is refused unless the steps a step reads come before it with the same
+ * schemas (validatePipeline), and `ctx.params` is what `params` parsed.
+ */
+export function defineStep<S>() {
+  return <
+    const N extends string,
+    O extends z.ZodType,
+    P extends AnyParams = AnyParams,
+    R extends OutputSchemas = Record<never, never>,
+  >(
+    spec: StepSpec<S, N, O, P, R>,
+  ): TypedStep<S, N, O> => ({
+    ...spec,
+    // The one place a context's types are asserted rather than checked, for the reasons above.
+    run: (ctx, services) =>
+      spec.run(ctx as unknown as StepContext<OutputsOf<R>, z.output<P>>, services),
+  });
+}
+
+/**
+ * Steps of one pipeline whose outputs are declared together, in order: a step's context reads the
+ * outputs of the steps before it in `order`, typed from their schemas, and its output schema is
+ * the one `outputs` names for it. See src/pipelines/deploy/types.ts.
+ */
+export function stepsOf<S>() {
+  return <
+    const Order extends readonly string[],
+    Schemas extends { [K in Order[number]]: z.ZodType },
+  >(
+    order: Order,
+    outputs: Schemas,
+  ) => {
+    type Before<N extends Order[number]> = Pick<Schemas, StepsBefore<Order, N>>;
+    return <const N extends Order[number], P extends AnyParams = AnyParams>(
+      name: N,
+      spec: Omit<StepSpec<S, N, Schemas[N], P, Before<N>>, 'name' | 'output' | 'reads'>,
+    ): TypedStep<S, N, Schemas[N]> => {
+      // The names before `name` in `order`, with their schemas: what StepsBefore computes.
+      const before = order.slice(0, order.indexOf(name)) as ReadonlyArray<Order[number]>;
+      const reads = Object.fromEntries(before.map((n) => [n, outputs[n]])) as unknown as Before<N>;
+      return defineStep<S>()({ ...spec, name, output: outputs[name], reads });
+    };
+  };
 }
 
 export interface PipelineDefinition<S = unknown> {
@@ -118,6 +245,27 @@ export interface PipelineDefinition<S = unknown> {
   hooks?: PipelineHooks<S>;
   /** Extra payload for `<prefix>.completed`, from all step outputs (e.g. deploy's imageTag). */
   summarize?(outputs: Record<string, unknown>): Record<string, unknown>;
+}
+
+/** Step name → output of a tuple of typed steps. */
+export type StepOutputs<Steps extends ReadonlyArray<TypedStep<never>>> = {
+  [T in Steps[number] as T['name']]: z.output<T['output']>;
+};
+
+/**
+ * A pipeline of typed steps: `finalizer` must name one of them and `summarize` reads their outputs
+ * typed (a step that did not finish is absent, a skipped one null).
+ */
+export function definePipeline<S>() {
+  return <const Steps extends ReadonlyArray<TypedStep<S>>>(
+    def: Omit<PipelineDefinition<S>, 'steps' | 'finalizer' | 'summarize'> & {
+      steps: Steps;
+      finalizer?: Steps[number]['name'];
+      summarize?(outputs: {
+        [K in keyof StepOutputs<Steps>]?: StepOutputs<Steps>[K] | null;
+      }): Record<string, unknown>;
+    },
+  ): PipelineDefinition<S> => def;
 }
 
 export const DEFAULT_QUEUE = 'steps';
@@ -158,6 +306,17 @@ export function validatePipeline(def: PipelineDefinition<never>): void {
     if (seen.has(s.name)) problems.push(`step "${s.name}" appears twice`);
     seen.add(s.name);
   }
+  def.steps.forEach((s, i) => {
+    for (const [name, schema] of Object.entries(s.reads ?? {})) {
+      const j = def.steps.findIndex((t) => t.name === name);
+      if (j < 0) continue; // not in this pipeline: the step reads it as undefined
+      if (j > i) problems.push(`step "${s.name}" reads "${name}", which runs after it`);
+      else if (def.steps[j]!.output && def.steps[j]!.output !== schema)
+        problems.push(
+          `step "${s.name}" reads "${name}" with another output schema than "${name}" declares`,
+        );
+    }
+  });
   if (def.finalizer !== undefined && !seen.has(def.finalizer))
     problems.push(`finalizer "${def.finalizer}" is not one of its steps`);
   if (def.queue !== undefined && !/^[A-Za-z0-9_-]+$/.test(def.queue))

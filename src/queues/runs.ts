@@ -8,10 +8,19 @@ import { randomUUID } from 'node:crypto';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { retryDb } from '../shared/db-retry.js';
-import { NornError, notFound } from '../shared/errors.js';
+import { z } from 'zod';
+import { NornError, notFound, unreachable, zodProblems } from '../shared/errors.js';
 import { unavailableService } from '../shared/unavailable.js';
 import type { Logger } from '../shared/logger.js';
-import type { ConcurrencyPolicy, RunRef, RunStore, Transition } from '../shared/store/runs.js';
+import {
+  CONCURRENCY_POLICIES,
+  type ConcurrencyPolicy,
+  type RequestRunInput,
+  type RequestRunResult,
+  type RunRef,
+  type RunStore,
+  type Transition,
+} from '../shared/store/runs.js';
 import type { EventBus } from './bus.js';
 import type { LiveRuns } from './live.js';
 import { buildFlow, FINALIZE_JOB, rootJobId, stepJobId } from './flow.js';
@@ -30,14 +39,55 @@ export interface RunServiceDeps {
   log: Logger;
 }
 
+/**
+ * A JSON value as PostgreSQL stores it (jsonb) and steps read it back. A key whose value is
+ * undefined is allowed in an object: JSON leaves it out, as it always did.
+ */
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
+const Json: z.ZodType<Json> = z.lazy(() =>
+  z.union([
+    z.string(),
+    z.number(), // finite: NaN and Infinity are not JSON
+    z.boolean(),
+    z.null(),
+    z.array(Json),
+    z.record(z.string(), Json.optional()),
+  ]),
+);
+/** A JSON object (params, a spec). */
+const JsonObject = z.record(z.string(), Json.optional());
+
+/** A request for a run, as every caller (the api, the CLI's server side, tests) makes it. */
 export interface RunRequest {
   appId: string;
   pipeline: string;
+  /** A JSON object: the steps read it (each through its params schema). */
   params?: Record<string, unknown>;
   /** Overrides the pipeline's policy (a deploy passes the app's deployPolicy.concurrency). */
   policy?: ConcurrencyPolicy;
   requestedBy?: string;
+  /** The app spec the run deploys (pinned now). */
   spec?: Record<string, unknown>;
+}
+
+/** What `request` and `resume` check before anything is recorded. */
+const RunRequestSchema = z.object({
+  appId: z.string().min(1, { error: 'must be an app id' }),
+  pipeline: z.string().min(1, { error: 'must name a pipeline' }),
+  params: JsonObject.optional(),
+  policy: z.enum(CONCURRENCY_POLICIES).optional(),
+  requestedBy: z.string().optional(),
+  spec: JsonObject.optional(),
+});
+
+/** The request checked: BAD_REQUEST listing every problem when it is not one. */
+export function parseRunRequest(req: unknown): z.output<typeof RunRequestSchema> {
+  const parsed = RunRequestSchema.safeParse(req);
+  if (parsed.success) return parsed.data;
+  const problems = zodProblems(parsed.error);
+  throw new NornError('BAD_REQUEST', `run request refused: ${problems.join('; ')}`, {
+    details: { problems },
+  });
 }
 
 export interface RunAccepted {
@@ -45,12 +95,26 @@ export interface RunAccepted {
   /** The run id under its earlier names (the CLI and older clients read these). */
   deploymentId: string;
   sagaId: string;
-  status: string;
+  status: 'running' | 'queued';
   scope: string;
   /** Runs ahead of this one in its scope (0: it is running now or next). */
   position: number;
   /** True when the scope already had this pipeline's run waiting (policy coalesce): this is it. */
   coalesced?: boolean;
+}
+
+/** A coalesced request's answer: the run of its pipeline that already waited in its scope. */
+function coalescedInto(result: Extract<RequestRunResult, { action: 'coalesced' }>): RunAccepted {
+  const run = result.run;
+  return {
+    runId: run.id,
+    deploymentId: run.id,
+    sagaId: run.id,
+    scope: run.scope,
+    status: run.status === 'running' ? 'running' : 'queued',
+    position: result.position,
+    coalesced: true,
+  };
 }
 
 export class RunService {
@@ -80,10 +144,11 @@ export class RunService {
   }
 
   /** Records the request, applies the app's policy, and starts it if the app is free. */
-  async request(req: RunRequest): Promise<RunAccepted> {
+  async request(request: RunRequest): Promise<RunAccepted> {
+    const req = parseRunRequest(request);
     const def = this.deps.registry.latest(req.pipeline);
     const params = req.params ?? {};
-    const result = await this.deps.store.requestRun({
+    return this.requestChecked({
       id: randomUUID(),
       appId: req.appId,
       scope: scopeOf(def, { appId: req.appId, params }),
@@ -99,7 +164,6 @@ export class RunService {
       spec: req.spec,
       finalizer: def.finalizer,
     });
-    return this.afterRequest(result);
   }
 
   /** A new run of the same pipeline version; steps the earlier run completed are reported skipped. */
@@ -116,66 +180,79 @@ export class RunService {
       (s) => s.status === 'complete' || s.status === 'skipped',
     );
     const ctx = await this.deps.store.runContext(runId);
-    const result = await this.deps.store.requestRun({
-      id: randomUUID(),
+    // What the earlier run was requested with is checked as a new request would be.
+    const req = parseRunRequest({
       appId: old.appId,
-      scope: old.scope,
       pipeline: old.pipeline,
+      params: old.params,
+      policy: old.policy,
+      requestedBy,
+      spec: ctx?.spec,
+    });
+    return this.requestChecked({
+      id: randomUUID(),
+      appId: req.appId,
+      scope: old.scope,
+      pipeline: req.pipeline,
       version: old.pipelineVersion,
       eventPrefix: old.eventPrefix,
       queue: old.queue,
       steps: old.steps,
-      params: old.params,
-      policy: old.policy,
+      params: req.params ?? {},
+      policy: req.policy ?? old.policy,
       resumedFrom: old.id,
       hooks: old.hooks,
       skip: done.map((s) => s.name),
-      requestedBy,
-      spec: ctx?.spec,
+      requestedBy: req.requestedBy,
+      spec: req.spec,
       finalizer: ctx?.finalizer ?? undefined,
     });
-    return this.afterRequest(result);
   }
 
-  private async afterRequest(
-    result: Awaited<ReturnType<RunStore['requestRun']>>,
-  ): Promise<RunAccepted> {
-    if (result.action === 'no-app') throw notFound('app');
-    if (result.action === 'rejected') {
-      const busy = result.busy!;
-      throw new NornError(
-        'CONFLICT',
-        `${busy.scope} is busy with run ${busy.id} (${busy.pipeline}, ${busy.status}; policy: reject)`,
-        {
-          details: {
-            scope: busy.scope,
-            runningRunId: busy.id,
-            runningDeploymentId: busy.id,
-            runningSagaId: busy.sagaId,
-            status: busy.status,
-          },
+  /** Records a checked request and carries out what PostgreSQL decided about it. */
+  private async requestChecked(input: RequestRunInput): Promise<RunAccepted> {
+    const result = await this.deps.store.requestRun(input);
+    switch (result.action) {
+      case 'queued':
+        return this.afterQueued(result);
+      case 'coalesced':
+        return coalescedInto(result);
+      case 'no-app':
+        throw notFound('app');
+      case 'rejected':
+        throw this.rejected(result.busy);
+      default:
+        return unreachable(result, 'norn_request_run action');
+    }
+  }
+
+  private rejected(busy: RunRef): NornError {
+    return new NornError(
+      'CONFLICT',
+      `${busy.scope} is busy with run ${busy.id} (${busy.pipeline}, ${busy.status}; policy: reject)`,
+      {
+        details: {
+          scope: busy.scope,
+          runningRunId: busy.id,
+          runningDeploymentId: busy.id,
+          runningSagaId: busy.sagaId,
+          status: busy.status,
         },
-      );
-    }
-    const run = result.run!;
-    if (result.action === 'coalesced') {
-      return {
-        runId: run.id,
-        deploymentId: run.id,
-        sagaId: run.id,
-        scope: run.scope,
-        status: run.status,
-        position: result.position ?? 0,
-        coalesced: true,
-      };
-    }
+      },
+    );
+  }
+
+  private async afterQueued(
+    result: Extract<RequestRunResult, { action: 'queued' }>,
+  ): Promise<RunAccepted> {
+    const run = result.run;
     // Committed already; one connection keeps their order, and a relay that misses one reads it
     // from PostgreSQL. Not awaited: the caller (an HTTP request) does not wait for Redis.
     this.deps.bus
       .publish(result.events)
       .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
     try {
-      for (const old of result.toCancel ?? []) {
+      for (const old of result.toCancel) {
         await this.deps.live.cancel(old.id);
         await this.stopRunning(old);
       }
@@ -194,7 +271,7 @@ export class RunService {
       sagaId: run.id,
       scope: run.scope,
       status,
-      position: result.position ?? 0,
+      position: result.position,
     };
   }
 
@@ -240,11 +317,28 @@ export class RunService {
       this.deps.bus
         .publish(t.events)
         .catch((err) => this.deps.log.warn({ err }, 'publishing events failed'));
-    if (runId && t.action === 'ended') {
-      await this.deps.live.close(runId);
-      if (t.status !== 'succeeded') await this.scheduleFinalizer(runId);
+    switch (t.action) {
+      case 'ended':
+        if (runId) {
+          await this.deps.live.close(runId);
+          if (t.status !== 'succeeded') await this.scheduleFinalizer(runId);
+        }
+        await this.start(t.next);
+        return;
+      // Nothing to carry out: refused, not the end of the run (retry, cancelling, incomplete), or
+      // a finalizer's report.
+      case 'missing':
+      case 'finished':
+      case 'fenced':
+      case 'incomplete':
+      case 'retry':
+      case 'cancelling':
+      case 'ok':
+      case 'done':
+        return;
+      default:
+        return unreachable(t, 'transition action');
     }
-    await this.start(t.next);
   }
 
   /** A standalone job (id `<run>.finally`, so at most one) that runs the finalizer step. */
@@ -274,14 +368,24 @@ export class RunService {
 
   async cancel(runId: string, reason = 'cancelled by request'): Promise<{ status: string }> {
     const t = await this.deps.store.requestCancel(runId, reason);
-    if (t.action === 'missing') throw notFound(`run ${runId}`);
-    await this.apply(t);
-    if (t.action === 'cancelling' && t.run) {
-      await this.deps.live.cancel(runId);
-      await this.stopRunning(t.run);
+    switch (t.action) {
+      case 'missing':
+        throw notFound(`run ${runId}`);
+      case 'cancelling':
+        await this.deps.live.cancel(runId);
+        await this.stopRunning(t.run);
+        break;
+      case 'ended': // it was queued: ended now, and the next run may have been admitted
+        await this.apply(t);
+        break;
+      case 'finished': // ended before: nothing to do
+      case 'fenced': // norn_request_cancel does not ask for the lease; kept for the union
+        break;
+      default:
+        return unreachable(t, 'norn_request_cancel action');
     }
     const now = await this.deps.store.getRun(runId);
-    return { status: now?.status ?? t.status ?? 'unknown' };
+    return { status: now?.status ?? ('status' in t ? t.status : undefined) ?? 'unknown' };
   }
 
   /**

@@ -54,3 +54,19 @@ export function toError(err: unknown): Error {
 }
 
 export const notFound = (what: string) => new NornError('NOT_FOUND', `${what} not found`);
+
+/** A zod error's problems, one `path: message` each (the path left out at the root). */
+export const zodProblems = (error: {
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>;
+}) =>
+  error.issues.map((i) =>
+    i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message,
+  );
+
+/**
+ * The end of an exhaustive `switch`: `value` is `never` when every case is handled, so adding a
+ * member to the union breaks the build here. At run time (a value from outside the types) it throws.
+ */
+export function unreachable(value: never, what: string): never {
+  throw new NornError('INTERNAL', `unexpected ${what}: ${JSON.stringify(value)}`);
+}

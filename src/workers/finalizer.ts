@@ -10,7 +10,13 @@ import type { RunStore } from '../shared/store/runs.js';
 import type { StepJobData } from '../queues/flow.js';
 import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
-import { describe, makeContext } from './step-context.js';
+import {
+  describe,
+  makeContext,
+  StepContractError,
+  stepOutput,
+  stepParams,
+} from './step-context.js';
 
 export interface FinalizerDeps<S> {
   store: Pick<RunStore, 'runContext' | 'outputs' | 'finalizerDone'>;
@@ -49,17 +55,27 @@ export function createFinalizer<S>(deps: FinalizerDeps<S>) {
       attempt: job.attemptsMade + 1,
     };
     try {
+      const checked = stepParams(stepDef, begin.params);
       const output = await stepDef.run(
-        makeContext(job, begin, controller.signal, () => store.outputs(d.runId), log),
+        makeContext(
+          job,
+          { ...begin, checked },
+          controller.signal,
+          () => store.outputs(d.runId),
+          log,
+        ),
         services,
       );
-      const result = output instanceof StepSkipped ? { skipped: output.reason } : output;
+      const result =
+        output instanceof StepSkipped ? { skipped: output.reason } : stepOutput(stepDef, output);
       const ms = clock() - started;
       await runs.apply(
         await pg(() => store.finalizerDone(d.runId, d.step, 'complete', result, null, ms)),
       );
     } catch (err) {
-      if (job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
+      // Another attempt may help, unless the step broke its schemas (bad params, a wrong output).
+      const again = !(err instanceof StepContractError);
+      if (again && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) throw toError(err);
       const ms = clock() - started;
       await runs.apply(
         await pg(() => store.finalizerDone(d.runId, d.step, 'failed', null, describe(err), ms)),

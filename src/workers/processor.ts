@@ -10,17 +10,24 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { retryDb, withStepLog } from '../shared/db-retry.js';
-import { isNornError, NornError, toError, type ErrorCode } from '../shared/errors.js';
+import {
+  isNornError,
+  NornError,
+  toError,
+  unreachable,
+  zodProblems,
+  type ErrorCode,
+} from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { RunStore } from '../shared/store/runs.js';
-import { FINALIZE_JOB, type StepJobData } from '../queues/flow.js';
+import { FINALIZE_JOB, StepJobData } from '../queues/flow.js';
 import type { LiveRuns, StartResult } from '../queues/live.js';
 import type { Recorder } from '../queues/recorder.js';
 import { StepSkipped, type PipelineRegistry } from '../queues/pipeline.js';
 import type { RunService } from '../queues/runs.js';
 import { startHeartbeat, untilAborted, type AbortReason, type ActiveSteps } from './active.js';
 import { createFinalizer } from './finalizer.js';
-import { describe, jobLog, makeContext } from './step-context.js';
+import { describe, jobLog, makeContext, stepOutput, stepParams } from './step-context.js';
 
 /** The RunStore calls the processor (and the finalizer, the heartbeat) make. */
 export type ProcessorStore = Pick<
@@ -60,11 +67,12 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
   const runFinalizer = createFinalizer({ ...deps, pg, clock });
 
   // Three declared parameters: BullMQ passes the AbortSignal only to processors with length >= 3.
-  return function processStep(
+  return async function processStep(
     job: Job<StepJobData>,
     token: string | undefined,
     bullSignal?: AbortSignal,
   ): Promise<null> {
+    checkJobData(job);
     // Whatever retries a database call inside, the step itself or the engine, says so in its log.
     return withStepLog(jobLog(job), () => runStep(job, token, bullSignal));
   };
@@ -99,9 +107,12 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         );
         throw new UnrecoverableError('CANCELLED: run cancelled before this step started');
       }
-      default:
-        // finished / missing: this run is not ours to continue; fail the rest of the flow.
+      case 'finished':
+      case 'missing':
+        // This run is not ours to continue; fail the rest of the flow.
         throw new UnrecoverableError(`LEASE_LOST: run ${d.runId} is ${begin.action}; step not run`);
+      default:
+        return unreachable(begin, 'live start action');
     }
 
     const controller = new AbortController();
@@ -127,14 +138,16 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         throw new UnrecoverableError(
           `PIPELINE_UNKNOWN: ${d.pipeline}@${d.version} has no step ${d.step} at ${d.index}`,
         );
+      const checked = stepParams(stepDef, begin.params);
       const before = def.steps.slice(0, d.index).map((s) => s.name);
       const load = () => live.outputs(d.runId, before);
-      const ctx = makeContext(job, begin, controller.signal, load, log);
+      const ctx = makeContext(job, { ...begin, checked }, controller.signal, load, log);
       output = await untilAborted(
         stepDef.run(ctx, deps.services),
         controller.signal,
         deps.cancelGraceMs,
       );
+      if (!(output instanceof StepSkipped)) output = stepOutput(stepDef, output);
     } catch (err) {
       const durationMs = clock() - started;
       const reason = controller.signal.aborted
@@ -197,6 +210,19 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     await runs.apply(t, d.runId);
   }
 
+  /**
+   * Bad job data (not a job norn added, or one from an incompatible norn) fails its job for good
+   * with the problems; the worker goes on with the next job.
+   */
+  function checkJobData(job: Job<unknown>): void {
+    const parsed = StepJobData.safeParse(job.data);
+    if (parsed.success) return;
+    const message = `BAD_REQUEST: job ${job.id ?? '?'} (${job.name}) has no step job data, so nothing ran: ${zodProblems(parsed.error).join('; ')}`;
+    jobLog(job)(message);
+    log.warn({ jobId: job.id, name: job.name }, message);
+    throw new UnrecoverableError(message);
+  }
+
   function isLast(d: StepJobData): boolean {
     return d.index === d.total - 1;
   }
@@ -205,7 +231,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
    * Asks the live state whether the step may start. A step taken before its predecessor's finish
    * reached Redis (see finish) is 'early': it asks again shortly, for about two seconds at most.
    */
-  async function startStep(d: StepJobData): Promise<StartResult> {
+  async function startStep(d: StepJobData): Promise<Exclude<StartResult, { action: 'early' }>> {
     for (let waitMs = 2; ; waitMs *= 2) {
       let begin = await live.start(d.runId, d.step, deps.workerId, d.previous);
       if (begin.action === 'missing' && (await reopen(d.runId)))
@@ -250,11 +276,20 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       deps.active.track(
         recorded.then(
           (r) => {
-            if (r.action === 'finished' || r.action === 'missing')
-              log.info(
-                { runId: d.runId, step: d.step },
-                `step result discarded: run is ${r.action}`,
-              );
+            switch (r.action) {
+              case 'ok':
+              case 'done': // finished before (a re-delivered job): the first finish stands
+                return;
+              case 'finished':
+              case 'missing':
+                log.info(
+                  { runId: d.runId, step: d.step },
+                  `step result discarded: run is ${r.action}`,
+                );
+                return;
+              default:
+                unreachable(r, 'live finish action');
+            }
           },
           (err) =>
             log.warn({ err, runId: d.runId, step: d.step }, 'recording a step finish failed'),
@@ -263,12 +298,19 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       return;
     }
     const r = await recorded;
-    if (r.action === 'finished' || r.action === 'missing') {
-      throw new UnrecoverableError(
-        `LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`,
-      );
+    switch (r.action) {
+      case 'ok':
+        return endRun(d, r.log);
+      case 'done':
+        return endRun(d, await live.pending(d.runId));
+      case 'finished':
+      case 'missing':
+        throw new UnrecoverableError(
+          `LEASE_LOST: run ${d.runId} is ${r.action}; step result discarded`,
+        );
+      default:
+        return unreachable(r, 'live finish action');
     }
-    await endRun(d, r.action === 'ok' ? r.log : await live.pending(d.runId));
   }
 
   /** The last step is done: PostgreSQL records the live log and ends the run (then admits the next). */
@@ -289,10 +331,18 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         .apply(t, d.runId)
         .catch((err) => log.warn({ err, runId: d.runId }, 'after the end of a run')),
     );
-    if (t.action !== 'ended' && t.action !== 'finished') {
-      throw new UnrecoverableError(
-        `LEASE_LOST: run ${d.runId} could not end (${t.status ?? t.action}); step result discarded`,
-      );
+    switch (t.action) {
+      case 'ended':
+      case 'finished': // ended already (another attempt of this step got there first)
+        return;
+      case 'missing':
+      case 'fenced':
+      case 'incomplete':
+        throw new UnrecoverableError(
+          `LEASE_LOST: run ${d.runId} could not end (${t.action}); step result discarded`,
+        );
+      default:
+        return unreachable(t, 'norn_run_succeed action');
     }
   }
 

@@ -8,16 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PipelineDefinition, StepDefinition } from '../../src/queues/pipeline.js';
+import { z } from 'zod';
+import {
+  defineStep,
+  type PipelineDefinition,
+  type StepDefinition,
+} from '../../src/queues/pipeline.js';
 import { build } from '../../src/pipelines/deploy/steps/build.js';
 import { cleanup } from '../../src/pipelines/deploy/steps/cleanup.js';
 import { clone } from '../../src/pipelines/deploy/steps/clone.js';
 import { test as testStep, testContainerName } from '../../src/pipelines/deploy/steps/test.js';
-import type {
+import {
   BuildOutput,
-  CloneOutput,
-  DeployServices,
-  TestOutput,
+  type CloneOutput,
+  type DeployServices,
+  type TestOutput,
 } from '../../src/pipelines/deploy/types.js';
 import { runDir, sourceDir } from '../../src/pipelines/deploy/workspace.js';
 import type { NornSystem } from '../../src/system.js';
@@ -61,10 +66,12 @@ const forget: StepDefinition<DeployServices> = {
   },
 };
 /** Stands in for a worker killed while its test container ran: the container stays behind. */
-const plant: StepDefinition<DeployServices> = {
+const plant = defineStep<DeployServices>()({
   name: 'plant',
+  reads: { build: BuildOutput },
+  output: z.object({ name: z.string() }),
   async run(ctx, services) {
-    const built = await ctx.output<BuildOutput>('build');
+    const built = await ctx.output('build');
     const name = testContainerName(ctx.run.appId, ctx.run.id);
     const labels = {
       'norn.app': ctx.run.appId,
@@ -80,7 +87,7 @@ const plant: StepDefinition<DeployServices> = {
     });
     return { name };
   },
-};
+});
 const deployPipeline: PipelineDefinition<DeployServices> = {
   name: 'deploy',
   version: '1',

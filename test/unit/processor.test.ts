@@ -57,17 +57,17 @@ function harness(
   const store: ProcessorStore = {
     stepFail: async (...args) => {
       calls.push(['stepFail', ...args]);
-      return { action: 'ended', status: 'failed' };
+      return { action: 'ended', status: 'failed', events: [], next: null };
     },
     runSucceeded: async (...args) => {
       calls.push(['runSucceeded', ...args]);
-      return { action: 'ended', status: 'succeeded' };
+      return { action: 'ended', status: 'succeeded', events: [], next: null };
     },
     leasedRun: async () => null,
     heartbeat: async () => true,
     runContext: async () => null,
     outputs: async () => ({}),
-    finalizerDone: async () => ({ action: 'ok' }),
+    finalizerDone: async () => ({ action: 'ok', events: [] }),
   };
   const applied: Array<{ t: Transition; runId?: string }> = [];
   const pushed: Array<{ runId: string; log: string[] }> = [];
@@ -110,7 +110,9 @@ describe('step processor', () => {
         h.time.tick(1_500); // the step takes 1.5 s
         return { sha: 'abc' };
       },
-      build: async (ctx) => ({ image: `img-${(await ctx.output<{ sha: string }>('clone'))?.sha}` }),
+      build: async (ctx) => ({
+        image: `img-${((await ctx.outputs()).clone as { sha: string } | undefined)?.sha}`,
+      }),
     });
     await h.live.open(RUN);
   });
@@ -168,7 +170,9 @@ describe('step processor', () => {
       STEPS.flatMap((s) => [`start:${s}`, `finish:${s}`]),
     );
     expect(h.forgotten).toEqual(['run-1']);
-    expect(h.applied).toEqual([{ t: { action: 'ended', status: 'succeeded' }, runId: 'run-1' }]);
+    expect(h.applied).toEqual([
+      { t: { action: 'ended', status: 'succeeded', events: [], next: null }, runId: 'run-1' },
+    ]);
   });
 
   it('step.done: a re-delivered finished step does nothing again', async () => {
@@ -352,7 +356,7 @@ describe('step processor failures', () => {
     });
     h.store.finalizerDone = async (...args) => {
       done.push(args);
-      return { action: 'ok' };
+      return { action: 'ok', events: [] };
     };
     const finalJob = (attemptsMade: number) => {
       const { job } = fakeJob('ship', { attempts: 3, attemptsMade });
@@ -366,7 +370,7 @@ describe('step processor failures', () => {
       new UnrecoverableError('cleanup failed'),
     );
     expect(done).toEqual([['run-1', 'ship', 'failed', null, 'cleanup failed', 30]]);
-    expect(h.applied).toEqual([{ t: { action: 'ok' }, runId: undefined }]);
+    expect(h.applied).toEqual([{ t: { action: 'ok', events: [] }, runId: undefined }]);
   });
 });
 
@@ -399,7 +403,9 @@ describe('step processor cancel', () => {
       'start:clone',
       'finish:clone',
     ]);
-    expect(h.applied).toEqual([{ t: { action: 'ended', status: 'failed' }, runId: 'run-1' }]);
+    expect(h.applied).toEqual([
+      { t: { action: 'ended', status: 'failed', events: [], next: null }, runId: 'run-1' },
+    ]);
   });
 
   it('a cancel broadcast aborts the running step: recorded as cancelled, final', async () => {

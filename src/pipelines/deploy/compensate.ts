@@ -14,12 +14,11 @@ import {
   setAppIngress,
   updateIngressFile,
 } from '../../shared/drivers/cloudflared.js';
-import type { StepContext } from '../../queues/pipeline.js';
 import { lockWaitNote, withAppLock } from './app-lock.js';
 import { parseSpec, requireDocker, type RuntimeCall } from './docker-runtime.js';
 import type { Release } from './releases.js';
 import { putBack } from './rollback.js';
-import type { DeployServices } from './types.js';
+import type { DeployServices, ReadsOutputs } from './types.js';
 
 /** What compensation did, for the cleanup step's output and log. */
 export interface Compensation {
@@ -28,7 +27,10 @@ export interface Compensation {
 }
 
 /** The release still to be taken back, or undefined when the run left nothing half-done. */
-async function pending(ctx: StepContext, s: DeployServices): Promise<Release | undefined> {
+async function pending(
+  ctx: ReadsOutputs<'forge'>,
+  s: DeployServices,
+): Promise<Release | undefined> {
   const release = await s.releases.byDeployment(ctx.run.id);
   if (!release || (release.status !== 'deploying' && release.status !== 'active')) return undefined;
   // forge finished (or was skipped): the release was deployed to the end; nothing to undo.
@@ -37,7 +39,7 @@ async function pending(ctx: StepContext, s: DeployServices): Promise<Release | u
 }
 
 /** Reverts the app's rules to what forge found before it wrote (nothing when forge wrote none). */
-async function revertRoutes(ctx: StepContext, s: DeployServices, release: Release) {
+async function revertRoutes(ctx: ReadsOutputs<'forge'>, s: DeployServices, release: Release) {
   const before = release.routesBefore;
   const path = s.cloudflared.configPath;
   if (before === null || !path) return;
@@ -62,7 +64,7 @@ async function revertRoutes(ctx: StepContext, s: DeployServices, release: Releas
  * the release row before it is rethrown, so the table never claims a release it could not verify.
  */
 export async function compensate(
-  ctx: StepContext,
+  ctx: ReadsOutputs<'forge'>,
   s: DeployServices,
   lastAttempt: boolean,
 ): Promise<Compensation | undefined> {
@@ -80,7 +82,7 @@ export async function compensate(
 }
 
 async function takeBack(
-  ctx: StepContext,
+  ctx: ReadsOutputs<'forge'>,
   s: DeployServices,
   release: Release,
   lastAttempt: boolean,

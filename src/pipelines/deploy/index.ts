@@ -3,7 +3,7 @@
  * routed → cleaned up (../shared/DESIGN.md). Bump `version` whenever steps change: runs execute
  * the version they started with.
  */
-import type { PipelineDefinition } from '../../queues/pipeline.js';
+import { definePipeline } from '../../queues/pipeline.js';
 import { build } from './steps/build.js';
 import { cleanup } from './steps/cleanup.js';
 import { clone } from './steps/clone.js';
@@ -13,22 +13,19 @@ import { migrate } from './steps/migrate.js';
 import { snapshot } from './steps/snapshot.js';
 import { submit } from './steps/submit.js';
 import { test } from './steps/test.js';
-import { DEPLOY_STEPS, type BuildOutput, type DeployServices } from './types.js';
+import { DEPLOY_STEPS, type DeployServices } from './types.js';
 
-const steps = [clone, build, test, snapshot, migrate, submit, healthy, forge, cleanup];
+const steps = [clone, build, test, snapshot, migrate, submit, healthy, forge, cleanup] as const;
 
 // The contract of step names (events, CLI, API) and the definition must agree.
 if (steps.map((s) => s.name).join() !== DEPLOY_STEPS.join())
   throw new Error('deploy steps out of order');
 
-export const deployPipeline: PipelineDefinition<DeployServices> = {
+export const deployPipeline = definePipeline<DeployServices>()({
   name: 'deploy',
   version: '1',
   events: 'deploy',
   finalizer: 'cleanup',
   steps,
-  summarize: (outputs) => {
-    const built = outputs.build as BuildOutput | undefined;
-    return built ? { imageTag: built.imageRef } : {};
-  },
-};
+  summarize: ({ build: built }) => (built ? { imageTag: built.imageRef } : {}),
+});

@@ -11,8 +11,7 @@ import {
   type SopsFormat,
 } from '../../shared/secrets/sops.js';
 import type { Infraspec } from '../../shared/spec/infraspec.js';
-import type { StepContext } from '../../queues/pipeline.js';
-import type { DeployServices } from './types.js';
+import type { DeployServices, ReadsOutputs } from './types.js';
 import { ensureSource } from './workspace.js';
 
 /** Where an app keeps its secrets, in the order they are looked for. */
@@ -46,7 +45,7 @@ async function findSecretsFile(dir: string): Promise<SecretsFile | undefined> {
 }
 
 /** Decrypts the secrets file (MAC-checked) and checks every key spec.secrets declares is there. */
-export async function loadSecrets(ctx: StepContext, s: DeployServices, spec: Infraspec) {
+export async function loadSecrets(ctx: ReadsOutputs<'clone'>, s: DeployServices, spec: Infraspec) {
   const file = await findSecretsFile(await ensureSource(ctx, s));
   const declared = spec.secrets ?? [];
   if (!file) {

@@ -1,13 +1,21 @@
 /**
- * The deploy pipeline's contracts: what each step returns (read by later steps with
- * `ctx.output<…>(name)`) and the services every step receives.
+ * The deploy pipeline's contracts: the schema of what each step returns (checked before it is
+ * recorded, and what later steps read, typed, with `ctx.output(name)`), the params the steps read,
+ * and the services every step receives. `deployStep` writes a step against them.
  */
+import { z } from 'zod';
 import type { Db } from '../../shared/db.js';
 import type { DockerDriver } from '../../shared/drivers/docker.js';
 import type { GitAuth } from '../../shared/drivers/git.js';
 import type { SopsKeys } from '../../shared/secrets/sops.js';
 import type { Infraspec } from '../../shared/spec/infraspec.js';
 import type { Logger } from '../../shared/logger.js';
+import {
+  stepsOf,
+  type OutputsOf,
+  type StepContext,
+  type StepsBefore,
+} from '../../queues/pipeline.js';
 import type { ReleaseStore } from './releases.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
@@ -24,52 +32,93 @@ export const DEPLOY_STEPS = [
 ] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
 
-export interface CloneOutput {
-  commitSha: string;
-  ref: string;
-  repoUrl: string;
-}
-export interface BuildOutput {
-  imageRef: string;
-  digest: string | null;
-  reused: boolean;
-}
-export interface TestOutput {
-  exitCode: number;
-  tail: string[];
-}
-export interface SnapshotOutput {
-  ts: string;
-  database: string;
-  sizeBytes: number;
-  sha256: string;
-  pruned: string[];
-}
-export interface MigrateOutput {
-  database: string;
-  applied: string[];
-  alreadyApplied: string[];
-}
-export interface SubmitOutput {
-  releaseId: number;
-  previousReleaseId: number | null;
-  containers: string[];
-  schedulers: string[];
-}
-export interface HealthyOutput {
-  healthyForMs: number;
-  processes: string[];
-}
-export interface ForgeOutput {
-  routes: Array<{ hostname: string; service: string; path?: string }>;
-  changed: boolean;
-  restarted: boolean;
-}
-export interface CleanupOutput {
-  removed: string[];
+const names = z.array(z.string());
+
+export const CloneOutput = z.object({
+  commitSha: z.string(),
+  ref: z.string(),
+  repoUrl: z.string(),
+});
+export type CloneOutput = z.output<typeof CloneOutput>;
+
+export const BuildOutput = z.object({
+  imageRef: z.string(),
+  digest: z.string().nullable(),
+  reused: z.boolean(),
+});
+export type BuildOutput = z.output<typeof BuildOutput>;
+
+export const TestOutput = z.object({ exitCode: z.int(), tail: names });
+export type TestOutput = z.output<typeof TestOutput>;
+
+export const SnapshotOutput = z.object({
+  ts: z.string(),
+  database: z.string(),
+  sizeBytes: z.number().nonnegative(),
+  sha256: z.string(),
+  pruned: names,
+});
+export type SnapshotOutput = z.output<typeof SnapshotOutput>;
+
+export const MigrateOutput = z.object({
+  database: z.string(),
+  applied: names,
+  alreadyApplied: names,
+});
+export type MigrateOutput = z.output<typeof MigrateOutput>;
+
+export const SubmitOutput = z.object({
+  releaseId: z.int(),
+  previousReleaseId: z.int().nullable(),
+  containers: names,
+  schedulers: names,
+});
+export type SubmitOutput = z.output<typeof SubmitOutput>;
+
+export const HealthyOutput = z.object({ healthyForMs: z.number(), processes: names });
+export type HealthyOutput = z.output<typeof HealthyOutput>;
+
+export const ForgeOutput = z.object({
+  routes: z.array(
+    z.object({ hostname: z.string(), service: z.string(), path: z.string().optional() }),
+  ),
+  changed: z.boolean(),
+  restarted: z.boolean(),
+});
+export type ForgeOutput = z.output<typeof ForgeOutput>;
+
+export const CleanupOutput = z.object({
+  removed: names,
   /** After a run that ended half-deployed: the release taken back and what was done. */
-  compensated?: { releaseId: number; outcome: string };
-}
+  compensated: z.object({ releaseId: z.int(), outcome: z.string() }).optional(),
+});
+export type CleanupOutput = z.output<typeof CleanupOutput>;
+
+/** Each deploy step's output schema (the steps run in DEPLOY_STEPS order). */
+export const DEPLOY_OUTPUTS = {
+  clone: CloneOutput,
+  build: BuildOutput,
+  test: TestOutput,
+  snapshot: SnapshotOutput,
+  migrate: MigrateOutput,
+  submit: SubmitOutput,
+  healthy: HealthyOutput,
+  forge: ForgeOutput,
+  cleanup: CleanupOutput,
+} satisfies Record<DeployStep, z.ZodType>;
+export type DeployOutputs = OutputsOf<typeof DEPLOY_OUTPUTS>;
+
+/**
+ * The context of deploy step `N` (params unchecked): it reads the outputs of the steps before it.
+ * Helpers shared by several steps take the narrowest one they need, e.g. `DeployContext<'build'>`
+ * (reads clone).
+ */
+export type DeployContext<N extends DeployStep> = StepContext<
+  Pick<DeployOutputs, StepsBefore<typeof DEPLOY_STEPS, N>>
+>;
+
+/** A context that can read the given steps' outputs (any step after them). */
+export type ReadsOutputs<K extends DeployStep> = StepContext<Pick<DeployOutputs, K>>;
 
 /** Everything the deploy steps use, built once per worker process from config (services.ts). */
 export interface DeployServices {
@@ -94,6 +143,9 @@ export interface DeployServices {
 }
 
 export type { Infraspec };
+
+/** Writes a deploy step: `deployStep('build', { run(ctx, services) { … } })` (schemas above). */
+export const deployStep = stepsOf<DeployServices>()(DEPLOY_STEPS, DEPLOY_OUTPUTS);
 
 /** What the deploy steps need of scheduled processes' job schedulers (cron.ts implements it). */
 export interface CronScheduler {

@@ -12,7 +12,7 @@ import { cloneAt } from '../../shared/drivers/git.js';
 import { NornError } from '../../shared/errors.js';
 import { runCommand } from '../../shared/exec.js';
 import type { StepContext } from '../../queues/pipeline.js';
-import type { CloneOutput, DeployServices, Infraspec } from './types.js';
+import type { DeployServices, Infraspec, ReadsOutputs } from './types.js';
 
 export const runDir = (s: Pick<DeployServices, 'workDir'>, runId: string) =>
   resolve(s.workDir, runId);
@@ -20,8 +20,8 @@ export const sourceDir = (s: Pick<DeployServices, 'workDir'>, runId: string) =>
   join(runDir(s, runId), 'src');
 
 /** The run's checkout at the commit `clone` resolved, cloning it again if this worker has none. */
-export async function ensureSource(ctx: StepContext, s: DeployServices): Promise<string> {
-  const cloned = await ctx.output<CloneOutput>('clone');
+export async function ensureSource(ctx: ReadsOutputs<'clone'>, s: DeployServices): Promise<string> {
+  const cloned = await ctx.output('clone');
   if (!cloned)
     throw new NornError(
       'INTERNAL',
@@ -58,7 +58,7 @@ export async function removeRunDir(
  * The infraspec pinned when the run was requested. The api stores it parsed (defaults applied), but
  * a run may be requested with any object, so callers read its optional parts defensively.
  */
-export function pinnedSpec(ctx: StepContext): Partial<Infraspec> {
+export function pinnedSpec(ctx: Pick<StepContext, 'run'>): Partial<Infraspec> {
   return ctx.run.spec as Partial<Infraspec>;
 }
 

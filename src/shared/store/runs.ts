@@ -8,16 +8,18 @@ import type { EventEnvelope } from '../events.js';
 
 export type RunStatus = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
 /**
- * What a request does when its scope is busy: wait its turn, cancel what runs and waits there,
- * be refused, or (coalesce) be answered with the run of the same pipeline already waiting.
+ * What a request does when its scope is busy (runs.policy's CHECK): wait its turn, cancel what
+ * runs and waits there, be refused, or (coalesce) be answered with the run of the same pipeline
+ * already waiting.
  */
-export type ConcurrencyPolicy = 'queue' | 'supersede' | 'reject' | 'coalesce';
-export const CONCURRENCY_POLICIES: readonly ConcurrencyPolicy[] = [
-  'queue',
-  'supersede',
-  'reject',
-  'coalesce',
-];
+export const CONCURRENCY_POLICIES = ['queue', 'supersede', 'reject', 'coalesce'] as const;
+export type ConcurrencyPolicy = (typeof CONCURRENCY_POLICIES)[number];
+/**
+ * A step's status (run_steps.status's CHECK). RunStore.steps reports a step without a row as
+ * pending, or not_run once its run has ended.
+ */
+export type StepStatus =
+  'pending' | 'running' | 'complete' | 'failed' | 'skipped' | 'cancelled' | 'not_run';
 
 /** What the state machine hands back about a run (norn_run_json). */
 export interface RunRef {
@@ -58,16 +60,49 @@ export interface RecordResult {
   gaps: Record<string, number>;
 }
 
-export interface Transition {
-  action: string;
-  status?: RunStatus;
-  events?: EventEnvelope[];
+/**
+ * What a transition on a run answers instead of acting (norn_refusal): no such run, the run has
+ * ended, or the run does not hold its app's lease.
+ */
+export type Refusal =
+  | { action: 'missing'; events?: undefined }
+  | { action: 'finished'; status: RunStatus; events?: undefined }
+  | { action: 'fenced'; events?: undefined };
+
+/** The run ended (its app released): `next` is the run admitted in its place, if any. */
+export interface RunEnded {
+  action: 'ended';
+  /** Absent when a queued run was cancelled (norn_step_fail). */
+  status?: 'succeeded' | 'failed' | 'cancelled';
+  events: EventEnvelope[];
   next?: RunRef | null;
-  params?: Record<string, unknown>;
-  spec?: Record<string, unknown>;
-  sagaId?: string;
-  attempt?: number;
 }
+
+/** norn_run_succeed: the live log held no finish of the last step ('incomplete'), or it ended. */
+export type RunSucceedResult =
+  | Refusal
+  | { action: 'incomplete'; events: EventEnvelope[] }
+  | (RunEnded & { status: 'succeeded' });
+
+/** norn_step_fail: a failure BullMQ retries ('retry'), or the end of the run. */
+export type StepFailResult = Refusal | { action: 'retry'; events: EventEnvelope[] } | RunEnded;
+
+/** norn_request_cancel: a queued run ends at once; a running one is 'cancelling' until it stops. */
+export type RequestCancelResult =
+  | Refusal
+  | (RunEnded & { status: 'cancelled' })
+  | { action: 'cancelling'; status: 'cancelling'; run: RunRef; events?: undefined };
+
+/** norn_finalizer_done: 'done' when the finalizer's result was recorded already. */
+export type FinalizerDoneResult =
+  | { action: 'missing'; events?: undefined }
+  | { action: 'done'; events?: undefined }
+  | { action: 'ok'; events: EventEnvelope[] };
+
+/** What a state-machine function answers about a run (RunService.apply carries it out). */
+export type Transition =
+  RunSucceedResult | StepFailResult | RequestCancelResult | FinalizerDoneResult;
+export type TransitionAction = Transition['action'];
 
 export interface RequestRunInput {
   /** The run's id, also the `sagaId` of its events. */
@@ -91,20 +126,32 @@ export interface RequestRunInput {
   hooks?: string[];
 }
 
-export interface RequestRunResult {
-  action: 'queued' | 'rejected' | 'coalesced' | 'no-app';
-  run?: RunRef;
-  busy?: RunRef;
-  position?: number;
-  events?: EventEnvelope[];
-  toCancel?: RunRef[];
-  next?: RunRef | null;
-}
+/** norn_request_run (and a request racing the app's deletion: 'no-app'). */
+export type RequestRunResult =
+  | { action: 'no-app' }
+  | { action: 'rejected'; busy: RunRef }
+  | {
+      action: 'coalesced';
+      /** The run of this pipeline that already waited in the scope: the request's answer. */
+      run: RunRef;
+      position: number;
+    }
+  | {
+      action: 'queued';
+      run: RunRef;
+      /** Runs of the scope ahead of this one. */
+      position: number;
+      events: EventEnvelope[];
+      /** Active runs this one supersedes (now cancelling). */
+      toCancel: RunRef[];
+      /** The run admitted now (this one when the scope was free), or null. */
+      next: RunRef | null;
+    };
 
 export interface StepRecord {
   index: number;
   name: string;
-  status: string;
+  status: StepStatus;
   attempts: number;
   error: string | null;
   errorCode: ErrorCode | null;
@@ -235,7 +282,7 @@ export class RunStore {
     runId: string,
     log: readonly LogEntry[],
     summary?: Record<string, unknown>,
-  ): Promise<Transition> {
+  ): Promise<RunSucceedResult> {
     return this.call('SELECT norn_run_succeed($1,$2::jsonb,$3,$4,$5) AS r', [
       runId,
       logArray(log),
@@ -252,7 +299,7 @@ export class RunStore {
     error: string,
     opts: { final: boolean; cancelled: boolean; durationMs?: number; code?: ErrorCode },
     log: readonly LogEntry[] = [],
-  ): Promise<Transition> {
+  ): Promise<StepFailResult> {
     return this.call('SELECT norn_step_fail($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10) AS r', [
       runId,
       step,
@@ -296,7 +343,7 @@ export class RunStore {
     output: unknown,
     error: string | null,
     durationMs: number,
-  ): Promise<Transition> {
+  ): Promise<FinalizerDoneResult> {
     return this.call('SELECT norn_finalizer_done($1,$2,$3,$4,$5,$6) AS r', [
       runId,
       step,
@@ -327,7 +374,7 @@ export class RunStore {
     return rows[0] ?? null;
   }
 
-  requestCancel(runId: string, reason: string): Promise<Transition & { run?: RunRef }> {
+  requestCancel(runId: string, reason: string): Promise<RequestCancelResult> {
     return this.call('SELECT norn_request_cancel($1,$2) AS r', [runId, reason]);
   }
 

@@ -7,8 +7,7 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { NornError } from '../../../shared/errors.js';
 import { repoPathProblem } from '../../../shared/spec/infraspec.js';
-import type { StepDefinition } from '../../../queues/pipeline.js';
-import type { BuildOutput, CloneOutput, DeployServices } from '../types.js';
+import { deployStep } from '../types.js';
 import { ensureSource, pinnedSpec, requireDocker } from '../workspace.js';
 
 const DEFAULT_DOCKERFILE = 'Dockerfile';
@@ -63,8 +62,7 @@ export async function dockerfileInside(srcDir: string, requested: string): Promi
   return rel.split(path.sep).join('/');
 }
 
-export const build: StepDefinition<DeployServices> = {
-  name: 'build',
+export const build = deployStep('build', {
   // Registry or engine hiccups (UNAVAILABLE) are retried; a failing Dockerfile fails at once.
   attempts: 2,
   backoffMs: 2_000,
@@ -75,10 +73,10 @@ export const build: StepDefinition<DeployServices> = {
    * On cancel the driver drops the tag an aborted build may have set; a push cut short by cancel
    * drops the local tag too, so no half-made image is left under the release's name.
    */
-  async run(ctx, services): Promise<BuildOutput> {
+  async run(ctx, services) {
     const docker = requireDocker(services, 'build');
     const app = ctx.run.appId;
-    const cloned = await ctx.output<CloneOutput>('clone');
+    const cloned = await ctx.output('clone');
     if (!cloned)
       throw new NornError(
         'INTERNAL',
@@ -116,4 +114,4 @@ export const build: StepDefinition<DeployServices> = {
       throw err;
     }
   },
-};
+});

@@ -5,8 +5,7 @@
  * it was (compensate.ts). It runs after succeeded, failed and cancelled runs alike, so it assumes
  * nothing about which earlier steps ran.
  */
-import type { StepContext, StepDefinition } from '../../../queues/pipeline.js';
-import type { BuildOutput, CleanupOutput, DeployServices } from '../types.js';
+import { deployStep, type DeployServices, type ReadsOutputs } from '../types.js';
 import { compensate } from '../compensate.js';
 import { removeRunDir } from '../workspace.js';
 
@@ -15,9 +14,12 @@ import { removeRunDir } from '../workspace.js';
  * on exit, timeout and cancel, so one is left only when a worker died mid-test. Without a build
  * output the test step never started: nothing to look for, and no engine needs to answer.
  */
-async function removeTestContainers(ctx: StepContext, services: DeployServices): Promise<string[]> {
+async function removeTestContainers(
+  ctx: ReadsOutputs<'build'>,
+  services: DeployServices,
+): Promise<string[]> {
   const docker = services.docker;
-  if (!docker || !(await ctx.output<BuildOutput>('build'))) return [];
+  if (!docker || !(await ctx.output('build'))) return [];
   const leftovers = await docker.list({ 'norn.deployment': ctx.run.id, 'norn.one-off': '1' });
   const removed: string[] = [];
   for (const c of leftovers) {
@@ -31,16 +33,15 @@ async function removeTestContainers(ctx: StepContext, services: DeployServices):
 /** The finalizer job is scheduled with as many attempts (src/queues/runs.ts scheduleFinalizer). */
 const CLEANUP_ATTEMPTS = 3;
 
-export const cleanup: StepDefinition<DeployServices> = {
-  name: 'cleanup',
+export const cleanup = deployStep('cleanup', {
   attempts: CLEANUP_ATTEMPTS,
 
   /** Idempotent: a directory or container already gone counts as removed earlier, not as an error. */
-  async run(ctx, services): Promise<CleanupOutput> {
+  async run(ctx, services) {
     const dirs = await removeRunDir(services, ctx.run.id);
     for (const dir of dirs) ctx.log(`removed ${dir}`);
     const containers = await removeTestContainers(ctx, services);
     const compensated = await compensate(ctx, services, ctx.step.attempt >= CLEANUP_ATTEMPTS);
     return { removed: [...dirs, ...containers], ...(compensated ? { compensated } : {}) };
   },
-};
+});

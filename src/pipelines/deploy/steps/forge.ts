@@ -17,10 +17,10 @@ import {
   type AppRoute,
 } from '../../../shared/drivers/cloudflared.js';
 import { servingProcess, type Infraspec } from '../../../shared/spec/infraspec.js';
-import { skipStep, type StepDefinition, type StepSkipped } from '../../../queues/pipeline.js';
+import { skipStep } from '../../../queues/pipeline.js';
 import { withAppLock } from '../app-lock.js';
 import { parseSpec } from '../docker-runtime.js';
-import type { DeployServices, ForgeOutput } from '../types.js';
+import { deployStep } from '../types.js';
 
 /** The port endpoints are served from: the `web` process's, else the first process with a port. */
 function servingPort(spec: Infraspec): number {
@@ -48,9 +48,8 @@ async function appRoutes(configPath: string, app: string): Promise<AppRoute[]> {
     }));
 }
 
-export const forge: StepDefinition<DeployServices> = {
-  name: 'forge',
-  async run(ctx, s): Promise<ForgeOutput | StepSkipped> {
+export const forge = deployStep('forge', {
+  async run(ctx, s) {
     const spec = parseSpec(ctx.run.spec);
     if (!spec.endpoints?.length) return skipStep('no endpoints');
     const configPath = s.cloudflared.configPath;
@@ -82,4 +81,4 @@ export const forge: StepDefinition<DeployServices> = {
     }
     return { routes, changed, restarted };
   },
-};
+});

@@ -8,7 +8,6 @@
  */
 import { NornError, isNornError } from '../../../shared/errors.js';
 import { durationMs } from '../../../shared/spec/infraspec.js';
-import type { StepDefinition } from '../../../queues/pipeline.js';
 import { lockWaitNote, withAppLock } from '../app-lock.js';
 import {
   checkReplica,
@@ -22,7 +21,7 @@ import {
 } from '../docker-runtime.js';
 import type { Expect } from '../replica-check.js';
 import { endFailedRelease } from '../rollback.js';
-import type { DeployServices, HealthyOutput } from '../types.js';
+import { deployStep } from '../types.js';
 
 interface Verdict {
   ok: boolean;
@@ -79,9 +78,8 @@ async function firstProblem(call: RuntimeCall, replicas: Replica[], expect: Expe
   return undefined;
 }
 
-export const healthy: StepDefinition<DeployServices> = {
-  name: 'healthy',
-  async run(ctx, s): Promise<HealthyOutput> {
+export const healthy = deployStep('healthy', {
+  async run(ctx, s) {
     const release = await s.releases.byDeployment(ctx.run.id);
     if (!release) throw new NornError('STEP_FAILED', 'submit recorded no release for this deploy');
     const spec = parseSpec(release.spec);
@@ -132,4 +130,4 @@ export const healthy: StepDefinition<DeployServices> = {
     );
     throw new NornError('STEP_FAILED', message);
   },
-};
+});

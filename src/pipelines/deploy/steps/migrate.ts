@@ -11,9 +11,9 @@ import { cancelled, connectClient, sqlState } from '../../../shared/drivers/post
 import { applyMigrations, readMigrationDir } from '../../../shared/drivers/postgres-migrations.js';
 import { databaseUrlFor } from '../../../shared/drivers/postgres-snapshot.js';
 import { NornError } from '../../../shared/errors.js';
-import { skipStep, type StepDefinition } from '../../../queues/pipeline.js';
+import { skipStep } from '../../../queues/pipeline.js';
 import { ensureSource, pinnedSpec } from '../workspace.js';
-import type { DeployServices, MigrateOutput } from '../types.js';
+import { deployStep } from '../types.js';
 import { adminUrl, declaredDatabase } from './snapshot.js';
 
 /** duplicate_database, and the catalog's unique violation when two CREATE DATABASE race. */
@@ -94,8 +94,7 @@ export async function migrationsDirIn(root: string, dir: string): Promise<string
   return real;
 }
 
-export const migrate: StepDefinition<DeployServices> = {
-  name: 'migrate',
+export const migrate = deployStep('migrate', {
   // The ledger makes a repeat safe; a lost connection (retryable STEP_FAILED) gets one more try.
   attempts: 2,
   async run(ctx, s) {
@@ -116,7 +115,6 @@ export const migrate: StepDefinition<DeployServices> = {
       signal: ctx.signal,
       onLine: ctx.log,
     });
-    const out: MigrateOutput = { database, ...result };
-    return out;
+    return { database, ...result };
   },
-};
+});

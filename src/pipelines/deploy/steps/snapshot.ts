@@ -13,12 +13,12 @@ import {
   takeSnapshot,
 } from '../../../shared/drivers/postgres-snapshot.js';
 import { NornError } from '../../../shared/errors.js';
-import { skipStep, type StepContext, type StepDefinition } from '../../../queues/pipeline.js';
-import type { DeployServices, SnapshotOutput } from '../types.js';
+import { skipStep, type StepContext } from '../../../queues/pipeline.js';
+import { deployStep, type DeployServices } from '../types.js';
 import { pinnedSpec } from '../workspace.js';
 
 /** The app's declared database, or undefined when it declares none. */
-export function declaredDatabase(ctx: StepContext): string | undefined {
+export function declaredDatabase(ctx: Pick<StepContext, 'run'>): string | undefined {
   return pinnedSpec(ctx).infrastructure?.postgres?.database;
 }
 
@@ -59,8 +59,7 @@ export async function databaseExists(
   }
 }
 
-export const snapshot: StepDefinition<DeployServices> = {
-  name: 'snapshot',
+export const snapshot = deployStep('snapshot', {
   // Transient failures (a lost connection) are worth one more try; the step is safe to repeat.
   attempts: 2,
   async run(ctx, s) {
@@ -101,23 +100,20 @@ export const snapshot: StepDefinition<DeployServices> = {
       );
     await reconcile(ctx, s, pruned);
 
-    const out: SnapshotOutput = {
-      ts: info.ts,
-      database,
-      sizeBytes: info.sizeBytes,
-      sha256: info.sha256,
-      pruned,
-    };
-    return out;
+    return { ts: info.ts, database, sizeBytes: info.sizeBytes, sha256: info.sha256, pruned };
   },
-};
+});
 
 /**
  * Makes the table match the folder: rows whose snapshot is gone are marked removed (this run's
  * prune, or an earlier run's that died before marking), and complete snapshots an earlier killed
  * attempt wrote but never recorded are recorded (their deployment is unknown).
  */
-async function reconcile(ctx: StepContext, s: DeployServices, pruned: string[]): Promise<void> {
+async function reconcile(
+  ctx: Pick<StepContext, 'run' | 'log'>,
+  s: DeployServices,
+  pruned: string[],
+): Promise<void> {
   const appId = ctx.run.appId;
   const onDisk = await listSnapshots({ app: appId, dir: s.snapshotDir });
   const kept = new Set(onDisk.map((i) => i.ts));

@@ -12,7 +12,6 @@ import { redactText } from '../../../shared/exec.js';
 import type { Infraspec } from '../../../shared/spec/infraspec.js';
 import type { DockerDriver } from '../../../shared/drivers/docker.js';
 import { AppStore } from '../../../shared/store/apps.js';
-import type { StepContext, StepDefinition } from '../../../queues/pipeline.js';
 import { lockWaitNote, withAppLock } from '../app-lock.js';
 import {
   parseSpec,
@@ -25,32 +24,36 @@ import {
 import { assertPortsUnclaimed } from '../ports.js';
 import { endFailedRelease, previousOf } from '../rollback.js';
 import { loadSecrets } from '../secrets-file.js';
-import type { BuildOutput, CloneOutput, DeployServices, SubmitOutput } from '../types.js';
+import {
+  deployStep,
+  type BuildOutput,
+  type CloneOutput,
+  type DeployContext,
+  type DeployServices,
+  type ReadsOutputs,
+  type SubmitOutput,
+} from '../types.js';
 
-/** Outputs of earlier steps that may be absent or skipped (stored as `{ skipped }`). */
-async function optionalOutputs(ctx: StepContext) {
-  const migrate = await ctx.output<{ applied?: unknown }>('migrate');
-  const snapshot = await ctx.output<{ ts?: unknown }>('snapshot');
-  return {
-    migrationsApplied: Array.isArray(migrate?.applied) ? (migrate.applied as string[]) : [],
-    snapshotTs: typeof snapshot?.ts === 'string' ? snapshot.ts : null,
-  };
+/** Outputs of earlier steps that may be absent (not in this pipeline) or skipped (null). */
+async function optionalOutputs(ctx: ReadsOutputs<'migrate' | 'snapshot'>) {
+  const migrate = await ctx.output('migrate');
+  const snapshot = await ctx.output('snapshot');
+  return { migrationsApplied: migrate?.applied ?? [], snapshotTs: snapshot?.ts ?? null };
 }
 
-export const submit: StepDefinition<DeployServices> = {
-  name: 'submit',
+export const submit = deployStep('submit', {
   /**
    * Holds the app's target lock (app-lock.ts) throughout; refuses ports another app claims, then
    * records the release (with the release it replaces) and rolls it out.
    */
-  async run(ctx, s): Promise<SubmitOutput> {
+  async run(ctx, s) {
     const spec = parseSpec(ctx.run.spec);
     const target = spec.target ?? 'docker';
     if (target !== 'docker')
       throw new NornError('UNAVAILABLE', `target ${target} is not implemented yet`);
     const docker = requireDocker(s, 'submit');
-    const cloned = await ctx.output<CloneOutput>('clone');
-    const built = await ctx.output<BuildOutput>('build');
+    const cloned = await ctx.output('clone');
+    const built = await ctx.output('build');
     if (!cloned?.commitSha || !built?.imageRef)
       throw new NornError('STEP_FAILED', 'submit needs the outputs of the clone and build steps');
     const earlier = await s.releases.byDeployment(ctx.run.id);
@@ -70,7 +73,7 @@ export const submit: StepDefinition<DeployServices> = {
       () => ctx.log(lockWaitNote(ctx.run.appId)),
     );
   },
-};
+});
 
 interface PutOut {
   spec: Infraspec;
@@ -81,7 +84,7 @@ interface PutOut {
 }
 
 /** Records the release, with the one it replaces (kept from a first attempt on a re-run). */
-async function recordRelease(ctx: StepContext, s: DeployServices, o: PutOut) {
+async function recordRelease(ctx: DeployContext<'submit'>, s: DeployServices, o: PutOut) {
   const existing = await s.releases.byDeployment(ctx.run.id);
   const previous = existing
     ? await previousOf(s, existing)
@@ -106,7 +109,11 @@ async function recordRelease(ctx: StepContext, s: DeployServices, o: PutOut) {
 }
 
 /** Records the release and rolls it out; a failed rollout ends it per its deployPolicy. */
-async function putOut(ctx: StepContext, s: DeployServices, o: PutOut): Promise<SubmitOutput> {
+async function putOut(
+  ctx: DeployContext<'submit'>,
+  s: DeployServices,
+  o: PutOut,
+): Promise<SubmitOutput> {
   const app = ctx.run.appId;
   const redact = Object.values(o.secrets.values);
   const { release, previous } = await recordRelease(ctx, s, o);

@@ -3,13 +3,8 @@
  * one-off container, and fails the run with the tail of its output when it exits non-zero.
  */
 import { NornError } from '../../../shared/errors.js';
-import {
-  skipStep,
-  type StepContext,
-  type StepDefinition,
-  type StepSkipped,
-} from '../../../queues/pipeline.js';
-import type { BuildOutput, CloneOutput, DeployServices, TestOutput } from '../types.js';
+import { skipStep, type StepContext } from '../../../queues/pipeline.js';
+import { deployStep } from '../types.js';
 import { testContainerName } from '../names.js';
 import { pinnedSpec, requireDocker } from '../workspace.js';
 
@@ -21,30 +16,28 @@ const TAIL_LINES = 20;
 export { testContainerName } from '../names.js';
 
 /** Labels of the test container, also how cleanup finds a leftover (with the driver's `norn.one-off`). */
-export const testContainerLabels = (ctx: StepContext, commitSha: string) => ({
+export const testContainerLabels = (ctx: Pick<StepContext, 'run'>, commitSha: string) => ({
   'norn.app': ctx.run.appId,
   'norn.process': 'test',
   'norn.deployment': ctx.run.id,
   'norn.commit': commitSha,
 });
 
-export const test: StepDefinition<DeployServices> = {
-  name: 'test',
-
+export const test = deployStep('test', {
   /**
    * Skipped without `build.test`. Otherwise `/bin/sh -c <test>` in the built image, its output
    * streamed into the step log; the container is removed afterwards whatever happened (the
    * driver does that on exit, timeout and cancel alike). A non-zero exit is final, not retried.
    */
-  async run(ctx, services): Promise<TestOutput | StepSkipped> {
+  async run(ctx, services) {
     const command = pinnedSpec(ctx).build?.test;
     if (command === undefined || command === null || command === '')
       return skipStep('no build.test configured');
     if (typeof command !== 'string')
       throw new NornError('SPEC_INVALID', 'build.test must be a shell command (a string)');
     const docker = requireDocker(services, 'test');
-    const built = await ctx.output<BuildOutput>('build');
-    const cloned = await ctx.output<CloneOutput>('clone');
+    const built = await ctx.output('build');
+    const cloned = await ctx.output('clone');
     if (!built || !cloned)
       throw new NornError(
         'INTERNAL',
@@ -72,4 +65,4 @@ export const test: StepDefinition<DeployServices> = {
     ctx.log('build.test passed');
     return { exitCode, tail: last };
   },
-};
+});
