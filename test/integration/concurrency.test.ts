@@ -324,6 +324,7 @@ describe('admission and the sweeper, step by step (no worker unless the test sta
           sagaId: queued.sagaId,
           step: null,
           error: `cancelled: superseded by ${newest.runId}`,
+          code: 'CANCELLED',
           cancelled: true,
         },
       ],
