@@ -32,7 +32,7 @@ export interface StepContext<
   /** The run's params, checked by the step's `params` schema when the step started. */
   params: P;
   step: { name: string; index: number; total: number; attempt: number };
-  /** Aborted on cancel, on worker shutdown, and when the run lost its app lease. Pass it on. */
+  /** Aborted on cancel, on worker shutdown, and when the run lost its scope lease. Pass it on. */
   signal: AbortSignal;
   /** A line for the step's log (Bull Board's Logs tab and the worker log). */
   log(line: string): void;

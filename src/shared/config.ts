@@ -71,11 +71,11 @@ export const EnvSchema = z.object({
   NORN_LEASE_TTL_MS: int(1_000)
     .default(30_000)
     .describe(
-      "A run's app lease expires this long after its last heartbeat (then the sweeper checks the run).",
+      "A run's scope lease expires this long after its last heartbeat (then the sweeper checks the run).",
     ),
   NORN_LEASE_HEARTBEAT_MS: int(100)
     .default(5_000)
-    .describe('How often a worker running a step renews its app lease.'),
+    .describe('How often a worker running a step renews its scope lease.'),
   NORN_SWEEP_INTERVAL_MS: int(100)
     .default(5_000)
     .describe(

@@ -159,7 +159,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         throw new DelayedError('handed back on worker shutdown');
       }
       if (reason === 'lease-lost')
-        throw new UnrecoverableError('LEASE_LOST: the run lost its app lease');
+        throw new UnrecoverableError('LEASE_LOST: the run lost its scope lease');
       const cancelled = reason === 'cancelled';
       const error = cancelled ? 'cancelled' : describe(err);
       const final =

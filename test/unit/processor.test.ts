@@ -327,7 +327,7 @@ describe('step processor failures', () => {
     h.store.heartbeat = async () => false; // the run ended elsewhere: its lease row is gone
     await h.live.open(RUN);
     await expect(h.process(fakeJob('clone', { attempts: 3 }).job, 't')).rejects.toThrow(
-      new UnrecoverableError('LEASE_LOST: the run lost its app lease'),
+      new UnrecoverableError('LEASE_LOST: the run lost its scope lease'),
     );
     expect(reason).toBe('lease-lost');
     expect(h.calls).toEqual([]);

@@ -62,7 +62,7 @@ export interface RecordResult {
 
 /**
  * What a transition on a run answers instead of acting (norn_refusal): no such run, the run has
- * ended, or the run does not hold its app's lease.
+ * ended, or the run does not hold its scope's lease.
  */
 export type Refusal =
   | { action: 'missing'; events?: undefined }
@@ -378,7 +378,7 @@ export class RunStore {
     return this.call('SELECT norn_request_cancel($1,$2) AS r', [runId, reason]);
   }
 
-  /** Extends the lease while a step runs; false means the run no longer holds its app (fenced). */
+  /** Extends the lease while a step runs; false means the run no longer holds its scope (fenced). */
   async heartbeat(runId: string, worker: string): Promise<boolean> {
     const { rowCount } = await this.db.query(
       `UPDATE leases SET heartbeat_at = clock_timestamp(), holder = $2,
@@ -537,7 +537,7 @@ export class RunStore {
     return rows.map((r) => r.scope);
   }
 
-  /** The run, if it is running and holds its app's lease (what may carry on with live state), else null. */
+  /** The run, if it is running and holds its scope's lease (what may carry on with live state), else null. */
   async leasedRun(runId: string): Promise<RunRef | null> {
     if (!isUuid(runId)) return null;
     const { rows } = await this.db.query<{ r: RunRef }>(
