@@ -11,7 +11,7 @@ import { createRedis } from '../shared/redis.js';
 import type { PipelineDefinition } from '../queues/pipeline.js';
 import type { ExtraQueue } from '../workers/fleet.js';
 import { CRON_QUEUE, createCronProcessor, createCronScheduler } from './deploy/cron.js';
-import { LABELS } from './deploy/docker-runtime.js';
+import { LABELS } from '../targets/docker/runtime.js';
 import { deployPipeline } from './deploy/index.js';
 import { ReleaseStore } from './deploy/releases.js';
 import { createDeployServices } from './deploy/services.js';

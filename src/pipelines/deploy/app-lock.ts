@@ -9,7 +9,7 @@
  * connection with it) lets go of it at once.
  */
 import type { Db } from '../../shared/db.js';
-import { pause } from './replica-check.js';
+import { pause } from '../../shared/pause.js';
 
 /** Distinct from any other advisory lock norn takes (the key space is shared per database). */
 const LOCK_NAMESPACE = 'norn.deploy.app-target:';

@@ -15,7 +15,8 @@ import {
   updateIngressFile,
 } from '../../shared/drivers/cloudflared.js';
 import { lockWaitNote, withAppLock } from './app-lock.js';
-import { parseSpec, requireDocker, type RuntimeCall } from './docker-runtime.js';
+import { targetFor, type TargetCall } from '../../targets/index.js';
+import { parseSpec } from './docker-runtime.js';
 import type { Release } from './releases.js';
 import { putBack } from './rollback.js';
 import type { DeployServices, ReadsOutputs } from './types.js';
@@ -95,18 +96,14 @@ async function takeBack(
   // A later deploy took the app over meanwhile: what serves is its business now.
   if (await s.releases.hasNewer(release)) return leave('a later deploy replaced it');
   // As after a failed health check: left in place, and said so (an active one stays active).
-  if (!parseSpec(release.spec).deployPolicy.autoRollback)
+  const spec = parseSpec(release.spec);
+  if (!spec.deployPolicy.autoRollback)
     return leave(`autoRollback is off, so release ${release.id} was left in place`);
-  const call: RuntimeCall = {
-    docker: requireDocker(s, 'cleanup'),
-    signal: ctx.signal,
-    pollMs: s.healthPollMs,
-    redact: [],
-    log: ctx.log,
-  };
+  const target = targetFor(s.targets, spec);
+  const call: TargetCall = { signal: ctx.signal, redact: [], log: ctx.log };
   try {
     await revertRoutes(ctx, s, release);
-    const { previous, done } = await putBack(s, call, release);
+    const { previous, done } = await putBack(s, target, call, release);
     const message = `${reason}; ${done}`;
     const status = previous ? 'rolled_back' : 'failed';
     await s.releases.reinstate(ctx.run.id, previous?.id ?? null, status, message);

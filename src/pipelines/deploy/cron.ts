@@ -1,29 +1,20 @@
 /**
  * Scheduled processes (`processes.<name>.schedule`): each becomes a BullMQ job scheduler, upserted
  * by id so repeated deploys and several workers never duplicate it; its jobs run the release's
- * image command as a one-off container.
+ * image command on the release's target (docker: as a one-off container).
  *
  * Job data names the release only ({ appId, process, releaseId }): env and secrets are read from
  * the release row when the job runs (secrets decrypted then), so nothing secret sits in Redis.
  */
 import { Queue, UnrecoverableError, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { DockerDriver } from '../../shared/drivers/docker.js';
 import { NornError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { schedulerRepeat } from '../../shared/spec/infraspec.js';
 import type { SopsKeys } from '../../shared/secrets/sops.js';
-import {
-  isScheduled,
-  parseSpec,
-  processCmd,
-  processEnv,
-  releaseSecrets,
-  requireDocker,
-} from './docker-runtime.js';
-import { cronContainerName } from './names.js';
+import { targetFor, type CronScheduler, type TargetRegistry } from '../../targets/index.js';
+import { isScheduled, parseSpec, releaseSecrets, targetRelease } from './docker-runtime.js';
 import type { ReleaseStore } from './releases.js';
-import type { CronScheduler } from './types.js';
 
 export type { CronScheduler };
 
@@ -84,13 +75,17 @@ export function createCronScheduler(o: {
       }
       return removed;
     },
+    async list(appId) {
+      const ids = (await queue.getJobSchedulers(0, -1)).map((s) => s.id ?? s.key);
+      return ids.filter((id) => id.startsWith(`${appId}.`));
+    },
     close: () => queue.close(),
   };
 }
 
 export interface CronProcessorDeps {
   releases: Pick<ReleaseStore, 'byId'>;
-  docker: DockerDriver | undefined;
+  targets: TargetRegistry;
   sopsKeys: () => Promise<SopsKeys>;
   log?: Logger;
   /** Kill a job's container after this long (default: no limit). */
@@ -112,9 +107,10 @@ function jobData(data: unknown): CronJobData {
 }
 
 /**
- * The processor of the `cron` queue: loads the job's release, decrypts its secrets, and runs the
- * process's command in a one-off container of the release's image. A non-zero exit fails the job
- * with the output's tail; the job's return value is `{ exitCode, tail }`.
+ * The processor of the `cron` queue: loads the job's release, decrypts its secrets, and has the
+ * release's target run the process's command once (docker: a one-off container of its image).
+ * A non-zero exit fails the job with the output's tail; the job's return value is
+ * `{ exitCode, tail }`.
  */
 export function createCronProcessor(
   deps: CronProcessorDeps,
@@ -135,21 +131,18 @@ export function createCronProcessor(
       throw new UnrecoverableError(
         `NOT_FOUND: release ${releaseId} of ${appId} has no scheduled process ${process}`,
       );
+    const target = targetFor(deps.targets, spec);
+    if (!target.runScheduled)
+      throw new UnrecoverableError(
+        `UNAVAILABLE: target ${target.name} runs scheduled processes itself; norn has no tick to run`,
+      );
     const secrets = await releaseSecrets(deps, release);
-    const result = await requireDocker(deps, 'scheduled process').runToCompletion({
-      name: cronContainerName(appId, process, job.id ?? String(Date.now())),
-      image: release.imageRef,
-      cmd: processCmd(p) ?? [], // [] keeps the image's CMD
-      env: processEnv(spec, process, secrets),
-      labels: {
-        'norn.app': appId,
-        'norn.process': process,
-        'norn.release': String(releaseId),
-        'norn.cron': '1',
-      },
+    const result = await target.runScheduled({
+      release: targetRelease(release, spec, secrets),
+      process,
+      runId: job.id ?? String(Date.now()),
       signal,
       timeoutMs: deps.timeoutMs,
-      redact: Object.values(secrets),
       onLine: (line) => {
         job.log(line).catch(() => {});
       },

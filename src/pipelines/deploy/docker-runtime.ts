@@ -1,58 +1,18 @@
 /**
- * The docker target's release mechanics, shared by submit, healthy, rollback and the cron jobs:
- * how a release's processes become containers (names, labels, env), and rolling a release out one
- * replica at a time. Looking at a replica is replica-check.ts; putting the previous release back
- * is rollback.ts.
- *
- * Containers are `norn.<app>.<process>.<replica>` (names.ts); a process with port P runs replica i
- * on P+i (host networking: replicas cannot share a port). `docker.run` is idempotent by name, so
- * rolling a release out again (a re-run step, a rollback) keeps containers that are already right;
- * it never replaces another app's container, and never starts one on a port in use.
+ * What the release-handling steps (submit, healthy, rollback, the cron jobs) share on any target:
+ * a stored spec parsed again, a release's secrets decrypted, and a release row turned into what a
+ * target is handed (src/targets). The docker target's own mechanics moved to src/targets/docker;
+ * the names this module exported before are re-exported for the code and tests that import them.
  */
-import { NornError, isNornError } from '../../shared/errors.js';
-import { redactText } from '../../shared/exec.js';
-import {
-  PORT_LABEL,
-  type ContainerSummary,
-  type DockerDriver,
-  type RunOptions,
-} from '../../shared/drivers/docker.js';
+import { NornError } from '../../shared/errors.js';
 import { decryptSecretsEnv, type SopsFormat } from '../../shared/secrets/sops.js';
-import {
-  durationMs,
-  formatProblems,
-  healthUrl,
-  parseInfraspec,
-  replicaPort,
-  type Infraspec,
-  type InfraspecProcess,
-} from '../../shared/spec/infraspec.js';
-import { replicaName } from './names.js';
+import { formatProblems, parseInfraspec, type Infraspec } from '../../shared/spec/infraspec.js';
+import type { TargetRelease } from '../../targets/index.js';
 import type { Release } from './releases.js';
-import { waitForReplica, type Replica } from './replica-check.js';
 import type { DeployServices } from './types.js';
 
-export { requireDocker } from './workspace.js';
-
-export const LABELS = {
-  app: 'norn.app',
-  process: 'norn.process',
-  replica: 'norn.replica',
-  deployment: 'norn.deployment',
-  release: 'norn.release',
-} as const;
-
-export { checkReplica, pause, type Replica } from './replica-check.js';
-
-/** What the runtime functions need besides the release itself. */
-export interface RuntimeCall {
-  docker: DockerDriver;
-  signal: AbortSignal;
-  log: (line: string) => void;
-  pollMs: number;
-  /** Secret values to scrub from anything that leaves (messages, log lines). */
-  redact: string[];
-}
+export { scrubbed } from '../../shared/scrub.js';
+export { LABELS, isScheduled, replicasOf } from '../../targets/docker/runtime.js';
 
 /** A stored or pinned spec, with defaults applied; SPEC_INVALID lists every problem. */
 export function parseSpec(raw: unknown): Infraspec {
@@ -64,44 +24,6 @@ export function parseSpec(raw: unknown): Infraspec {
     );
   return parsed.spec;
 }
-
-export const isScheduled = (p: InfraspecProcess) => typeof p.schedule === 'string';
-
-/** Every replica of the release's long-running processes, in rollout order. */
-export function replicasOf(app: string, spec: Infraspec): Replica[] {
-  const out: Replica[] = [];
-  for (const [process, p] of Object.entries(spec.processes)) {
-    if (isScheduled(p)) continue;
-    for (let index = 0; index < p.replicas; index++) {
-      const port = replicaPort(p, index);
-      const probeTimeoutMs = p.health ? durationMs(p.health.timeout) : 5_000;
-      out.push({
-        process,
-        index,
-        name: replicaName(app, process, index),
-        port,
-        healthUrl: port !== undefined && p.health ? healthUrl(port, p.health.path) : undefined,
-        probeTimeoutMs,
-      });
-    }
-  }
-  return out;
-}
-
-/** spec env, then the process's env, then secrets, then PORT (later wins). */
-export function processEnv(
-  spec: Infraspec,
-  process: string,
-  secrets: Record<string, string>,
-  port?: number,
-): Record<string, string> {
-  const env = { ...spec.env, ...spec.processes[process]?.env, ...secrets };
-  return port === undefined ? env : { ...env, PORT: String(port) };
-}
-
-/** `/bin/sh -c <command>`, or undefined for the image's own CMD. */
-export const processCmd = (p: InfraspecProcess | undefined) =>
-  p?.command ? ['/bin/sh', '-c', p.command] : undefined;
 
 /** Decrypts the secrets file a release recorded (encrypted) with the worker's SOPS keys. */
 export async function releaseSecrets(
@@ -116,121 +38,16 @@ export async function releaseSecrets(
   );
 }
 
-/** The same error with secret values scrubbed from its message. */
-export function scrubbed(err: unknown, redact: string[]): Error {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const message = redactText(e.message, redact);
-  if (message === e.message) return e;
-  return isNornError(e)
-    ? new NornError(e.code, message, { retryable: e.retryable, details: e.details })
-    : new Error(message);
-}
-
-export interface RollOut {
-  app: string;
-  release: Pick<Release, 'id' | 'deploymentId' | 'imageRef'>;
-  spec: Infraspec;
-  secrets: Record<string, string>;
-  /** Called just before the first container is changed. */
-  onTouch?: () => void;
-}
-
-/**
- * Starts the release's containers replica by replica, each replacing the container that held its
- * slot (same process and replica) in the release before; a replica with a health path must answer
- * before the next one is replaced, and one that exits fails the rollout at once. Then removes the
- * app's containers the release does not have (scaled down, process removed).
- */
-export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> {
-  const timeoutMs = durationMs(o.spec.deployPolicy.healthTimeout);
-  const replicas = replicasOf(o.app, o.spec);
-  const before = await call.docker.list({ [LABELS.app]: o.app });
-  for (const r of replicas) {
-    o.onTouch?.();
-    await clearSlot(call, before, r);
-    call.log(`starting ${r.name} (${o.release.imageRef})`);
-    const started = await call.docker.run(replicaOptions(call, o, r)).catch((err: unknown) => {
-      throw scrubbed(err, call.redact);
-    });
-    const expect = { releaseId: o.release.id, restarts: started.restartCount };
-    await waitForReplica(call, r, expect, timeoutMs);
-    call.log(r.healthUrl ? `${r.name} answers ${r.healthUrl}` : `${r.name} is running`);
-  }
-  await removeContainers(call, o.app, (c) => !replicas.some((r) => r.name === c.name));
-  return replicas.map((r) => r.name);
-}
-
-function replicaOptions(call: RuntimeCall, o: RollOut, r: Replica): RunOptions {
-  return {
-    name: r.name,
-    image: o.release.imageRef,
-    cmd: processCmd(o.spec.processes[r.process]),
-    env: processEnv(o.spec, r.process, o.secrets, r.port),
-    labels: {
-      [LABELS.app]: o.app,
-      [LABELS.process]: r.process,
-      [LABELS.replica]: String(r.index),
-      [LABELS.deployment]: o.release.deploymentId,
-      [LABELS.release]: String(o.release.id),
-    },
-    ports: r.port === undefined ? undefined : [r.port],
-    signal: call.signal,
-  };
-}
-
-/**
- * Makes room for `r` among the app's own containers: one that held `r`'s slot under another name
- * (norn before names.ts called it norn-<app>-<process>-<i>) is found by its labels and replaced
- * like a same-named one, not orphaned holding the port; one of another slot that listens on `r`'s
- * port (the release moved its ports) goes first, or `r` could never start there.
- */
-async function clearSlot(call: RuntimeCall, before: ContainerSummary[], r: Replica): Promise<void> {
-  for (const c of before) {
-    if (c.name === r.name) continue;
-    const slot =
-      c.labels[LABELS.process] === r.process && c.labels[LABELS.replica] === String(r.index);
-    const port = r.port !== undefined && c.labels[PORT_LABEL] === String(r.port);
-    if (!slot && !port) continue;
-    call.log(`replacing ${c.name} with ${r.name}`);
-    await call.docker.stopAndRemove(c.id);
-  }
-}
-
-/** Stops and removes the app's long-running containers that `pick` selects (one-off jobs are left alone). */
-export async function removeContainers(
-  call: Pick<RuntimeCall, 'docker' | 'log'>,
-  app: string,
-  pick: (c: { name: string; labels: Record<string, string> }) => boolean,
-): Promise<string[]> {
-  const found = await call.docker.list({ [LABELS.app]: app });
-  const gone = found.filter((c) => c.labels[LABELS.replica] !== undefined && pick(c));
-  for (const c of gone) {
-    call.log(`removing ${c.name}`);
-    await call.docker.stopAndRemove(c.id);
-  }
-  return gone.map((c) => c.name);
-}
-
-/** Makes the scheduled processes of a release the app's job schedulers; prunes the others. */
-export async function syncSchedulers(
-  s: Pick<DeployServices, 'cron'>,
-  app: string,
+/** A release row as a target receives it, with its spec parsed and its secrets given. */
+export const targetRelease = (
+  release: Pick<Release, 'appId' | 'id' | 'deploymentId' | 'imageRef'>,
   spec: Infraspec,
-  releaseId: number,
-): Promise<string[]> {
-  const ids: string[] = [];
-  for (const [process, p] of Object.entries(spec.processes)) {
-    if (!isScheduled(p) || p.replicas === 0) continue;
-    ids.push(
-      await s.cron.upsert({
-        appId: app,
-        process,
-        schedule: p.schedule!,
-        timezone: p.timezone,
-        releaseId,
-      }),
-    );
-  }
-  await s.cron.prune(app, ids);
-  return ids;
-}
+  secrets: Record<string, string>,
+): TargetRelease => ({
+  app: release.appId,
+  id: release.id,
+  deploymentId: release.deploymentId,
+  imageRef: release.imageRef,
+  spec,
+  secrets,
+});

@@ -7,15 +7,8 @@
  * finalizer (compensate.ts), which also reverts the routes forge wrote.
  */
 import { redactText } from '../../shared/exec.js';
-import {
-  LABELS,
-  parseSpec,
-  releaseSecrets,
-  removeContainers,
-  rollOut,
-  syncSchedulers,
-  type RuntimeCall,
-} from './docker-runtime.js';
+import type { Target, TargetCall } from '../../targets/index.js';
+import { parseSpec, releaseSecrets, targetRelease } from './docker-runtime.js';
 import type { Release } from './releases.js';
 import type { DeployServices, Infraspec } from './types.js';
 
@@ -30,48 +23,35 @@ export async function previousOf(
 }
 
 /**
- * Rollback: puts `previous` (the last known good release) back exactly as it was, with its own
- * image, spec and secrets file (decrypted again), one replica at a time, and its schedulers.
- */
-export async function restoreRelease(
-  s: DeployServices,
-  call: RuntimeCall,
-  app: string,
-  previous: Release,
-): Promise<void> {
-  const spec = parseSpec(previous.spec);
-  const secrets = await releaseSecrets(s, previous);
-  const restoring: RuntimeCall = { ...call, redact: [...call.redact, ...Object.values(secrets)] };
-  call.log(`rolling back to release ${previous.id} (${previous.imageRef})`);
-  await rollOut(restoring, { app, release: previous, spec, secrets });
-  await syncSchedulers(s, app, spec, previous.id);
-}
-
-/**
- * Takes `release` off the target: the previous release back, or, with none, the release's own
- * containers and schedulers removed. Returns what was done, for the operator's message.
+ * Takes `release` off its target: the previous release (the last known good one) back exactly as
+ * it was, with its own image, spec and secrets file (decrypted again), one replica at a time, and
+ * its schedulers; or, with none, the release's own containers and schedulers removed. Returns what
+ * was done, for the operator's message.
  */
 export async function putBack(
   s: DeployServices,
-  call: RuntimeCall,
+  target: Target,
+  call: TargetCall,
   release: Release,
 ): Promise<{ previous: Release | null; done: string }> {
   const previous = await previousOf(s, release);
-  if (previous) {
-    await restoreRelease(s, call, release.appId, previous);
-    return { previous, done: `rolled back to release ${previous.id} (${previous.imageRef})` };
+  const failed = { id: release.id };
+  if (!previous) {
+    await target.rollBack({ app: release.appId, failed, previous: null }, call);
+    return {
+      previous,
+      done: 'there is no previous release to roll back to, so the new containers were removed',
+    };
   }
-  await removeContainers(
-    call,
-    release.appId,
-    (c) => c.labels[LABELS.release] === String(release.id),
+  const spec = parseSpec(previous.spec);
+  const secrets = await releaseSecrets(s, previous);
+  const restoring: TargetCall = { ...call, redact: [...call.redact, ...Object.values(secrets)] };
+  call.log(`rolling back to release ${previous.id} (${previous.imageRef})`);
+  await target.rollBack(
+    { app: release.appId, failed, previous: targetRelease(previous, spec, secrets) },
+    restoring,
   );
-  const spec = parseSpec(release.spec);
-  await syncSchedulers(s, release.appId, { ...spec, processes: {} }, release.id);
-  return {
-    previous,
-    done: 'there is no previous release to roll back to, so the new containers were removed',
-  };
+  return { previous, done: `rolled back to release ${previous.id} (${previous.imageRef})` };
 }
 
 /**
@@ -81,7 +61,8 @@ export async function putBack(
  */
 export async function endFailedRelease(
   s: DeployServices,
-  call: RuntimeCall,
+  target: Target,
+  call: TargetCall,
   o: {
     runId: string;
     release: Release;
@@ -97,7 +78,7 @@ export async function endFailedRelease(
     return message;
   }
   try {
-    const { previous, done } = await putBack(s, call, o.release);
+    const { previous, done } = await putBack(s, target, call, o.release);
     const message = `${reason}; ${done}`;
     await s.releases.markEnded(o.runId, previous ? 'rolled_back' : 'failed', message);
     return message;

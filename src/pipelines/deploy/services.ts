@@ -4,7 +4,7 @@ import type { Db } from '../../shared/db.js';
 import { createDockerDriver } from '../../shared/drivers/docker.js';
 import type { Logger } from '../../shared/logger.js';
 import { keysFromEnv } from '../../shared/secrets/sops.js';
-import type { CronScheduler } from './cron.js';
+import { createTargets, type CronScheduler } from '../../targets/index.js';
 import { ReleaseStore } from './releases.js';
 import { SnapshotStore } from './snapshot-store.js';
 import type { DeployServices } from './types.js';
@@ -27,16 +27,19 @@ export function createDeployServices({
 }: DeployServiceDeps): DeployServices {
   const d = config.deploy;
   let keys: ReturnType<typeof keysFromEnv> | undefined;
+  const docker = createDockerDriver({
+    socketPath: d.dockerSocket,
+    registryUrl: d.registryUrl,
+    registryAuth: d.registryAuth,
+  });
   return {
     db,
     log,
     workDir: d.workDir,
     git: { credentials: d.gitCredentials, sshKey: d.gitSshKey },
-    docker: createDockerDriver({
-      socketPath: d.dockerSocket,
-      registryUrl: d.registryUrl,
-      registryAuth: d.registryAuth,
-    }),
+    docker,
+    // The build engine is the docker target's engine too: one host builds and runs.
+    targets: createTargets({ docker: { docker, cron, pollMs: d.healthPollMs } }),
     registryUrl: d.registryUrl,
     // Read once per process, when a deploy first needs them (a missing key file fails that step, not start-up).
     sopsKeys: () => (keys ??= keysFromEnv(env, env.HOME)),
@@ -45,7 +48,5 @@ export function createDeployServices({
     cloudflared: { configPath: d.cloudflaredConfig, restartArgv: d.cloudflaredRestart },
     releases: new ReleaseStore(db),
     snapshots: new SnapshotStore(db),
-    cron,
-    healthPollMs: d.healthPollMs,
   };
 }

@@ -18,6 +18,7 @@ import {
 } from '../../queues/pipeline.js';
 import type { ReleaseStore } from './releases.js';
 import type { SnapshotStore } from './snapshot-store.js';
+import type { CronScheduler, TargetRegistry } from '../../targets/index.js';
 
 export const DEPLOY_STEPS = [
   'clone',
@@ -127,8 +128,14 @@ export interface DeployServices {
   /** Per-run working directories live in `${workDir}/${runId}` (clone, build context). */
   workDir: string;
   git: GitAuth;
-  /** Docker target; undefined when no Docker engine is configured (steps then fail clearly). */
+  /**
+   * The engine images are built and tested on (build, test, and cleanup of leftover test
+   * containers); undefined when none is configured (those steps then fail clearly). Releases go
+   * to `targets`, never here.
+   */
   docker: DockerDriver | undefined;
+  /** Where releases run: submit, healthy, forge, cleanup and scheduled processes pick one per spec. */
+  targets: TargetRegistry;
   registryUrl: string;
   sopsKeys: () => Promise<SopsKeys>;
   /** Admin connection to the server holding apps' databases (NORN_APP_DATABASE_URL). */
@@ -137,9 +144,6 @@ export interface DeployServices {
   cloudflared: { configPath: string | undefined; restartArgv: string | undefined };
   releases: ReleaseStore;
   snapshots: SnapshotStore;
-  cron: CronScheduler;
-  /** How long healthy checks wait between probes (tests shorten it). */
-  healthPollMs: number;
 }
 
 export type { Infraspec };
@@ -147,16 +151,4 @@ export type { Infraspec };
 /** Writes a deploy step: `deployStep('build', { run(ctx, services) { … } })` (schemas above). */
 export const deployStep = stepsOf<DeployServices>()(DEPLOY_STEPS, DEPLOY_OUTPUTS);
 
-/** What the deploy steps need of scheduled processes' job schedulers (cron.ts implements it). */
-export interface CronScheduler {
-  /** Creates or updates the scheduler of one scheduled process; returns its id. */
-  upsert(o: {
-    appId: string;
-    process: string;
-    schedule: string;
-    timezone: string | undefined;
-    releaseId: number;
-  }): Promise<string>;
-  /** Removes the app's schedulers whose ids are not in `keep`; returns the removed ids. */
-  prune(appId: string, keep: string[]): Promise<string[]>;
-}
+export type { CronScheduler };

@@ -189,9 +189,12 @@ export const TARGETS = ['docker', 'kubernetes', 'nomad'] as const;
 /** Targets the deploy can submit to today; the others are refused here rather than at submit. */
 export const IMPLEMENTED_TARGETS: readonly DeployTarget[] = ['docker'];
 
+/** Why a target cannot be deployed to (the spec parser and the target registry say the same). */
+export const targetNotImplemented = (target: string) =>
+  `target ${target} is not implemented yet; only ${IMPLEMENTED_TARGETS.join(', ')} is (or leave target out)`;
+
 const target = z.enum(TARGETS).refine((t) => IMPLEMENTED_TARGETS.includes(t), {
-  error: (iss) =>
-    `target ${String(iss.input)} is not implemented yet; only ${IMPLEMENTED_TARGETS.join(', ')} is (or leave target out)`,
+  error: (iss) => targetNotImplemented(String(iss.input)),
 });
 
 export const InfraspecSchema = z

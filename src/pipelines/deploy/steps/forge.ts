@@ -18,19 +18,24 @@ import {
 } from '../../../shared/drivers/cloudflared.js';
 import { servingProcess, type Infraspec } from '../../../shared/spec/infraspec.js';
 import { skipStep } from '../../../queues/pipeline.js';
+import { targetFor, type Target } from '../../../targets/index.js';
 import { withAppLock } from '../app-lock.js';
 import { parseSpec } from '../docker-runtime.js';
 import { deployStep } from '../types.js';
 
-/** The port endpoints are served from: the `web` process's, else the first process with a port. */
-function servingPort(spec: Infraspec): number {
+/**
+ * The service endpoints route to: the `web` process's address, else the first process with a
+ * port, as its target reports it (docker: the host's loopback port).
+ */
+async function servingService(target: Target, app: string, spec: Infraspec): Promise<string> {
   const chosen = servingProcess(spec.processes); // the schema refuses endpoints without one
   if (!chosen)
     throw new NornError(
       'SPEC_INVALID',
       'endpoints are declared but no process has a port (and replicas) to serve them',
     );
-  return chosen[1].port!;
+  const { host, port } = await target.address(app, chosen[0], spec);
+  return `http://${host}:${port}`;
 }
 
 /** The app's rules in the config file as they are now (a missing file has none). */
@@ -55,7 +60,7 @@ export const forge = deployStep('forge', {
     const configPath = s.cloudflared.configPath;
     if (!configPath) return skipStep('endpoints declared but NORN_CLOUDFLARED_CONFIG is not set');
 
-    const service = `http://127.0.0.1:${servingPort(spec)}`;
+    const service = await servingService(targetFor(s.targets, spec), ctx.run.appId, spec);
     const routes = spec.endpoints.map((e) => endpointToRoute(e.url, service));
     const { changed } = await withAppLock(s.db, ctx.run.appId, ctx.signal, async () => {
       // Before writing: what a compensation of this run reverts to (compensate.ts).

@@ -1,8 +1,9 @@
 /**
- * Deploy step `submit`: records the release and puts it on its target. Docker target: decrypts the
- * repository's SOPS secrets file into the containers' environment, replaces the previous release's
- * containers one replica at a time (each answering its health path before the next), turns
- * scheduled processes into job schedulers, and puts the previous release back if that fails.
+ * Deploy step `submit`: records the release and puts it on its target (src/targets): decrypts the
+ * repository's SOPS secrets file into the processes' environment and has the target apply the
+ * release (docker: replaces the previous release's containers one replica at a time, each
+ * answering its health path before the next, and turns scheduled processes into job schedulers),
+ * putting the previous release back if that fails.
  *
  * Secret values never leave: the release row keeps the ENCRYPTED file, and messages and log lines
  * are scrubbed of the decrypted values.
@@ -10,17 +11,10 @@
 import { NornError } from '../../../shared/errors.js';
 import { redactText } from '../../../shared/exec.js';
 import type { Infraspec } from '../../../shared/spec/infraspec.js';
-import type { DockerDriver } from '../../../shared/drivers/docker.js';
 import { AppStore } from '../../../shared/store/apps.js';
+import { targetFor, type Target, type TargetCall } from '../../../targets/index.js';
 import { lockWaitNote, withAppLock } from '../app-lock.js';
-import {
-  parseSpec,
-  requireDocker,
-  rollOut,
-  scrubbed,
-  syncSchedulers,
-  type RuntimeCall,
-} from '../docker-runtime.js';
+import { parseSpec, scrubbed, targetRelease } from '../docker-runtime.js';
 import { assertPortsUnclaimed } from '../ports.js';
 import { endFailedRelease, previousOf } from '../rollback.js';
 import { loadSecrets } from '../secrets-file.js';
@@ -48,10 +42,7 @@ export const submit = deployStep('submit', {
    */
   async run(ctx, s) {
     const spec = parseSpec(ctx.run.spec);
-    const target = spec.target ?? 'docker';
-    if (target !== 'docker')
-      throw new NornError('UNAVAILABLE', `target ${target} is not implemented yet`);
-    const docker = requireDocker(s, 'submit');
+    const target = targetFor(s.targets, spec);
     const cloned = await ctx.output('clone');
     const built = await ctx.output('build');
     if (!cloned?.commitSha || !built?.imageRef)
@@ -69,7 +60,7 @@ export const submit = deployStep('submit', {
       s.db,
       ctx.run.appId,
       ctx.signal,
-      () => putOut(ctx, s, { spec, docker, cloned, built, secrets }),
+      () => putOut(ctx, s, { spec, target, cloned, built, secrets }),
       () => ctx.log(lockWaitNote(ctx.run.appId)),
     );
   },
@@ -77,7 +68,7 @@ export const submit = deployStep('submit', {
 
 interface PutOut {
   spec: Infraspec;
-  docker: DockerDriver;
+  target: Target;
   cloned: CloneOutput;
   built: BuildOutput;
   secrets: Awaited<ReturnType<typeof loadSecrets>>;
@@ -92,7 +83,7 @@ async function recordRelease(ctx: DeployContext<'submit'>, s: DeployServices, o:
   const release = await s.releases.upsertDeploying({
     appId: ctx.run.appId,
     deploymentId: ctx.run.id,
-    target: 'docker',
+    target: o.target.name,
     imageRef: o.built.imageRef,
     commitSha: o.cloned.commitSha,
     digest: o.built.digest ?? null,
@@ -114,33 +105,26 @@ async function putOut(
   s: DeployServices,
   o: PutOut,
 ): Promise<SubmitOutput> {
-  const app = ctx.run.appId;
   const redact = Object.values(o.secrets.values);
   const { release, previous } = await recordRelease(ctx, s, o);
-  const call: RuntimeCall = {
-    docker: o.docker,
+  const call: TargetCall = {
     signal: ctx.signal,
-    pollMs: s.healthPollMs,
     redact,
     log: (line) => ctx.log(redactText(line, redact)),
   };
   let touched = false;
   try {
-    const containers = await rollOut(call, {
-      app,
-      release,
-      spec: o.spec,
-      secrets: o.secrets.values,
+    const applied = await o.target.apply(targetRelease(release, o.spec, o.secrets.values), {
+      ...call,
       onTouch: () => {
         touched = true;
       },
     });
-    const schedulers = await syncSchedulers(s, app, o.spec, release.id);
     return {
       releaseId: release.id,
       previousReleaseId: previous?.id ?? null,
-      containers,
-      schedulers,
+      containers: applied.units,
+      schedulers: applied.schedules,
     };
   } catch (err) {
     const clean = scrubbed(err, redact);
@@ -152,7 +136,7 @@ async function putOut(
       await s.releases.markEnded(ctx.run.id, 'failed', clean.message);
       throw clean;
     }
-    const message = await endFailedRelease(s, call, {
+    const message = await endFailedRelease(s, o.target, call, {
       runId: ctx.run.id,
       release,
       spec: o.spec,

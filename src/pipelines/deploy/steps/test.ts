@@ -5,7 +5,7 @@
 import { NornError } from '../../../shared/errors.js';
 import { skipStep, type StepContext } from '../../../queues/pipeline.js';
 import { deployStep } from '../types.js';
-import { testContainerName } from '../names.js';
+import { testContainerName } from '../../../targets/docker/names.js';
 import { pinnedSpec, requireDocker } from '../workspace.js';
 
 /** A test command running longer than this is killed and fails the run (TIMEOUT). */
@@ -13,7 +13,7 @@ export const TEST_TIMEOUT_MS = 15 * 60_000;
 const TAIL_LINES = 20;
 
 // One per run (names.ts), so a re-run replaces a leftover of a killed try.
-export { testContainerName } from '../names.js';
+export { testContainerName } from '../../../targets/docker/names.js';
 
 /** Labels of the test container, also how cleanup finds a leftover (with the driver's `norn.one-off`). */
 export const testContainerLabels = (ctx: Pick<StepContext, 'run'>, commitSha: string) => ({

@@ -12,9 +12,9 @@
  * never exited since, and the probe goes to its own port. A process that took the port in
  * between would make the replica's own bind fail, and an app that cannot listen exits: a crash.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { NornError } from '../../shared/errors.js';
 import { redactText } from '../../shared/exec.js';
+import { pause } from '../../shared/pause.js';
 import { httpProbe, type ContainerState, type DockerDriver } from '../../shared/drivers/docker.js';
 
 /** How many lines of a crashed replica's output its error carries. */
@@ -42,17 +42,6 @@ export interface Expect {
   releaseId: number;
   /** The container's restart count when it was started for this release; more means it exited. */
   restarts: number;
-}
-
-export async function pause(ms: number, signal: AbortSignal): Promise<void> {
-  try {
-    await delay(ms, undefined, { signal });
-  } catch {
-    throw new NornError(
-      'CANCELLED',
-      `stopped: ${typeof signal.reason === 'string' ? signal.reason : 'aborted'}`,
-    );
-  }
 }
 
 const crashed = (s: ContainerState, e: Expect) =>

@@ -7,7 +7,7 @@
  * norn-probe-nc-b-web-0, and the second deploy replaced the first app's container.)
  *
  * Names only help to find a container; what a container is, and whose, its labels say
- * (docker-runtime.ts LABELS), and norn never touches a container whose norn.app label names
+ * (runtime.ts LABELS), and norn never touches a container whose norn.app label names
  * another app.
  */
 
