@@ -67,6 +67,7 @@ export function applyDefaults(kind: string, o: Obj): void {
     }
     case 'Pod':
       podSpecDefaults(obj(o, 'spec'));
+      if (!isObj(o.status)) o.status = { phase: 'Pending', qosClass: 'BestEffort' };
       return;
     case 'Service': {
       const spec = obj(o, 'spec');
@@ -88,7 +89,7 @@ export function applyDefaults(kind: string, o: Obj): void {
             p.protocol ??= 'TCP';
             p.targetPort ??= p.port;
           }
-      o.status ??= { loadBalancer: {} };
+      if (!isObj(o.status)) o.status = { loadBalancer: {} };
       return;
     }
     case 'Secret': {

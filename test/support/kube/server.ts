@@ -106,6 +106,23 @@ function parseJson(text: string): unknown {
   }
 }
 
+const patchTypes = [
+  'application/json-patch+json',
+  'application/merge-patch+json',
+  'application/strategic-merge-patch+json',
+];
+
+/** A POST or PUT body. Only JSON is decoded: protobuf (what kubectl's typed clients send for
+ * imperative commands such as `kubectl create configmap`) is refused with 415. */
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim();
+  if (type !== 'application/json' && type !== '*/*') {
+    req.resume();
+    throw unsupportedMediaType(['application/json']);
+  }
+  return parseJson(await readBody(req));
+}
+
 function fieldValidationOf(q: URLSearchParams, fallback: FieldValidation): FieldValidation {
   const v = q.get('fieldValidation');
   if (v === null || v === '') return fallback;
@@ -236,7 +253,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
         });
       }
       if (req.method === 'POST') {
-        const { object, warnings } = store.create(rt, ns, parseJson(await readBody(req)), opts);
+        const { object, warnings } = store.create(rt, ns, await jsonBody(req), opts);
         return send(res, 201, object, warn(warnings));
       }
       if (req.method === 'DELETE') {
@@ -267,25 +284,13 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
       case 'GET':
         return send(res, 200, store.get(rt, ns, name));
       case 'PUT': {
-        const { object, warnings } = store.replace(
-          rt,
-          ns,
-          name,
-          parseJson(await readBody(req)),
-          opts,
-        );
+        const { object, warnings } = store.replace(rt, ns, name, await jsonBody(req), opts);
         return send(res, 200, object, warn(warnings));
       }
       case 'PATCH': {
         const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
-        if (
-          ![
-            'application/json-patch+json',
-            'application/merge-patch+json',
-            'application/strategic-merge-patch+json',
-          ].includes(type)
-        )
-          throw unsupportedMediaType(type);
+        // Server-side apply (application/apply-patch+yaml) is not simulated.
+        if (!patchTypes.includes(type)) throw unsupportedMediaType(patchTypes);
         const { object, warnings } = store.patch(
           rt,
           ns,

@@ -115,11 +115,11 @@ export function methodNotAllowed(): KubeError {
   );
 }
 
-export function unsupportedMediaType(type: string): KubeError {
+export function unsupportedMediaType(accepted: string[]): KubeError {
   return failure(
     415,
     'UnsupportedMediaType',
-    `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got ${type})`,
+    `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
   );
 }
 

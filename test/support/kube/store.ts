@@ -200,13 +200,9 @@ export class Store {
     delete m.managedFields;
     if (rt.generation) m.generation = 1;
     else delete m.generation;
-    if (
-      rt.kind !== 'Service' &&
-      rt.kind !== 'Namespace' &&
-      rt.kind !== 'Pod' &&
-      rt.kind !== 'PersistentVolumeClaim'
-    )
-      delete o.status;
+    // Status is the controllers' to write: a create resets it (PrepareForCreate), and the
+    // defaults fill in the initial one.
+    delete o.status;
     if (rt.kind === 'Deployment' || rt.kind === 'CronJob') o.status = {};
     this.finish(rt, o, ns);
     const error = validateObject(rt, o);
