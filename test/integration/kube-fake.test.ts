@@ -558,6 +558,65 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     expect(initial).toEqual(['ADDED other']);
   });
 
+  it('ends a watch from a resourceVersion the event log no longer holds with 410 Expired', async () => {
+    const ns = await namespace();
+    const { metadata } = await core.listNamespacedConfigMap({ namespace: ns });
+    const limit = kube.store.logLimit;
+    kube.store.logLimit = 3;
+    try {
+      for (const name of ['a', 'b', 'c', 'd', 'e'])
+        await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name } } });
+      const events: { type: string; object: k8s.V1Status }[] = [];
+      const ended = new Promise<void>((resolve) => {
+        void new k8s.Watch(kc).watch(
+          `/api/v1/namespaces/${ns}/configmaps`,
+          { resourceVersion: metadata?.resourceVersion },
+          (type, object: k8s.V1Status) => events.push({ type, object }),
+          () => resolve(),
+        );
+      });
+      await ended;
+      expect(events).toHaveLength(1);
+      expect(events[0]?.type).toBe('ERROR');
+      expect(events[0]?.object).toMatchObject({
+        kind: 'Status',
+        status: 'Failure',
+        reason: 'Expired',
+        code: 410,
+      });
+      expect(events[0]?.object.message).toMatch(/^too old resource version: \d+ \(\d+\)$/);
+    } finally {
+      kube.store.logLimit = limit;
+    }
+  });
+
+  it('scales a Deployment through its /scale subresource', async () => {
+    const ns = await namespace();
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment('scaled') });
+    const scale = await apps.readNamespacedDeploymentScale({ name: 'scaled', namespace: ns });
+    expect(scale).toMatchObject({
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      spec: { replicas: 2 },
+    });
+    expect(scale.status?.selector).toBe('app=scaled');
+    await apps.patchNamespacedDeploymentScale(
+      { name: 'scaled', namespace: ns, body: { spec: { replicas: 4 } } },
+      mergePatch,
+    );
+    const d = await apps.readNamespacedDeployment({ name: 'scaled', namespace: ns });
+    expect(d.spec?.replicas).toBe(4);
+    expect(d.metadata?.generation).toBe(2);
+    const negative = await refused(
+      apps.replaceNamespacedDeploymentScale({
+        name: 'scaled',
+        namespace: ns,
+        body: { metadata: { name: 'scaled' }, spec: { replicas: -1 } },
+      }),
+    );
+    expect(negative.status).toMatchObject({ code: 422, reason: 'Invalid' });
+  });
+
   it('rolls a Deployment out one ready pod at a time, honouring maxSurge 1 / maxUnavailable 0 and minReadySeconds', async () => {
     const ns = await namespace();
     const spec = deployment('roll', 'example/app:v1', {
