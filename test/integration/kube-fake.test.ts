@@ -410,6 +410,72 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     expect(immutable.status.message).toContain('spec.selector: Invalid value');
     expect(immutable.status.message).toContain('field is immutable');
 
+    // What norn's forge writes: probes, resources, env, volumes.
+    const container = (extra: Partial<k8s.V1Container>): k8s.V1Deployment => {
+      const d = deployment('probed');
+      Object.assign(d.spec!.template.spec!.containers[0]!, extra);
+      return d;
+    };
+    const noHandler = await refused(
+      apps.createNamespacedDeployment({
+        namespace: ns,
+        body: container({ readinessProbe: { periodSeconds: 1 } }),
+      }),
+    );
+    expect(noHandler.status.message).toBe(
+      'Deployment.apps "probed" is invalid: spec.template.spec.containers[0].readinessProbe: Required value: must specify a handler type',
+    );
+    const liveness = await refused(
+      apps.createNamespacedDeployment({
+        namespace: ns,
+        body: container({
+          livenessProbe: { httpGet: { path: '/health', port: 8080 }, successThreshold: 2 },
+        }),
+      }),
+    );
+    expect(liveness.status.message).toContain(
+      'spec.template.spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1',
+    );
+    const overLimit = await refused(
+      apps.createNamespacedDeployment({
+        namespace: ns,
+        body: container({ resources: { requests: { cpu: '2' }, limits: { cpu: '500m' } } }),
+      }),
+    );
+    expect(overLimit.status.message).toContain('must be less than or equal to cpu limit of 500m');
+    const badQuantity = await refused(
+      apps.createNamespacedDeployment({
+        namespace: ns,
+        body: container({ resources: { limits: { memory: 'lots' } } }),
+      }),
+    );
+    expect(badQuantity.status).toMatchObject({ code: 400, reason: 'BadRequest' });
+    expect(badQuantity.status.message).toContain('quantities must match the regular expression');
+    const noVolume = await refused(
+      apps.createNamespacedDeployment({
+        namespace: ns,
+        body: container({ volumeMounts: [{ name: 'data', mountPath: '/data' }] }),
+      }),
+    );
+    expect(noVolume.status.message).toContain(
+      'spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data"',
+    );
+    const fine = container({
+      readinessProbe: { httpGet: { path: '/health', port: 8080 } },
+      livenessProbe: { httpGet: { path: '/health', port: 8080 }, failureThreshold: 3 },
+      resources: {
+        requests: { cpu: '100m', memory: '64Mi' },
+        limits: { cpu: '1', memory: '128Mi' },
+      },
+      env: [{ name: 'DATABASE_URL', value: 'postgres://db' }],
+      envFrom: [{ secretRef: { name: 'app-secrets' } }],
+      volumeMounts: [{ name: 'data', mountPath: '/data' }],
+    });
+    fine.spec!.template.spec!.volumes = [
+      { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
+    ];
+    await apps.createNamespacedDeployment({ namespace: ns, body: fine });
+
     const badName = await refused(
       core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'Not_Valid' } } }),
     );

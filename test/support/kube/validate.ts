@@ -226,6 +226,110 @@ function checkPort(field: string, port: unknown, causes: StatusCause[]): void {
     causes.push(badValue(field, port, 'must be between 1 and 65535, inclusive'));
 }
 
+/** IANA_SVC_NAME, what a named port must be. */
+function checkPortName(field: string, name: string, causes: StatusCause[]): void {
+  if (name.length > 15) causes.push(badValue(field, name, 'must be no more than 15 characters'));
+  else if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name) || name.includes('--'))
+    causes.push(
+      badValue(
+        field,
+        name,
+        'must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)',
+      ),
+    );
+  else if (!/[a-z]/.test(name))
+    causes.push(badValue(field, name, 'must contain at least one letter (a-z)'));
+}
+
+const handlers = ['exec', 'httpGet', 'tcpSocket', 'grpc'];
+
+function checkProbe(probe: unknown, field: string, kind: string, causes: StatusCause[]): void {
+  if (!isObj(probe)) return;
+  const given = handlers.filter((h) => probe[h] !== undefined);
+  if (given.length === 0) causes.push(required(field, 'must specify a handler type'));
+  if (given.length > 1)
+    causes.push({
+      reason: 'FieldValueForbidden',
+      message: 'Forbidden: may not specify more than 1 handler type',
+      field: `${field}.${given[1]}`,
+    });
+  for (const h of ['httpGet', 'tcpSocket']) {
+    const handler = probe[h];
+    if (!isObj(handler)) continue;
+    if (typeof handler.port === 'number') checkPort(`${field}.${h}.port`, handler.port, causes);
+    if (typeof handler.port === 'string') checkPortName(`${field}.${h}.port`, handler.port, causes);
+  }
+  if (
+    kind !== 'readinessProbe' &&
+    probe.successThreshold !== undefined &&
+    probe.successThreshold !== 1
+  )
+    causes.push(badValue(`${field}.successThreshold`, probe.successThreshold, 'must be 1'));
+}
+
+const suffixes: Record<string, number> = {
+  '': 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+function quantity(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  const m = typeof v === 'string' ? /^([+-]?[0-9.]+)(e[+-]?\d+)?([a-zA-Z]*)$/.exec(v) : null;
+  const scale = m ? suffixes[m[3] ?? ''] : undefined;
+  return m && scale !== undefined ? Number(`${m[1]}${m[2] ?? ''}`) * scale : undefined;
+}
+
+function checkContainerExtras(c: Obj, at: string, causes: StatusCause[]): void {
+  for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'])
+    checkProbe(c[kind], `${at}.${kind}`, kind, causes);
+  (Array.isArray(c.env) ? c.env : []).forEach((e, i) => {
+    if (!isObj(e)) return;
+    const name = e.name;
+    if (typeof name !== 'string' || name === '') causes.push(required(`${at}.env[${i}].name`));
+    else if (!/^[ -<>-~]+$/.test(name))
+      causes.push(
+        badValue(
+          `${at}.env[${i}].name`,
+          name,
+          "a valid environment variable name must consist only of printable ASCII characters other than '='",
+        ),
+      );
+    if (e.value !== undefined && e.valueFrom !== undefined)
+      causes.push({
+        reason: 'FieldValueInvalid',
+        message: 'Invalid value: "": may not be specified when `value` is not empty',
+        field: `${at}.env[${i}].valueFrom`,
+      });
+  });
+  const resources = isObj(c.resources) ? c.resources : {};
+  const limits = isObj(resources.limits) ? resources.limits : {};
+  const requests = isObj(resources.requests) ? resources.requests : {};
+  for (const [name, req] of Object.entries(requests)) {
+    const limit = quantity(limits[name]);
+    const asked = quantity(req);
+    if (limit !== undefined && asked !== undefined && asked > limit)
+      causes.push(
+        badValue(
+          `${at}.resources.requests`,
+          String(req),
+          `must be less than or equal to ${name} limit of ${String(limits[name])}`,
+        ),
+      );
+  }
+}
+
 function checkPodSpec(
   spec: unknown,
   path: string,
@@ -239,6 +343,18 @@ function checkPodSpec(
   const volumes = new Set(
     (Array.isArray(spec.volumes) ? spec.volumes : []).map((v) => (isObj(v) ? v.name : undefined)),
   );
+  (Array.isArray(spec.volumes) ? spec.volumes : []).forEach((v, i) => {
+    if (!isObj(v)) return;
+    const sources = Object.keys(v).filter((k) => k !== 'name');
+    if (sources.length === 0)
+      causes.push(required(`${path}.volumes[${i}]`, 'must specify a volume type'));
+    if (sources.length > 1)
+      causes.push({
+        reason: 'FieldValueForbidden',
+        message: 'Forbidden: may not specify more than 1 volume type',
+        field: `${path}.volumes[${i}].${sources[1]}`,
+      });
+  });
   const containers = Array.isArray(spec.containers) ? spec.containers : [];
   if (containers.length === 0) causes.push(required(`${path}.containers`));
   const seen = new Set<unknown>();
@@ -269,8 +385,11 @@ function checkPodSpec(
       if (typeof c.image !== 'string' || c.image.trim() === '')
         causes.push(required(`${at}.image`));
       (Array.isArray(c.ports) ? c.ports : []).forEach((p, j) => {
-        if (isObj(p)) checkPort(`${at}.ports[${j}].containerPort`, p.containerPort, causes);
+        if (!isObj(p)) return;
+        checkPort(`${at}.ports[${j}].containerPort`, p.containerPort, causes);
+        if (typeof p.name === 'string') checkPortName(`${at}.ports[${j}].name`, p.name, causes);
       });
+      checkContainerExtras(c, at, causes);
       (Array.isArray(c.volumeMounts) ? c.volumeMounts : []).forEach((m, j) => {
         if (isObj(m) && !volumes.has(m.name))
           causes.push({
@@ -438,14 +557,22 @@ export interface Decoded {
  */
 export function decode(rt: ResourceType, body: Obj, fieldValidation: FieldValidation): Decoded {
   const prefix = `${rt.kind} in version "${rt.version}" cannot be handled as a ${rt.kind}`;
-  const typeErrors = schemaErrors(rt.kind, body).filter((e) => e.keyword === 'type');
-  const first = typeErrors[0];
-  if (first) {
-    const expected = first.params.type as string;
-    const got = jsonType(valueAt(body, first.instancePath));
-    const goType = expected === 'integer' ? 'int32' : expected === 'object' ? 'map' : expected;
+  const errors = schemaErrors(rt.kind, body);
+  const quantity = errors.find((e) => e.keyword === 'format' && e.params.format === 'quantity');
+  if (quantity)
     throw badRequest(
-      `${prefix}: json: cannot unmarshal ${got === 'array' ? 'array' : got} into Go struct field ${rt.kind}.${fieldPath(first.instancePath)} of type ${goType}`,
+      `${prefix}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`,
+    );
+  // A oneOf (int-or-string) reports a type error per branch: the field is of neither type.
+  const oneOf = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+  const first = errors.find((e) => e.keyword === 'type');
+  if (first) {
+    const expected = oneOf.has(first.instancePath) ? 'intstr' : (first.params.type as string);
+    const got = jsonType(valueAt(body, first.instancePath));
+    const goType =
+      { integer: 'int32', object: 'map', intstr: 'intstr.IntOrString' }[expected] ?? expected;
+    throw badRequest(
+      `${prefix}: json: cannot unmarshal ${got} into Go struct field ${rt.kind}.${fieldPath(first.instancePath)} of type ${goType}`,
     );
   }
   if (rt.kind === 'Secret' && isObj(body.data)) {
