@@ -578,6 +578,34 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     expect((await core.listNamespacedConfigMap({ namespace: ns })).items).toEqual([]);
   });
 
+  it('starts a Pod created through the API, and crash-loops one whose image carries the marker', async () => {
+    const ns = await namespace();
+    const pod = (name: string, image: string): k8s.V1Pod => ({
+      metadata: { name },
+      spec: { containers: [{ name: 'main', image }] },
+    });
+    const created = await core.createNamespacedPod({
+      namespace: ns,
+      body: pod('bare', 'busybox:1.36'),
+    });
+    expect(created.status?.phase).toBe('Pending');
+    await core.createNamespacedPod({ namespace: ns, body: pod('bad', 'example/x:crashloop') });
+    const running = await waitFor('the pod to run', async () => {
+      const p = await core.readNamespacedPod({ name: 'bare', namespace: ns });
+      return p.status?.phase === 'Running' ? p : undefined;
+    });
+    expect(running.status?.containerStatuses?.[0]?.ready).toBe(true);
+    const crashing = await waitFor('restarts', async () => {
+      const p = await core.readNamespacedPod({ name: 'bad', namespace: ns });
+      return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 2 ? p : undefined;
+    });
+    expect(crashing.status?.containerStatuses?.[0]?.state?.waiting?.reason).toBe(
+      'CrashLoopBackOff',
+    );
+    const deleted = await core.deleteNamespacedPod({ name: 'bare', namespace: ns });
+    expect(deleted.metadata?.name).toBe('bare');
+  });
+
   it('serves watches: ADDED, MODIFIED and DELETED, by fieldSelector, resuming from a resourceVersion', async () => {
     const ns = await namespace();
     await core.createNamespacedConfigMap({

@@ -24,6 +24,8 @@ export interface RolloutOptions {
 }
 
 interface Tracked {
+  /** The Deployment's uid: one deleted and created again under its name starts afresh. */
+  uid: unknown;
   hash: string;
   revision: number;
   lastProgress: number;
@@ -72,6 +74,12 @@ export function podImages(pod: Obj): { name: string; image: string }[] {
   }));
 }
 
+/** A stable uid for a derived object (the ReplicaSet of one Deployment and template). */
+function uuidOf(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
 function waiting(c: { name: string; image: string }, reason: string, message?: string): Obj {
   return {
     name: c.name,
@@ -116,6 +124,18 @@ export class RolloutController {
     this.reapNamespaces();
     for (const d of this.store.list(this.deployments)) this.reconcile(d);
     this.reapOrphans();
+    this.startBarePods();
+  }
+
+  /** Pods created through the API (no ReplicaSet) start as the kubelet would start them. */
+  private startBarePods(): void {
+    for (const pod of this.store.list(this.pods)) {
+      if (deploymentOf(pod)) continue;
+      const status = (pod.status ?? {}) as Obj;
+      if (this.failing(pod)) this.failPod(pod);
+      else if (status.phase === 'Pending' && status.containerStatuses === undefined)
+        this.startPod(pod, undefined, Date.now());
+    }
   }
 
   private reapNamespaces(): void {
@@ -153,8 +173,14 @@ export class RolloutController {
     const hash = templateHash(template);
     const now = Date.now();
     let t = this.tracked.get(key);
+    if (t && t.uid !== m.uid) {
+      for (const p of this.store.list(this.pods, ns))
+        if (deploymentOf(p) === name) this.removePod(p, t);
+      t = undefined;
+    }
     if (!t || t.hash !== hash) {
       t = {
+        uid: m.uid,
         hash,
         revision: (t?.revision ?? 0) + 1,
         lastProgress: now,
@@ -250,7 +276,7 @@ export class RolloutController {
             apiVersion: 'apps/v1',
             kind: 'ReplicaSet',
             name: rsName,
-            uid: randomUUID(),
+            uid: uuidOf(`${String(dm.uid)}/${hash}`),
             controller: true,
             blockOwnerDeletion: true,
           },
@@ -276,7 +302,7 @@ export class RolloutController {
     this.store.write(this.pods, pod, 'ADDED');
   }
 
-  private startPod(p: Obj, t: Tracked, now: number): void {
+  private startPod(p: Obj, t: Tracked | undefined, now: number): void {
     const at = isoAt(now);
     p.status = {
       phase: 'Running',
@@ -304,7 +330,7 @@ export class RolloutController {
         lastState: {},
       })),
     };
-    t.readyAt.set(String(meta(p).name), now);
+    t?.readyAt.set(String(meta(p).name), now);
     this.store.write(this.pods, p, 'MODIFIED');
   }
 
