@@ -795,7 +795,7 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     );
   });
 
-  it('never readies a crash-looping image: CrashLoopBackOff, rising restarts, a log tail, then ProgressDeadlineExceeded', async () => {
+  it('never readies a crash-looping image: CrashLoopBackOff, rising restarts, a log tail, then ProgressDeadlineExceeded; an image that cannot be pulled sits in ImagePullBackOff', async () => {
     const ns = await namespace();
     await apps.createNamespacedDeployment({
       namespace: ns,
@@ -837,6 +837,21 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     );
     expect(failed.d.status?.readyReplicas ?? 0).toBe(0);
     expect(failed.d.status?.availableReplicas ?? 0).toBe(0);
+
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: deployment('pull', 'example/app:pullfail', { replicas: 1 }),
+    });
+    const pulling = await waitFor('an image pull failure', async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=pull' });
+      return pods.items.find(
+        (p) => p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ImagePullBackOff',
+      );
+    });
+    expect(pulling.status?.phase).toBe('Pending');
+    expect(pulling.status?.containerStatuses?.[0]?.state?.waiting?.message).toBe(
+      'Back-off pulling image "example/app:pullfail"',
+    );
   });
 });
 
