@@ -123,10 +123,14 @@ const portFree = (port: number) =>
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 
-/** A base port P with P..P+count-1 all free on 127.0.0.1 (replicas use consecutive ports). */
+/**
+ * A base port P with P..P+count-1 all free on 127.0.0.1 (replicas use consecutive ports), below
+ * the kernel's ephemeral range (32768-60999 on Linux): a server another test starts on port 0 is
+ * given one from that range, and must not land on an app's port between this check and its start.
+ */
 export async function freePorts(count: number): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * (12_000 - count));
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return base;
