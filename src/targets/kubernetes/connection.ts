@@ -178,8 +178,11 @@ export function createKubeConnection(
         if (signal?.aborted)
           throw new NornError('CANCELLED', `${what} on ${server} was cancelled`, { cause: err });
         if (isNornError(err)) throw err;
-        const code = netCode(err);
-        if (!(err instanceof k8s.ApiException) && (code === undefined || isTransient(err)))
+        // A request that never got an answer (node-fetch's FetchError: refused, reset, TLS…).
+        const unanswered =
+          !(err instanceof k8s.ApiException) &&
+          (netCode(err) !== undefined || (err as Error)?.name === 'FetchError');
+        if (unanswered)
           throw new NornError(
             'UNAVAILABLE',
             `the kubernetes cluster at ${server} cannot be reached (${what}): ${apiMessage(err)}`,
