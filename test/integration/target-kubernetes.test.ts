@@ -17,6 +17,7 @@ import { isNornError } from '../../src/shared/errors.js';
 import { parseInfraspec, type Infraspec } from '../../src/shared/spec/infraspec.js';
 import { createTargets, targetFor, type Target, type TargetCall } from '../../src/targets/index.js';
 import { objectName } from '../../src/targets/kubernetes/objects.js';
+import { resourceTypes } from '../support/kube/resources.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
 import { targetContract } from '../support/targets/contract.js';
 
@@ -251,6 +252,92 @@ describe('the kubernetes target on its own', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(verdict).toMatchObject({ ok: false });
     expect(verdict.problem).toMatch(/ImagePullBackOff \(Back-off pulling image/);
+  }, 30_000);
+
+  it('fails a rollout the moment its Deployment says ProgressDeadlineExceeded', async () => {
+    // A cluster of its own whose controller does not run: the test writes the status it reports.
+    const still = await startFakeKube();
+    still.controller.stop();
+    try {
+      const app = 'kt-deadline';
+      const r = release(app, IMAGES.v1, spec(app));
+      const t = kubeTarget({ KUBECONFIG: still.kubeconfigPath });
+      await t.apply(r, call());
+      const started = Date.now();
+      const waiting = t.waitHealthy(r, call());
+      await new Promise((done) => setTimeout(done, 300));
+      const rt = resourceTypes.find((x) => x.kind === 'Deployment')!;
+      const d = still.store.get(rt, 'default', objectName(app, 'web'));
+      const m = d.metadata as { generation: number };
+      d.status = {
+        observedGeneration: m.generation,
+        replicas: 1,
+        updatedReplicas: 1,
+        unavailableReplicas: 1,
+        conditions: [
+          {
+            type: 'Progressing',
+            status: 'False',
+            reason: 'ProgressDeadlineExceeded',
+            message: 'ReplicaSet "x" has timed out progressing.',
+          },
+        ],
+      };
+      still.store.writeStatus(rt, d);
+      const verdict = await waiting;
+      expect(Date.now() - started).toBeLessThan(3_000); // healthTimeout is 5m
+      expect(verdict).toMatchObject({ ok: false });
+      expect(verdict.problem).toContain(
+        'ProgressDeadlineExceeded (ReplicaSet "x" has timed out progressing.)',
+      );
+    } finally {
+      await still.close();
+    }
+  }, 30_000);
+
+  it('puts a scheduled process on as a CronJob, and remove takes it and the rest but never a PVC', async () => {
+    const app = 'kt-cron';
+    const s = spec(app, {
+      processes: {
+        web: { port: 8080, replicas: 1, health: { path: '/healthz' } },
+        nightly: { command: 'echo hi', schedule: '0 3 * * *', timezone: 'Europe/Berlin' },
+      },
+    });
+    const applied = await target.apply(release(app, IMAGES.v1, s), call());
+    const cron = objectName(app, 'nightly');
+    expect(applied.schedules).toEqual([cron]);
+    const batch = (() => {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(kube.kubeconfigPath);
+      return kc.makeApiClient(k8s.BatchV1Api);
+    })();
+    const job = await batch.readNamespacedCronJob({ name: cron, namespace: 'default' });
+    expect(job.spec).toMatchObject({ schedule: '0 3 * * *', timeZone: 'Europe/Berlin' });
+    expect(job.spec?.jobTemplate.spec?.template.spec?.containers[0]).toMatchObject({
+      image: IMAGES.v1,
+      command: ['/bin/sh', '-c', 'echo hi'],
+    });
+    expect((await target.live(app)).schedules).toEqual([cron]);
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: 'default',
+      body: {
+        metadata: {
+          name: `${app}-data`,
+          labels: { 'app.kubernetes.io/managed-by': 'norn', 'app.kubernetes.io/name': app },
+        },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+    const web = objectName(app, 'web');
+    expect((await target.remove(app, call())).sort()).toEqual(
+      [cron, `${web}/0`, `service/${web}`].sort(),
+    );
+    expect(await target.live(app)).toEqual({ units: [], schedules: [] });
+    const pvc = await core.readNamespacedPersistentVolumeClaim({
+      name: `${app}-data`,
+      namespace: 'default',
+    });
+    expect(pvc.metadata?.name).toBe(`${app}-data`);
   }, 30_000);
 
   it('picks the context NORN_KUBE_CONTEXT names, and an unreachable cluster fails naming its URL and why', async () => {
