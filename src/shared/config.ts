@@ -149,6 +149,13 @@ export const EnvSchema = z.object({
     .min(1)
     .default('/var/run/docker.sock')
     .describe('Docker engine socket of the docker target.'),
+  NORN_KUBE_CONTEXT: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'kubeconfig context the kubernetes target uses (default: its current-context). The config itself is found as kubectl finds it: `KUBECONFIG`, then `~/.kube/config`, then the in-cluster service account.',
+    ),
   NORN_REGISTRY_URL: z
     .string()
     .min(1)
@@ -247,6 +254,7 @@ export interface Config {
   deploy: {
     workDir: string;
     dockerSocket: string;
+    kubeContext: string | undefined;
     registryUrl: string;
     registryAuth: { username: string; password: string } | undefined;
     gitCredentials: GitCredential[];
@@ -344,6 +352,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     deploy: {
       workDir: e.NORN_WORK_DIR,
       dockerSocket: e.NORN_DOCKER_SOCKET,
+      kubeContext: e.NORN_KUBE_CONTEXT,
       registryUrl: e.NORN_REGISTRY_URL,
       registryAuth:
         e.NORN_REGISTRY_USERNAME && e.NORN_REGISTRY_PASSWORD

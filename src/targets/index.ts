@@ -1,9 +1,11 @@
 /**
  * The targets a worker deploys to, built once from its engines; steps pick one per spec with
- * `targetFor(registry, spec)` (types.ts). Only docker exists today; kubernetes and nomad come
- * next, behind the same interface and the same contract tests (test/support/targets).
+ * `targetFor(registry, spec)` (types.ts). docker and kubernetes exist; nomad comes next, behind
+ * the same interface and the same contract tests (test/support/targets).
  */
 import { createDockerTarget, type DockerTargetDeps } from './docker.js';
+import { createKubernetesTarget } from './kubernetes.js';
+import { createKubeConnection, loadKubeConfig, type KubeEnv } from './kubernetes/connection.js';
 import type { TargetRegistry } from './types.js';
 
 export type { CronScheduler } from './docker/schedules.js';
@@ -11,8 +13,20 @@ export * from './types.js';
 
 export interface TargetDeps {
   docker: DockerTargetDeps;
+  /**
+   * Where the kubernetes target finds its cluster (KUBECONFIG, HOME, NORN_KUBE_CONTEXT, the
+   * in-cluster variables). Read when a kubernetes app first needs it: a worker without a
+   * config fails those steps UNAVAILABLE, naming KUBECONFIG, and runs docker apps as before.
+   */
+  kubernetes?: KubeEnv;
 }
 
 export function createTargets(deps: TargetDeps): TargetRegistry {
-  return { docker: createDockerTarget(deps.docker) };
+  const kube = deps.kubernetes ?? {};
+  return {
+    docker: createDockerTarget(deps.docker),
+    kubernetes: createKubernetesTarget({
+      connect: () => createKubeConnection(loadKubeConfig(kube)),
+    }),
+  };
 }

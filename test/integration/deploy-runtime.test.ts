@@ -170,15 +170,15 @@ describe('submit and healthy on the docker target', () => {
   }, 90_000);
 
   it('refuses at submit a pinned spec whose target is not implemented (registration refuses it too)', async () => {
-    const app = newApp('rt-k8s');
+    const app = newApp('rt-nomad');
     const result = await rt.deploy(
       app,
-      { ...webSpec(await freePorts(1), 1), target: 'kubernetes' },
+      { ...webSpec(await freePorts(1), 1), target: 'nomad' },
       source('v1'),
     );
     expect(result.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
     expect(result.run.error).toMatch(
-      /^SPEC_INVALID: .*\ntarget: target kubernetes is not implemented yet; only docker is/,
+      /^SPEC_INVALID: .*\ntarget: target nomad is not implemented yet; only docker and kubernetes are/,
     );
     expect(result.steps.submit!.attempts).toBe(1);
     expect(await rt.releases.byDeployment(result.run.id)).toBeNull();

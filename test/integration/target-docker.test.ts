@@ -41,6 +41,7 @@ targetContract('docker', async () => {
   const owners: string[] = [];
   return {
     target: createDockerTarget({ docker, cron: memoryCron(), pollMs: 100 }),
+    rollsOutInApply: true,
     images: { v1: built.v1, v2: built.v2 },
     freePorts,
     async fetchBody({ host, port }) {

@@ -158,9 +158,9 @@ export const REPROS: Repro[] = [
   },
   {
     label: 'a target the deploy has not got',
-    spec: aSpec({ target: 'kubernetes' }),
+    spec: aSpec({ target: 'nomad' }),
     path: 'target',
-    message: /target kubernetes is not implemented yet; only docker is/,
+    message: /target nomad is not implemented yet; only docker and kubernetes are/,
   },
   {
     label: 'two processes on one port',

@@ -56,6 +56,7 @@ volumes:
   - { name: config, mount: /etc/shop, readOnly: true }
 snapshots: { keep: 10 }
 deployPolicy: { concurrency: supersede, minHealthyTime: 10s }
+kubernetes: { namespace: shop }
 target: docker
 `;
 
@@ -104,6 +105,7 @@ const COMPLETE_PARSED: Infraspec = {
     minHealthyTime: '10s',
     healthTimeout: '5m',
   },
+  kubernetes: { namespace: 'shop' },
   target: 'docker',
 };
 
@@ -133,6 +135,7 @@ describe('parseInfraspec: valid specs', () => {
         minHealthyTime: '30s',
         healthTimeout: '5m',
       },
+      kubernetes: { namespace: 'default' },
     });
   });
 

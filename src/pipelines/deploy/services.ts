@@ -39,7 +39,15 @@ export function createDeployServices({
     git: { credentials: d.gitCredentials, sshKey: d.gitSshKey },
     docker,
     // The build engine is the docker target's engine too: one host builds and runs.
-    targets: createTargets({ docker: { docker, cron, pollMs: d.healthPollMs } }),
+    targets: createTargets({
+      docker: { docker, cron, pollMs: d.healthPollMs },
+      kubernetes: {
+        KUBECONFIG: env.KUBECONFIG,
+        HOME: env.HOME,
+        KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
+        NORN_KUBE_CONTEXT: d.kubeContext,
+      },
+    }),
     registryUrl: d.registryUrl,
     // Read once per process, when a deploy first needs them (a missing key file fails that step, not start-up).
     sopsKeys: () => (keys ??= keysFromEnv(env, env.HOME)),

@@ -185,13 +185,18 @@ const DeployPolicy = z
   })
   .superRefine(deployPolicyRules, whenObject);
 
+/** Where the kubernetes target puts the app (the other targets ignore it). */
+const Kubernetes = z.strictObject({
+  namespace: dnsName.default('default'),
+});
+
 export const TARGETS = ['docker', 'kubernetes', 'nomad'] as const;
 /** Targets the deploy can submit to today; the others are refused here rather than at submit. */
-export const IMPLEMENTED_TARGETS: readonly DeployTarget[] = ['docker'];
+export const IMPLEMENTED_TARGETS: readonly DeployTarget[] = ['docker', 'kubernetes'];
 
 /** Why a target cannot be deployed to (the spec parser and the target registry say the same). */
 export const targetNotImplemented = (target: string) =>
-  `target ${target} is not implemented yet; only ${IMPLEMENTED_TARGETS.join(', ')} is (or leave target out)`;
+  `target ${target} is not implemented yet; only ${IMPLEMENTED_TARGETS.join(' and ')} are (or leave target out)`;
 
 const target = z.enum(TARGETS).refine((t) => IMPLEMENTED_TARGETS.includes(t), {
   error: (iss) => targetNotImplemented(String(iss.input)),
@@ -215,6 +220,7 @@ export const InfraspecSchema = z
     volumes: volumes.optional(),
     snapshots: Snapshots.prefault({}),
     deployPolicy: DeployPolicy.prefault({}),
+    kubernetes: Kubernetes.prefault({}),
     /** Where the app runs; absent means norn decides at deploy time. */
     target: target.optional(),
   })

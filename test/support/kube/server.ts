@@ -68,6 +68,17 @@ export interface FakeKube {
   controller: RolloutController;
   /** Every request seen, as `METHOD path?query` (to assert what a client sent). */
   requests: string[];
+  /**
+   * Makes the next `times` (default 1) requests matching `method` and `path` (a substring of
+   * `path?query`) fail with `code` (429 TooManyRequests with Retry-After: 0, or a 5xx Status),
+   * as an overloaded or restarting apiserver answers: to show a client retries them.
+   */
+  failNext(o: {
+    code: 429 | 500 | 502 | 503 | 504;
+    method?: string;
+    path?: string;
+    times?: number;
+  }): void;
   close(): Promise<void>;
 }
 
@@ -179,6 +190,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
   };
   const controller = new RolloutController(store, rollout);
   const requests: string[] = [];
+  const faults: { code: number; method?: string; path?: string; times: number }[] = [];
   const watches = new Set<ServerResponse>();
   const nsType = resourceTypes.find((t) => t.kind === 'Namespace')!;
   const writeOpts = { fieldValidation: 'Strict' as const, dryRun: false };
@@ -198,7 +210,42 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://fake');
-    requests.push(`${req.method} ${url.pathname}${url.search}`);
+    const seen = `${req.method} ${url.pathname}${url.search}`;
+    requests.push(seen);
+    const fault = faults.find(
+      (f) =>
+        f.times > 0 &&
+        (f.method === undefined || f.method === req.method) &&
+        (f.path === undefined || `${url.pathname}${url.search}`.includes(f.path)),
+    );
+    if (fault) {
+      fault.times -= 1;
+      req.resume();
+      const reason =
+        fault.code === 429
+          ? 'TooManyRequests'
+          : fault.code === 503
+            ? 'ServiceUnavailable'
+            : 'InternalError';
+      return send(
+        res,
+        fault.code,
+        {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message:
+            fault.code === 429
+              ? 'Too many requests, please try again later.'
+              : 'the server is currently unable to handle the request',
+          reason,
+          details: { retryAfterSeconds: 0 },
+          code: fault.code,
+        },
+        fault.code === 429 ? { 'Retry-After': '0' } : {},
+      );
+    }
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (['/healthz', '/livez', '/readyz'].includes(path)) {
       res.writeHead(200, { 'Content-Type': 'text/plain' });
@@ -545,6 +592,9 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     store,
     controller,
     requests,
+    failNext: (o) => {
+      faults.push({ ...o, times: o.times ?? 1 });
+    },
     close: async () => {
       controller.stop();
       for (const w of watches) w.destroy();

@@ -32,6 +32,12 @@ export interface TargetFixture {
   plantForeign(app: string, process: string, owner: string): Promise<() => Promise<boolean>>;
   /** Removes whatever the file's apps and planted objects left. */
   close(apps: string[]): Promise<void>;
+  /**
+   * Whether `apply` returns with the release running (docker starts and checks each replica) or
+   * hands the rollout to the engine (kubernetes writes Deployments; the cluster rolls them out).
+   * When it hands it over, the cases wait for it with `waitHealthy` before looking at what runs.
+   */
+  rollsOutInApply: boolean;
 }
 
 const call = (): TargetCall => ({ signal: AbortSignal.timeout(60_000), log: () => {}, redact: [] });
@@ -64,6 +70,11 @@ export function targetContract(name: string, makeFixture: () => Promise<TargetFi
     };
     const served = async (app: string, spec: Infraspec) =>
       f.fetchBody(await f.target.address(app, 'web', spec));
+    /** Once `r` runs: at once where apply rolls out, else when waitHealthy says so. */
+    const rolledOut = async (r: TargetRelease) => {
+      if (f.rollsOutInApply) return;
+      expect(await f.target.waitHealthy(r, call())).toMatchObject({ ok: true });
+    };
 
     beforeAll(async () => {
       f = await makeFixture();
@@ -81,6 +92,7 @@ export function targetContract(name: string, makeFixture: () => Promise<TargetFi
       expect(touched).toBe(true);
       expect(applied.units).toHaveLength(2);
       expect(applied.schedules).toEqual([]);
+      await rolledOut(r1);
       const live = await f.target.live(app);
       expect(live.units.map((u) => u.name).sort()).toEqual([...applied.units].sort());
       for (const u of live.units)
@@ -129,8 +141,10 @@ export function targetContract(name: string, makeFixture: () => Promise<TargetFi
       const r2 = release(app, 'v2', spec);
       await f.target.apply(r1, call());
       await f.target.apply(r2, call());
+      await rolledOut(r2);
       expect(await served(app, spec)).toBe('v2');
       await f.target.rollBack({ app, failed: { id: r2.id }, previous: r1 }, call());
+      await rolledOut(r1);
       expect((await f.target.live(app)).units.map((u) => u.releaseId)).toEqual([r1.id]);
       expect(await served(app, spec)).toBe('v1');
 
@@ -146,7 +160,9 @@ export function targetContract(name: string, makeFixture: () => Promise<TargetFi
       const app = newApp('tc-address');
       const port = await f.freePorts(1);
       const spec = webSpec(app, port, 1);
-      await f.target.apply(release(app, 'v2', spec), call());
+      const r = release(app, 'v2', spec);
+      await f.target.apply(r, call());
+      await rolledOut(r);
       const address = await f.target.address(app, 'web', spec);
       expect(address.host).toBeTruthy();
       expect(await f.fetchBody(address)).toBe('v2');
