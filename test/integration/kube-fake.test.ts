@@ -154,13 +154,25 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     expect(notWeb.items.map((d) => d.metadata?.name)).toEqual(['api']);
     expect(Number(web.metadata?.resourceVersion)).toBeGreaterThan(0);
 
-    const current = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
-    current.spec!.replicas = 3;
-    const replaced = await apps.replaceNamespacedDeployment({
-      name: 'web',
-      namespace: ns,
-      body: current,
-    });
+    // Read, change, replace, as a client does: the rollout writes the Deployment's status (a new
+    // resourceVersion) as pods become ready, so a replace may meet a 409 Conflict and is redone
+    // from a fresh read, as real clients do (a stale version is refused: tested below).
+    let current!: k8s.V1Deployment;
+    let replaced!: k8s.V1Deployment;
+    for (let attempt = 1; ; attempt++) {
+      current = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
+      current.spec!.replicas = 3;
+      try {
+        replaced = await apps.replaceNamespacedDeployment({
+          name: 'web',
+          namespace: ns,
+          body: current,
+        });
+        break;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 409 || attempt === 10) throw err;
+      }
+    }
     expect(replaced.spec?.replicas).toBe(3);
     expect(replaced.metadata?.generation).toBe(2);
     expect(Number(replaced.metadata?.resourceVersion)).toBeGreaterThan(
