@@ -15,6 +15,7 @@ import type { NornSystem } from '../../src/system.js';
 import { objectName } from '../../src/targets/kubernetes/objects.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
+import { runCli } from '../support/cli/norn-cli.js';
 import { testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
 
 let kube: FakeKube;
@@ -337,6 +338,38 @@ describe('forge and teardown on the kubernetes target', () => {
       cronJobs: [objectName('ticker', 'tick')],
       deployments: [],
     });
+  }, 120_000);
+
+  it('norn forge and norn teardown follow their runs live, with exit codes as norn deploy has', async () => {
+    const running = await system.startApi(0);
+    const cliEnv = { NORN_API_URL: running.url };
+    await register('clia', { hosts: { internal: 'clia' } });
+    const f = await runCli(['forge', 'clia'], cliEnv);
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stdout).toMatch(/^forging clia: deployment [0-9a-f-]{36}$/m);
+    for (const step of ['create-deployment', 'create-service', 'restart-cloudflared'])
+      expect(f.stdout).toContain(step);
+    expect(f.stdout.trim().split('\n').at(-1)).toMatch(/^forge of clia completed/);
+    await stateIs('clia', 'forged');
+
+    const again = await runCli(['forge', 'clia'], cliEnv);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/--force/);
+
+    const forced = await runCli(['forge', 'clia', '--force'], cliEnv);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/^tearing down clia: deployment /m);
+    expect(forced.stdout).toMatch(/^teardown of clia completed/m);
+    expect(forced.stdout.trim().split('\n').at(-1)).toMatch(/^forge of clia completed/);
+    await stateIs('clia', 'forged');
+
+    const t = await runCli(['teardown', 'clia'], cliEnv);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toContain('delete-deployment');
+    await stateIs('clia', 'unforged');
+    const none = await runCli(['teardown', 'clia'], cliEnv);
+    expect(none.code).toBe(3);
+    expect(none.stderr).toMatch(/not forged/);
   }, 120_000);
 
   it('refuses an app on another target', async () => {
