@@ -150,6 +150,14 @@ const cm = async () =>
     'config.yaml'
   ]!;
 
+/** Sets the cloudflared Deployment's image (one with "crashloop" in it never becomes ready). */
+async function tunnelImage(image: string) {
+  const where = { name: 'cloudflared', namespace: 'cloudflared' };
+  const tunnel = await apps.readNamespacedDeployment(where);
+  tunnel.spec!.template.spec!.containers[0]!.image = image;
+  await apps.replaceNamespacedDeployment({ ...where, body: tunnel });
+}
+
 const gone = (p: Promise<unknown>) =>
   p.then(
     () => false,
@@ -370,6 +378,36 @@ describe('forge and teardown on the kubernetes target', () => {
     const none = await runCli(['teardown', 'clia'], cliEnv);
     expect(none.code).toBe(3);
     expect(none.stderr).toMatch(/not forged/);
+  }, 120_000);
+
+  it('a teardown cancelled while the tunnel restarts puts the state back: forged', async () => {
+    await register('halt', { hosts: { internal: 'halt', external: 'halt.example.com' } });
+    const f = (await (await post('/api/apps/halt/forge')).json()) as { runId: string };
+    expect((await waitForRun(system, f.runId, undefined, 60_000)).status).toBe('succeeded');
+    await stateIs('halt', 'forged');
+    // The tunnel's next pods crash-loop: its rollout after the restart never completes.
+    await tunnelImage('cloudflare/cloudflared:crashloop');
+    const td = (await (await post('/api/apps/halt/forge', undefined, 'DELETE')).json()) as {
+      runId: string;
+    };
+    await waitFor(async () => {
+      const steps = await stepsOf(td.runId);
+      return steps['restart-cloudflared']?.status === 'running';
+    }, 'restart-cloudflared to run');
+    await stateIs('halt', 'tearing_down');
+    expect((await post(`/api/runs/${td.runId}/cancel`)).status).toBeLessThan(300);
+    expect((await waitForRun(system, td.runId, undefined, 60_000)).status).toBe('cancelled');
+    const back = await stateIs('halt', 'forged');
+    expect(back.runId).toBe(td.runId);
+    expect(back.resources).toMatchObject({ rule: { hostname: 'halt.example.com' } });
+    // The tunnel heals; what the cancelled teardown began can be finished.
+    await tunnelImage('cloudflare/cloudflared:2024.1');
+    const again = (await (await post('/api/apps/halt/forge', undefined, 'DELETE')).json()) as {
+      runId: string;
+    };
+    const done = await waitForRun(system, again.runId, undefined, 60_000);
+    expect(done.status, done.error ?? '').toBe('succeeded');
+    await stateIs('halt', 'unforged');
   }, 120_000);
 
   it('refuses an app on another target', async () => {
