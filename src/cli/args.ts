@@ -31,6 +31,21 @@ export const COMMANDS: Record<string, CommandSpec> = {
     options: { ref: { type: 'string' }, ...noWait },
     args: [1, 1],
   },
+  forge: {
+    usage: 'norn forge <app> [--force] [--no-wait]',
+    summary:
+      "provision a kubernetes app's Deployment, Service, cloudflared rule and DNS route, and follow it (a failed forge is resumed)",
+    details:
+      '--force       on a forged app: tear it down, then forge it afresh (both runs followed)\n--no-wait     print the run id(s) and return once accepted',
+    options: { force: { type: 'boolean' }, ...noWait },
+    args: [1, 1],
+  },
+  teardown: {
+    usage: 'norn teardown <app> [--no-wait]',
+    summary: 'remove what forge made for a kubernetes app (PVCs stay), and follow it',
+    options: { ...noWait },
+    args: [1, 1],
+  },
   status: {
     usage: 'norn status [app] [--json]',
     summary: "every app's latest deployment, or one app's lease, queue and recent runs",

@@ -6,12 +6,15 @@ import type { Command } from './context.js';
 import { EXIT, CliError } from './errors.js';
 import { Output, type Stream } from './output.js';
 import { cancel, deploy, resume } from './commands/runs.js';
+import { forge, teardown } from './commands/forge.js';
 import { logs } from './commands/logs.js';
 import { snapshots } from './commands/snapshots.js';
 import { status } from './commands/status.js';
 
 const HANDLERS: Record<keyof typeof COMMANDS, Command> = {
   deploy,
+  forge,
+  teardown,
   status,
   logs,
   cancel,

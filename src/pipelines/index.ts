@@ -13,13 +13,14 @@ import type { ExtraQueue } from '../workers/fleet.js';
 import { CRON_QUEUE, createCronProcessor, createCronScheduler } from './deploy/cron.js';
 import { LABELS } from '../targets/docker/runtime.js';
 import { deployPipeline } from './deploy/index.js';
+import { forgePipeline, teardownPipeline } from './forge/index.js';
 import { ReleaseStore } from './deploy/releases.js';
 import { createDeployServices } from './deploy/services.js';
 import type { DeployServices } from './deploy/types.js';
 import { restorePipeline } from './restore.js';
 
 export function builtinPipelines(): PipelineDefinition<DeployServices>[] {
-  return [deployPipeline, restorePipeline];
+  return [deployPipeline, restorePipeline, forgePipeline, teardownPipeline];
 }
 
 export interface StepServicesHandle {

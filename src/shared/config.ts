@@ -220,6 +220,34 @@ export const EnvSchema = z.object({
     .min(1)
     .optional()
     .describe('Tunnel restart command as a JSON argv, e.g. ["systemctl","restart","cloudflared"].'),
+  NORN_CLOUDFLARED_NAMESPACE: z
+    .string()
+    .min(1)
+    .default('cloudflared')
+    .describe(
+      'kubernetes target: namespace of the cloudflared ConfigMap and Deployment the forge and teardown pipelines edit and restart.',
+    ),
+  NORN_CLOUDFLARED_CONFIGMAP: z
+    .string()
+    .min(1)
+    .default('cloudflared')
+    .describe(
+      "kubernetes target: the ConfigMap holding cloudflared's config (key `config.yaml`) that forge adds the app's ingress rule to.",
+    ),
+  NORN_CLOUDFLARED_DEPLOYMENT: z
+    .string()
+    .min(1)
+    .default('cloudflared')
+    .describe(
+      'kubernetes target: the cloudflared Deployment forge and teardown restart (as `kubectl rollout restart` does) after editing its ConfigMap.',
+    ),
+  NORN_TUNNEL_NAME: z
+    .string()
+    .min(1)
+    .default('norn')
+    .describe(
+      "Tunnel the forge pipeline routes an app's external host to (`cloudflared tunnel route dns <tunnel> <host>`).",
+    ),
   NORN_HEALTH_POLL_MS: int(50).default(1_000).describe('How often the healthy step probes (ms).'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -263,6 +291,9 @@ export interface Config {
     snapshotDir: string;
     cloudflaredConfig: string | undefined;
     cloudflaredRestart: string | undefined;
+    /** The cloudflared objects on the kubernetes target (NORN_CLOUDFLARED_NAMESPACE …). */
+    kubeCloudflared: { namespace: string; configMap: string; deployment: string };
+    tunnelName: string;
     healthPollMs: number;
   };
   logLevel: Env['LOG_LEVEL'];
@@ -364,6 +395,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       snapshotDir: e.NORN_SNAPSHOT_DIR,
       cloudflaredConfig: e.NORN_CLOUDFLARED_CONFIG,
       cloudflaredRestart: e.NORN_CLOUDFLARED_RESTART,
+      kubeCloudflared: {
+        namespace: e.NORN_CLOUDFLARED_NAMESPACE,
+        configMap: e.NORN_CLOUDFLARED_CONFIGMAP,
+        deployment: e.NORN_CLOUDFLARED_DEPLOYMENT,
+      },
+      tunnelName: e.NORN_TUNNEL_NAME,
       healthPollMs: e.NORN_HEALTH_POLL_MS,
     },
     logLevel: e.LOG_LEVEL,

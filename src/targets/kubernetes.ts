@@ -38,7 +38,7 @@ export interface KubernetesTargetDeps {
   connect: () => KubeConnection;
 }
 
-type Kind = 'Deployment' | 'Service' | 'Secret' | 'CronJob';
+export type Kind = 'Deployment' | 'Service' | 'Secret' | 'CronJob';
 type Obj = { metadata?: k8s.V1ObjectMeta };
 
 const strict = { fieldValidation: 'Strict' } as const;
@@ -51,8 +51,8 @@ interface KindApi {
   listAll(labelSelector: string): Promise<{ items: Obj[] }>;
 }
 
-/** What norn reads and writes of one kind of object, in one namespace. */
-function kindApi(conn: KubeConnection, kind: Kind): KindApi {
+/** What norn reads and writes of one kind of object, in one namespace (forge's steps too). */
+export function kindApi(conn: KubeConnection, kind: Kind): KindApi {
   const { apps, core, batch } = conn;
   switch (kind) {
     case 'Deployment':

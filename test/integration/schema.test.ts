@@ -26,6 +26,7 @@ const TABLES = [
   'run_hooks',
   'releases',
   'snapshots',
+  'forge_state',
   'schema_migrations',
 ];
 

@@ -8,6 +8,8 @@ import { deployRefProblem, parseInfraspec, type SpecProblem } from '../../shared
 import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
 import { deleteApp } from './app-delete.js';
+import { deleteForge, postForge } from './forge.js';
+import { readForgeState } from '../../pipelines/forge/state.js';
 import { publicSpec, readJson, requireRedis } from './util.js';
 
 export function appRoutes(deps: ApiDeps) {
@@ -33,11 +35,13 @@ export function appRoutes(deps: ApiDeps) {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
       // lease: the app's own scope (deploys, restores); scopes: every scope of the app in use.
-      const [lease, scopes] = await Promise.all([
+      // forge: where the app's forge stands (kubernetes apps; others stay unforged).
+      const [lease, scopes, forge] = await Promise.all([
         store.scopeView(`app:${app.id}`),
         store.appScopes(app.id),
+        readForgeState(deps.db, app.id),
       ]);
-      return c.json({ app: { ...app, spec: publicSpec(app.spec) }, lease, scopes });
+      return c.json({ app: { ...app, spec: publicSpec(app.spec) }, lease, scopes, forge });
     })
     .get('/:id/lease', async (c) => {
       const app = await apps.get(c.req.param('id'));
@@ -78,6 +82,8 @@ export function appRoutes(deps: ApiDeps) {
       });
       return c.json(accepted, 202);
     })
+    .post('/:id/forge', (c) => postForge(deps, c))
+    .delete('/:id/forge', (c) => deleteForge(deps, c))
     .get('/:id/events', async (c) => {
       const limit = clampInt(c.req.query('limit'), 50, 1, 500);
       const before =

@@ -5,6 +5,12 @@ import { createDockerDriver } from '../../shared/drivers/docker.js';
 import type { Logger } from '../../shared/logger.js';
 import { keysFromEnv } from '../../shared/secrets/sops.js';
 import { createTargets, type CronScheduler } from '../../targets/index.js';
+import {
+  createKubeConnection,
+  loadKubeConfig,
+  type KubeConnection,
+  type KubeEnv,
+} from '../../targets/kubernetes/connection.js';
 import { ReleaseStore } from './releases.js';
 import { SnapshotStore } from './snapshot-store.js';
 import type { DeployServices } from './types.js';
@@ -27,6 +33,13 @@ export function createDeployServices({
 }: DeployServiceDeps): DeployServices {
   const d = config.deploy;
   let keys: ReturnType<typeof keysFromEnv> | undefined;
+  let kube: KubeConnection | undefined;
+  const kubeEnv: KubeEnv = {
+    KUBECONFIG: env.KUBECONFIG,
+    HOME: env.HOME,
+    KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
+    NORN_KUBE_CONTEXT: d.kubeContext,
+  };
   const docker = createDockerDriver({
     socketPath: d.dockerSocket,
     registryUrl: d.registryUrl,
@@ -41,12 +54,7 @@ export function createDeployServices({
     // The build engine is the docker target's engine too: one host builds and runs.
     targets: createTargets({
       docker: { docker, cron, pollMs: d.healthPollMs },
-      kubernetes: {
-        KUBECONFIG: env.KUBECONFIG,
-        HOME: env.HOME,
-        KUBERNETES_SERVICE_HOST: env.KUBERNETES_SERVICE_HOST,
-        NORN_KUBE_CONTEXT: d.kubeContext,
-      },
+      kubernetes: kubeEnv,
     }),
     registryUrl: d.registryUrl,
     // Read once per process, when a deploy first needs them (a missing key file fails that step, not start-up).
@@ -56,5 +64,11 @@ export function createDeployServices({
     cloudflared: { configPath: d.cloudflaredConfig, restartArgv: d.cloudflaredRestart },
     releases: new ReleaseStore(db),
     snapshots: new SnapshotStore(db),
+    kube: {
+      connect: () => (kube ??= createKubeConnection(loadKubeConfig(kubeEnv))),
+      cloudflared: d.kubeCloudflared,
+      tunnelName: d.tunnelName,
+      path: env.PATH,
+    },
   };
 }

@@ -19,6 +19,7 @@ import {
 import type { ReleaseStore } from './releases.js';
 import type { SnapshotStore } from './snapshot-store.js';
 import type { CronScheduler, TargetRegistry } from '../../targets/index.js';
+import type { KubeConnection } from '../../targets/kubernetes/connection.js';
 
 export const DEPLOY_STEPS = [
   'clone',
@@ -144,6 +145,15 @@ export interface DeployServices {
   cloudflared: { configPath: string | undefined; restartArgv: string | undefined };
   releases: ReleaseStore;
   snapshots: SnapshotStore;
+  /** What the forge and teardown pipelines use on the kubernetes target (src/pipelines/forge/). */
+  kube: {
+    /** The cluster connection, made when first needed (UNAVAILABLE without a config). */
+    connect: () => KubeConnection;
+    cloudflared: { namespace: string; configMap: string; deployment: string };
+    tunnelName: string;
+    /** PATH the cloudflared CLI is looked up on. */
+    path: string | undefined;
+  };
 }
 
 export type { Infraspec };

@@ -203,6 +203,22 @@ CREATE TABLE releases (
 CREATE UNIQUE INDEX releases_one_active ON releases (app_id) WHERE status = 'active';
 CREATE INDEX releases_by_app ON releases (app_id, id DESC);
 
+-- Where an app's forge (its Kubernetes objects and routing, provisioned once) stands. Moved only by
+-- the forge and teardown pipelines' life-cycle hooks (src/pipelines/forge/state.ts), inside the
+-- hook's transaction: unforged -> forging -> forged | forge_failed; forge_failed -> forging;
+-- forged | forge_failed -> tearing_down -> unforged | forge_failed. No row is unforged.
+-- prior_state: what it was when the running run started (a cancelled run puts it back);
+-- resources: what the last forge made (deployment, service, rule, dns route), what teardown removes.
+CREATE TABLE forge_state (
+  app_id      text PRIMARY KEY REFERENCES apps (id),
+  state       text NOT NULL DEFAULT 'unforged'
+              CHECK (state IN ('unforged', 'forging', 'forged', 'forge_failed', 'tearing_down')),
+  prior_state text CHECK (prior_state IN ('unforged', 'forging', 'forged', 'forge_failed', 'tearing_down')),
+  run_id      uuid REFERENCES runs (id),
+  resources   jsonb NOT NULL DEFAULT '{}',
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
 -- ---------------------------------------------------------------------------------------------
 -- Run state machine (docs: README "How a run works"). Each function returns jsonb:
 -- {action, events: [envelope...], next?: run}. Callers publish `events` (already committed) and
