@@ -45,6 +45,7 @@ beforeAll(async () => {
     NORN_HOOK_POLL_MS: '50',
     NORN_HOOK_BACKOFF_MS: '200',
     NORN_REGISTRY_URL: 'registry.test',
+    NORN_DEPLOY_PIPELINE: 'deploy',
   });
   system = testSystem<DeployServices>(env, builtinPipelines());
   const step = createStepServices(
@@ -153,9 +154,17 @@ const cm = async () =>
 /** Sets the cloudflared Deployment's image (one with "crashloop" in it never becomes ready). */
 async function tunnelImage(image: string) {
   const where = { name: 'cloudflared', namespace: 'cloudflared' };
-  const tunnel = await apps.readNamespacedDeployment(where);
-  tunnel.spec!.template.spec!.containers[0]!.image = image;
-  await apps.replaceNamespacedDeployment({ ...where, body: tunnel });
+  // Read, change, replace; redone on a 409, as the rollout moves the resourceVersion meanwhile.
+  for (let attempt = 1; ; attempt++) {
+    const tunnel = await apps.readNamespacedDeployment(where);
+    tunnel.spec!.template.spec!.containers[0]!.image = image;
+    try {
+      await apps.replaceNamespacedDeployment({ ...where, body: tunnel });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt === 10) throw err;
+    }
+  }
 }
 
 const gone = (p: Promise<unknown>) =>
@@ -408,6 +417,28 @@ describe('forge and teardown on the kubernetes target', () => {
     const done = await waitForRun(system, again.runId, undefined, 60_000);
     expect(done.status, done.error ?? '').toBe('succeeded');
     await stateIs('halt', 'unforged');
+  }, 120_000);
+
+  it('deploys only a forged app: an unforged one is a 409 saying to forge it first', async () => {
+    await register('unforged');
+    const refused = await post('/api/apps/unforged/deploy', {});
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
+      'app unforged is not forged (its forge state is unforged): forge it first (norn forge unforged, POST /api/apps/unforged/forge)',
+    );
+    const forged = (await (await post('/api/apps/unforged/forge')).json()) as { runId: string };
+    expect((await waitForRun(system, forged.runId, undefined, 60_000)).status).toBe('succeeded');
+    await stateIs('unforged', 'forged');
+    // Forged: the gate lets the deploy through (this app has no repository, so its clone fails).
+    const accepted = await post('/api/apps/unforged/deploy', {});
+    expect(accepted.status, await accepted.clone().text()).toBe(202);
+    const run = await waitForRun(
+      system,
+      ((await accepted.json()) as { runId: string }).runId,
+      undefined,
+      60_000,
+    );
+    expect(run).toMatchObject({ status: 'failed', failedStep: 'clone' });
   }, 120_000);
 
   it('refuses an app on another target', async () => {

@@ -68,6 +68,16 @@ export function appRoutes(deps: ApiDeps) {
         return c.json(specInvalid(message, parsed), 400);
       }
       const spec = parsed.spec;
+      // On kubernetes the app's objects and routing come from its forge: deploy a forged app only.
+      if (spec.target === 'kubernetes') {
+        const forge = await readForgeState(deps.db, app.id);
+        if (forge.state !== 'forged')
+          throw new NornError(
+            'CONFLICT',
+            `app ${app.id} is not forged (its forge state is ${forge.state}): forge it first (norn forge ${app.id}, POST /api/apps/${app.id}/forge)`,
+            { details: { forgeState: forge.state } },
+          );
+      }
       const ref = body.ref ?? spec.repo?.branch ?? 'main';
       // The same rule as repo.branch in the infraspec, so a registered branch is always deployable.
       const refProblem = typeof ref === 'string' ? deployRefProblem(ref) : 'must be a string';
