@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/shared/logger.js';
 import type { NornSystem } from '../../src/system.js';
 import { objectName } from '../../src/targets/kubernetes/objects.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { replaceFresh } from '../support/kube/replace.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
 import { runCli } from '../support/cli/norn-cli.js';
 import { testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
@@ -154,17 +155,14 @@ const cm = async () =>
 /** Sets the cloudflared Deployment's image (one with "crashloop" in it never becomes ready). */
 async function tunnelImage(image: string) {
   const where = { name: 'cloudflared', namespace: 'cloudflared' };
-  // Read, change, replace; redone on a 409, as the rollout moves the resourceVersion meanwhile.
-  for (let attempt = 1; ; attempt++) {
-    const tunnel = await apps.readNamespacedDeployment(where);
-    tunnel.spec!.template.spec!.containers[0]!.image = image;
-    try {
-      await apps.replaceNamespacedDeployment({ ...where, body: tunnel });
-      return;
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409 || attempt === 10) throw err;
-    }
-  }
+  // Redone on a 409: the rollout moves the resourceVersion meanwhile.
+  await replaceFresh(
+    () => apps.readNamespacedDeployment(where),
+    (tunnel) => {
+      tunnel.spec!.template.spec!.containers[0]!.image = image;
+    },
+    (body) => apps.replaceNamespacedDeployment({ ...where, body }),
+  );
 }
 
 const gone = (p: Promise<unknown>) =>

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replaceFresh } from '../support/kube/replace.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
 
 const run = promisify(execFile);
@@ -154,25 +155,14 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     expect(notWeb.items.map((d) => d.metadata?.name)).toEqual(['api']);
     expect(Number(web.metadata?.resourceVersion)).toBeGreaterThan(0);
 
-    // Read, change, replace, as a client does: the rollout writes the Deployment's status (a new
-    // resourceVersion) as pods become ready, so a replace may meet a 409 Conflict and is redone
-    // from a fresh read, as real clients do (a stale version is refused: tested below).
-    let current!: k8s.V1Deployment;
-    let replaced!: k8s.V1Deployment;
-    for (let attempt = 1; ; attempt++) {
-      current = await apps.readNamespacedDeployment({ name: 'web', namespace: ns });
-      current.spec!.replicas = 3;
-      try {
-        replaced = await apps.replaceNamespacedDeployment({
-          name: 'web',
-          namespace: ns,
-          body: current,
-        });
-        break;
-      } catch (err) {
-        if ((err as { code?: number }).code !== 409 || attempt === 10) throw err;
-      }
-    }
+    // Redone on a 409: the rollout moves the resourceVersion meanwhile (a stale one: tested below).
+    const { current, replaced } = await replaceFresh(
+      () => apps.readNamespacedDeployment({ name: 'web', namespace: ns }),
+      (d) => {
+        d.spec!.replicas = 3;
+      },
+      (body) => apps.replaceNamespacedDeployment({ name: 'web', namespace: ns, body }),
+    );
     expect(replaced.spec?.replicas).toBe(3);
     expect(replaced.metadata?.generation).toBe(2);
     expect(Number(replaced.metadata?.resourceVersion)).toBeGreaterThan(
