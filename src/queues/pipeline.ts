@@ -14,6 +14,12 @@ import type { ConcurrencyPolicy } from '../shared/store/runs.js';
  * schemas parse them) and `P` is its params as its params schema parses them; a step written
  * without defineStep sees both untyped.
  */
+/** How far a step that waits on something is: `ready` of `desired`. */
+export interface StepProgress {
+  ready: number;
+  desired: number;
+}
+
 export interface StepContext<
   O extends object = Record<string, unknown>,
   P = Record<string, unknown>,
@@ -36,6 +42,12 @@ export interface StepContext<
   signal: AbortSignal;
   /** A line for the step's log (Bull Board's Logs tab and the worker log). */
   log(line: string): void;
+  /**
+   * Appends `<prefix>.progress {step, sagaId, ready, desired}` to the run's events (a rollout's
+   * ready replicas, say), in order after the step's start; one that repeats the last is dropped.
+   * Informational: never fails the step.
+   */
+  progress(p: StepProgress): void;
   /**
    * Output of an earlier step of this run (or of the run it resumes): null when that step was
    * skipped, undefined when it has not finished (or is not in this run's pipeline).

@@ -16,7 +16,7 @@ import type { EventBus } from './bus.js';
 import { entryNumber, type LiveRuns } from './live.js';
 
 export interface RecorderDeps {
-  store: Pick<RunStore, 'record'>;
+  store: Pick<RunStore, 'record' | 'stepProgress'>;
   live: Pick<LiveRuns, 'trimMany' | 'pending'>;
   bus: Pick<EventBus, 'publishText'>;
   log: Logger;
@@ -47,6 +47,8 @@ export class Recorder {
   private readonly timer: Timer;
   /** Runs whose last writes found a gap, and how many times in a row. */
   private readonly gapRefills = new Map<string, number>();
+  /** Per run: its last progress event's write (the next waits for it: events keep their order). */
+  private readonly progressing = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: RecorderDeps) {
     this.clock = deps.clock ?? systemClock;
@@ -60,6 +62,27 @@ export class Recorder {
     if (!entries) this.pending.set(runId, (entries = new Map()));
     for (const e of log) entries.set(entryNumber(e), e);
     this.kick();
+  }
+
+  /**
+   * Appends a step's progress event (`<prefix>.progress`, e.g. a rollout's ready replicas) and
+   * publishes it. The run's live log is recorded with it, so the event never precedes the step's
+   * start. Informational: a failure is logged, never the step's; events of one run keep order.
+   */
+  progress(runId: string, step: string, payload: Record<string, unknown>): Promise<void> {
+    const { store, live, bus, log } = this.deps;
+    const prior = this.progressing.get(runId) ?? Promise.resolve();
+    const next = prior
+      .then(async () => {
+        const events = await store.stepProgress(runId, await live.pending(runId), step, payload);
+        await bus.publishText(events);
+      })
+      .catch((err) => log.warn({ err, runId, step }, 'recording a progress event failed'))
+      .finally(() => {
+        if (this.progressing.get(runId) === next) this.progressing.delete(runId);
+      });
+    this.progressing.set(runId, next);
+    return next;
   }
 
   /** Forgets what is pending for a run whose end recorded its log (PostgreSQL would skip it anyway). */
@@ -158,6 +181,7 @@ export class Recorder {
   /** Writes what is pending (one attempt), then stops taking work. */
   async close(): Promise<void> {
     this.cancelRetry();
+    await Promise.all(this.progressing.values());
     await this.writing;
     if (this.pending.size) {
       this.kick();

@@ -326,6 +326,26 @@ export const TRANSITIONS = [
     test: 'step.record: records a live log in order, each transition once; a gap waits for what is missing',
   },
   {
+    id: 'step.progress',
+    subject: 'step',
+    from: ['running'],
+    to: 'same',
+    diagram: false,
+    by: [
+      { ts: 'StepContext.progress' },
+      { ts: 'Recorder.progress' },
+      { sql: 'norn_record' },
+      { sql: 'norn_append_event' },
+    ],
+    what: 'A running step reports how far it is (a rollout’s ready of desired replicas): in one transaction the run’s live log is recorded (so the step’s start comes first) and a progress event appended, then published; a repeat of the step’s last progress is dropped, and one run’s progress events are written one at a time, in order.',
+    pre: ['the run is running (else nothing is appended)'],
+    events: ['<prefix>.progress {step, sagaId, ready, desired}'],
+    crashBefore:
+      'The event is not written; the step’s next progress (or none) follows. Informational only.',
+    crashAfter: 'Committed: the relay reads it from PostgreSQL if the publish was lost.',
+    test: "step.progress: a step's progress events follow its start, in order, before its completion (which carries its output)",
+  },
+  {
     id: 'step.retry',
     subject: 'step',
     from: ['running'],

@@ -45,7 +45,7 @@ export interface ProcessorDeps<S> {
   store: ProcessorStore;
   runs: Pick<RunService, 'apply' | 'start'>;
   live: LiveRuns;
-  recorder: Pick<Recorder, 'push' | 'forget'>;
+  recorder: Pick<Recorder, 'push' | 'forget' | 'progress'>;
   registry: PipelineRegistry<S>;
   services: S;
   active: ActiveSteps;
@@ -141,7 +141,9 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       const checked = stepParams(stepDef, begin.params);
       const before = def.steps.slice(0, d.index).map((s) => s.name);
       const load = () => live.outputs(d.runId, before);
-      const ctx = makeContext(job, { ...begin, checked }, controller.signal, load, log);
+      const ctx = makeContext(job, { ...begin, checked }, controller.signal, load, log, (p) => {
+        void recorder.progress(d.runId, d.step, { ...p });
+      });
       output = await untilAborted(
         stepDef.run(ctx, deps.services),
         controller.signal,

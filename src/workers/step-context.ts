@@ -4,7 +4,7 @@ import { isNornError, NornError, toError, zodProblems } from '../shared/errors.j
 import { runCommand } from '../shared/exec.js';
 import type { Logger } from '../shared/logger.js';
 import type { StepJobData } from '../queues/flow.js';
-import type { StepContext, StepDefinition } from '../queues/pipeline.js';
+import type { StepContext, StepDefinition, StepProgress } from '../queues/pipeline.js';
 
 /** What a step runs with: the run's params, pinned spec and saga, and this attempt's number. */
 export interface StepBegin {
@@ -21,10 +21,12 @@ export function makeContext(
   signal: AbortSignal,
   load: () => Promise<Record<string, unknown>>,
   log: Logger,
+  progress: (p: StepProgress) => void = () => {},
 ): StepContext {
   const d = job.data;
   let cached: Promise<Record<string, unknown>> | undefined;
   const outputs = () => (cached ??= load());
+  let last = '';
   return {
     run: {
       id: d.runId,
@@ -41,6 +43,12 @@ export function makeContext(
     log: (line) => {
       jobLog(job)(line);
       log.debug({ runId: d.runId, step: d.step }, line);
+    },
+    progress: (p) => {
+      const said = `${p.ready}/${p.desired}`;
+      if (said === last || signal.aborted) return;
+      last = said;
+      progress({ ready: p.ready, desired: p.desired });
     },
     outputs,
     output: async (name) => (await outputs())[name],

@@ -198,6 +198,33 @@ describe('pipeline engine', () => {
     expect(r.steps).toHaveLength(9);
   });
 
+  it("step.progress: a step's progress events follow its start, in order, before its completion (which carries its output)", async () => {
+    const system = await started();
+    await registerApp(system, 'kappa');
+    const run = await system.runs.request({
+      appId: 'kappa',
+      pipeline: 'chain',
+      params: { progress: { step: 's3', desired: 2 } },
+    });
+    expect((await waitForRun(system, run.deploymentId)).status).toBe('succeeded');
+    const events = await system.events.bySaga(run.sagaId);
+    const s3 = events.filter((e) => e.payload.step === 's3');
+    expect(
+      s3.map((e) => `${e.type}:${e.payload.status ?? `${e.payload.ready}/${e.payload.desired}`}`),
+    ).toEqual([
+      'deploy.step:running',
+      'deploy.progress:0/2',
+      'deploy.progress:1/2',
+      'deploy.progress:2/2',
+      'deploy.step:complete',
+    ]);
+    expect(s3[1]!.payload).toEqual({ step: 's3', sagaId: run.sagaId, ready: 0, desired: 2 });
+    // Gapless per app, in commit order: a progress event is numbered like every other.
+    const seqs = events.map((e) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(s3.at(-1)!.payload.output).toMatchObject({ step: 's3', seen: ['s1', 's2'] });
+  });
+
   it('step.self-skip: a step can report itself skipped, with its reason', async () => {
     const system = await started();
     await registerApp(system, 'zeta');

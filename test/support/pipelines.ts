@@ -26,6 +26,8 @@ export interface TestParams {
   childSleep?: { step: string; marker: string };
   /** Step that ignores its AbortSignal (checks the cancel grace). */
   stubborn?: string;
+  /** Step that reports progress 0..desired of `desired` (each twice: repeats are dropped). */
+  progress?: { step: string; desired: number };
   ref?: string;
 }
 
@@ -47,6 +49,12 @@ function testStep(name: string, attempts = 1): StepDefinition {
       const p = ctx.run.params as TestParams;
       trace(ctx, 'start');
       ctx.log(`${name} says hello`);
+      if (p.progress?.step === name)
+        for (let ready = 0; ready <= p.progress.desired; ready++) {
+          ctx.progress({ ready, desired: p.progress.desired });
+          ctx.progress({ ready, desired: p.progress.desired });
+          await sleep(20);
+        }
       if (p.childSleep?.step === name) {
         await ctx.exec(['sh', '-c', `sleep 300; echo ${p.childSleep.marker}`]);
       }

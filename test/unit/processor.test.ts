@@ -72,6 +72,7 @@ function harness(
   const applied: Array<{ t: Transition; runId?: string }> = [];
   const pushed: Array<{ runId: string; log: string[] }> = [];
   const forgotten: string[] = [];
+  const progressed: Array<{ runId: string; step: string; payload: unknown }> = [];
   const active = new ActiveSteps();
   const steps = STEPS.map((name) => ({
     name,
@@ -85,6 +86,7 @@ function harness(
     recorder: {
       push: (runId, log) => void pushed.push({ runId, log: [...log] }),
       forget: (runId) => void forgotten.push(runId),
+      progress: async (runId, step, payload) => void progressed.push({ runId, step, payload }),
     },
     registry,
     services: {},
@@ -96,7 +98,19 @@ function harness(
     log: silentLogger,
     clock: time.clock,
   });
-  return { time, redis, live, store, calls, applied, pushed, forgotten, active, process };
+  return {
+    time,
+    redis,
+    live,
+    store,
+    calls,
+    applied,
+    pushed,
+    forgotten,
+    progressed,
+    active,
+    process,
+  };
 }
 
 type Harness = ReturnType<typeof harness>;
@@ -158,6 +172,26 @@ describe('step processor', () => {
     ]);
     expect(h.calls).toEqual([]); // no PostgreSQL call on a middle step's path
     expect(h.redis.hashes.get('pfx:norn:run:run-1')?.get('s:build')).toBe('complete');
+  });
+
+  it("hands a step's progress to the recorder, a repeat of the last one dropped", async () => {
+    const p = harness({
+      clone: async (ctx) => {
+        ctx.progress({ ready: 0, desired: 2 });
+        ctx.progress({ ready: 0, desired: 2 }); // the same again: not an event
+        ctx.progress({ ready: 1, desired: 2 });
+        ctx.progress({ ready: 2, desired: 2 });
+        return { sha: 'abc' };
+      },
+    });
+    await p.live.open(RUN);
+    await p.process(fakeJob('clone').job, 'tok');
+    await p.active.settled();
+    expect(p.progressed).toEqual([
+      { runId: 'run-1', step: 'clone', payload: { ready: 0, desired: 2 } },
+      { runId: 'run-1', step: 'clone', payload: { ready: 1, desired: 2 } },
+      { runId: 'run-1', step: 'clone', payload: { ready: 2, desired: 2 } },
+    ]);
   });
 
   it('run.succeed: the last step ends the run in PostgreSQL with the whole live log', async () => {

@@ -13,6 +13,8 @@ type Batch = Parameters<RunStore['record']>[0];
 /** A store whose record() answers from `answer` (default: all recorded, no gaps). */
 function fakeStore() {
   const batches: Batch[] = [];
+  /** stepProgress calls, in the order they reached the store. */
+  const progressed: { runId: string; log: string[]; step: string; payload: unknown }[] = [];
   let answer: (batch: Batch) => Promise<RecordResult> = async (batch) => ({
     events: batch.map((b) => `{"run":"${b.runId}"}`),
     recorded: Object.fromEntries(
@@ -20,15 +22,31 @@ function fakeStore() {
     ),
     gaps: {},
   });
+  let progressAnswer = async (step: string, payload: Record<string, unknown>) => [
+    JSON.stringify({ step, ...payload }),
+  ];
   return {
     batches,
+    progressed,
     answerWith(fn: typeof answer) {
       answer = fn;
+    },
+    progressWith(fn: typeof progressAnswer) {
+      progressAnswer = fn;
     },
     store: {
       record: (batch: Batch) => {
         batches.push(batch.map((b) => ({ runId: b.runId, log: [...b.log] })));
         return answer(batch);
+      },
+      stepProgress: (
+        runId: string,
+        log: readonly string[],
+        step: string,
+        payload: Record<string, unknown>,
+      ) => {
+        progressed.push({ runId, log: [...log], step, payload });
+        return progressAnswer(step, payload);
       },
     },
   };
@@ -183,5 +201,37 @@ describe('Recorder', () => {
     recorder.push('run-b', [entry(1)]);
     await time.advance(60_000);
     expect(db.batches).toHaveLength(2);
+  });
+
+  it("records a progress event with the run's live log, in order per run, and only logs a failure", async () => {
+    redis.lists.set('pfx:norn:run:run-a:log', [entry(1)]);
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    db.progressWith(async (step, payload) => {
+      if (calls++ === 0) await slow; // the first write is slow: the second must wait for it
+      return [JSON.stringify({ step, ...payload })];
+    });
+    const first = recorder.progress('run-a', 'healthy', { ready: 0, desired: 2 });
+    const second = recorder.progress('run-a', 'healthy', { ready: 1, desired: 2 });
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(db.progressed).toHaveLength(1); // the second has not reached the store
+    release();
+    await Promise.all([first, second]);
+    expect(db.progressed).toEqual([
+      { runId: 'run-a', log: [entry(1)], step: 'healthy', payload: { ready: 0, desired: 2 } },
+      { runId: 'run-a', log: [entry(1)], step: 'healthy', payload: { ready: 1, desired: 2 } },
+    ]);
+    expect(published).toEqual([
+      ['{"step":"healthy","ready":0,"desired":2}'],
+      ['{"step":"healthy","ready":1,"desired":2}'],
+    ]);
+
+    db.progressWith(() => Promise.reject(new Error('Connection terminated unexpectedly')));
+    await expect(
+      recorder.progress('run-a', 'healthy', { ready: 2, desired: 2 }),
+    ).resolves.toBeUndefined();
+    expect(logged.lines.some((l) => /recording a progress event failed/.test(l.msg))).toBe(true);
   });
 });

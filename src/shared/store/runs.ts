@@ -2,7 +2,7 @@
  * The run store: typed calls of the norn_* state-machine functions (001_baseline.sql) plus the
  * read queries the api needs. Every transition is one round trip and returns the events it appended.
  */
-import type { Db } from '../db.js';
+import { inTransaction, type Db } from '../db.js';
 import { NornError, type ErrorCode } from '../errors.js';
 import type { EventEnvelope } from '../events.js';
 
@@ -275,6 +275,34 @@ export class RunStore {
       recorded: rows[0]?.recorded ?? {},
       gaps: rows[0]?.gaps ?? {},
     };
+  }
+
+  /**
+   * Appends `<prefix>.progress {step, sagaId, ...payload}` for a step of a running run, after
+   * recording `log` (the run's live log), so the event follows the step's start it belongs to.
+   * Returns the committed events as JSON text (none when the run is no longer running).
+   */
+  async stepProgress(
+    runId: string,
+    log: readonly LogEntry[],
+    step: string,
+    payload: Record<string, unknown>,
+  ): Promise<string[]> {
+    const body = `[{"run":${JSON.stringify(runId)},"log":${logArray(log)}}]`;
+    return inTransaction(this.db, async (c) => {
+      // norn_record takes the app's row lock, which norn_append_event needs held.
+      const recorded = await c.query<{ events: string[] | null }>(
+        `SELECT ARRAY(SELECT jsonb_array_elements(r -> 'events')::text) AS events FROM norn_record($1::jsonb, $2) AS r`,
+        [body, this.leaseTtlMs],
+      );
+      const appended = await c.query<{ j: string }>(
+        `SELECT norn_append_event(d.app_id, d.id, d.event_prefix || '.progress',
+                  jsonb_build_object('step', $2::text, 'sagaId', d.id) || $3::jsonb)::text AS j
+         FROM runs d WHERE d.id = $1 AND d.status = 'running'`,
+        [runId, step, JSON.stringify(payload)],
+      );
+      return [...(recorded.rows[0]?.events ?? []), ...appended.rows.map((r) => r.j)];
+    });
   }
 
   /** The last step finished (its finish is in `log`): records the log and ends the run succeeded. */

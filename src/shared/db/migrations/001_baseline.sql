@@ -480,6 +480,8 @@ BEGIN
              jsonb_strip_nulls(jsonb_build_object('step', ok.step, 'sagaId', ok.run, 'status', ok.status,
                'index', ok.idx + 1, 'total', cardinality(ok.steps), 'durationMs', ok.d,
                'reason', CASE WHEN ok.status = 'skipped' THEN coalesce(ok.reason, 'completed by run ' || ok.resumed_from) END))
+             -- A completed step's output, as recorded (kept out of strip_nulls: its nulls are data).
+             || CASE WHEN ok.status = 'complete' AND ok.o IS NOT NULL THEN jsonb_build_object('output', ok.o) ELSE '{}' END
            END
     FROM ok JOIN apps a ON a.id = ok.app_id
     WHERE ok.idx IS NOT NULL
