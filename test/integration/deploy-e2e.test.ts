@@ -140,6 +140,16 @@ describe('deploying the example app end to end', () => {
       ]);
       const events = (await call('GET', `/api/sagas/${runs[i].sagaId}/events`)).body.events;
       const completed = events.find((e: { type: string }) => e.type === 'deploy.completed');
+      // The healthy step said how far the rollout was, after its start, ending 2 of 2 ready.
+      type Ev = { type: string; payload: Record<string, unknown> };
+      const healthyStart = events.findIndex(
+        (e: Ev) => e.payload.step === 'healthy' && e.payload.status === 'running',
+      );
+      const progress = events.filter((e: Ev) => e.type === 'deploy.progress');
+      expect(progress.length).toBeGreaterThan(0);
+      expect(progress.every((e: Ev) => e.payload.step === 'healthy')).toBe(true);
+      expect(progress.at(-1).payload).toMatchObject({ ready: 2, desired: 2 });
+      expect(events.indexOf(progress[0])).toBeGreaterThan(healthyStart);
       expect(completed.payload.imageTag).toMatch(
         new RegExp(`^127\\.0\\.0\\.1:5000/${name}:[0-9a-f]{40}$`),
       );

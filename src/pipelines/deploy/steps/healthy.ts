@@ -4,7 +4,8 @@
  * deployPolicy.minHealthyTime (src/targets: `waitHealthy`). Any failed look restarts that window;
  * after deployPolicy.healthTimeout, or at once when a replica exits (crash-looping: its exit code
  * and last lines of output say why), the release is ended per its policy (rolled back to the
- * previous release, or failed) and the run fails with the reason.
+ * previous release, or failed) and the run fails with the reason. On the way it reports the
+ * target's progress as `deploy.progress {step, ready, desired}` events.
  * Never retried: a second wait would only delay the same verdict.
  */
 import { NornError } from '../../../shared/errors.js';
@@ -40,7 +41,11 @@ export const healthy = deployStep('healthy', {
     const redact = Object.values(await releaseSecrets(s, release).catch(() => ({})));
     const call: TargetCall = { signal: ctx.signal, redact, log: ctx.log };
     const minMs = durationMs(spec.deployPolicy.minHealthyTime);
-    const verdict = await target.waitHealthy({ app, id: release.id, spec }, call);
+    // deploy.progress {step, ready, desired} each time the count of ready replicas changes.
+    const verdict = await target.waitHealthy(
+      { app, id: release.id, spec },
+      { ...call, onProgress: (p) => ctx.progress({ ready: p.ready, desired: p.desired }) },
+    );
     if (verdict.ok) {
       await s.releases.activate(ctx.run.id);
       ctx.log(`release ${release.id} is active`);
