@@ -8,15 +8,11 @@
  *
  * A worker shutdown hands a step back to another worker and ends no run, so it never gets here.
  */
-import {
-  removeAppIngress,
-  restartTunnel,
-  setAppIngress,
-  updateIngressFile,
-} from '../../shared/drivers/cloudflared.js';
+import { removeAppIngress, setAppIngress } from '../../shared/drivers/cloudflared.js';
 import { lockWaitNote, withAppLock } from './app-lock.js';
 import { targetFor, type TargetCall } from '../../targets/index.js';
 import { parseSpec } from './docker-runtime.js';
+import { ingressFor } from './ingress.js';
 import type { Release } from './releases.js';
 import { putBack } from './rollback.js';
 import type { DeployServices, ReadsOutputs } from './types.js';
@@ -42,22 +38,25 @@ async function pending(
 /** Reverts the app's rules to what forge found before it wrote (nothing when forge wrote none). */
 async function revertRoutes(ctx: ReadsOutputs<'forge'>, s: DeployServices, release: Release) {
   const before = release.routesBefore;
-  const path = s.cloudflared.configPath;
-  if (before === null || !path) return;
-  const { changed } = await updateIngressFile(
-    path,
+  if (before === null) return;
+  const ingress = ingressFor(s, parseSpec(release.spec));
+  if ('skip' in ingress) return;
+  const edited = await ingress.edit(
     (text) =>
       before.length
         ? setAppIngress(text, release.appId, before)
         : removeAppIngress(text, release.appId),
-    { signal: ctx.signal },
+    ctx.signal,
   );
+  if (!edited) return; // cloudflared is gone: no rules to revert
   ctx.log(
-    changed ? `ingress rules of ${release.appId} reverted` : 'ingress rules already as before',
+    edited.changed
+      ? `ingress rules of ${release.appId} reverted in ${ingress.where}`
+      : 'ingress rules already as before',
   );
-  // An earlier attempt may have written the file and died before the restart: restart again then.
-  if (changed || ctx.step.attempt > 1)
-    await restartTunnel(s.cloudflared.restartArgv, { signal: ctx.signal, onLine: ctx.log });
+  // An earlier attempt may have written the rules and died before the restart: restart again then.
+  if (edited.changed || ctx.step.attempt > 1)
+    ctx.log((await ingress.restart({ signal: ctx.signal, log: ctx.log })).note);
 }
 
 /**

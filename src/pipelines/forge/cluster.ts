@@ -112,6 +112,42 @@ export async function deleteObject(
 
 export const CONFIG_KEY = 'config.yaml';
 
+/** ConfigMap `namespace/name`, undefined when it is absent (cloudflared is not deployed). */
+async function readConfigMap(
+  c: KubeConnection,
+  where: { namespace: string; name: string },
+  signal: AbortSignal,
+): Promise<k8s.V1ConfigMap | undefined> {
+  const { namespace, name } = where;
+  const what = `reading ConfigMap ${namespace}/${name}`;
+  try {
+    return await c.call(what, () => c.core.readNamespacedConfigMap({ name, namespace }), signal);
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw failed(what, err);
+  }
+}
+
+/** Key `config.yaml` of ConfigMap `namespace/name`; undefined when the ConfigMap is absent. */
+export async function readConfigText(
+  c: KubeConnection,
+  where: { namespace: string; name: string },
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const cm = await readConfigMap(c, where, signal);
+  return cm && configText(cm, where);
+}
+
+function configText(cm: k8s.V1ConfigMap, where: { namespace: string; name: string }): string {
+  const text = cm.data?.[CONFIG_KEY];
+  if (text === undefined)
+    throw new NornError(
+      'STEP_FAILED',
+      `ConfigMap ${where.namespace}/${where.name} has no key ${CONFIG_KEY} (cloudflared's config)`,
+    );
+  return text;
+}
+
 /**
  * Edits key `config.yaml` of ConfigMap `namespace/name` with `edit` (pure: text → text and
  * whether it changed). Undefined when the ConfigMap is absent (cloudflared is not deployed).
@@ -125,23 +161,9 @@ export async function editConfigMap(
   const { namespace, name } = where;
   const what = `updating ConfigMap ${namespace}/${name}`;
   for (let attempt = 1; ; attempt++) {
-    let cm: k8s.V1ConfigMap;
-    try {
-      cm = await c.call(
-        `reading ConfigMap ${namespace}/${name}`,
-        () => c.core.readNamespacedConfigMap({ name, namespace }),
-        signal,
-      );
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw failed(`reading ConfigMap ${namespace}/${name}`, err);
-    }
-    const text = cm.data?.[CONFIG_KEY];
-    if (text === undefined)
-      throw new NornError(
-        'STEP_FAILED',
-        `ConfigMap ${namespace}/${name} has no key ${CONFIG_KEY} (cloudflared's config)`,
-      );
+    const cm = await readConfigMap(c, where, signal);
+    if (!cm) return undefined;
+    const text = configText(cm, where);
     const next = edit(text);
     if (!next.changed) return { changed: false };
     const body: k8s.V1ConfigMap = { ...cm, data: { ...cm.data, [CONFIG_KEY]: next.text } };
