@@ -22,7 +22,7 @@ import {
   freePorts,
   removeAppContainers,
 } from '../support/deploy-runtime/fixtures.js';
-import { testEnv, testSystem, waitForRun } from '../support/norn.js';
+import { apiCaller, testEnv, testSystem, waitForRun } from '../support/norn.js';
 import { inject } from 'vitest';
 
 const TOKEN = 'e2e-token-0123456789abcdef';
@@ -72,14 +72,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-const call = async (method: string, path: string, body?: unknown) => {
-  const res = await fetch(api.url + path, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-};
+const call = apiCaller(() => api, TOKEN);
 
 /** The example's infraspec, renamed, on its own ports and database, pointing at the test repo. */
 function exampleSpec(name: string, port: number) {

@@ -15,6 +15,7 @@ import type { NornSystem } from '../../src/system.js';
 import { objectName } from '../../src/targets/kubernetes/objects.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { replaceFresh } from '../support/kube/replace.js';
+import { deployCloudflared } from '../support/kube/cloudflared.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
 import { runCli } from '../support/cli/norn-cli.js';
 import { testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
@@ -70,25 +71,7 @@ beforeAll(async () => {
   core = kc.makeApiClient(k8s.CoreV1Api);
   batch = kc.makeApiClient(k8s.BatchV1Api);
   // cloudflared as an operator deployed it: its namespace, ConfigMap and Deployment.
-  await core.createNamespace({ body: { metadata: { name: 'cloudflared' } } });
-  await core.createNamespacedConfigMap({
-    namespace: 'cloudflared',
-    body: { metadata: { name: 'cloudflared' }, data: { 'config.yaml': CATCH_ALL_CONFIG } },
-  });
-  await apps.createNamespacedDeployment({
-    namespace: 'cloudflared',
-    body: {
-      metadata: { name: 'cloudflared' },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: 'cloudflared' } },
-        template: {
-          metadata: { labels: { app: 'cloudflared' } },
-          spec: { containers: [{ name: 'cloudflared', image: 'cloudflare/cloudflared:2024.1' }] },
-        },
-      },
-    },
-  });
+  await deployCloudflared({ core, apps }, CATCH_ALL_CONFIG);
 }, 60_000);
 
 afterAll(async () => {

@@ -115,3 +115,19 @@ export async function registerApp(
   const spec = { name, processes: { web: { port: 8080 } }, ...extra };
   await system.apps.upsert(name, spec, JSON.stringify(spec), 'json');
 }
+
+/**
+ * A JSON client for a running api: `call(method, path, body?)` answers `{status, body}` (the body
+ * parsed), with the bearer token on every request.
+ */
+export function apiCaller(api: () => { url: string }, token: string) {
+  return async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(api().url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read what they expect
+    return { status: res.status, body: (await res.json()) as any };
+  };
+}

@@ -2,8 +2,9 @@
  * A deployment controller and kubelet in one loop. Every tick, each Deployment moves one step
  * towards its spec, as a RollingUpdate does: a new pod is created while the surge allows, one
  * pending pod becomes ready, an old pod is removed while availability allows. Pods are named
- * `<deployment>-<pod-template-hash>-<5 chars>`. An image whose name contains the crash marker
- * never becomes ready: its container is in CrashLoopBackOff with a rising restartCount, and the
+ * `<deployment>-<pod-template-hash>-<5 chars>`. An image whose name contains the crash marker, or a
+ * container whose env sets FAKE_KUBE_CRASH (as a bad setting makes a real app exit), never becomes
+ * ready: its container is in CrashLoopBackOff with a rising restartCount, and the
  * Deployment's Progressing condition turns False (ProgressDeadlineExceeded) once
  * progressDeadlineSeconds pass without progress. One "second" of Kubernetes time lasts
  * `secondMs` milliseconds, so tests can shrink minReadySeconds and progressDeadlineSeconds.
@@ -66,11 +67,22 @@ export function deploymentOf(pod: Obj): string | undefined {
   return m?.[1];
 }
 
-export function podImages(pod: Obj): { name: string; image: string }[] {
+/** The env variable that makes a container crash-loop here, whatever its image. */
+export const CRASH_ENV = 'FAKE_KUBE_CRASH';
+
+export interface PodContainer {
+  name: string;
+  image: string;
+  /** Names of the env variables set in the pod spec (envFrom is not looked into). */
+  envNames: string[];
+}
+
+export function podImages(pod: Obj): PodContainer[] {
   const spec = (pod.spec ?? {}) as Obj;
   return ((spec.containers ?? []) as Obj[]).map((c) => ({
     name: String(c.name),
     image: String(c.image),
+    envNames: ((c.env ?? []) as Obj[]).map((e) => String(e.name)),
   }));
 }
 
@@ -115,8 +127,8 @@ export class RolloutController {
     clearInterval(this.timer);
   }
 
-  crashes(image: string): boolean {
-    return image.includes(this.options.crashMarker);
+  crashes(c: PodContainer): boolean {
+    return c.image.includes(this.options.crashMarker) || c.envNames.includes(CRASH_ENV);
   }
 
   tick(): void {
@@ -247,7 +259,7 @@ export class RolloutController {
 
   private failing(p: Obj): boolean {
     return podImages(p).some(
-      (c) => this.crashes(c.image) || c.image.includes(this.options.pullFailMarker),
+      (c) => this.crashes(c) || c.image.includes(this.options.pullFailMarker),
     );
   }
 
@@ -371,7 +383,7 @@ export class RolloutController {
         const restarts = Number(previous[i]?.restartCount ?? 0);
         if (c.image.includes(this.options.pullFailMarker))
           return waiting(c, 'ImagePullBackOff', `Back-off pulling image "${c.image}"`);
-        if (!this.crashes(c.image))
+        if (!this.crashes(c))
           return {
             name: c.name,
             image: c.image,

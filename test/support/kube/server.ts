@@ -202,7 +202,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     options.logs ??
     ((pod: Obj, container: string): string => {
       const c = podImages(pod).find((x) => x.name === container);
-      if (c && controller.crashes(c.image)) return `starting ${c.image}\n${crashLog}`;
+      if (c && controller.crashes(c)) return `starting ${c.image}\n${crashLog}`;
       return `starting ${c?.image ?? container}\nlistening\n`;
     });
 
