@@ -126,7 +126,9 @@ async function stepsOf(runId: string) {
 
 async function eventTypes(app: string) {
   const res = await api.request(`/api/apps/${app}/events?limit=200`);
-  const body = (await res.json()) as { events: { type: string; runId: string }[] };
+  const body = (await res.json()) as {
+    events: { type: string; runId: string; payload: Record<string, unknown> }[];
+  };
   return body.events.reverse();
 }
 
@@ -206,10 +208,25 @@ describe('forge and teardown on the kubernetes target', () => {
       rule: { hostname: 'shop.example.com', service: rule },
       dnsRoute: null,
     });
-    const types = (await eventTypes('shop')).map((e) => e.type);
-    expect(types).toContain('forge.queued');
-    expect(types).toContain('forge.step');
-    expect(types).toContain('forge.completed');
+    // The events, with DESIGN's payloads: forge.queued {app}, forge.step {step, status, output?,
+    // durationMs?} (a completed step's output is what it recorded), forge.completed.
+    const events = (await eventTypes('shop')).filter((e) => e.runId === accepted.runId);
+    expect(events[0]).toMatchObject({ type: 'forge.queued', payload: { app: 'shop' } });
+    const created = events.find(
+      (e) => e.payload.step === 'create-deployment' && e.payload.status === 'complete',
+    );
+    expect(created?.type).toBe('forge.step');
+    expect(created?.payload.durationMs).toEqual(expect.any(Number));
+    expect(created?.payload.output).toMatchObject({ namespace: 'default', deployments: [name] });
+    const patched = events.find(
+      (e) => e.payload.step === 'patch-cloudflared' && e.payload.status === 'complete',
+    );
+    expect(patched?.payload.output).toMatchObject({ rule: { hostname: 'shop.example.com' } });
+    const skippedDns = events.find(
+      (e) => e.payload.step === 'create-dns-route' && e.payload.status === 'skipped',
+    );
+    expect(skippedDns?.payload.reason).toMatch(/cloudflared CLI is not installed/);
+    expect(events.at(-1)?.type).toBe('forge.completed');
 
     // Forged: again without force is refused, saying to use force.
     const again = await post('/api/apps/shop/forge');
@@ -233,7 +250,18 @@ describe('forge and teardown on the kubernetes target', () => {
     expect(JSON.stringify(rows[0]?.output)).toMatch(/not installed/);
     const unforged = await stateIs('shop', 'unforged');
     expect(unforged.resources).toEqual({});
-    expect((await eventTypes('shop')).map((e) => e.type)).toContain('teardown.completed');
+    const tdEvents = (await eventTypes('shop')).filter((e) => e.runId === td.runId);
+    expect(tdEvents[0]).toMatchObject({ type: 'teardown.queued', payload: { app: 'shop' } });
+    // remove-dns-route is best effort: it completed, its output warning why the route may stay.
+    const dns = tdEvents.find(
+      (e) => e.payload.step === 'remove-dns-route' && e.payload.status === 'complete',
+    );
+    expect(dns?.type).toBe('teardown.step');
+    expect(dns?.payload.output).toMatchObject({
+      removed: false,
+      warning: expect.stringMatching(/not installed/),
+    });
+    expect(tdEvents.at(-1)?.type).toBe('teardown.completed');
 
     // Nothing left to tear down.
     expect((await post('/api/apps/shop/forge', undefined, 'DELETE')).status).toBe(409);
@@ -283,7 +311,11 @@ describe('forge and teardown on the kubernetes target', () => {
     expect(failed.error).toMatch(/catch-all/);
     const ff = await stateIs('flaky', 'forge_failed');
     expect(ff.runId).toBe(first.runId);
-    expect((await eventTypes('flaky')).map((e) => e.type)).toContain('forge.failed');
+    const failedEvent = (await eventTypes('flaky')).find(
+      (e) => e.runId === first.runId && e.type === 'forge.failed',
+    );
+    expect(failedEvent?.payload).toMatchObject({ step: 'patch-cloudflared' });
+    expect(failedEvent?.payload.error).toMatch(/catch-all/);
 
     await core.replaceNamespacedConfigMap({
       name: 'cloudflared',
