@@ -13,6 +13,15 @@ export interface StepPayload {
   reason?: string;
 }
 
+/** `<prefix>.progress`: how far a running step is (a rollout's ready replicas). */
+export interface ProgressPayload {
+  step: string;
+  ready: number;
+  desired: number;
+}
+
+export const progressText = (p: ProgressPayload) => `${p.ready}/${p.desired} ready`;
+
 /** Width step names are padded to (the longest deploy step, "snapshot", fits with room). */
 export const STEP_WIDTH = 10;
 
@@ -141,6 +150,10 @@ export function logLine(e: EventEnvelope): string {
       const step = p as unknown as StepPayload;
       const mark = step.status === 'failed' && step.willRetry ? '↻' : (MARK[step.status] ?? '·');
       return `${at} ${mark} ${stepLine(step)}`;
+    }
+    case 'progress': {
+      const progress = p as unknown as ProgressPayload;
+      return `${at} · ${progress.step.padEnd(STEP_WIDTH)} ${progressText(progress)}`;
     }
     case 'queued':
       return `${at} · ${what} queued (deployment ${String(p.deploymentId ?? '?')}${p.resumedFrom ? `, resuming ${String(p.resumedFrom)}` : ''})`;
