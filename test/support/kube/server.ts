@@ -7,6 +7,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -64,6 +65,10 @@ export interface FakeKube {
   caCert: string;
   /** Path of a kubeconfig (context `fake`) with the CA data and the token. */
   kubeconfigPath: string;
+  /** The same with a client certificate (and key) the cluster's CA issued, and no token. */
+  certKubeconfigPath: string;
+  /** The same with a self-signed client certificate: every request is 401 Unauthorized. */
+  strangerKubeconfigPath: string;
   store: Store;
   controller: RolloutController;
   /** Every request seen, as `METHOD path?query` (to assert what a client sent). */
@@ -252,7 +257,10 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
       res.end('ok');
       return;
     }
-    if (req.headers.authorization !== `Bearer ${token}`) throw unauthorized();
+    // A bearer token, or a client certificate the cluster's CA issued (as an API server does).
+    const socket = req.socket as TLSSocket;
+    const certified = socket.authorized && Boolean(socket.getPeerCertificate()?.subject?.CN);
+    if (req.headers.authorization !== `Bearer ${token}` && !certified) throw unauthorized();
     const q = url.searchParams;
     const parts = path.split('/').filter(Boolean);
     if (req.method === 'GET') {
@@ -558,37 +566,47 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     req.on('close', end);
   };
 
-  const server: Server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (res.headersSent) {
-        res.end();
-        return;
-      }
-      if (err instanceof KubeError) return sendStatus(res, err.status);
-      sendStatus(res, {
-        kind: 'Status',
-        apiVersion: 'v1',
-        metadata: {},
-        status: 'Failure',
-        message: String((err as Error)?.stack ?? err),
-        reason: 'InternalError',
-        code: 500,
+  const server: Server = createServer(
+    // Client certificates are asked for, not required: token clients send none.
+    { cert: tls.cert, key: tls.key, ca: tls.caCert, requestCert: true, rejectUnauthorized: false },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        if (res.headersSent) {
+          res.end();
+          return;
+        }
+        if (err instanceof KubeError) return sendStatus(res, err.status);
+        sendStatus(res, {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message: String((err as Error)?.stack ?? err),
+          reason: 'InternalError',
+          code: 500,
+        });
       });
-    });
-  });
+    },
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   address = `127.0.0.1:${port}`;
   const url = `https://${address}`;
   const dir = mkdtempSync(join(tmpdir(), 'kube-fake-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfigPath, kubeconfig(url, tls.caCert, token));
+  writeFileSync(kubeconfigPath, kubeconfig(url, tls.caCert, { token }));
+  const certKubeconfigPath = join(dir, 'kubeconfig-cert');
+  writeFileSync(certKubeconfigPath, kubeconfig(url, tls.caCert, certUser(tls.client)));
+  const strangerKubeconfigPath = join(dir, 'kubeconfig-stranger');
+  writeFileSync(strangerKubeconfigPath, kubeconfig(url, tls.caCert, certUser(tls.stranger)));
   controller.start();
   return {
     url,
     token,
     caCert: tls.caCert,
     kubeconfigPath,
+    certKubeconfigPath,
+    strangerKubeconfigPath,
     store,
     controller,
     requests,
@@ -605,7 +623,12 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
   };
 }
 
-function kubeconfig(url: string, ca: string, token: string): string {
+const certUser = (c: { cert: string; key: string }) => ({
+  'client-certificate-data': Buffer.from(c.cert).toString('base64'),
+  'client-key-data': Buffer.from(c.key).toString('base64'),
+});
+
+function kubeconfig(url: string, ca: string, user: Record<string, string>): string {
   return JSON.stringify(
     {
       apiVersion: 'v1',
@@ -620,7 +643,7 @@ function kubeconfig(url: string, ca: string, token: string): string {
           },
         },
       ],
-      users: [{ name: 'fake', user: { token } }],
+      users: [{ name: 'fake', user }],
       contexts: [
         { name: 'fake', context: { cluster: 'fake', user: 'fake', namespace: 'default' } },
       ],
