@@ -24,17 +24,23 @@ export function makeServerTls(): ServerTls {
   const run = (args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   };
-  try {
+  /** A self-signed certificate `<name>.crt` with its key. */
+  const selfSigned = (name: string, subject: string) =>
     run(
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2'].concat([
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
         '-keyout',
-        'ca.key',
-        '-out',
-        'ca.crt',
-        '-subj',
-        '/CN=kube-fake-ca',
-      ]),
+        `${name}.key`,
+      ].concat(['-out', `${name}.crt`, '-subj', subject]),
     );
+  /** A key and a certificate `<name>.crt` the CA signed, with the extensions `ext`. */
+  const issued = (name: string, subject: string, ext: string) => {
     run(
       [
         'req',
@@ -42,61 +48,36 @@ export function makeServerTls(): ServerTls {
         'rsa:2048',
         '-nodes',
         '-keyout',
-        'server.key',
+        `${name}.key`,
         '-out',
-        'server.csr',
-      ].concat(['-subj', '/CN=kube-apiserver']),
+        `${name}.csr`,
+      ].concat(['-subj', subject]),
     );
-    writeFileSync(
-      join(dir, 'ext.cnf'),
+    writeFileSync(join(dir, `${name}.cnf`), ext);
+    run(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+      ].concat(['-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.cnf`]),
+    );
+  };
+  try {
+    selfSigned('ca', '/CN=kube-fake-ca');
+    issued(
+      'server',
+      '/CN=kube-apiserver',
       'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
     );
-    run(
-      ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key'].concat([
-        '-CAcreateserial',
-        '-out',
-        'server.crt',
-        '-days',
-        '2',
-        '-extfile',
-        'ext.cnf',
-      ]),
-    );
     // A client certificate from the cluster's CA, and one self-signed (no CA the server trusts).
-    writeFileSync(join(dir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n');
-    run(
-      [
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        'client.key',
-        '-out',
-        'client.csr',
-      ].concat(['-subj', '/O=system:masters/CN=norn']),
-    );
-    run(
-      ['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key'].concat([
-        '-CAcreateserial',
-        '-out',
-        'client.crt',
-        '-days',
-        '2',
-        '-extfile',
-        'client.cnf',
-      ]),
-    );
-    run(
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2'].concat([
-        '-keyout',
-        'stranger.key',
-        '-out',
-        'stranger.crt',
-        '-subj',
-        '/CN=norn',
-      ]),
-    );
+    issued('client', '/O=system:masters/CN=norn', 'extendedKeyUsage=clientAuth\n');
+    selfSigned('stranger', '/CN=norn');
     const read = (f: string) => readFileSync(join(dir, f), 'utf8');
     return {
       client: { cert: read('client.crt'), key: read('client.key') },
