@@ -23,6 +23,7 @@ import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { dockerUp, REPO_ROOT } from '../support/docker/engine.js';
 import { CRASH_ENV } from '../support/kube/rollout.js';
 import { deployCloudflared } from '../support/kube/cloudflared.js';
+import { replaceFresh } from '../support/kube/replace.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
 import { apiCaller, testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
 
@@ -242,4 +243,61 @@ describe('deploying to the kubernetes target', () => {
     ).body.events.find((e: Ev) => e.type === 'deploy.failed');
     expect(failedEvent.payload.step).toBe('healthy');
   }, 240_000);
+
+  it('a cancel while forge restarts cloudflared puts the ConfigMap rules and the previous release back', async () => {
+    // Deploy a good release again (the last one was rolled back), then hold cloudflared's rollout:
+    // its new image never becomes ready, so the forge step waits in its restart.
+    expect((await call('POST', '/api/apps', kubeSpec())).status).toBe(200);
+    const good = (await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' })).body;
+    const goodRun = await waitForRun(system as NornSystem, good.deploymentId, undefined, 180_000);
+    expect([goodRun.status, goodRun.error]).toEqual(['succeeded', null]);
+    const goodRelease = (await deployment()).spec!.template.metadata!.labels![LABELS.release]!;
+    const rulesBefore = await rules();
+    await setCloudflaredImage('cloudflare/cloudflared:crashloop');
+
+    const routed = { ...kubeSpec(), endpoints: [{ url: 'new.kube-hello.example.test' }] };
+    expect((await call('POST', '/api/apps', routed)).status).toBe(200);
+    const run = (await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' })).body;
+    await waitFor(
+      async () =>
+        (await rules()).some((r) => r.hostname === 'new.kube-hello.example.test') || undefined,
+      'forge to write the new rule',
+      120_000,
+    );
+    expect((await call('POST', `/api/runs/${run.deploymentId}/cancel`)).status).toBeLessThan(300);
+    const ended = await waitForRun(system as NornSystem, run.deploymentId, ['cancelled'], 60_000);
+    expect(ended.status).toBe('cancelled');
+    await setCloudflaredImage('cloudflare/cloudflared:2024.1'); // its rollouts finish again
+
+    // The finalizer took the release back: the rules as they were, the good release's template.
+    await waitFor(
+      async () =>
+        JSON.stringify(await rules()) === JSON.stringify(rulesBefore) ? true : undefined,
+      'the ConfigMap rules to be reverted',
+      60_000,
+    );
+    await waitFor(
+      async () => {
+        const d = await deployment();
+        return d.spec!.template.metadata!.labels![LABELS.release] === goodRelease &&
+          d.status?.updatedReplicas === 2
+          ? true
+          : undefined;
+      },
+      'the previous release to be put back',
+      60_000,
+    );
+  }, 300_000);
 });
+
+/** Replaces the cloudflared Deployment's image (a crash-looping one holds its rollouts). */
+async function setCloudflaredImage(image: string) {
+  await replaceFresh(
+    () => apps.readNamespacedDeployment({ name: 'cloudflared', namespace: 'cloudflared' }),
+    (d) => {
+      d.spec!.template.spec!.containers[0]!.image = image;
+    },
+    (d) =>
+      apps.replaceNamespacedDeployment({ name: 'cloudflared', namespace: 'cloudflared', body: d }),
+  );
+}
