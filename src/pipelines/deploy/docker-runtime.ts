@@ -1,8 +1,9 @@
 /**
  * What the release-handling steps (submit, healthy, rollback, the cron jobs, forge) share on any
  * target: a stored spec parsed again, a release's secrets decrypted (with DATABASE_URL), and a
- * release row turned into what a target is handed (src/targets). The docker target's own mechanics moved to src/targets/docker;
- * the names this module exported before are re-exported for the code and tests that import them.
+ * release row turned into what a target is handed (src/targets). The docker target's own
+ * mechanics moved to src/targets/docker; the names this module exported before are re-exported
+ * for the code and tests that import them.
  */
 import { databaseUrlFor } from '../../shared/drivers/postgres-connect.js';
 import { NornError } from '../../shared/errors.js';

@@ -2,8 +2,9 @@
  * The forge and teardown steps on the kubernetes target. Each is idempotent: forge's create an
  * object unless the app's own is there already (the output says which; Secrets are written over
  * with the values of now), teardown's take one away and count one already gone as removed (never
- * a PersistentVolumeClaim: the app's data stays). The objects are the kubernetes target's (names, labels,
- * builders in src/targets/kubernetes/objects.ts): a forged app's first deploy takes them over.
+ * a PersistentVolumeClaim: the app's data stays). The objects are the kubernetes target's
+ * (names, labels, builders in src/targets/kubernetes/objects.ts): a forged app's first deploy
+ * takes them over.
  */
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
