@@ -153,18 +153,21 @@ function failed(what: string, err: unknown): Error {
   return err as Error;
 }
 
-interface Desired {
-  kind: Kind;
+/** What norn writes over and deletes: never claims (made once, then left alone). */
+export type Written = Exclude<Kind, 'PersistentVolumeClaim'>;
+
+interface Desired<K extends Kind = Kind> {
+  kind: K;
   name: string;
   namespace: string;
   body: Obj;
 }
 
 /** Every object `release` consists of, in the order they are written. */
-function desiredOf(release: TargetRelease): Desired[] {
+function desiredOf(release: TargetRelease): Desired<Written>[] {
   const namespace = namespaceOf(release.spec);
-  const out: Desired[] = [];
-  const add = (kind: Kind, body: Obj | undefined) => {
+  const out: Desired<Written>[] = [];
+  const add = (kind: Written, body: Obj | undefined) => {
     if (body) out.push({ kind, name: body.metadata!.name!, namespace, body });
   };
   for (const [process, p] of Object.entries(release.spec.processes)) {
@@ -230,11 +233,12 @@ const whereOf = (kind: Kind, body: Obj): Desired => ({
 
 /**
  * Creates or replaces `body` as `app`'s (its current resourceVersion kept; a stale one read
- * again); CONFLICT when another app's or nobody's object has its name.
+ * again); CONFLICT when another app's or nobody's object has its name. Never a claim: its spec
+ * is immutable (ensureObject).
  */
 export async function writeObject(
   c: KubeConnection,
-  kind: Kind,
+  kind: Written,
   app: string,
   body: Obj,
   signal: AbortSignal,

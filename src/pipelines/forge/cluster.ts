@@ -15,7 +15,7 @@ import {
   kindApi,
   readObject,
   writeObject,
-  type Kind,
+  type Written,
 } from '../../targets/kubernetes.js';
 
 const strict = { fieldValidation: 'Strict' } as const;
@@ -35,7 +35,7 @@ export { ensureObject, writeObject };
 /** Deletes the app's object; 'gone' when it was not there. Another app's object is refused. */
 export async function deleteObject(
   c: KubeConnection,
-  kind: Exclude<Kind, 'PersistentVolumeClaim'>,
+  kind: Written,
   app: string,
   name: string,
   namespace: string,
