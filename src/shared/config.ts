@@ -203,7 +203,7 @@ export const EnvSchema = z.object({
     .url()
     .optional()
     .describe(
-      "Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres).",
+      "Admin URL of the PostgreSQL server holding apps' databases (infrastructure.postgres). An app's processes get their database on it as the secret DATABASE_URL (this URL with the database swapped in, password kept), unless the app sets DATABASE_URL itself.",
     ),
   NORN_SNAPSHOT_DIR: z
     .string()

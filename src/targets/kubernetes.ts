@@ -3,9 +3,11 @@
  * maxUnavailable 0 / maxSurge 1, minReadySeconds = minHealthyTime, HTTP probes on the health
  * path) with a ClusterIP Service (port 80 → the process's port) when it has a port; each
  * scheduled process as a CronJob (the cluster ticks it, so there is no runScheduled); secrets as
- * a Secret the pods take their environment from. Objects are named and labelled in
- * kubernetes/objects.ts; rollouts are followed with watches in kubernetes/rollout.ts; the
- * connection (config, retries, unreachable clusters) is kubernetes/connection.ts.
+ * a Secret the pods take their environment from; volumes as PersistentVolumeClaims (created when
+ * missing, never replaced or deleted: the data outlives releases) or host paths. Objects are
+ * named and labelled in kubernetes/objects.ts; rollouts are followed with watches in
+ * kubernetes/rollout.ts; the connection (config, retries, unreachable clusters) is
+ * kubernetes/connection.ts.
  *
  * Where the Target interface is docker-shaped, the mapping: a "unit" is one replica slot of a
  * Deployment, `<deployment>/<i>` (pods come and go under random names; slots do not), running
@@ -21,6 +23,7 @@ import { apiMessage, statusOf, type KubeConnection } from './kubernetes/connecti
 import {
   LABELS,
   appSelector,
+  claimsOf,
   cronJobOf,
   deploymentOf,
   foreignOwner,
@@ -38,7 +41,7 @@ export interface KubernetesTargetDeps {
   connect: () => KubeConnection;
 }
 
-export type Kind = 'Deployment' | 'Service' | 'Secret' | 'CronJob';
+export type Kind = 'Deployment' | 'Service' | 'Secret' | 'CronJob' | 'PersistentVolumeClaim';
 type Obj = { metadata?: k8s.V1ObjectMeta };
 
 const strict = { fieldValidation: 'Strict' } as const;
@@ -115,6 +118,28 @@ export function kindApi(conn: KubeConnection, kind: Kind): KindApi {
           batch.deleteNamespacedCronJob({ name, namespace, propagationPolicy: 'Background' }),
         listAll: (labelSelector: string) => batch.listCronJobForAllNamespaces({ labelSelector }),
       };
+    case 'PersistentVolumeClaim':
+      return {
+        read: (name: string, namespace: string) =>
+          core.readNamespacedPersistentVolumeClaim({ name, namespace }),
+        create: (namespace: string, body: Obj) =>
+          core.createNamespacedPersistentVolumeClaim({
+            namespace,
+            body: body as k8s.V1PersistentVolumeClaim,
+            ...strict,
+          }),
+        replace: (name: string, namespace: string, body: Obj) =>
+          core.replaceNamespacedPersistentVolumeClaim({
+            name,
+            namespace,
+            body: body as k8s.V1PersistentVolumeClaim,
+            ...strict,
+          }),
+        remove: (name: string, namespace: string) =>
+          core.deleteNamespacedPersistentVolumeClaim({ name, namespace }),
+        listAll: (labelSelector: string) =>
+          core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }),
+      };
   }
 }
 
@@ -128,18 +153,21 @@ function failed(what: string, err: unknown): Error {
   return err as Error;
 }
 
-interface Desired {
-  kind: Kind;
+/** What norn writes over and deletes: never claims (made once, then left alone). */
+export type Written = Exclude<Kind, 'PersistentVolumeClaim'>;
+
+interface Desired<K extends Kind = Kind> {
+  kind: K;
   name: string;
   namespace: string;
   body: Obj;
 }
 
 /** Every object `release` consists of, in the order they are written. */
-function desiredOf(release: TargetRelease): Desired[] {
+function desiredOf(release: TargetRelease): Desired<Written>[] {
   const namespace = namespaceOf(release.spec);
-  const out: Desired[] = [];
-  const add = (kind: Kind, body: Obj | undefined) => {
+  const out: Desired<Written>[] = [];
+  const add = (kind: Written, body: Obj | undefined) => {
     if (body) out.push({ kind, name: body.metadata!.name!, namespace, body });
   };
   for (const [process, p] of Object.entries(release.spec.processes)) {
@@ -171,57 +199,115 @@ const isReady = (pod: k8s.V1Pod) =>
   !pod.metadata?.deletionTimestamp &&
   (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
-export function createKubernetesTarget(deps: KubernetesTargetDeps): Target {
-  let conn: KubeConnection | undefined;
-  const connection = () => (conn ??= deps.connect());
+type Where = Pick<Desired, 'kind' | 'name' | 'namespace'>;
 
-  async function read(c: KubeConnection, d: Pick<Desired, 'kind' | 'name' | 'namespace'>) {
-    const what = `reading ${d.kind} ${d.namespace}/${d.name}`;
+/** An object as it is in the cluster; undefined when there is none (forge's steps too). */
+export async function readObject(
+  c: KubeConnection,
+  d: Where,
+  signal?: AbortSignal,
+): Promise<Obj | undefined> {
+  const what = `reading ${d.kind} ${d.namespace}/${d.name}`;
+  try {
+    return (await c.call(what, () => kindApi(c, d.kind).read(d.name, d.namespace), signal)) as Obj;
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw failed(what, err);
+  }
+}
+
+function refuse(app: string, d: Where, owner: string): NornError {
+  return new NornError(
+    'CONFLICT',
+    `${d.kind} ${d.namespace}/${d.name}, where ${app}'s objects go, belongs to ${owner}; norn leaves it alone`,
+    { details: { kind: d.kind, namespace: d.namespace, name: d.name } },
+  );
+}
+
+const whereOf = (kind: Kind, body: Obj): Desired => ({
+  kind,
+  name: body.metadata!.name!,
+  namespace: body.metadata!.namespace!,
+  body,
+});
+
+/**
+ * Creates or replaces `body` as `app`'s (its current resourceVersion kept; a stale one read
+ * again); CONFLICT when another app's or nobody's object has its name. Never a claim: its spec
+ * is immutable (ensureObject).
+ */
+export async function writeObject(
+  c: KubeConnection,
+  kind: Written,
+  app: string,
+  body: Obj,
+  signal: AbortSignal,
+): Promise<'created' | 'updated'> {
+  const d = whereOf(kind, body);
+  const api = kindApi(c, d.kind);
+  const what = `writing ${d.kind} ${d.namespace}/${d.name}`;
+  for (let attempt = 1; ; attempt++) {
+    const current = await readObject(c, d, signal);
     try {
-      return (await c.call(what, () => kindApi(c, d.kind).read(d.name, d.namespace))) as Obj;
+      if (!current) {
+        await c.call(what, () => api.create(d.namespace, d.body), signal);
+        return 'created';
+      }
+      const owner = foreignOwner(current, app);
+      if (owner) throw refuse(app, d, owner);
+      const next = structuredClone(d.body) as Obj & { spec?: k8s.V1ServiceSpec };
+      next.metadata!.resourceVersion = current.metadata?.resourceVersion;
+      if (d.kind === 'Service') {
+        // The cluster allocated these; a replace must carry them back unchanged.
+        const spec = (current as k8s.V1Service).spec;
+        if (spec?.clusterIP) next.spec!.clusterIP = spec.clusterIP;
+        if (spec?.clusterIPs) next.spec!.clusterIPs = spec.clusterIPs;
+      }
+      await c.call(what, () => api.replace(d.name, d.namespace, next), signal);
+      return 'updated';
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (statusOf(err) === 409 && attempt < 3) continue; // someone wrote in between
       throw failed(what, err);
     }
   }
+}
 
-  function refuse(app: string, d: Desired, owner: string): NornError {
-    return new NornError(
-      'CONFLICT',
-      `${d.kind} ${d.namespace}/${d.name}, where ${app}'s objects go, belongs to ${owner}; norn leaves it alone`,
-      { details: { kind: d.kind, namespace: d.namespace, name: d.name } },
-    );
+/**
+ * Creates `body` unless it exists: 'existing' when the app's own object is there already (left
+ * as it is), CONFLICT when another app's or nobody's object has its name. What PVCs get (never
+ * replaced: their spec is immutable), and forge's objects (deploys change them).
+ */
+export async function ensureObject(
+  c: KubeConnection,
+  kind: Kind,
+  app: string,
+  body: Obj,
+  signal: AbortSignal,
+): Promise<'created' | 'existing'> {
+  const d = whereOf(kind, body);
+  const current = await readObject(c, d, signal);
+  if (current) {
+    const owner = foreignOwner(current, app);
+    if (owner) throw refuse(app, d, owner);
+    return 'existing';
   }
-
-  /** Creates or replaces `d` (its current resourceVersion kept; a stale one read again). */
-  async function write(c: KubeConnection, app: string, d: Desired, call: TargetCall) {
-    const api = kindApi(c, d.kind);
-    const what = `writing ${d.kind} ${d.namespace}/${d.name}`;
-    for (let attempt = 1; ; attempt++) {
-      const current = await read(c, d);
-      try {
-        if (!current) {
-          await c.call(what, () => api.create(d.namespace, d.body), call.signal);
-          return;
-        }
-        const owner = foreignOwner(current, app);
-        if (owner) throw refuse(app, d, owner);
-        const body = structuredClone(d.body) as Obj & { spec?: k8s.V1ServiceSpec };
-        body.metadata!.resourceVersion = current.metadata?.resourceVersion;
-        if (d.kind === 'Service') {
-          // The cluster allocated these; a replace must carry them back unchanged.
-          const spec = (current as k8s.V1Service).spec;
-          if (spec?.clusterIP) body.spec!.clusterIP = spec.clusterIP;
-          if (spec?.clusterIPs) body.spec!.clusterIPs = spec.clusterIPs;
-        }
-        await c.call(what, () => api.replace(d.name, d.namespace, body), call.signal);
-        return;
-      } catch (err) {
-        if (statusOf(err) === 409 && attempt < 3) continue; // someone wrote in between
-        throw failed(what, err);
-      }
+  const what = `creating ${kind} ${d.namespace}/${d.name}`;
+  try {
+    await c.call(what, () => kindApi(c, kind).create(d.namespace, body), signal);
+    return 'created';
+  } catch (err) {
+    // Created in between (an earlier attempt's request that did land): the same object.
+    if (statusOf(err) === 409) {
+      const now = await readObject(c, d, signal);
+      if (now && !foreignOwner(now, app)) return 'existing';
     }
+    throw failed(what, err);
   }
+}
+
+export function createKubernetesTarget(deps: KubernetesTargetDeps): Target {
+  let conn: KubeConnection | undefined;
+  const connection = () => (conn ??= deps.connect());
 
   /** Deletes one object; already gone counts as deleted. */
   async function drop(c: KubeConnection, kind: Kind, o: Obj, signal: AbortSignal) {
@@ -252,6 +338,7 @@ export function createKubernetesTarget(deps: KubernetesTargetDeps): Target {
     }
   }
 
+  // What the target deletes: never PersistentVolumeClaims (the app's data outlives releases).
   const KINDS: Kind[] = ['CronJob', 'Deployment', 'Service', 'Secret'];
 
   /** Deletes the app's objects `which` picks; returns the names (units for Deployments). */
@@ -276,21 +363,34 @@ export function createKubernetesTarget(deps: KubernetesTargetDeps): Target {
     return removed;
   }
 
-  /** Puts `release` on: its objects written, the app's objects it no longer has removed. */
+  /**
+   * Puts `release` on: its volumes' claims made when missing (never replaced), its objects
+   * written, the app's objects it no longer has removed (claims stay).
+   */
   async function put(release: TargetRelease, call: TargetCall, onTouch?: () => void) {
     const c = connection();
     const desired = desiredOf(release);
+    const claims = claimsOf(release).map((body) => whereOf('PersistentVolumeClaim', body));
     // Look before touching anything: one object of another app refuses the whole release.
-    for (const d of desired) {
-      const current = await read(c, d);
+    for (const d of [...claims, ...desired]) {
+      const current = await readObject(c, d, call.signal);
       const owner = current && foreignOwner(current, release.app);
       if (owner) throw refuse(release.app, d, owner);
     }
     onTouch?.();
-    for (const d of desired) {
+    const cancelled = () => {
       if (call.signal.aborted)
         throw new NornError('CANCELLED', `applying ${release.app} was cancelled`);
-      await write(c, release.app, d, call);
+    };
+    // Before the pods that mount them: a pod whose claim is missing is never scheduled.
+    for (const d of claims) {
+      cancelled();
+      const result = await ensureObject(c, d.kind, release.app, d.body, call.signal);
+      call.log(`${d.kind} ${d.namespace}/${d.name} ${result === 'created' ? 'created' : 'kept'}`);
+    }
+    for (const d of desired) {
+      cancelled();
+      await writeObject(c, d.kind, release.app, d.body, call.signal);
       call.log(`${d.kind} ${d.namespace}/${d.name} written`);
     }
     const keep = new Set(desired.map((d) => `${d.kind}/${d.namespace}/${d.name}`));

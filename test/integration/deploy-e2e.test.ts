@@ -149,7 +149,11 @@ describe('deploying the example app end to end', () => {
       // Both replicas answer on loopback.
       expect(await fetchBody(port)).toContain('hello from norn');
       expect(await fetchBody(port + 1, '/healthz')).toContain('ok');
-      expect((await appContainers(name)).length).toBe(2);
+      const containers = await appContainers(name);
+      expect(containers.length).toBe(2);
+      // The app's database reaches its processes as DATABASE_URL (a secret: env, not a label).
+      const dbUrl = withDatabase(inject('databaseUrl'), name.replace(/-/g, '_'));
+      for (const c of containers) expect(c.env).toContain(`DATABASE_URL=${dbUrl}`);
       // The migrations ran in the app's own database, recorded in its ledger.
       const appDb = createDb(withDatabase(inject('databaseUrl'), name.replace(/-/g, '_')), {
         log: silentLogger,

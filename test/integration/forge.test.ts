@@ -3,17 +3,22 @@
  * the strict fake cluster (test/support/kube): the objects forge makes and teardown takes away,
  * the forge state their hooks move (GET /api/apps/:id), forge twice (409, then force: two runs),
  * a failing forge resumed with its completed steps skipped, and the cloudflared ConfigMap's rule
- * inserted before the catch-all and removed again. The worker has no cloudflared CLI on PATH, so
- * create-dns-route is skipped with that reason.
+ * inserted before the catch-all and removed again, the Secrets (DATABASE_URL and the active
+ * release's secrets, keys in the outputs and never values) and the volumes' claims teardown
+ * leaves. The worker has no cloudflared CLI on PATH, so create-dns-route is skipped with that
+ * reason.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinPipelines, createStepServices } from '../../src/pipelines/index.js';
 import type { DeployServices } from '../../src/pipelines/deploy/types.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { NornSystem } from '../../src/system.js';
-import { objectName } from '../../src/targets/kubernetes/objects.js';
+import { claimName, objectName } from '../../src/targets/kubernetes/objects.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { REPO_ROOT } from '../support/docker/engine.js';
 import { replaceFresh } from '../support/kube/replace.js';
 import { deployCloudflared } from '../support/kube/cloudflared.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
@@ -28,6 +33,11 @@ let close: () => Promise<void>;
 let apps: k8s.AppsV1Api;
 let core: k8s.CoreV1Api;
 let batch: k8s.BatchV1Api;
+let services: DeployServices;
+
+/** The apps' PostgreSQL server; its password must never show outside the Secrets. */
+const APP_DB_PASSWORD = 'forge-pw-0451';
+const APP_DB_ADMIN = `postgres://norn:${APP_DB_PASSWORD}@db.example:5432/postgres`;
 
 const CATCH_ALL_CONFIG = [
   'tunnel: norn-test',
@@ -48,6 +58,7 @@ beforeAll(async () => {
     NORN_HOOK_BACKOFF_MS: '200',
     NORN_REGISTRY_URL: 'registry.test',
     NORN_DEPLOY_PIPELINE: 'deploy',
+    NORN_APP_DATABASE_URL: APP_DB_ADMIN,
   });
   system = testSystem<DeployServices>(env, builtinPipelines());
   const step = createStepServices(
@@ -57,11 +68,13 @@ beforeAll(async () => {
       KUBECONFIG: kube.kubeconfigPath,
       HOME: '/nonexistent',
       PATH: '/usr/bin:/bin',
+      NORN_SOPS_PGP_KEY_FILE: join(REPO_ROOT, 'test/fixtures/sops/sops_functional_tests_key.asc'),
     },
     system.stepDb,
     silentLogger,
   );
   system.setServices(step.services, step.extraQueues);
+  services = step.services;
   await system.startWorker();
   api = system.createApi() as unknown as ReturnType<NornSystem['createApi']>;
   close = step.close;
@@ -452,6 +465,164 @@ describe('forge and teardown on the kubernetes target', () => {
       60_000,
     );
     expect(run).toMatchObject({ status: 'failed', failedStep: 'clone' });
+  }, 120_000);
+
+  it("forges an app's Secret (DATABASE_URL, then the active release's secrets) and its volumes' claims; the outputs, events and logs name keys, never values; teardown leaves the claims", async () => {
+    const app = 'vault';
+    await register(app, {
+      infrastructure: { postgres: { database: 'vault_db' } },
+      processes: {
+        web: { port: 8080, health: { path: '/healthz' } },
+        nightly: { command: 'backup', schedule: '0 3 * * *' },
+      },
+      volumes: [
+        { name: 'Data_dir', mount: '/data', size: '2Gi' },
+        { name: 'scratch', mount: '/scratch', hostPath: '/srv/vault', readOnly: true },
+      ],
+    });
+    const forging = await post(`/api/apps/${app}/forge`);
+    expect(forging.status, await forging.clone().text()).toBe(202);
+    const first = (await forging.json()) as { runId: string };
+    const run = await waitForRun(system, first.runId, undefined, 60_000);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    const web = objectName(app, 'web');
+    const nightly = objectName(app, 'nightly');
+    const claim = claimName(app, 'Data_dir');
+    const secretData = async (name: string) => {
+      const secret = await core.readNamespacedSecret({ name, namespace: 'default' });
+      return Object.fromEntries(
+        Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+      );
+    };
+    const dbUrl = `postgres://norn:${APP_DB_PASSWORD}@db.example:5432/vault_db`;
+    // No release yet: DATABASE_URL only; the repository's secrets come with the first deploy.
+    for (const name of [web, nightly])
+      expect(await secretData(name)).toEqual({ DATABASE_URL: dbUrl });
+    const d = await apps.readNamespacedDeployment({ name: web, namespace: 'default' });
+    const pod = d.spec!.template.spec!;
+    expect(pod.containers[0]!.envFrom).toEqual([{ secretRef: { name: web } }]);
+    expect(pod.volumes?.map((v) => v.persistentVolumeClaim?.claimName ?? v.hostPath?.path)).toEqual(
+      [claim, '/srv/vault'],
+    );
+    const cj = await batch.readNamespacedCronJob({ name: nightly, namespace: 'default' });
+    expect(cj.spec?.jobTemplate.spec?.template.spec?.containers[0]?.envFrom).toEqual([
+      { secretRef: { name: nightly } },
+    ]);
+    const pvc = await core.readNamespacedPersistentVolumeClaim({
+      name: claim,
+      namespace: 'default',
+    });
+    expect(pvc.spec?.resources?.requests?.storage).toBe('2Gi');
+    expect(pvc.metadata?.labels?.['app.kubernetes.io/name']).toBe(app);
+
+    const output = async (runId: string) =>
+      (await system.store.outputs(runId))['create-deployment'] as Record<string, unknown>;
+    const out = await output(first.runId);
+    expect(out).toMatchObject({
+      secrets: [
+        { name: web, keys: ['DATABASE_URL'] },
+        { name: nightly, keys: ['DATABASE_URL'] },
+      ],
+      claims: [claim],
+      deployments: [web],
+      cronJobs: [nightly],
+    });
+    expect(out.created).toEqual(
+      expect.arrayContaining([
+        { kind: 'Secret', namespace: 'default', name: web },
+        { kind: 'PersistentVolumeClaim', namespace: 'default', name: claim },
+        { kind: 'Deployment', namespace: 'default', name: web },
+      ]),
+    );
+    const log = async (runId: string) => {
+      const res = await api.request(`/api/runs/${runId}/steps/create-deployment/log`);
+      return ((await res.json()) as { lines: string[] }).lines;
+    };
+    const lines = await log(first.runId);
+    expect(lines.join('\n')).toContain(
+      "vault has no release yet; the repository's secrets (secrets.enc.yaml) come with its first deploy",
+    );
+    expect(lines).toContain(`PersistentVolumeClaim default/${claim} created`);
+    expect(lines).toContain('the Secrets hold DATABASE_URL');
+
+    // Deployed since (a release with a secrets file), forged afresh: the release's secrets too.
+    await services.releases.upsertDeploying({
+      appId: app,
+      deploymentId: first.runId,
+      target: 'kubernetes',
+      imageRef: 'registry.test/vault:abc',
+      commitSha: 'a'.repeat(40),
+      digest: null,
+      spec: {},
+      secretsEnc: readFileSync(join(REPO_ROOT, 'test/fixtures/sops/format.enc.yaml'), 'utf8'),
+      secretsFormat: 'yaml',
+      previousReleaseId: null,
+      migrationsApplied: [],
+      snapshotTs: null,
+    });
+    await services.releases.activate(first.runId);
+    await stateIs(app, 'forged');
+    const forced = (await (await post(`/api/apps/${app}/forge`, { force: true })).json()) as {
+      runId: string;
+      teardown: { runId: string };
+    };
+    const td = await waitForRun(system, forced.teardown.runId, undefined, 60_000);
+    expect(td.status, td.error ?? '').toBe('succeeded');
+    const tdOut = (await system.store.outputs(td.id))['delete-deployment'] as {
+      deleted: { kind: string; name: string }[];
+    };
+    expect(tdOut.deleted.map((o) => `${o.kind}/${o.name}`).sort()).toEqual(
+      [`CronJob/${nightly}`, `Deployment/${web}`, `Secret/${nightly}`, `Secret/${web}`].sort(),
+    );
+    const again = await waitForRun(system, forced.runId, undefined, 60_000);
+    expect(again.status, again.error ?? '').toBe('succeeded');
+    expect(await secretData(web)).toEqual({ DATABASE_URL: dbUrl, foo: 'bar' });
+    const againOut = await output(forced.runId);
+    expect(againOut.secrets).toEqual([
+      { name: web, keys: ['DATABASE_URL', 'foo'] },
+      { name: nightly, keys: ['DATABASE_URL', 'foo'] },
+    ]);
+    // The claim survived the teardown: the same object, found existing.
+    expect(againOut.existing).toEqual([
+      { kind: 'PersistentVolumeClaim', namespace: 'default', name: claim },
+    ]);
+    expect((await log(forced.runId)).join('\n')).toContain(`secrets: those of release`);
+    const kept = await core.readNamespacedPersistentVolumeClaim({
+      name: claim,
+      namespace: 'default',
+    });
+    expect(kept.metadata?.uid).toBe(pvc.metadata?.uid);
+
+    // Teardown once more: the claim stays, and no value went anywhere but the Secrets.
+    await stateIs(app, 'forged');
+    const tearing = await post(`/api/apps/${app}/forge`, undefined, 'DELETE');
+    expect(tearing.status, await tearing.clone().text()).toBe(202);
+    const down = (await tearing.json()) as { runId: string };
+    expect((await waitForRun(system, down.runId, undefined, 60_000)).status).toBe('succeeded');
+    expect(await gone(core.readNamespacedSecret({ name: web, namespace: 'default' }))).toBe(true);
+    expect(await gone(apps.readNamespacedDeployment({ name: web, namespace: 'default' }))).toBe(
+      true,
+    );
+    const still = await core.readNamespacedPersistentVolumeClaim({
+      name: claim,
+      namespace: 'default',
+    });
+    expect(still.metadata?.uid).toBe(pvc.metadata?.uid);
+    const everything = JSON.stringify({
+      outputs: await Promise.all(
+        [first.runId, forced.runId, forced.teardown.runId, down.runId].map((id) =>
+          system.store.outputs(id),
+        ),
+      ),
+      events: await (await api.request(`/api/apps/${app}/events?limit=200`)).json(),
+      logs: [await log(first.runId), await log(forced.runId)],
+      app: await (await api.request(`/api/apps/${app}`)).json(),
+    });
+    expect(everything).toContain('DATABASE_URL');
+    expect(everything).not.toContain(APP_DB_PASSWORD);
+    expect(everything).not.toContain('db.example');
+    expect(everything).not.toContain(': bar');
+    expect(everything).not.toMatch(/"bar"/);
   }, 120_000);
 
   it('refuses an app on another target', async () => {

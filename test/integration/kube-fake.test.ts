@@ -478,6 +478,75 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     ];
     await apps.createNamespacedDeployment({ namespace: ns, body: fine });
 
+    // Volumes as the apiserver checks them: DNS-label names, each once, one source, no "..".
+    const withVolumes = (volumes: k8s.V1Volume[], mounts: k8s.V1VolumeMount[]) => {
+      const d = container({ volumeMounts: mounts });
+      d.metadata!.name = 'mounted';
+      d.spec!.template.spec!.volumes = volumes;
+      return apps.createNamespacedDeployment({ namespace: ns, body: d });
+    };
+    const volumeRefusal = await refused(
+      withVolumes(
+        [
+          { name: 'Media_files', persistentVolumeClaim: { claimName: 'media' } },
+          { name: 'cache', hostPath: { path: '/srv/../etc', type: 'DirectoryOrCreate' } },
+          { name: 'cache', emptyDir: {} },
+        ],
+        [
+          { name: 'cache', mountPath: '/cache' },
+          { name: 'cache', mountPath: '/cache', readOnly: true },
+        ],
+      ),
+    );
+    expect(volumeRefusal.status.details?.causes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          field: 'spec.template.spec.volumes[0].name',
+          message: expect.stringContaining(
+            'Invalid value: "Media_files": a lowercase RFC 1123 label',
+          ),
+        }),
+        {
+          reason: 'FieldValueInvalid',
+          field: 'spec.template.spec.volumes[1].hostPath.path',
+          message: `Invalid value: "/srv/../etc": must not contain '..'`,
+        },
+        {
+          reason: 'FieldValueDuplicate',
+          field: 'spec.template.spec.volumes[2].name',
+          message: 'Duplicate value: "cache"',
+        },
+        {
+          reason: 'FieldValueInvalid',
+          field: 'spec.template.spec.containers[0].volumeMounts[1].mountPath',
+          message: 'Invalid value: "/cache": must be unique',
+        },
+      ]),
+    );
+    const badHostPathType = await refused(
+      withVolumes(
+        [{ name: 'node', hostPath: { path: '/srv', type: 'Folder' } }],
+        [{ name: 'node', mountPath: '/srv' }],
+      ),
+    );
+    expect(badHostPathType.status.message).toContain(
+      'spec.template.spec.volumes[0].hostPath.type: Unsupported value: "Folder"',
+    );
+    const mounted = await withVolumes(
+      [
+        { name: 'media', persistentVolumeClaim: { claimName: 'media' } },
+        { name: 'node', hostPath: { path: '/srv/node', type: 'DirectoryOrCreate' } },
+      ],
+      [
+        { name: 'media', mountPath: '/media' },
+        { name: 'node', mountPath: '/node', readOnly: true },
+      ],
+    );
+    expect(mounted.spec?.template.spec?.volumes?.[1]?.hostPath).toEqual({
+      path: '/srv/node',
+      type: 'DirectoryOrCreate',
+    });
+
     const badName = await refused(
       core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'Not_Valid' } } }),
     );
@@ -542,6 +611,23 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
       },
     });
     expect(pvc.status?.phase).toBe('Bound');
+    // A claim's spec is immutable but for its requests (a bound claim may grow).
+    const grown = await core.replaceNamespacedPersistentVolumeClaim({
+      name: 'data',
+      namespace: ns,
+      body: { ...pvc, spec: { ...pvc.spec, resources: { requests: { storage: '2Gi' } } } },
+    });
+    expect(grown.spec?.resources?.requests?.storage).toBe('2Gi');
+    const remoded = await refused(
+      core.replaceNamespacedPersistentVolumeClaim({
+        name: 'data',
+        namespace: ns,
+        body: { ...grown, spec: { ...grown.spec, accessModes: ['ReadWriteMany'] } },
+      }),
+    );
+    expect(remoded.status.message).toBe(
+      'PersistentVolumeClaim "data" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims',
+    );
     const cron = await batch.createNamespacedCronJob({
       namespace: ns,
       body: {
@@ -606,6 +692,42 @@ describe('the fake cluster through @kubernetes/client-node over HTTPS with a bea
     );
     const deleted = await core.deleteNamespacedPod({ name: 'bare', namespace: ns });
     expect(deleted.metadata?.name).toBe('bare');
+  });
+
+  it('leaves a pod whose PersistentVolumeClaim does not exist Pending, unschedulable, until the claim is made', async () => {
+    const ns = await namespace();
+    const d = deployment('claims', 'nginx:1.25', { replicas: 1 });
+    d.spec!.template.spec!.volumes = [
+      { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
+    ];
+    d.spec!.template.spec!.containers[0]!.volumeMounts = [{ name: 'data', mountPath: '/data' }];
+    await apps.createNamespacedDeployment({ namespace: ns, body: d });
+    const pending = await waitFor('the pod to be unschedulable', async () => {
+      const pods = await core.listNamespacedPod({ namespace: ns });
+      const p = pods.items[0];
+      return p?.status?.conditions?.[0]?.reason === 'Unschedulable' ? p : undefined;
+    });
+    expect(pending.status?.phase).toBe('Pending');
+    expect(pending.status?.conditions?.[0]).toMatchObject({
+      type: 'PodScheduled',
+      status: 'False',
+      message: expect.stringContaining('persistentvolumeclaim "data" not found'),
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(
+      (await apps.readNamespacedDeployment({ name: 'claims', namespace: ns })).status,
+    ).not.toMatchObject({ readyReplicas: 1 });
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: 'data' },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+    await waitFor('the pod to be ready', async () => {
+      const now = await apps.readNamespacedDeployment({ name: 'claims', namespace: ns });
+      return now.status?.readyReplicas === 1 ? now : undefined;
+    });
   });
 
   it('serves watches: ADDED, MODIFIED and DELETED, by fieldSelector, resuming from a resourceVersion', async () => {

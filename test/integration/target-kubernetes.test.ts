@@ -2,8 +2,9 @@
  * The kubernetes target against the strict fake cluster (test/support/kube) over HTTPS with a
  * bearer token, through a kubeconfig file as a worker would load it: first the target contract
  * (test/support/targets/contract.ts), then what is the kubernetes target's own: the objects it
- * writes, a crash loop failing fast with reasons and a log tail, rolling back to the previous
- * template, NORN_KUBE_CONTEXT, an unreachable cluster, and transient API errors retried.
+ * writes (secrets and DATABASE_URL in a Secret, volumes as claims or host paths), a crash loop
+ * failing fast with reasons and a log tail, rolling back to the previous template,
+ * NORN_KUBE_CONTEXT, an unreachable cluster, and transient API errors retried.
  *
  * The fake runs no containers, so where the contract asks what a process serves (fetchBody),
  * the fixture does what kube-proxy would: the Service's ready endpoints (pods matching its
@@ -16,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isNornError } from '../../src/shared/errors.js';
 import { parseInfraspec, type Infraspec } from '../../src/shared/spec/infraspec.js';
 import { createTargets, targetFor, type Target, type TargetCall } from '../../src/targets/index.js';
-import { objectName } from '../../src/targets/kubernetes/objects.js';
+import { withDatabaseUrl } from '../../src/pipelines/deploy/docker-runtime.js';
+import { claimName, objectName, podVolumeName } from '../../src/targets/kubernetes/objects.js';
 import { resourceTypes } from '../support/kube/resources.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
 import { targetContract } from '../support/targets/contract.js';
@@ -142,6 +144,12 @@ describe('the kubernetes target on its own', () => {
   let target: Target;
   let apps: k8s.AppsV1Api;
   let core: k8s.CoreV1Api;
+
+  const batchClient = () => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kube.kubeconfigPath);
+    return kc.makeApiClient(k8s.BatchV1Api);
+  };
 
   beforeAll(async () => {
     // One Kubernetes second lasts 100 ms here, so minReadySeconds and deadlines pass quickly.
@@ -306,11 +314,7 @@ describe('the kubernetes target on its own', () => {
     const applied = await target.apply(release(app, IMAGES.v1, s), call());
     const cron = objectName(app, 'nightly');
     expect(applied.schedules).toEqual([cron]);
-    const batch = (() => {
-      const kc = new k8s.KubeConfig();
-      kc.loadFromFile(kube.kubeconfigPath);
-      return kc.makeApiClient(k8s.BatchV1Api);
-    })();
+    const batch = batchClient();
     const job = await batch.readNamespacedCronJob({ name: cron, namespace: 'default' });
     expect(job.spec).toMatchObject({ schedule: '0 3 * * *', timeZone: 'Europe/Berlin' });
     expect(job.spec?.jobTemplate.spec?.template.spec?.containers[0]).toMatchObject({
@@ -338,6 +342,187 @@ describe('the kubernetes target on its own', () => {
       namespace: 'default',
     });
     expect(pvc.metadata?.name).toBe(`${app}-data`);
+  }, 30_000);
+
+  it("gives the pods the app's secrets and DATABASE_URL through a Secret (envFrom), never in the pod spec", async () => {
+    const app = 'kt-dburl';
+    const s = spec(app, {
+      env: { MODE: 'prod' },
+      secrets: ['TOKEN'],
+      infrastructure: { postgres: { database: 'kt_dburl' } },
+      processes: {
+        web: { port: 8080, replicas: 1, health: { path: '/healthz' } },
+        nightly: { command: 'echo hi', schedule: '0 3 * * *' },
+      },
+    });
+    // What submit (loadSecrets) and a rollback (releaseSecrets) hand the target.
+    const admin = 'postgres://norn:hunter2-pw@db.internal:5432/postgres';
+    const secrets = withDatabaseUrl({ appDatabaseUrl: admin }, app, s, { TOKEN: 's3cret' });
+    const r = release(app, IMAGES.v1, s, secrets);
+    await target.apply(r, call());
+    for (const process of ['web', 'nightly']) {
+      const name = objectName(app, process);
+      const secret = await core.readNamespacedSecret({ name, namespace: 'default' });
+      expect(secret.metadata?.labels?.['app.kubernetes.io/name']).toBe(app);
+      const data = Object.fromEntries(
+        Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+      );
+      expect(data).toEqual({
+        DATABASE_URL: 'postgres://norn:hunter2-pw@db.internal:5432/kt_dburl',
+        TOKEN: 's3cret',
+      });
+    }
+    const d = await apps.readNamespacedDeployment({
+      name: objectName(app, 'web'),
+      namespace: 'default',
+    });
+    const batch = batchClient();
+    const cron = await batch.readNamespacedCronJob({
+      name: objectName(app, 'nightly'),
+      namespace: 'default',
+    });
+    const containers = [
+      [d.spec!.template.spec!.containers[0]!, objectName(app, 'web')],
+      [cron.spec!.jobTemplate.spec!.template.spec!.containers[0]!, objectName(app, 'nightly')],
+    ] as const;
+    for (const [c, name] of containers) {
+      expect(c.envFrom).toEqual([{ secretRef: { name } }]);
+      expect(c.env?.map((e) => e.name)).not.toContain('DATABASE_URL');
+      expect(c.env).toContainEqual({ name: 'MODE', value: 'prod' });
+    }
+    for (const o of [d, cron]) {
+      expect(JSON.stringify(o)).not.toContain('hunter2');
+      expect(JSON.stringify(o)).not.toContain('s3cret');
+    }
+    expect(await target.waitHealthy(r, call())).toMatchObject({ ok: true });
+    await target.remove(app, call());
+  }, 60_000);
+
+  it('mounts volumes as PersistentVolumeClaims (made once, never replaced) or host paths, in Deployments and CronJobs; remove, rollBack and a release without them leave the claims', async () => {
+    const app = 'kt-vol';
+    const volumes = [
+      { name: 'Media_files.v2', mount: '/media' },
+      { name: 'Media_files.v2', mount: '/srv/media', readOnly: true },
+      { name: 'db', mount: '/var/lib/db', size: '5Gi' },
+      { name: 'node-cache', mount: '/cache', hostPath: '/srv/kt-vol/cache', readOnly: true },
+    ];
+    const processes = {
+      web: { port: 8080, replicas: 2, health: { path: '/healthz' } },
+      nightly: { command: 'echo hi', schedule: '0 3 * * *' },
+    };
+    // First without volumes, then the spec gains them: its pods must not wait for a claim.
+    const first = release(app, IMAGES.v1, spec(app, { processes }));
+    await target.apply(first, call());
+    expect(await target.waitHealthy(first, call())).toMatchObject({ ok: true });
+    const logged: string[] = [];
+    const withVolumes = release(app, IMAGES.v2, spec(app, { processes, volumes }));
+    await target.apply(withVolumes, { ...call(), log: (l) => logged.push(l) });
+    const media = claimName(app, 'Media_files.v2');
+    const db = claimName(app, 'db');
+    expect(media).toMatch(/^kt-vol-media-files-v2-[0-9a-f]{5}$/);
+    expect(logged).toEqual(
+      expect.arrayContaining([
+        `PersistentVolumeClaim default/${media} created`,
+        `PersistentVolumeClaim default/${db} created`,
+      ]),
+    );
+    // Made before the pods that mount them, so none is left Pending.
+    expect(logged.findIndex((l) => l.includes(db))).toBeLessThan(
+      logged.findIndex((l) => l.startsWith('Deployment')),
+    );
+    const claims = async () =>
+      (await core.listNamespacedPersistentVolumeClaim({ namespace: 'default' })).items
+        .filter((c) => c.metadata?.labels?.['app.kubernetes.io/name'] === app)
+        .sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!));
+    const made = await claims();
+    expect(made.map((c) => c.metadata?.name)).toEqual([db, media].sort());
+    const mediaClaim = made.find((c) => c.metadata?.name === media)!;
+    expect(mediaClaim.metadata?.labels).toEqual({
+      'app.kubernetes.io/managed-by': 'norn',
+      'app.kubernetes.io/name': app,
+    });
+    expect(mediaClaim.metadata?.annotations?.['norn.dev/volume']).toBe('Media_files.v2');
+    expect(mediaClaim.spec).toMatchObject({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '1Gi' } },
+    });
+    expect(made.find((c) => c.metadata?.name === db)!.spec?.resources?.requests?.storage).toBe(
+      '5Gi',
+    );
+
+    const d = await apps.readNamespacedDeployment({
+      name: objectName(app, 'web'),
+      namespace: 'default',
+    });
+    const cron = await batchClient().readNamespacedCronJob({
+      name: objectName(app, 'nightly'),
+      namespace: 'default',
+    });
+    const mediaVol = podVolumeName('Media_files.v2');
+    const cacheVol = podVolumeName('node-cache');
+    for (const pod of [d.spec!.template.spec!, cron.spec!.jobTemplate.spec!.template.spec!]) {
+      expect(pod.volumes).toEqual([
+        { name: mediaVol, persistentVolumeClaim: { claimName: media } },
+        { name: podVolumeName('db'), persistentVolumeClaim: { claimName: db } },
+        { name: cacheVol, hostPath: { path: '/srv/kt-vol/cache', type: 'DirectoryOrCreate' } },
+      ]);
+      expect(pod.containers[0]!.volumeMounts).toEqual([
+        { name: mediaVol, mountPath: '/media' },
+        { name: mediaVol, mountPath: '/srv/media', readOnly: true },
+        { name: podVolumeName('db'), mountPath: '/var/lib/db' },
+        { name: cacheVol, mountPath: '/cache', readOnly: true },
+      ]);
+    }
+    expect(await target.waitHealthy(withVolumes, call())).toMatchObject({ ok: true });
+
+    // Another release, asking for more: the claims stay as they were made (never replaced).
+    const bigger = volumes.map((v) => (v.name === 'db' ? { ...v, size: '50Gi' } : v));
+    const again = release(app, IMAGES.v1, spec(app, { processes, volumes: bigger }));
+    const relogged: string[] = [];
+    await target.apply(again, { ...call(), log: (l) => relogged.push(l) });
+    expect(relogged).toContain(`PersistentVolumeClaim default/${db} kept`);
+    const kept = await claims();
+    expect(kept.map((c) => [c.metadata?.uid, c.metadata?.resourceVersion])).toEqual(
+      made.map((c) => [c.metadata?.uid, c.metadata?.resourceVersion]),
+    );
+    expect(kept.find((c) => c.metadata?.name === db)!.spec?.resources?.requests?.storage).toBe(
+      '5Gi',
+    );
+    // Neither a release without volumes, a rollback with nothing before it, nor remove takes them.
+    await target.apply(release(app, IMAGES.v1, spec(app, { processes })), call());
+    await target.rollBack({ app, failed: { id: again.id }, previous: null }, call());
+    const removed = await target.remove(app, call());
+    expect(removed.some((n) => n.includes('volume') || n.includes(media))).toBe(false);
+    expect((await claims()).map((c) => c.metadata?.uid)).toEqual(made.map((c) => c.metadata?.uid));
+  }, 60_000);
+
+  it("refuses a release whose claim name holds another app's PersistentVolumeClaim, before touching anything", async () => {
+    const app = 'kt-volclash';
+    const name = claimName(app, 'data');
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: 'default',
+      body: {
+        metadata: {
+          name,
+          labels: { 'app.kubernetes.io/managed-by': 'norn', 'app.kubernetes.io/name': 'other' },
+        },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+    const r = release(app, IMAGES.v1, spec(app, { volumes: [{ name: 'data', mount: '/data' }] }));
+    const err = await target.apply(r, call()).catch((e: unknown) => e);
+    expect(isNornError(err) && err.code).toBe('CONFLICT');
+    expect((err as Error).message).toBe(
+      `PersistentVolumeClaim default/${name}, where ${app}'s objects go, belongs to app other; norn leaves it alone`,
+    );
+    expect(
+      await apps
+        .readNamespacedDeployment({ name: objectName(app, 'web'), namespace: 'default' })
+        .then(
+          () => 'there',
+          () => 'absent',
+        ),
+    ).toBe('absent');
   }, 30_000);
 
   it('picks the context NORN_KUBE_CONTEXT names, and an unreachable cluster fails naming its URL and why', async () => {

@@ -53,7 +53,8 @@ endpoints:
 hosts: { internal: shop.internal, external: shop.example.com }
 volumes:
   - { name: uploads, mount: /data/uploads }
-  - { name: config, mount: /etc/shop, readOnly: true }
+  - { name: config, mount: /etc/shop, readOnly: true, hostPath: /srv/shop/config }
+  - { name: cache, mount: /var/cache/shop, size: 500Mi }
 snapshots: { keep: 10 }
 deployPolicy: { concurrency: supersede, minHealthyTime: 10s }
 kubernetes: { namespace: shop }
@@ -95,8 +96,9 @@ const COMPLETE_PARSED: Infraspec = {
   endpoints: [{ url: 'shop.example.com', region: 'eu' }, { url: 'https://api.example.com/v1' }],
   hosts: { internal: 'shop.internal', external: 'shop.example.com' },
   volumes: [
-    { name: 'uploads', mount: '/data/uploads', readOnly: false },
-    { name: 'config', mount: '/etc/shop', readOnly: true },
+    { name: 'uploads', mount: '/data/uploads', readOnly: false, size: '1Gi' },
+    { name: 'config', mount: '/etc/shop', readOnly: true, hostPath: '/srv/shop/config' },
+    { name: 'cache', mount: '/var/cache/shop', readOnly: false, size: '500Mi' },
   ],
   snapshots: { keep: 10 },
   deployPolicy: {
@@ -396,6 +398,53 @@ describe('parseInfraspec: each rule rejects bad input at the right path', () => 
       'volumes[1].mount',
       /volumes\[0\]/,
     ],
+    [
+      'volume hostPath relative',
+      aSpec({ volumes: [{ name: 'd', mount: '/d', hostPath: 'srv/d' }] }),
+      'volumes[0].hostPath',
+      /absolute path on the node/,
+    ],
+    [
+      'volume hostPath with ..',
+      aSpec({ volumes: [{ name: 'dd', mount: '/d', hostPath: '/srv/../etc' }] }),
+      'volumes[0].hostPath',
+      /must not contain "\.\."/,
+    ],
+    [
+      'volume size without a unit Kubernetes knows',
+      aSpec({ volumes: [{ name: 'dd', mount: '/d', size: '1GB' }] }),
+      'volumes[0].size',
+      /storage size as Kubernetes writes it: .*500Mi, 1Gi or 10G/,
+    ],
+    [
+      'volume size as a number',
+      aSpec({ volumes: [{ name: 'dd', mount: '/d', size: 5 }] }),
+      'volumes[0].size',
+      /text/,
+    ],
+    [
+      'volume size zero',
+      aSpec({ volumes: [{ name: 'dd', mount: '/d', size: '0Gi' }] }),
+      'volumes[0].size',
+      /more than zero/,
+    ],
+    [
+      'volume size with hostPath',
+      aSpec({ volumes: [{ name: 'dd', mount: '/d', hostPath: '/srv/d', size: '1Gi' }] }),
+      'volumes[0].size',
+      /a hostPath volume is a directory of the node and has no size/,
+    ],
+    [
+      'one volume name for two kinds of data',
+      aSpec({
+        volumes: [
+          { name: 'dd', mount: '/a' },
+          { name: 'dd', mount: '/b', hostPath: '/srv/b' },
+        ],
+      }),
+      'volumes[1]',
+      /names volume dd again, as volumes\[0\] does, but with hostPath \/srv\/b instead of a claim of 1Gi/,
+    ],
     ['snapshots keep zero', aSpec({ snapshots: { keep: 0 } }), 'snapshots.keep', /at least 1/],
     [
       'bad concurrency',
@@ -430,6 +479,31 @@ describe('parseInfraspec: each rule rejects bad input at the right path', () => 
     expect(problemsOf('name: a\nprocesses: {__proto__: {port: 1}, web: {}}\n')).toEqual([
       { path: 'processes.__proto__', message: 'the key "__proto__" is not allowed' },
     ]);
+  });
+
+  it('gives a volume without hostPath a claim of 1Gi, takes the sizes Kubernetes writes, and one volume mounted twice', () => {
+    const volumes = [
+      { name: 'Media.files', mount: '/media' },
+      { name: 'Media.files', mount: '/srv/media', readOnly: true },
+      { name: 'db', mount: '/db', size: '1.5Gi' },
+      { name: 'tmp', mount: '/tmp', size: '200M' },
+      { name: 'bytes', mount: '/b', size: '1048576' },
+      { name: 'node', mount: '/n', hostPath: '/srv/node' },
+      { name: 'node', mount: '/m', hostPath: '/srv/node' },
+    ];
+    const parsed = specOf(aSpec({ volumes }));
+    expect(parsed.volumes).toEqual([
+      { name: 'Media.files', mount: '/media', readOnly: false, size: '1Gi' },
+      { name: 'Media.files', mount: '/srv/media', readOnly: true, size: '1Gi' },
+      { name: 'db', mount: '/db', readOnly: false, size: '1.5Gi' },
+      { name: 'tmp', mount: '/tmp', readOnly: false, size: '200M' },
+      { name: 'bytes', mount: '/b', readOnly: false, size: '1048576' },
+      { name: 'node', mount: '/n', readOnly: false, hostPath: '/srv/node' },
+      { name: 'node', mount: '/m', readOnly: false, hostPath: '/srv/node' },
+    ]);
+    // What is stored parses again to itself (the default size is not "given together" with it).
+    expect(specOf(JSON.parse(JSON.stringify(parsed))).volumes).toEqual(parsed.volumes);
+    expect(Object.keys(parsed.volumes![5]!)).not.toContain('size');
   });
 
   it('accepts a process with neither port, command nor schedule', () => {

@@ -87,6 +87,8 @@ export interface CronProcessorDeps {
   releases: Pick<ReleaseStore, 'byId'>;
   targets: TargetRegistry;
   sopsKeys: () => Promise<SopsKeys>;
+  /** NORN_APP_DATABASE_URL: a release declaring infrastructure.postgres gets DATABASE_URL. */
+  appDatabaseUrl: string | undefined;
   log?: Logger;
   /** Kill a job's container after this long (default: no limit). */
   timeoutMs?: number;
@@ -136,7 +138,7 @@ export function createCronProcessor(
       throw new UnrecoverableError(
         `UNAVAILABLE: target ${target.name} runs scheduled processes itself; norn has no tick to run`,
       );
-    const secrets = await releaseSecrets(deps, release);
+    const secrets = await releaseSecrets(deps, release, spec);
     const result = await target.runScheduled({
       release: targetRelease(release, spec, secrets),
       process,

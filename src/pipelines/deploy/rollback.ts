@@ -44,7 +44,7 @@ export async function putBack(
     };
   }
   const spec = parseSpec(previous.spec);
-  const secrets = await releaseSecrets(s, previous);
+  const secrets = await releaseSecrets(s, previous, spec);
   const restoring: TargetCall = { ...call, redact: [...call.redact, ...Object.values(secrets)] };
   call.log(`rolling back to release ${previous.id} (${previous.imageRef})`);
   await target.rollBack(

@@ -11,6 +11,7 @@ import {
   type SopsFormat,
 } from '../../shared/secrets/sops.js';
 import type { Infraspec } from '../../shared/spec/infraspec.js';
+import { DATABASE_URL, withDatabaseUrl } from './docker-runtime.js';
 import type { DeployServices, ReadsOutputs } from './types.js';
 import { ensureSource } from './workspace.js';
 
@@ -44,10 +45,21 @@ async function findSecretsFile(dir: string): Promise<SecretsFile | undefined> {
   return undefined;
 }
 
-/** Decrypts the secrets file (MAC-checked) and checks every key spec.secrets declares is there. */
+/**
+ * Decrypts the secrets file (MAC-checked) and checks every key spec.secrets declares is there;
+ * `values` are what the release's processes get (with DATABASE_URL: withDatabaseUrl).
+ */
 export async function loadSecrets(ctx: ReadsOutputs<'clone'>, s: DeployServices, spec: Infraspec) {
   const file = await findSecretsFile(await ensureSource(ctx, s));
   const declared = spec.secrets ?? [];
+  const given = (values: Record<string, string>) => {
+    const all = withDatabaseUrl(s, ctx.run.appId, spec, values);
+    if (all !== values)
+      ctx.log(
+        `${DATABASE_URL}: database ${spec.infrastructure?.postgres?.database} on NORN_APP_DATABASE_URL's server`,
+      );
+    return all;
+  };
   if (!file) {
     if (declared.length) {
       throw new NornError(
@@ -55,7 +67,7 @@ export async function loadSecrets(ctx: ReadsOutputs<'clone'>, s: DeployServices,
         `spec.secrets declares ${declared.join(', ')} but the repository has no ${SECRETS_FILES[0]}`,
       );
     }
-    return { file, values: {} as Record<string, string> };
+    return { file, values: given({}) };
   }
   const values = await decryptSecretsEnv(file.text, file.format, await s.sopsKeys());
   const missing = declared.filter((key) => !Object.hasOwn(values, key));
@@ -69,5 +81,5 @@ export async function loadSecrets(ctx: ReadsOutputs<'clone'>, s: DeployServices,
     );
   }
   ctx.log(`decrypted ${file.name} (${Object.keys(values).length} keys)`);
-  return { file, values };
+  return { file, values: given(values) };
 }

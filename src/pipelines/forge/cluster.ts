@@ -1,18 +1,23 @@
 /**
  * What the forge and teardown steps do to the cluster, one object at a time: create it unless it
- * exists (an existing one is success, said so), delete it (already gone is success), and the
- * cloudflared ConfigMap and Deployment (read-modify-replace on their resourceVersion, a stale one
- * read again). Objects are the kubernetes target's (src/targets/kubernetes/objects.ts): same
- * builders, names and labels, so a later deploy on the target takes them over.
+ * exists (an existing one is success, said so), write it over (Secrets), delete it (already gone
+ * is success; never a PersistentVolumeClaim), and the cloudflared ConfigMap and Deployment
+ * (read-modify-replace on their resourceVersion, a stale one read again). Objects are the
+ * kubernetes target's (src/targets/kubernetes/objects.ts): same builders, names and labels, so a
+ * later deploy on the target takes them over.
  */
 import type * as k8s from '@kubernetes/client-node';
 import { NornError } from '../../shared/errors.js';
 import { apiMessage, statusOf, type KubeConnection } from '../../targets/kubernetes/connection.js';
 import { foreignOwner } from '../../targets/kubernetes/objects.js';
-import { kindApi } from '../../targets/kubernetes.js';
+import {
+  ensureObject,
+  kindApi,
+  readObject,
+  writeObject,
+  type Written,
+} from '../../targets/kubernetes.js';
 
-export type ForgeKind = 'Deployment' | 'Service' | 'CronJob';
-type Obj = { metadata?: k8s.V1ObjectMeta };
 const strict = { fieldValidation: 'Strict' } as const;
 
 function failed(what: string, err: unknown): Error {
@@ -24,74 +29,19 @@ function failed(what: string, err: unknown): Error {
   return err as Error;
 }
 
-// The kubernetes target's own calls for each kind (fieldValidation=Strict writes).
-const api = kindApi;
-
-async function readObj(
-  c: KubeConnection,
-  kind: ForgeKind,
-  name: string,
-  namespace: string,
-  signal: AbortSignal,
-): Promise<Obj | undefined> {
-  const what = `reading ${kind} ${namespace}/${name}`;
-  try {
-    return await c.call(what, () => api(c, kind).read(name, namespace), signal);
-  } catch (err) {
-    if (statusOf(err) === 404) return undefined;
-    throw failed(what, err);
-  }
-}
-
-/**
- * Creates `body` unless it exists: 'existing' when the app's own object is there already (left as
- * it is: deploys change it), CONFLICT when another app's or nobody's object has its name.
- */
-export async function ensureObject(
-  c: KubeConnection,
-  kind: ForgeKind,
-  app: string,
-  body: Obj,
-  signal: AbortSignal,
-): Promise<'created' | 'existing'> {
-  const name = body.metadata!.name!;
-  const namespace = body.metadata!.namespace!;
-  const refuse = (owner: string) =>
-    new NornError(
-      'CONFLICT',
-      `${kind} ${namespace}/${name}, where ${app}'s objects go, belongs to ${owner}; norn leaves it alone`,
-      { details: { kind, namespace, name } },
-    );
-  const current = await readObj(c, kind, name, namespace, signal);
-  if (current) {
-    const owner = foreignOwner(current, app);
-    if (owner) throw refuse(owner);
-    return 'existing';
-  }
-  const what = `creating ${kind} ${namespace}/${name}`;
-  try {
-    await c.call(what, () => api(c, kind).create(namespace, body), signal);
-    return 'created';
-  } catch (err) {
-    // Created in between (an earlier attempt's request that did land): the same object.
-    if (statusOf(err) === 409) {
-      const now = await readObj(c, kind, name, namespace, signal);
-      if (now && !foreignOwner(now, app)) return 'existing';
-    }
-    throw failed(what, err);
-  }
-}
+// Creating an object unless it is there, and writing one over: the target's own calls.
+export { ensureObject, writeObject };
 
 /** Deletes the app's object; 'gone' when it was not there. Another app's object is refused. */
 export async function deleteObject(
   c: KubeConnection,
-  kind: ForgeKind,
+  kind: Written,
   app: string,
   name: string,
   namespace: string,
   signal: AbortSignal,
 ): Promise<'deleted' | 'gone'> {
-  const current = await readObj(c, kind, name, namespace, signal);
+  const current = await readObject(c, { kind, name, namespace }, signal);
   if (!current) return 'gone';
   const owner = foreignOwner(current, app);
   if (owner)
@@ -102,7 +52,7 @@ export async function deleteObject(
     );
   const what = `deleting ${kind} ${namespace}/${name}`;
   try {
-    await c.call(what, () => api(c, kind).remove(name, namespace), signal);
+    await c.call(what, () => kindApi(c, kind).remove(name, namespace), signal);
     return 'deleted';
   } catch (err) {
     if (statusOf(err) === 404) return 'gone';

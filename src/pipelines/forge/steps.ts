@@ -1,8 +1,10 @@
 /**
  * The forge and teardown steps on the kubernetes target. Each is idempotent: forge's create an
- * object unless the app's own is there already (the output says which), teardown's take one away
- * and count one already gone as removed. The objects are the kubernetes target's (names, labels,
- * builders in src/targets/kubernetes/objects.ts): a forged app's first deploy takes them over.
+ * object unless the app's own is there already (the output says which; Secrets are written over
+ * with the values of now), teardown's take one away and count one already gone as removed (never
+ * a PersistentVolumeClaim: the app's data stays). The objects are the kubernetes target's
+ * (names, labels, builders in src/targets/kubernetes/objects.ts): a forged app's first deploy
+ * takes them over.
  */
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
@@ -12,14 +14,17 @@ import { servingProcess, type Infraspec } from '../../shared/spec/infraspec.js';
 import { skipStep, type StepContext } from '../../queues/pipeline.js';
 import { isScheduled } from '../../targets/docker/runtime.js';
 import {
+  claimsOf,
   cronJobOf,
   deploymentOf,
   namespaceOf,
   objectName,
+  secretOf,
   serviceOf,
 } from '../../targets/kubernetes/objects.js';
 import type { TargetRelease } from '../../targets/types.js';
-import { parseSpec } from '../deploy/docker-runtime.js';
+import { parseSpec, releaseSecrets, scrubbed, withDatabaseUrl } from '../deploy/docker-runtime.js';
+import { SECRETS_FILES } from '../deploy/secrets-file.js';
 import type { DeployServices } from '../deploy/types.js';
 import {
   CONFIG_KEY,
@@ -27,6 +32,7 @@ import {
   editConfigMap,
   ensureObject,
   restartDeployment,
+  writeObject,
 } from './cluster.js';
 import { readForgeState } from './state.js';
 import { forgeStep, teardownStep, type ForgeResources } from './types.js';
@@ -46,7 +52,11 @@ export function kubeSpec(ctx: Pick<StepContext, 'run'>): Infraspec {
 }
 
 /** The release forge writes objects for: the app's image at :latest until a deploy sets one. */
-function forgeRelease(ctx: Pick<StepContext, 'run'>, s: DeployServices): TargetRelease {
+function forgeRelease(
+  ctx: Pick<StepContext, 'run'>,
+  s: DeployServices,
+  secrets: Record<string, string> = {},
+): TargetRelease {
   const spec = kubeSpec(ctx);
   return {
     app: ctx.run.appId,
@@ -54,8 +64,75 @@ function forgeRelease(ctx: Pick<StepContext, 'run'>, s: DeployServices): TargetR
     deploymentId: ctx.run.id,
     imageRef: `${s.registryUrl}/${ctx.run.appId}:latest`,
     spec,
-    secrets: {},
+    secrets,
   };
+}
+
+/**
+ * The secrets the forged pods get: DATABASE_URL (with infrastructure.postgres) and, once the app
+ * has a release, the active release's decrypted secrets file. Before the first deploy there is
+ * none: the repository's secrets come with the deploy, which writes the same Secrets over.
+ */
+async function forgeSecrets(ctx: StepContext, s: DeployServices, spec: Infraspec) {
+  const active = await s.releases.active(ctx.run.appId);
+  if (active) {
+    ctx.log(`secrets: those of release ${active.id}, the active one`);
+    return releaseSecrets(s, active, spec);
+  }
+  ctx.log(
+    `secrets: ${ctx.run.appId} has no release yet; the repository's secrets (${SECRETS_FILES[0]}) come with its first deploy`,
+  );
+  return withDatabaseUrl(s, ctx.run.appId, spec, {});
+}
+
+type Touched = { kind: string; namespace: string; name: string };
+const DONE = { created: 'created', existing: 'already exists', updated: 'updated' } as const;
+
+/**
+ * The Secrets (created or written over), the volumes' claims and the Deployments and CronJobs
+ * (created unless there) of `release`, in the order the pods need them. Says keys, never values.
+ */
+async function forgeObjects(ctx: StepContext, s: DeployServices, release: TargetRelease) {
+  const c = s.kube.connect();
+  const namespace = namespaceOf(release.spec);
+  const out = {
+    namespace,
+    image: release.imageRef,
+    deployments: [] as string[],
+    cronJobs: [] as string[],
+    secrets: [] as { name: string; keys: string[] }[],
+    claims: [] as string[],
+    created: [] as Touched[],
+    existing: [] as Touched[],
+    updated: [] as Touched[],
+  };
+  const done = (kind: string, name: string, result: keyof typeof DONE) => {
+    out[result].push({ kind, namespace, name });
+    ctx.log(`${kind} ${namespace}/${name} ${DONE[result]}`);
+  };
+  const keys = Object.keys(release.secrets).sort();
+  for (const process of Object.keys(release.spec.processes)) {
+    const body = secretOf(release, process);
+    if (!body) continue;
+    const name = body.metadata!.name!;
+    done('Secret', name, await writeObject(c, 'Secret', release.app, body, ctx.signal));
+    out.secrets.push({ name, keys });
+  }
+  if (keys.length) ctx.log(`the Secrets hold ${keys.join(', ')}`);
+  for (const body of claimsOf(release)) {
+    const name = body.metadata!.name!;
+    const kind = 'PersistentVolumeClaim';
+    done(kind, name, await ensureObject(c, kind, release.app, body, ctx.signal));
+    out.claims.push(name);
+  }
+  for (const [process, p] of Object.entries(release.spec.processes)) {
+    const kind = isScheduled(p) ? 'CronJob' : 'Deployment';
+    const body = isScheduled(p) ? cronJobOf(release, process) : deploymentOf(release, process);
+    const name = body.metadata!.name!;
+    done(kind, name, await ensureObject(c, kind, release.app, body, ctx.signal));
+    (kind === 'CronJob' ? out.cronJobs : out.deployments).push(name);
+  }
+  return out;
 }
 
 /** The process the Service and route serve (web, else the first with a port). */
@@ -98,29 +175,13 @@ function checkCatchAll(text: string, where: string) {
 
 export const createDeployment = forgeStep('create-deployment', {
   async run(ctx, s) {
-    const release = forgeRelease(ctx, s);
-    const c = s.kube.connect();
-    const namespace = namespaceOf(release.spec);
-    const out = {
-      namespace,
-      image: release.imageRef,
-      deployments: [] as string[],
-      cronJobs: [] as string[],
-      created: [] as { kind: string; namespace: string; name: string }[],
-      existing: [] as { kind: string; namespace: string; name: string }[],
-    };
-    for (const [process, p] of Object.entries(release.spec.processes)) {
-      const kind = isScheduled(p) ? 'CronJob' : 'Deployment';
-      const body = isScheduled(p) ? cronJobOf(release, process) : deploymentOf(release, process);
-      const name = body.metadata!.name!;
-      const result = await ensureObject(c, kind, release.app, body, ctx.signal);
-      (kind === 'CronJob' ? out.cronJobs : out.deployments).push(name);
-      out[result].push({ kind, namespace, name });
-      ctx.log(
-        `${kind} ${namespace}/${name} ${result === 'created' ? 'created' : 'already exists'}`,
-      );
+    const spec = kubeSpec(ctx);
+    const secrets = await forgeSecrets(ctx, s, spec);
+    try {
+      return await forgeObjects(ctx, s, forgeRelease(ctx, s, secrets));
+    } catch (err) {
+      throw scrubbed(err, Object.values(secrets));
     }
-    return out;
   },
 });
 
@@ -325,12 +386,15 @@ export const deleteService = teardownStep('delete-service', {
 export const deleteDeployment = teardownStep('delete-deployment', {
   async run(ctx, s) {
     const r = await recorded(ctx, s);
-    const objects = new Map<string, { kind: 'Deployment' | 'CronJob'; name: string }>();
+    type Deletable = 'Deployment' | 'CronJob' | 'Secret';
+    const objects = new Map<string, { kind: Deletable; name: string }>();
     for (const name of r.deployments)
       objects.set(`Deployment/${name}`, { kind: 'Deployment', name });
     for (const name of r.cronJobs) objects.set(`CronJob/${name}`, { kind: 'CronJob', name });
     for (const o of r.specObjects) objects.set(`${o.kind}/${o.name}`, o);
-    type Touched = { kind: string; namespace: string; name: string };
+    // The Secrets the pods read are named as they are; the volumes' claims stay.
+    for (const { name } of [...objects.values()])
+      objects.set(`Secret/${name}`, { kind: 'Secret', name });
     const out = { deleted: [] as Touched[], gone: [] as Touched[] };
     const c = s.kube.connect();
     for (const { kind, name } of objects.values()) {

@@ -30,8 +30,14 @@ export const CreateDeploymentOutput = z.object({
   /** Deployments (long-running processes) and CronJobs (scheduled ones) of the app. */
   deployments: names,
   cronJobs: names,
+  /** The Secrets the pods read by envFrom, with their KEYS (never a value). */
+  secrets: z.array(z.object({ name: z.string(), keys: names })),
+  /** The PersistentVolumeClaims of the app's volumes (teardown never deletes them). */
+  claims: names,
   created: z.array(Touched),
   existing: z.array(Touched),
+  /** Secrets written over with the values of now. */
+  updated: z.array(Touched),
 });
 export const CreateServiceOutput = z.object({
   namespace: z.string(),

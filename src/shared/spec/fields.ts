@@ -142,6 +142,19 @@ export const repoPath = (o: { file?: boolean } = {}) =>
   );
 
 /**
+ * A storage size as Kubernetes writes a quantity: a number and a binary (Ki … Ei) or decimal
+ * (k … E) unit, such as 500Mi, 1Gi or 10G; a bare number counts bytes. Kept as written.
+ */
+const STORAGE_SIZE = /^([0-9]{1,12}(?:\.[0-9]{1,6})?)(?:Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
+export const storageSize = checkedText((size) => {
+  const m = STORAGE_SIZE.exec(size);
+  if (!m)
+    return 'must be a storage size as Kubernetes writes it: a number and a unit, such as 500Mi, 1Gi or 10G (Ki, Mi, Gi, Ti, Pi, Ei, or k, M, G, T, P, E)';
+  if (Number(m[1]) === 0) return 'must be more than zero';
+  return undefined;
+});
+
+/**
  * A duration field, kept as written (numbers become their string form, e.g. 30 → "30", still
  * meaning seconds). Checked with `durationMs`, what the deploy itself calls, on the very text that
  * is stored; `positive` refuses zero (a string says why), `max` (e.g. "5m") bounds it.

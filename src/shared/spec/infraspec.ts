@@ -19,7 +19,7 @@ import { readYaml } from './read-yaml.js';
 import { sizeProblem } from './size.js';
 
 export { IMPLEMENTED_TARGETS, InfraspecSchema, TARGETS, targetNotImplemented } from './schema.js';
-export type { DeployTarget, Infraspec, InfraspecProcess } from './schema.js';
+export type { DeployTarget, Infraspec, InfraspecProcess, InfraspecVolume } from './schema.js';
 export { formatProblems, type SpecProblem } from './problems.js';
 export { durationMs, parseDuration } from './durations.js';
 export { healthUrl, portRange, replicaPort, servingProcess } from './derive.js';

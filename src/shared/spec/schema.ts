@@ -4,7 +4,17 @@
  * app with no processes). Defaults are applied on parse, so consumers never re-derive them.
  */
 import { z } from 'zod';
-import { atMost, dnsName, duration, envKey, envMap, repoPath, shortText, text } from './fields.js';
+import {
+  atMost,
+  dnsName,
+  duration,
+  envKey,
+  envMap,
+  repoPath,
+  shortText,
+  storageSize,
+  text,
+} from './fields.js';
 import { SPEC_LIMITS } from './limits.js';
 import { endpointUrl, gitRef, hostName, repoUrl, webUrl } from './remote.js';
 import { appRules, deployPolicyRules, processRules } from './rules.js';
@@ -132,20 +142,58 @@ const Hosts = z.strictObject({
   external: hostName.optional(),
 });
 
-const Volume = z.strictObject({
-  /** Docker's rule for volume names (at least two characters). */
-  name: text({ max: 128 }).regex(
-    /^[A-Za-z0-9][A-Za-z0-9_.-]+$/,
-    'must be at least 2 letters, digits, "_", "." or "-", starting with a letter or digit',
-  ),
-  mount: text({ max: SPEC_LIMITS.pathLength })
-    .startsWith('/', 'must be an absolute path inside the container (for example /data)')
-    .refine(
-      (mount) => mount !== '/' && !mount.includes(':') && !mount.split('/').includes('..'),
-      'must be a directory below "/" without ":" or ".." in it',
+/** What a volume without hostPath claims, when it says no size. */
+export const DEFAULT_VOLUME_SIZE = '1Gi';
+
+/** A volume as parsed: a hostPath on the node, or a claim of `size`. */
+type VolumeOut = { name: string; mount: string; readOnly: boolean } & (
+  { hostPath: string; size?: undefined } | { hostPath?: undefined; size: string }
+);
+
+const Volume = z
+  .strictObject({
+    /** Docker's rule for volume names (at least two characters). */
+    name: text({ max: 128 }).regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]+$/,
+      'must be at least 2 letters, digits, "_", "." or "-", starting with a letter or digit',
     ),
-  readOnly: z.boolean().default(false),
-});
+    mount: text({ max: SPEC_LIMITS.pathLength })
+      .startsWith('/', 'must be an absolute path inside the container (for example /data)')
+      .refine(
+        (mount) => mount !== '/' && !mount.includes(':') && !mount.split('/').includes('..'),
+        'must be a directory below "/" without ":" or ".." in it',
+      ),
+    readOnly: z.boolean().default(false),
+    /**
+     * kubernetes: a directory of the node the pod runs on (created when missing) instead of a
+     * PersistentVolumeClaim.
+     */
+    hostPath: text({ max: SPEC_LIMITS.pathLength })
+      .startsWith('/', 'must be an absolute path on the node (for example /srv/shop)')
+      .refine((path) => !path.split('/').includes('..'), 'must not contain ".." in it')
+      .optional(),
+    /** kubernetes: the storage the volume's PersistentVolumeClaim requests (default 1Gi). */
+    size: storageSize.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.hostPath !== undefined && v.size !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['size'],
+        message:
+          'is what a PersistentVolumeClaim requests; a hostPath volume is a directory of the node and has no size (leave out size or hostPath)',
+      });
+  }, whenObject)
+  // A claim gets its default size; a hostPath volume has none.
+  .transform(({ hostPath, size, ...v }): VolumeOut =>
+    hostPath !== undefined ? { ...v, hostPath } : { ...v, size: size ?? DEFAULT_VOLUME_SIZE },
+  );
+
+/** Where a volume's data lives: a hostPath, or a claim of a size (to tell repeats apart). */
+const volumeSource = (v: { hostPath?: unknown; size?: unknown }) =>
+  v.hostPath !== undefined
+    ? `hostPath ${String(v.hostPath)}`
+    : `a claim of ${String(v.size ?? DEFAULT_VOLUME_SIZE)}`;
 
 const volumes = z
   .array(Volume)
@@ -158,7 +206,25 @@ const volumes = z
       ['mount'],
     ),
     whenArray,
-  );
+  )
+  .superRefine((list: unknown[], ctx) => {
+    // One name is one volume: mounted twice, it must be the same data both times.
+    const first = new Map<string, { index: number; source: string }>();
+    list.forEach((v, index) => {
+      if (typeof v !== 'object' || v === null) return;
+      const { name } = v as { name?: unknown };
+      if (typeof name !== 'string') return;
+      const source = volumeSource(v);
+      const seen = first.get(name);
+      if (!seen) first.set(name, { index, source });
+      else if (seen.source !== source)
+        ctx.addIssue({
+          code: 'custom',
+          path: [index],
+          message: `names volume ${name} again, as volumes[${seen.index}] does, but with ${source} instead of ${seen.source}; one name is one volume (give this one its own name)`,
+        });
+    });
+  }, whenArray);
 
 const Snapshots = z.strictObject({
   /** How many database snapshots to keep per app; older ones are pruned. */
@@ -228,4 +294,5 @@ export const InfraspecSchema = z
 
 export type Infraspec = z.output<typeof InfraspecSchema>;
 export type InfraspecProcess = Infraspec['processes'][string];
+export type InfraspecVolume = NonNullable<Infraspec['volumes']>[number];
 export type DeployTarget = (typeof TARGETS)[number];

@@ -1,13 +1,17 @@
 /**
  * The objects the kubernetes target writes for a release, and their names and labels. Per
  * long-running process: a Deployment (and a Service when it has a port); per scheduled process:
- * a CronJob; per process with secrets: a Secret its pods take their environment from.
+ * a CronJob; per process with secrets: a Secret its pods take their environment from; per volume
+ * that is not a host path: a PersistentVolumeClaim every pod of the app mounts.
  *
  * Names: `<app>-<process>-<hash>`, where the hash (5 chars of sha256 of `app/process`) keeps
  * them unambiguous: app names and process names are DNS labels that may contain "-", so a bare
  * `<app>-<process>` made app `a-b` process `c` and app `a` process `b-c` the same object. The
  * readable part is cut so the name stays a 63-char DNS label (what a Service name must be).
- * What an object is and whose, its labels say; norn refuses to touch one another app owns.
+ * Claims are `<app>-<volume>-<hash>`, the volume name made a DNS label (lowercase, "_" and "."
+ * as "-"), its hash of app and the volume name as written; in the pod spec a volume is
+ * `<volume>-<hash>`. What an object is and whose, its labels say; norn refuses to touch one
+ * another app owns.
  */
 import { createHash } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
@@ -23,15 +27,34 @@ export const LABELS = {
 } as const;
 export const MANAGER = 'norn';
 const SECRET_SUM = 'norn.dev/secret-sha256';
+/** On a PersistentVolumeClaim: the spec's name of the volume it holds. */
+const VOLUME = 'norn.dev/volume';
 
 /** Every object norn made for `app`, as a label selector. */
 export const appSelector = (app: string) => `${LABELS.managedBy}=${MANAGER},${LABELS.app}=${app}`;
 
-export function objectName(app: string, process: string): string {
-  const hash = createHash('sha256').update(`${app}/${process}`).digest('hex').slice(0, 5);
-  const readable = `${app}-${process}`.slice(0, 63 - 6).replace(/-+$/, '');
-  return `${readable}-${hash}`;
+/** `<readable>-<hash of key>`, cut to a 63-char DNS label; the hash keeps `key`s apart. */
+function hashedName(readable: string, key: string): string {
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 5);
+  return `${readable.slice(0, 63 - 6).replace(/-+$/, '')}-${hash}`;
 }
+
+export const objectName = (app: string, process: string) =>
+  hashedName(`${app}-${process}`, `${app}/${process}`);
+
+/** A spec volume name (it may hold "_", "." and capitals) as the readable part of a DNS label. */
+const dnsPart = (name: string) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+
+/** The PersistentVolumeClaim of the app's volume `volume` (hashed: `Data` and `data` differ). */
+export const claimName = (app: string, volume: string) =>
+  hashedName(`${app}-${dnsPart(volume)}`, `${app}/volumes/${volume}`);
+
+/** What volume `volume` is called inside the pod spec (a DNS label too). */
+export const podVolumeName = (volume: string) => hashedName(dnsPart(volume), `volumes/${volume}`);
 
 export const namespaceOf = (spec: Pick<Infraspec, 'kubernetes'>) => spec.kubernetes.namespace;
 
@@ -39,9 +62,13 @@ export const namespaceOf = (spec: Pick<Infraspec, 'kubernetes'>) => spec.kuberne
 export const longRunning = (spec: Infraspec) =>
   Object.entries(spec.processes).filter(([, p]) => !isScheduled(p));
 
-const ownLabels = (app: string, process: string): Record<string, string> => ({
+const appLabels = (app: string): Record<string, string> => ({
   [LABELS.managedBy]: MANAGER,
   [LABELS.app]: app,
+});
+
+const ownLabels = (app: string, process: string): Record<string, string> => ({
+  ...appLabels(app),
   [LABELS.process]: process,
 });
 
@@ -68,6 +95,24 @@ function envOf(release: TargetRelease, process: string, p: InfraspecProcess): k8
   // Secrets are not in the pod spec: they come from the Secret (envFrom); PORT last wins.
   const env = processEnv(release.spec, process, {}, p.port);
   return Object.entries(env).map(([name, value]) => ({ name, value }));
+}
+
+/** The pod's volumes (one per volume name: a claim or a node directory) and their mounts. */
+function volumesOf(release: Pick<TargetRelease, 'app' | 'spec'>) {
+  const volumes = new Map<string, k8s.V1Volume>();
+  const mounts: k8s.V1VolumeMount[] = [];
+  for (const v of release.spec.volumes ?? []) {
+    const name = podVolumeName(v.name);
+    if (!volumes.has(name))
+      volumes.set(
+        name,
+        v.hostPath !== undefined
+          ? { name, hostPath: { path: v.hostPath, type: 'DirectoryOrCreate' } }
+          : { name, persistentVolumeClaim: { claimName: claimName(release.app, v.name) } },
+      );
+    mounts.push({ name, mountPath: v.mount, ...(v.readOnly ? { readOnly: true } : {}) });
+  }
+  return { volumes: [...volumes.values()], mounts };
 }
 
 function podSpec(
@@ -105,7 +150,10 @@ function podSpec(
     if (liveness) container.livenessProbe = { ...liveness, failureThreshold: 3 };
   }
   if (hasSecrets) container.envFrom = [{ secretRef: { name } }];
-  return { containers: [container], restartPolicy };
+  const { volumes, mounts } = volumesOf(release);
+  if (mounts.length === 0) return { containers: [container], restartPolicy };
+  container.volumeMounts = mounts;
+  return { containers: [container], volumes, restartPolicy };
 }
 
 function templateMeta(release: TargetRelease, process: string): k8s.V1ObjectMeta {
@@ -211,4 +259,31 @@ export function cronJobOf(release: TargetRelease, process: string): k8s.V1CronJo
     },
     spec,
   };
+}
+
+/**
+ * The PersistentVolumeClaims of the release's volumes that are not host paths, one per volume
+ * name. Created when missing and then left alone: a claim's spec is immutable, and its data
+ * outlives releases, so norn never replaces or deletes one.
+ */
+export function claimsOf(
+  release: Pick<TargetRelease, 'app' | 'spec'>,
+): k8s.V1PersistentVolumeClaim[] {
+  const claims = new Map<string, k8s.V1PersistentVolumeClaim>();
+  for (const v of release.spec.volumes ?? []) {
+    const name = claimName(release.app, v.name);
+    if (v.hostPath !== undefined || claims.has(name)) continue;
+    claims.set(name, {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: {
+        name,
+        namespace: namespaceOf(release.spec),
+        labels: appLabels(release.app),
+        annotations: { [VOLUME]: v.name },
+      },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: v.size } } },
+    });
+  }
+  return [...claims.values()];
 }

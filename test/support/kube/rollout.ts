@@ -6,8 +6,10 @@
  * container whose env sets FAKE_KUBE_CRASH (as a bad setting makes a real app exit), never becomes
  * ready: its container is in CrashLoopBackOff with a rising restartCount, and the
  * Deployment's Progressing condition turns False (ProgressDeadlineExceeded) once
- * progressDeadlineSeconds pass without progress. One "second" of Kubernetes time lasts
- * `secondMs` milliseconds, so tests can shrink minReadySeconds and progressDeadlineSeconds.
+ * progressDeadlineSeconds pass without progress. A pod mounting a PersistentVolumeClaim that
+ * does not exist stays Pending, unschedulable, until the claim is made. One "second" of Kubernetes
+ * time lasts `secondMs` milliseconds, so tests can shrink minReadySeconds and
+ * progressDeadlineSeconds.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { resourceTypes, type ResourceType } from './resources.js';
@@ -111,6 +113,7 @@ export class RolloutController {
   private readonly deployments = typeOf('Deployment');
   private readonly pods = typeOf('Pod');
   private readonly namespaces = typeOf('Namespace');
+  private readonly claims = typeOf('PersistentVolumeClaim');
   private ticks = 0;
 
   constructor(
@@ -144,7 +147,9 @@ export class RolloutController {
     for (const pod of this.store.list(this.pods)) {
       if (deploymentOf(pod)) continue;
       const status = (pod.status ?? {}) as Obj;
-      if (this.failing(pod)) this.failPod(pod);
+      const claim = this.missingClaim(pod);
+      if (claim) this.unschedulable(pod, claim);
+      else if (this.failing(pod)) this.failPod(pod);
       else if (status.phase === 'Pending' && status.containerStatuses === undefined)
         this.startPod(pod, undefined, Date.now());
     }
@@ -218,12 +223,21 @@ export class RolloutController {
 
     if (!spec.paused) {
       let progressed = false;
+      // scheduler: a pod whose claim does not exist stays Pending, unscheduled.
+      const unplaced = new Set<Obj>();
+      for (const p of all) {
+        const claim = this.missingClaim(p);
+        if (!claim) continue;
+        this.unschedulable(p, claim);
+        unplaced.add(p);
+      }
       // kubelet: one new pod starts per tick; crash-looping ones restart.
       const starting = all.find(
         (p) =>
           labelOf(p) === hash &&
           !isReady(p) &&
           (p.status as Obj).phase === 'Pending' &&
+          !unplaced.has(p) &&
           !this.failing(p),
       );
       if (starting) {
@@ -255,6 +269,38 @@ export class RolloutController {
       if (progressed) t.lastProgress = now;
     }
     this.writeStatus(d, t, { desired, unavailable, minReadyMs, deadlineMs, now });
+  }
+
+  /** A claim the pod mounts that does not exist, which keeps it from being scheduled. */
+  private missingClaim(p: Obj): string | undefined {
+    const ns = String(meta(p).namespace);
+    for (const v of ((p.spec as Obj | undefined)?.volumes ?? []) as Obj[]) {
+      const claim = (v.persistentVolumeClaim as Obj | undefined)?.claimName;
+      if (typeof claim === 'string' && !this.store.find(this.claims, ns, claim)) return claim;
+    }
+    return undefined;
+  }
+
+  /** What the scheduler writes on a pod it cannot place for a missing claim. */
+  private unschedulable(p: Obj, claim: string): void {
+    const message = `0/1 nodes are available: persistentvolumeclaim "${claim}" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.`;
+    const status = (p.status ?? {}) as Obj;
+    if ((status.conditions as Obj[] | undefined)?.[0]?.message === message) return;
+    p.status = {
+      phase: 'Pending',
+      qosClass: 'BestEffort',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          lastProbeTime: null,
+          lastTransitionTime: isoAt(Date.now()),
+          reason: 'Unschedulable',
+          message,
+        },
+      ],
+    };
+    this.store.write(this.pods, p, 'MODIFIED');
   }
 
   private failing(p: Obj): boolean {

@@ -241,6 +241,26 @@ function checkPortName(field: string, name: string, causes: StatusCause[]): void
     causes.push(badValue(field, name, 'must contain at least one letter (a-z)'));
 }
 
+/** A pod's volume names are DNS labels, each once. */
+function checkVolumeName(
+  name: unknown,
+  field: string,
+  seen: Set<unknown>,
+  causes: StatusCause[],
+): void {
+  if (typeof name !== 'string' || name === '') causes.push(required(field));
+  else if (!dns1123Label.test(name) || name.length > 63)
+    causes.push(
+      badValue(
+        field,
+        name,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+      ),
+    );
+  else if (seen.has(name))
+    causes.push({ reason: 'FieldValueDuplicate', message: `Duplicate value: "${name}"`, field });
+}
+
 const handlers = ['exec', 'httpGet', 'tcpSocket', 'grpc'];
 
 function checkProbe(probe: unknown, field: string, kind: string, causes: StatusCause[]): void {
@@ -340,11 +360,16 @@ function checkPodSpec(
     causes.push(required(`${path}.containers`));
     return;
   }
-  const volumes = new Set(
-    (Array.isArray(spec.volumes) ? spec.volumes : []).map((v) => (isObj(v) ? v.name : undefined)),
-  );
+  const volumes = new Set<unknown>();
   (Array.isArray(spec.volumes) ? spec.volumes : []).forEach((v, i) => {
     if (!isObj(v)) return;
+    checkVolumeName(v.name, `${path}.volumes[${i}].name`, volumes, causes);
+    volumes.add(v.name);
+    const hostPath = isObj(v.hostPath) ? v.hostPath.path : undefined;
+    if (typeof hostPath === 'string' && hostPath.split('/').includes('..'))
+      causes.push(
+        badValue(`${path}.volumes[${i}].hostPath.path`, hostPath, "must not contain '..'"),
+      );
     const sources = Object.keys(v).filter((k) => k !== 'name');
     if (sources.length === 0)
       causes.push(required(`${path}.volumes[${i}]`, 'must specify a volume type'));
@@ -390,13 +415,20 @@ function checkPodSpec(
         if (typeof p.name === 'string') checkPortName(`${at}.ports[${j}].name`, p.name, causes);
       });
       checkContainerExtras(c, at, causes);
+      const mounted = new Set<unknown>();
       (Array.isArray(c.volumeMounts) ? c.volumeMounts : []).forEach((m, j) => {
-        if (isObj(m) && !volumes.has(m.name))
+        if (!isObj(m)) return;
+        if (!volumes.has(m.name))
           causes.push({
             reason: 'FieldValueNotFound',
             message: `Not found: "${String(m.name)}"`,
             field: `${at}.volumeMounts[${j}].name`,
           });
+        if (mounted.has(m.mountPath))
+          causes.push(
+            badValue(`${at}.volumeMounts[${j}].mountPath`, m.mountPath, 'must be unique'),
+          );
+        mounted.add(m.mountPath);
       });
     });
   }
@@ -624,6 +656,23 @@ export function validateObject(rt: ResourceType, obj: Obj): KubeError | undefine
   return invalid(rt, typeof meta.name === 'string' ? meta.name : '', unique);
 }
 
+/** JSON with keys sorted: the same object whatever order a client wrote its fields in. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (!isObj(v)) return JSON.stringify(v) ?? 'null';
+  const keys = Object.keys(v)
+    .filter((k) => v[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+}
+
+/** A claim's spec without what an update may change (a bound claim may be expanded). */
+function claimSpec(spec: Obj): string {
+  const { resources, volumeAttributesClassName: _, ...rest } = spec;
+  const { requests: __, ...other } = isObj(resources) ? resources : {};
+  return canonical({ ...rest, resources: other });
+}
+
 /** Fields an update may not change. */
 export function validateUpdate(rt: ResourceType, old: Obj, next: Obj): KubeError | undefined {
   const causes: StatusCause[] = [];
@@ -642,6 +691,13 @@ export function validateUpdate(rt: ResourceType, old: Obj, next: Obj): KubeError
       reason: 'FieldValueForbidden',
       message: 'Forbidden: field is immutable when `immutable` is set',
       field: 'data',
+    });
+  if (rt.kind === 'PersistentVolumeClaim' && claimSpec(o) !== claimSpec(n))
+    causes.push({
+      reason: 'FieldValueForbidden',
+      message:
+        'Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims',
+      field: 'spec',
     });
   if (causes.length === 0) return undefined;
   return invalid(rt, String((next.metadata as Obj | undefined)?.name ?? ''), causes);

@@ -38,7 +38,7 @@ export const healthy = deployStep('healthy', {
     }
     const target = targetFor(s.targets, spec);
     // Only to keep the values out of messages (rollback errors); not worth failing the step over.
-    const redact = Object.values(await releaseSecrets(s, release).catch(() => ({})));
+    const redact = Object.values(await releaseSecrets(s, release, spec).catch(() => ({})));
     const call: TargetCall = { signal: ctx.signal, redact, log: ctx.log };
     const minMs = durationMs(spec.deployPolicy.minHealthyTime);
     // deploy.progress {step, ready, desired} each time the count of ready replicas changes.
