@@ -9,17 +9,17 @@ import { NornError } from '../shared/errors.js';
 import type { PoolClient } from 'pg';
 import type { ConcurrencyPolicy } from '../shared/store/runs.js';
 
-/**
- * What a step sees of its run. `O` maps the names of the steps before it to their outputs (as their
- * schemas parse them) and `P` is its params as its params schema parses them; a step written
- * without defineStep sees both untyped.
- */
 /** How far a step that waits on something is: `ready` of `desired`. */
 export interface StepProgress {
   ready: number;
   desired: number;
 }
 
+/**
+ * What a step sees of its run. `O` maps the names of the steps before it to their outputs (as their
+ * schemas parse them) and `P` is its params as its params schema parses them; a step written
+ * without defineStep sees both untyped.
+ */
 export interface StepContext<
   O extends object = Record<string, unknown>,
   P = Record<string, unknown>,

@@ -14,11 +14,13 @@ import {
   type IngressEdit,
 } from '../../shared/drivers/cloudflared.js';
 import type { Infraspec } from '../../shared/spec/infraspec.js';
-import { editConfigMap, readConfigText, restartDeployment } from '../forge/cluster.js';
+import {
+  CLOUDFLARED_RESTART_TIMEOUT_MS,
+  editConfigMap,
+  readConfigText,
+  restartDeployment,
+} from '../forge/cluster.js';
 import type { DeployServices } from './types.js';
-
-/** How long a restart of the cluster's cloudflared waits for its rollout. */
-const RESTART_TIMEOUT_MS = 5 * 60_000;
 
 export interface Ingress {
   /** Where the rules live, for messages: the file's path, or `ConfigMap <ns>/<name>`. */
@@ -70,7 +72,7 @@ function configMapIngress(s: DeployServices): Ingress {
       const done = await restartDeployment(
         s.kube.connect(),
         { namespace, name: deployment },
-        { signal, timeoutMs: RESTART_TIMEOUT_MS, log },
+        { signal, timeoutMs: CLOUDFLARED_RESTART_TIMEOUT_MS, log },
       );
       return done
         ? { restarted: true, note: `tunnel restarted (Deployment ${namespace}/${deployment})` }

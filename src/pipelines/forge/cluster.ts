@@ -133,6 +133,9 @@ export async function editConfigMap(
 
 export const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 
+/** How long a restart of the cluster's cloudflared waits for its rollout (forge, teardown, deploy). */
+export const CLOUDFLARED_RESTART_TIMEOUT_MS = 5 * 60_000;
+
 /**
  * A rolling restart of Deployment `namespace/name`, as `kubectl rollout restart` does it (the
  * pod template's restartedAt annotation), then waits until its rollout is complete. Undefined

@@ -27,6 +27,7 @@ import { parseSpec, releaseSecrets, scrubbed, withDatabaseUrl } from '../deploy/
 import { SECRETS_FILES } from '../deploy/secrets-file.js';
 import type { DeployServices } from '../deploy/types.js';
 import {
+  CLOUDFLARED_RESTART_TIMEOUT_MS,
   CONFIG_KEY,
   deleteObject,
   editConfigMap,
@@ -36,9 +37,6 @@ import {
 } from './cluster.js';
 import { readForgeState } from './state.js';
 import { forgeStep, teardownStep, type ForgeResources } from './types.js';
-
-/** How long restart-cloudflared waits for the tunnel's rollout. */
-const RESTART_TIMEOUT_MS = 5 * 60_000;
 
 /** The app's spec, refused unless it runs on the kubernetes target. */
 export function kubeSpec(ctx: Pick<StepContext, 'run'>): Infraspec {
@@ -265,7 +263,7 @@ async function restartTunnel(ctx: StepContext, s: DeployServices) {
   const where = cloudflaredDeployment(s);
   const done = await restartDeployment(s.kube.connect(), where, {
     signal: ctx.signal,
-    timeoutMs: RESTART_TIMEOUT_MS,
+    timeoutMs: CLOUDFLARED_RESTART_TIMEOUT_MS,
     log: ctx.log,
   });
   if (!done)
