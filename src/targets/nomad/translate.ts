@@ -277,7 +277,8 @@ function updateOf(spec: Infraspec, p: InfraspecProcess): UpdateStrategy {
 function periodicJob(input: TranslateInput, name: string, p: InfraspecProcess): Job {
   const id = periodicJobId(input.app, name);
   const cron = toCronexpr(p.schedule!);
-  if (!cron.ok) throw new NornError('INTERNAL', `schedule of ${name} passed checkSpec`);
+  // checkSpec refused every schedule toCronexpr cannot translate, so this only guards the types.
+  if (!cron.ok) throw new NornError('INTERNAL', `processes.${name}.schedule: ${cron.message}`);
   const group: TaskGroup = {
     Name: name,
     Count: 1,
