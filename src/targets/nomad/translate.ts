@@ -333,7 +333,9 @@ function task(input: TranslateInput, jobId: string, name: string, p: InfraspecPr
  * quotes and backslashes survive. `.Value` because ranging over nomadVar yields items whose own
  * JSON form is Go-quoted, not JSON. A process with a port skips PORT: template env overrides task
  * env in Nomad (client/taskenv), and PORT wins over secrets on every target. ChangeMode restart:
- * a changed secret restarts the task with it.
+ * a changed secret restarts the task with it. The caller writes the Variable before the job:
+ * consul-template's nomadVar gives no items for a path with no Variable, and the task would
+ * start without its secrets.
  */
 export function secretsTemplate(jobId: string, hasPort: boolean): Template {
   const line = '{{ $key }}={{ $item.Value | toJSON }}\n';
