@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { NornError } from '../../shared/errors.js';
 import {
   DEFAULT_TIME_ZONE,
+  formatProblems,
   parseDuration,
   servingProcess,
   type Infraspec,
@@ -122,7 +123,7 @@ export function translateRelease(input: TranslateInput): Translated {
   if (problems.length > 0)
     throw new NornError(
       'SPEC_INVALID',
-      `the infraspec cannot run on Nomad:\n${problems.map((p) => `${p.path}: ${p.message}`).join('\n')}`,
+      `the infraspec cannot run on Nomad:\n${formatProblems(problems)}`,
       { details: { problems } },
     );
   const { spec } = input;
