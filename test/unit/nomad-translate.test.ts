@@ -361,7 +361,7 @@ describe('translateRelease: secrets', () => {
         EmbeddedTmpl:
           '{{ range $key, $item := nomadVar "nomad/jobs/shop" }}{{ if ne $key "PORT" }}{{ $key }}={{ $item.Value | toJSON }}\n{{ end }}{{ end }}',
         Envvars: true,
-        ChangeMode: 'restart',
+        ChangeMode: 'noop',
       },
     ] satisfies Template[]);
     expect(group(service, 'worker').Tasks![0]!.Templates![0]!.EmbeddedTmpl).toBe(

@@ -333,8 +333,11 @@ function task(input: TranslateInput, jobId: string, name: string, p: InfraspecPr
  * Nomad's env-file parser (hashicorp/go-envparse) reads back, JSON escapes included, so newlines,
  * quotes and backslashes survive. `.Value` because ranging over nomadVar yields items whose own
  * JSON form is Go-quoted, not JSON. A process with a port skips PORT: template env overrides task
- * env in Nomad (client/taskenv), and PORT wins over secrets on every target. ChangeMode restart:
- * a changed secret restarts the task with it. The caller writes the Variable before the job:
+ * env in Nomad (client/taskenv), and PORT wins over secrets on every target. ChangeMode noop:
+ * the Variable is written just before the job is registered, and a restart there would put the
+ * new secrets into the running release's tasks at once, outside the rolling update; instead the
+ * job's `norn.secrets-sha256` Meta changes, so Nomad rolls new allocations that start with them.
+ * The caller writes the Variable before the job:
  * consul-template's nomadVar gives no items for a path with no Variable, and the task would
  * start without its secrets.
  */
@@ -345,7 +348,7 @@ export function secretsTemplate(jobId: string, hasPort: boolean): Template {
     DestPath: SECRETS_FILE,
     EmbeddedTmpl: `{{ range $key, $item := nomadVar ${JSON.stringify(variablePath(jobId))} }}${body}{{ end }}`,
     Envvars: true,
-    ChangeMode: 'restart',
+    ChangeMode: 'noop',
   };
 }
 
