@@ -22,6 +22,8 @@ export class Progress {
   private startedAt: string | undefined;
   /** The step running now, as its "running" event said (progress lines need its index). */
   private running: StepPayload | undefined;
+  /** The running step's last report per group (nomad reports each task group on its own). */
+  private groups = new Map<string, string>();
 
   constructor(private readonly out: Output) {}
 
@@ -32,6 +34,7 @@ export class Progress {
     if (eventKind(e) !== 'step') return;
     const p = e.payload as unknown as StepPayload;
     this.running = p.status === 'running' ? p : undefined;
+    this.groups.clear();
     if (!this.out.tty) return this.out.line(stepLine(p));
     if (this.open === p.step) {
       this.out.write(`\r\x1b[2K${stepPrefix(p)} ${stepOutcome(p)}`);
@@ -50,8 +53,10 @@ export class Progress {
   private onProgress(p: ProgressPayload): void {
     const step = this.running;
     if (!step || step.step !== p.step) return;
-    const text = `${stepPrefix(step)} running (${progressText(p)})`;
-    if (!this.out.tty) return this.out.line(text);
+    if (!this.out.tty) return this.out.line(`${stepPrefix(step)} running (${progressText(p)})`);
+    // One updating line for every group: "running (web 1/2 healthy · worker 1/1 healthy)".
+    this.groups.set(p.group ?? '', progressText(p));
+    const text = `${stepPrefix(step)} running (${[...this.groups.values()].join(' · ')})`;
     if (this.open === p.step) this.out.write(`\r\x1b[2K${text}`);
   }
 

@@ -18,9 +18,22 @@ export interface ProgressPayload {
   step: string;
   ready: number;
   desired: number;
+  /** Per task group (nomad): the group, and its placed and unhealthy allocations. */
+  group?: string;
+  placed?: number;
+  healthy?: number;
+  unhealthy?: number;
 }
 
-export const progressText = (p: ProgressPayload) => `${p.ready}/${p.desired} ready`;
+/** "1/2 ready", or for a group "web 1/2 healthy, 2 placed, 1 unhealthy". */
+export function progressText(p: ProgressPayload): string {
+  if (p.group === undefined) return `${p.ready}/${p.desired} ready`;
+  const extra = [
+    p.placed !== undefined ? `${p.placed} placed` : '',
+    p.unhealthy ? `${p.unhealthy} unhealthy` : '',
+  ].filter(Boolean);
+  return `${p.group} ${p.healthy ?? p.ready}/${p.desired} healthy${extra.length ? `, ${extra.join(', ')}` : ''}`;
+}
 
 /** Width step names are padded to (the longest deploy step, "snapshot", fits with room). */
 export const STEP_WIDTH = 10;

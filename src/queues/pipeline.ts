@@ -13,6 +13,11 @@ import type { ConcurrencyPolicy } from '../shared/store/runs.js';
 export interface StepProgress {
   ready: number;
   desired: number;
+  /** Where the engine rolls out per group (nomad task groups): the group and its counts. */
+  group?: string;
+  placed?: number;
+  healthy?: number;
+  unhealthy?: number;
 }
 
 /**

@@ -156,6 +156,60 @@ export const EnvSchema = z.object({
     .describe(
       'kubeconfig context the kubernetes target uses (default: its current-context). The config itself is found as kubectl finds it: `KUBECONFIG`, then `~/.kube/config`, then the in-cluster service account.',
     ),
+  NORN_NOMAD_ADDR: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      'nomad target: the Nomad HTTP API, e.g. `http://127.0.0.1:4646` (https with NORN_NOMAD_CACERT). Read when a nomad app first needs it.',
+    ),
+  NORN_NOMAD_TOKEN: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'nomad target: ACL token, sent only as `X-Nomad-Token` to NORN_NOMAD_ADDR; never in logs, events or API answers. Needs submit-job, read-job and variables write in the namespace.',
+    ),
+  NORN_NOMAD_REGION: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("nomad target: the region jobs go to (default: the agent's)."),
+  NORN_NOMAD_NAMESPACE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'nomad target: the namespace jobs and their secrets (Variables) go to (default: `default`).',
+    ),
+  NORN_NOMAD_CACERT: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("nomad target: PEM file of the CA that signed Nomad's TLS certificate."),
+  NORN_NOMAD_PURGE: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe(
+      'nomad target: whether teardown (and a roll back of a first release) purges jobs instead of stopping them (a stopped job keeps its versions until Nomad garbage-collects it).',
+    ),
+  NORN_CONSUL_ADDR: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      "nomad target: Consul's HTTP API. Set: services are registered in Consul (provider consul) and routes are read from its passing instances; unset: Nomad's own service discovery (provider nomad).",
+    ),
+  NORN_CONSUL_TOKEN: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('nomad target: Consul ACL token, sent only as `X-Consul-Token` to NORN_CONSUL_ADDR.'),
+  NORN_CONSUL_CACERT: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("nomad target: PEM file of the CA that signed Consul's TLS certificate."),
   NORN_REGISTRY_URL: z
     .string()
     .min(1)
@@ -257,6 +311,22 @@ export const EnvSchema = z.object({
 
 export type Env = z.output<typeof EnvSchema>;
 
+/** The variables the nomad target reads (src/targets/nomad/client.ts). */
+export type NomadEnv = Partial<
+  Record<
+    | 'NORN_NOMAD_ADDR'
+    | 'NORN_NOMAD_TOKEN'
+    | 'NORN_NOMAD_REGION'
+    | 'NORN_NOMAD_NAMESPACE'
+    | 'NORN_NOMAD_CACERT'
+    | 'NORN_NOMAD_PURGE'
+    | 'NORN_CONSUL_ADDR'
+    | 'NORN_CONSUL_TOKEN'
+    | 'NORN_CONSUL_CACERT',
+    string | undefined
+  >
+>;
+
 export interface Config {
   http: { port: number; host: string; apiToken: string | undefined; maxBodyBytes: number };
   redisUrl: string;
@@ -283,6 +353,8 @@ export interface Config {
     workDir: string;
     dockerSocket: string;
     kubeContext: string | undefined;
+    /** Where the nomad target finds Nomad and Consul (NORN_NOMAD_ADDR …). */
+    nomad: NomadEnv;
     registryUrl: string;
     registryAuth: { username: string; password: string } | undefined;
     gitCredentials: GitCredential[];
@@ -384,6 +456,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       workDir: e.NORN_WORK_DIR,
       dockerSocket: e.NORN_DOCKER_SOCKET,
       kubeContext: e.NORN_KUBE_CONTEXT,
+      nomad: {
+        NORN_NOMAD_ADDR: e.NORN_NOMAD_ADDR,
+        NORN_NOMAD_TOKEN: e.NORN_NOMAD_TOKEN,
+        NORN_NOMAD_REGION: e.NORN_NOMAD_REGION,
+        NORN_NOMAD_NAMESPACE: e.NORN_NOMAD_NAMESPACE,
+        NORN_NOMAD_CACERT: e.NORN_NOMAD_CACERT,
+        NORN_NOMAD_PURGE: e.NORN_NOMAD_PURGE,
+        NORN_CONSUL_ADDR: e.NORN_CONSUL_ADDR,
+        NORN_CONSUL_TOKEN: e.NORN_CONSUL_TOKEN,
+        NORN_CONSUL_CACERT: e.NORN_CONSUL_CACERT,
+      },
       registryUrl: e.NORN_REGISTRY_URL,
       registryAuth:
         e.NORN_REGISTRY_USERNAME && e.NORN_REGISTRY_PASSWORD

@@ -12,11 +12,7 @@
  * CANCELLED when the signal aborted, NOT_FOUND/SPEC_INVALID for a process it cannot address.
  */
 import { NornError } from '../shared/errors.js';
-import {
-  targetNotImplemented,
-  type DeployTarget,
-  type Infraspec,
-} from '../shared/spec/infraspec.js';
+import type { DeployTarget, Infraspec } from '../shared/spec/infraspec.js';
 
 /** A release as a target receives it: everything needed to run it, secrets decrypted. */
 export interface TargetRelease {
@@ -24,6 +20,8 @@ export interface TargetRelease {
   id: number;
   deploymentId: string;
   imageRef: string;
+  /** The commit the image was built from (nomad keeps it in the job's Meta). */
+  commitSha?: string;
   spec: Infraspec;
   /** Decrypted secret values, given to every process's environment. */
   secrets: Record<string, string>;
@@ -42,6 +40,10 @@ export interface TargetProgress {
   ready: number;
   desired: number;
   message?: string;
+  /** Engines that roll out per group (nomad's task groups): which one, placed and unhealthy. */
+  group?: string;
+  placed?: number;
+  unhealthy?: number;
 }
 export type OnProgress = (p: TargetProgress) => void;
 
@@ -50,6 +52,19 @@ export interface Applied {
   units: string[];
   /** Ids of the release's schedules (scheduled processes). */
   schedules: string[];
+  /** What the engine said it would change, per object, where it plans first (nomad). */
+  plan?: PlanSummary[];
+}
+
+/** An engine's plan for one object (nomad: `POST /v1/job/:id/plan` with its diff). */
+export interface PlanSummary {
+  object: string;
+  /** Added, Edited, Deleted or None, as the engine words it. */
+  change: string;
+  /** What changes, one line each ("TaskGroup web: Task web: Config.image: a → b"). */
+  changes: string[];
+  /** Per group, what the scheduler would do (Place, Stop, DestructiveUpdate …) when not zero. */
+  groups: Record<string, Record<string, number>>;
 }
 
 export interface HealthVerdict {
@@ -136,12 +151,14 @@ export interface Target {
 export type TargetRegistry = Partial<Record<DeployTarget, Target>>;
 
 /**
- * The target `spec` deploys to (docker when it names none). UNAVAILABLE, in the spec parser's
- * words, for one norn does not implement yet (a spec stored before the parser refused it).
+ * The target `spec` deploys to (docker when it names none); UNAVAILABLE when `registry` has none
+ * by that name (a worker built with only some targets).
  */
 export function targetFor(registry: TargetRegistry, spec: Pick<Infraspec, 'target'>): Target {
   const name = spec.target ?? 'docker';
   const found = registry[name];
   if (found) return found;
-  throw new NornError('UNAVAILABLE', targetNotImplemented(name), { details: { target: name } });
+  throw new NornError('UNAVAILABLE', `target ${name} is not available on this worker`, {
+    details: { target: name },
+  });
 }

@@ -26,7 +26,8 @@ export function makeContext(
   const d = job.data;
   let cached: Promise<Record<string, unknown>> | undefined;
   const outputs = () => (cached ??= load());
-  let last = '';
+  // The last report per group (one group for targets that report none): a repeat is dropped.
+  const last = new Map<string, string>();
   return {
     run: {
       id: d.runId,
@@ -45,10 +46,11 @@ export function makeContext(
       log.debug({ runId: d.runId, step: d.step }, line);
     },
     progress: (p) => {
-      const said = `${p.ready}/${p.desired}`;
-      if (said === last || signal.aborted) return;
-      last = said;
-      progress({ ready: p.ready, desired: p.desired });
+      const said = JSON.stringify([p.ready, p.desired, p.placed, p.healthy, p.unhealthy]);
+      const group = p.group ?? '';
+      if (said === last.get(group) || signal.aborted) return;
+      last.set(group, said);
+      progress(p);
     },
     outputs,
     output: async (name) => (await outputs())[name],

@@ -169,7 +169,7 @@ describe('submit and healthy on the docker target', () => {
     expect(await fetchBody(port)).toBe('v3');
   }, 90_000);
 
-  it('refuses at submit a pinned spec whose target is not implemented (registration refuses it too)', async () => {
+  it('fails at submit, before anything runs, a nomad app on a worker with no Nomad', async () => {
     const app = newApp('rt-nomad');
     const result = await rt.deploy(
       app,
@@ -178,10 +178,9 @@ describe('submit and healthy on the docker target', () => {
     );
     expect(result.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
     expect(result.run.error).toMatch(
-      /^SPEC_INVALID: .*\ntarget: target nomad is not implemented yet; only docker and kubernetes are/,
+      /^UNAVAILABLE: the nomad target needs a Nomad cluster, and this worker has none: set NORN_NOMAD_ADDR/,
     );
-    expect(result.steps.submit!.attempts).toBe(1);
-    expect(await rt.releases.byDeployment(result.run.id)).toBeNull();
+    expect((await rt.releases.byDeployment(result.run.id))?.status).toBe('failed');
     expect(await appContainers(app)).toEqual([]);
   });
 });

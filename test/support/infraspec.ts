@@ -157,12 +157,6 @@ export const REPROS: Repro[] = [
     message: /names a directory, not a file/,
   },
   {
-    label: 'a target the deploy has not got',
-    spec: aSpec({ target: 'nomad' }),
-    path: 'target',
-    message: /target nomad is not implemented yet; only docker and kubernetes are/,
-  },
-  {
     label: 'two processes on one port',
     spec: aSpec({ processes: { web: { port: 3000, replicas: 2 }, api: { port: 3001 } } }),
     path: 'processes.api.port',

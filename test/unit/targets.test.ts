@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { isNornError } from '../../src/shared/errors.js';
-import { parseInfraspec } from '../../src/shared/spec/infraspec.js';
 import { createTargets, targetFor } from '../../src/targets/index.js';
 
 const noCron = { upsert: async () => 'x', prune: async () => [] };
@@ -20,20 +19,27 @@ describe('targetFor', () => {
     expect(targetFor(registry(), { target: 'kubernetes' }).name).toBe('kubernetes');
   });
 
-  it('refuses a target norn does not implement yet with the spec parser’s words', () => {
-    const parsed = parseInfraspec({ name: 'a', target: 'nomad' });
-    const parserSays = parsed.ok ? '' : parsed.problems.map((p) => p.message).join('\n');
+  it('picks nomad when the spec names it', () => {
+    expect(targetFor(registry(), { target: 'nomad' }).name).toBe('nomad');
+  });
+
+  it('refuses a target the registry has not got', () => {
     let err: unknown;
     try {
-      targetFor(registry(), { target: 'nomad' });
+      targetFor({ docker: registry().docker }, { target: 'nomad' });
     } catch (e) {
       err = e;
     }
     expect(isNornError(err) && err.code).toBe('UNAVAILABLE');
-    expect((err as Error).message).toBe(
-      'target nomad is not implemented yet; only docker and kubernetes are (or leave target out)',
-    );
-    expect(parserSays).toContain((err as Error).message);
+    expect((err as Error).message).toBe('target nomad is not available on this worker');
+  });
+
+  it('fails the nomad target clearly when this worker has no NORN_NOMAD_ADDR', async () => {
+    const err = await targetFor(registry(), { target: 'nomad' })
+      .live('a')
+      .catch((e: unknown) => e);
+    expect(isNornError(err) && err.code).toBe('UNAVAILABLE');
+    expect((err as Error).message).toMatch(/needs a Nomad cluster.*set NORN_NOMAD_ADDR/);
   });
 
   it('fails the kubernetes target clearly when this worker has no cluster config', async () => {

@@ -82,7 +82,8 @@ export async function releaseSecrets(
 
 /** A release row as a target receives it, with its spec parsed and its secrets given. */
 export const targetRelease = (
-  release: Pick<Release, 'appId' | 'id' | 'deploymentId' | 'imageRef'>,
+  release: Pick<Release, 'appId' | 'id' | 'deploymentId' | 'imageRef'> &
+    Partial<Pick<Release, 'commitSha'>>,
   spec: Infraspec,
   secrets: Record<string, string>,
 ): TargetRelease => ({
@@ -90,6 +91,7 @@ export const targetRelease = (
   id: release.id,
   deploymentId: release.deploymentId,
   imageRef: release.imageRef,
+  ...(release.commitSha ? { commitSha: release.commitSha } : {}),
   spec,
   secrets,
 });

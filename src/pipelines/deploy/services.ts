@@ -55,6 +55,7 @@ export function createDeployServices({
     targets: createTargets({
       docker: { docker, cron, pollMs: d.healthPollMs },
       kubernetes: kubeEnv,
+      nomad: d.nomad,
     }),
     registryUrl: d.registryUrl,
     // Read once per process, when a deploy first needs them (a missing key file fails that step, not start-up).
@@ -70,5 +71,6 @@ export function createDeployServices({
       tunnelName: d.tunnelName,
       path: env.PATH,
     },
+    nomad: { namespace: d.nomad.NORN_NOMAD_NAMESPACE ?? 'default' },
   };
 }

@@ -74,6 +74,17 @@ export const SubmitOutput = z.object({
   previousReleaseId: z.int().nullable(),
   containers: names,
   schedulers: names,
+  /** What the target's engine planned before it changed anything (nomad), per object. */
+  plan: z
+    .array(
+      z.object({
+        object: z.string(),
+        change: z.string(),
+        changes: z.array(z.string()),
+        groups: z.record(z.string(), z.record(z.string(), z.number())),
+      }),
+    )
+    .optional(),
 });
 export type SubmitOutput = z.output<typeof SubmitOutput>;
 
@@ -154,6 +165,8 @@ export interface DeployServices {
     /** PATH the cloudflared CLI is looked up on. */
     path: string | undefined;
   };
+  /** The Nomad namespace the nomad target's jobs are in (what teardown's output names). */
+  nomad?: { namespace: string };
 }
 
 export type { Infraspec };

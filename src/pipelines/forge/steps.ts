@@ -1,5 +1,6 @@
 /**
- * The forge and teardown steps on the kubernetes target. Each is idempotent: forge's create an
+ * The forge and teardown steps on the kubernetes target (and on nomad, where forge only routes
+ * and teardown deregisters the jobs: nomad.ts). Each is idempotent: forge's create an
  * object unless the app's own is there already (the output says which; Secrets are written over
  * with the values of now), teardown's take one away and count one already gone as removed (never
  * a PersistentVolumeClaim: the app's data stays). The objects are the kubernetes target's
@@ -35,18 +36,25 @@ import {
   restartDeployment,
   writeObject,
 } from './cluster.js';
+import { NOT_EARLY, nomadDeregister, nomadPatch, nomadRestart, nomadUnpatch } from './nomad.js';
 import { readForgeState } from './state.js';
 import { forgeStep, teardownStep, type ForgeResources } from './types.js';
 
-/** The app's spec, refused unless it runs on the kubernetes target. */
-export function kubeSpec(ctx: Pick<StepContext, 'run'>): Infraspec {
+/** The app's spec, refused unless it runs on the kubernetes or nomad target. */
+export function forgeSpec(ctx: Pick<StepContext, 'run'>): Infraspec {
   const spec = parseSpec(ctx.run.spec);
-  if (spec.target !== 'kubernetes')
+  if (spec.target !== 'kubernetes' && spec.target !== 'nomad')
     throw new NornError(
       'SPEC_INVALID',
-      `app ${ctx.run.appId} runs on the ${spec.target ?? 'docker'} target; forge and teardown are for target: kubernetes`,
+      `app ${ctx.run.appId} runs on the ${spec.target ?? 'docker'} target; forge and teardown are for target: kubernetes or nomad`,
     );
   return spec;
+}
+
+/** The app's spec when it runs on kubernetes; undefined on nomad (whose steps are nomad.ts's). */
+function kubeOnly(ctx: Pick<StepContext, 'run'>): Infraspec | undefined {
+  const spec = forgeSpec(ctx);
+  return spec.target === 'kubernetes' ? spec : undefined;
 }
 
 /** The release forge writes objects for: the app's image at :latest until a deploy sets one. */
@@ -55,7 +63,7 @@ function forgeRelease(
   s: DeployServices,
   secrets: Record<string, string> = {},
 ): TargetRelease {
-  const spec = kubeSpec(ctx);
+  const spec = forgeSpec(ctx);
   return {
     app: ctx.run.appId,
     id: 0,
@@ -173,7 +181,8 @@ function checkCatchAll(text: string, where: string) {
 
 export const createDeployment = forgeStep('create-deployment', {
   async run(ctx, s) {
-    const spec = kubeSpec(ctx);
+    const spec = kubeOnly(ctx);
+    if (!spec) return skipStep(NOT_EARLY);
     const secrets = await forgeSecrets(ctx, s, spec);
     try {
       return await forgeObjects(ctx, s, forgeRelease(ctx, s, secrets));
@@ -185,6 +194,7 @@ export const createDeployment = forgeStep('create-deployment', {
 
 export const createService = forgeStep('create-service', {
   async run(ctx, s) {
+    if (!kubeOnly(ctx)) return skipStep(`${NOT_EARLY}; its services register with its jobs`);
     const release = forgeRelease(ctx, s);
     if (!release.spec.hosts?.internal) return skipStep('no hosts.internal');
     const process = served(release.spec);
@@ -209,7 +219,8 @@ export const createService = forgeStep('create-service', {
 
 export const patchCloudflared = forgeStep('patch-cloudflared', {
   async run(ctx, s) {
-    const spec = kubeSpec(ctx);
+    const spec = forgeSpec(ctx);
+    if (spec.target === 'nomad') return nomadPatch(ctx, s, spec);
     const hostname = spec.hosts?.external;
     if (!hostname) return skipStep('no hosts.external');
     const svc = await ctx.output('create-service');
@@ -240,7 +251,7 @@ export const patchCloudflared = forgeStep('patch-cloudflared', {
 
 export const createDnsRoute = forgeStep('create-dns-route', {
   async run(ctx, s) {
-    const hostname = kubeSpec(ctx).hosts?.external;
+    const hostname = forgeSpec(ctx).hosts?.external;
     if (!hostname) return skipStep('no hosts.external');
     if (!(await onPath('cloudflared', s.kube.path)))
       return skipStep('the cloudflared CLI is not installed on this worker (not on PATH)');
@@ -273,16 +284,17 @@ async function restartTunnel(ctx: StepContext, s: DeployServices) {
 
 export const restartCloudflared = forgeStep('restart-cloudflared', {
   async run(ctx, s) {
-    kubeSpec(ctx);
+    const spec = forgeSpec(ctx);
     const patched = await ctx.output('patch-cloudflared');
     if (!patched) return skipStep('no ingress rule was added');
+    if (spec.target === 'nomad') return nomadRestart(ctx, s, spec);
     return restartTunnel(ctx, s);
   },
 });
 
 /** What the last forge recorded, else what the spec says it would have made. */
 async function recorded(ctx: Pick<StepContext, 'run'>, s: DeployServices) {
-  const spec = kubeSpec(ctx);
+  const spec = forgeSpec(ctx);
   const state = await readForgeState(s.db, ctx.run.appId);
   const r: ForgeResources = state.resources;
   const namespace = r.namespace ?? namespaceOf(spec);
@@ -335,7 +347,8 @@ export const removeDnsRoute = teardownStep('remove-dns-route', {
 
 export const unpatchCloudflared = teardownStep('unpatch-cloudflared', {
   async run(ctx, s) {
-    const { hostname } = await recorded(ctx, s);
+    const { hostname, spec } = await recorded(ctx, s);
+    if (spec.target === 'nomad') return nomadUnpatch(ctx, s, spec, hostname ?? '');
     const where = cloudflaredCm(s);
     const edited = await editConfigMap(
       s.kube.connect(),
@@ -359,13 +372,17 @@ export const restartCloudflaredAfter = teardownStep('restart-cloudflared', {
   async run(ctx, s) {
     const unpatched = await ctx.output('unpatch-cloudflared');
     if (!unpatched?.changed) return skipStep('no ingress rule was removed');
+    const spec = forgeSpec(ctx);
+    if (spec.target === 'nomad') return nomadRestart(ctx, s, spec);
     return restartTunnel(ctx, s);
   },
 });
 
 export const deleteService = teardownStep('delete-service', {
   async run(ctx, s) {
-    const { namespace, service } = await recorded(ctx, s);
+    const { namespace, service, spec } = await recorded(ctx, s);
+    if (spec.target === 'nomad')
+      return skipStep('the nomad target has no Service: its services go with its jobs');
     if (!service) return skipStep('the app has no Service');
     const result = await deleteObject(
       s.kube.connect(),
@@ -384,6 +401,7 @@ export const deleteService = teardownStep('delete-service', {
 export const deleteDeployment = teardownStep('delete-deployment', {
   async run(ctx, s) {
     const r = await recorded(ctx, s);
+    if (r.spec.target === 'nomad') return nomadDeregister(ctx, s, r.spec);
     type Deletable = 'Deployment' | 'CronJob' | 'Secret';
     const objects = new Map<string, { kind: Deletable; name: string }>();
     for (const name of r.deployments)

@@ -46,9 +46,13 @@ export const CreateServiceOutput = z.object({
   host: z.string(),
   existed: z.boolean(),
 });
+const Rule = z.object({ hostname: z.string(), service: z.string(), path: z.string().optional() });
 export const PatchCloudflaredOutput = z.object({
+  /** Where the rules went: `<ns>/<name>` of the ConfigMap, or (nomad) the config file's path. */
   configMap: z.string(),
-  rule: z.object({ hostname: z.string(), service: z.string() }),
+  rule: Rule,
+  /** nomad: every rule of the app (each endpoint and hosts.external). */
+  rules: z.array(Rule).optional(),
   changed: z.boolean(),
 });
 export const DnsRouteOutput = z.object({

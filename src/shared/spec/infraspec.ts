@@ -18,7 +18,7 @@ import {
 import { readYaml } from './read-yaml.js';
 import { sizeProblem } from './size.js';
 
-export { IMPLEMENTED_TARGETS, InfraspecSchema, TARGETS, targetNotImplemented } from './schema.js';
+export { InfraspecSchema, TARGETS } from './schema.js';
 export type { DeployTarget, Infraspec, InfraspecProcess, InfraspecVolume } from './schema.js';
 export { formatProblems, type SpecProblem } from './problems.js';
 export { durationMs, parseDuration } from './durations.js';

@@ -257,16 +257,8 @@ const Kubernetes = z.strictObject({
 });
 
 export const TARGETS = ['docker', 'kubernetes', 'nomad'] as const;
-/** Targets the deploy can submit to today; the others are refused here rather than at submit. */
-export const IMPLEMENTED_TARGETS: readonly DeployTarget[] = ['docker', 'kubernetes'];
 
-/** Why a target cannot be deployed to (the spec parser and the target registry say the same). */
-export const targetNotImplemented = (target: string) =>
-  `target ${target} is not implemented yet; only ${IMPLEMENTED_TARGETS.join(' and ')} are (or leave target out)`;
-
-const target = z.enum(TARGETS).refine((t) => IMPLEMENTED_TARGETS.includes(t), {
-  error: (iss) => targetNotImplemented(String(iss.input)),
-});
+const target = z.enum(TARGETS);
 
 export const InfraspecSchema = z
   .strictObject({

@@ -6,7 +6,8 @@
  * an unchanged re-deploy never drops the tunnel's connections. The app's rules as they were are
  * recorded on the release first: a run that does not finish has them put back by the deploy
  * finalizer. On kubernetes the rules send requests to the app's Service
- * (`<svc>.<ns>.svc.cluster.local:80`), and the route forge made for hosts.external is kept.
+ * (`<svc>.<ns>.svc.cluster.local:80`); on nomad to the serving process's address in Consul's or
+ * Nomad's catalog. The route the forge pipeline made for hosts.external is kept.
  */
 import { NornError } from '../../../shared/errors.js';
 import {
@@ -54,15 +55,13 @@ function rulesOf(text: string, app: string): AppRoute[] {
  * The rules the deploy sets: one per endpoint, and on kubernetes also the hosts.external route
  * the forge pipeline made (the deploy sets all the app's rules; it must not drop that one).
  */
-function routesOf(spec: Infraspec, service: string): AppRoute[] {
+export function routesOf(spec: Infraspec, service: string): AppRoute[] {
   const routes = (spec.endpoints ?? []).map((e) => endpointToRoute(e.url, service));
   const external = spec.hosts?.external;
-  if (
-    spec.target === 'kubernetes' &&
-    external &&
-    spec.hosts?.internal &&
-    !routes.some((r) => r.hostname === normHost(external) && !r.path)
-  )
+  // The forge pipeline routes hosts.external on kubernetes (to the hosts.internal Service) and
+  // on nomad (to the serving process's address).
+  const forged = (spec.target === 'kubernetes' && spec.hosts?.internal) || spec.target === 'nomad';
+  if (forged && external && !routes.some((r) => r.hostname === normHost(external) && !r.path))
     routes.push({ hostname: normHost(external)!, service });
   return routes;
 }

@@ -41,10 +41,26 @@ export const healthy = deployStep('healthy', {
     const redact = Object.values(await releaseSecrets(s, release, spec).catch(() => ({})));
     const call: TargetCall = { signal: ctx.signal, redact, log: ctx.log };
     const minMs = durationMs(spec.deployPolicy.minHealthyTime);
-    // deploy.progress {step, ready, desired} each time the count of ready replicas changes.
+    // deploy.progress {step, ready, desired} each time the count of ready replicas changes
+    // (per task group on nomad: {group, desired, placed, healthy, unhealthy} too).
     const verdict = await target.waitHealthy(
       { app, id: release.id, spec },
-      { ...call, onProgress: (p) => ctx.progress({ ready: p.ready, desired: p.desired }) },
+      {
+        ...call,
+        onProgress: (p) =>
+          ctx.progress({
+            ready: p.ready,
+            desired: p.desired,
+            ...(p.group !== undefined
+              ? {
+                  group: p.group,
+                  placed: p.placed ?? 0,
+                  healthy: p.ready,
+                  unhealthy: p.unhealthy ?? 0,
+                }
+              : {}),
+          }),
+      },
     );
     if (verdict.ok) {
       await s.releases.activate(ctx.run.id);

@@ -125,6 +125,7 @@ async function putOut(
       previousReleaseId: previous?.id ?? null,
       containers: applied.units,
       schedulers: applied.schedules,
+      ...(applied.plan ? { plan: applied.plan } : {}),
     };
   } catch (err) {
     const clean = scrubbed(err, redact);
