@@ -43,6 +43,7 @@ function jsonType(v: unknown): string {
 }
 
 function keyPath(path: string, key: string): string {
+  if (path === '') return key;
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)
     ? `${path}.${key}`
     : `${path}[${JSON.stringify(key)}]`;
