@@ -26,6 +26,14 @@ export const structs: Record<string, Record<string, FieldType>> = {
   ...consulStructs,
 };
 
+/**
+ * Fields the api package no longer has but Nomad's own docs still send (the json-jobs example
+ * carries `ConsulToken` and `VaultToken`, dropped from api.Job when workload identities replaced
+ * them). Real Nomad ignores them like any unknown field; 'refuse' mode drops them too rather than
+ * refuse the docs' example.
+ */
+const retired: Record<string, string[]> = { Job: ['ConsulToken', 'VaultToken'] };
+
 const primitives = new Set(['string', 'int', 'uint', 'number', 'bool', 'duration', 'time', 'any']);
 const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -105,6 +113,7 @@ function decodeAt(
     const exact = k in fields ? k : undefined;
     const folded = exact ?? byLower.get(k.toLowerCase());
     if (!folded) {
+      if (retired[type]?.includes(k)) continue;
       if (mode === 'refuse')
         problems.push(`${keyPath(path, k)}: unknown field (${type} has no ${k})`);
       continue;

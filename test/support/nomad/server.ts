@@ -128,7 +128,7 @@ export async function startFakeNomad(opts: FakeNomadOptions = {}): Promise<FakeN
         400,
         type === 'JobPlanRequest' ? 'Job must have a valid ID' : "Job ID hasn't been provided",
       );
-    if (pathId !== undefined && req.Job.ID !== pathId) {
+    if (pathId && req.Job.ID !== pathId) {
       throw new HttpError(
         400,
         type === 'JobPlanRequest' ? 'Job ID does not match' : 'Job ID does not match name',

@@ -299,11 +299,16 @@ function validateTask(t: Job, tg: Job): NomadError[] {
   if (!t.Driver) errs.push('Missing task driver');
   if (t.KillTimeout < 0) errs.push('KillTimeout must be a positive value');
   const r = t.Resources as Job;
+  // Resources.Validate appends MeetsMinResources' list unflattened, and Task.Validate appends
+  // Resources' list unflattened, so each renders as a nested multierror.
   const rErrs: NomadError[] = [];
+  const minimum: NomadError[] = [];
   if (r.Cores > 0 && r.CPU > 0)
     rErrs.push("Task can only ask for 'cpu' or 'cores' resource, not both.");
-  if (r.CPU < 1 && !r.Cores) rErrs.push(`minimum CPU value is 1; got ${r.CPU}`);
-  if (r.MemoryMB < 10) rErrs.push(`minimum MemoryMB value is 10; got ${r.MemoryMB}`);
+  if (r.Cores < 0) rErrs.push(`cores value (${r.Cores}) cannot be negative`);
+  if (r.CPU < 1 && !r.Cores) minimum.push(`minimum CPU value is 1; got ${r.CPU}`);
+  if (r.MemoryMB < 10) minimum.push(`minimum MemoryMB value is 10; got ${r.MemoryMB}`);
+  if (minimum.length) rErrs.push({ prefix: '', errors: minimum });
   if (r.DiskMB > 0)
     rErrs.push(
       "Task can't ask for disk resources, they have to be specified at the task group level.",
@@ -364,18 +369,8 @@ function validateGroup(tg: Job, job: Job): NomadError[] {
     svcErrs.push('Multiple service providers used: task group services must use the same provider');
   if (svcErrs.length)
     errs.push({ prefix: 'Task group service validation failed: ', errors: svcErrs });
-  // Group services' ports are checked like a task's (structs validates them through the group's
-  // network); a missing label would leave the service without an address.
-  const labels = portLabels(tg);
-  for (const s of tg.Services as Job[]) {
-    for (const label of [s.PortLabel, ...(s.Checks as Job[]).map((c) => c.PortLabel)]) {
-      if (label && !/^\d+$/.test(label) && !labels.has(label)) {
-        errs.push(
-          `port label ${JSON.stringify(label)} referenced by services ${s.Name} does not exist`,
-        );
-      }
-    }
-  }
+  // A group service's PortLabel is not checked at submission (structs checks only task
+  // services' ports, in validateServices); Nomad's client fails such an allocation later.
   for (const t of tg.Tasks as Job[]) {
     const e = validateTask(t, tg);
     if (e.length) errs.push({ prefix: `Task ${t.Name} validation failed: `, errors: e });
