@@ -502,6 +502,21 @@ describe('fake Nomad: deployments', () => {
     });
     expect(nomad.deployments('plain')).toHaveLength(1);
   });
+  it('accepts a docker task without an image, as Nomad does not check driver config, and fails its allocation', async () => {
+    const nomad = await start();
+    const job = webJob('noimage', 'app:v1', { update: { MaxParallel: 0 }, count: 1 });
+    delete job.TaskGroups[0].Tasks[0].Config.image;
+    expect((await call(nomad, 'PUT', '/v1/jobs', { Job: job })).status).toBe(200);
+    const alloc = await until('failed', () =>
+      nomad.allocations('noimage').find((a) => a.ClientStatus === 'failed'),
+    );
+    const events = alloc.TaskStates.app.Events;
+    expect(events.find((e: Json) => e.Type === 'Driver Failure').DriverError).toContain('image');
+    expect((await call(nomad, 'DELETE', '/v1/job/never-registered')).json).toMatchObject({
+      EvalID: '',
+      JobModifyIndex: 0,
+    });
+  });
 });
 
 describe('fake Nomad: variables, services, tokens', () => {
