@@ -12,7 +12,9 @@
  * MinHealthyTime 10s), as api.Job.Canonicalize sets it. An allocation is healthy MinHealthyTime
  * after it starts. A task whose image contains `crashloop`, or whose Env sets FAKE_NOMAD_CRASH,
  * fails through its restart policy; a docker task without `Config.image` fails with a Driver
- * Failure. Batch allocations complete two steps after starting; periodic and parameterized jobs
+ * Failure. A task whose Env sets FAKE_NOMAD_UNHEALTHY runs but is marked unhealthy at its
+ * HealthyDeadline; with HealthCheck `manual` no health is ever set, so the deployment fails by
+ * its progress deadline. Batch allocations complete two steps after starting; periodic and parameterized jobs
  * are only stored. Failed allocations are not rescheduled.
  */
 import { randomUUID } from 'node:crypto';
@@ -321,13 +323,12 @@ export class Simulator {
       });
       return;
     }
-    if (
-      a.DeploymentID &&
-      !a.DeploymentStatus &&
-      tg.Update &&
-      ranMs >= tg.Update.MinHealthyTime / 1e6
-    )
-      this.health(a, true);
+    if (!a.DeploymentID || a.DeploymentStatus || !tg.Update) return;
+    // Manual health is set by an operator (never, here), so only the progress deadline ends it.
+    if (tg.Update.HealthCheck === 'manual') return;
+    const neverHealthy = (tg.Tasks as Job[]).some((t) => t.Env?.FAKE_NOMAD_UNHEALTHY);
+    if (neverHealthy && ranMs >= tg.Update.HealthyDeadline / 1e6) this.health(a, false);
+    else if (!neverHealthy && ranMs >= tg.Update.MinHealthyTime / 1e6) this.health(a, true);
   }
 
   private health(a: Alloc, healthy: boolean): void {
