@@ -502,6 +502,53 @@ describe('fake Nomad: deployments', () => {
     });
     expect(nomad.deployments('plain')).toHaveLength(1);
   });
+  it('fails by healthy deadline when a task never turns healthy, and by progress deadline under manual health', async () => {
+    const nomad = await start();
+    const quick = {
+      MaxParallel: 1,
+      MinHealthyTime: 100 * ms,
+      HealthyDeadline: 300 * ms,
+      ProgressDeadline: 600 * ms,
+    };
+    const sick = webJob('sick', 'app:v1', { update: quick, count: 1 });
+    sick.TaskGroups[0].Tasks[0].Env = { FAKE_NOMAD_UNHEALTHY: '1' };
+    await call(nomad, 'PUT', '/v1/jobs', { Job: sick });
+    const unhealthy = await until('sick failed', () =>
+      nomad.deployments('sick').find((d) => d.Status === 'failed'),
+    );
+    expect(unhealthy.StatusDescription).toBe('Failed due to unhealthy allocations');
+    expect(nomad.allocations('sick')[0]).toMatchObject({
+      ClientStatus: 'running',
+      DeploymentStatus: { Healthy: false },
+    });
+    const manual = webJob('manual', 'app:v1', {
+      update: { ...quick, HealthCheck: 'manual', AutoRevert: true },
+      count: 1,
+    });
+    await call(nomad, 'PUT', '/v1/jobs', { Job: manual });
+    const stuck = await until('manual failed', () =>
+      nomad.deployments('manual').find((d) => d.Status === 'failed'),
+    );
+    expect(stuck.StatusDescription).toBe(
+      'Failed due to progress deadline - no stable job version to auto revert to',
+    );
+  });
+
+  it('accepts a docker task without an image, as Nomad does not check driver config, and fails its allocation', async () => {
+    const nomad = await start();
+    const job = webJob('noimage', 'app:v1', { update: { MaxParallel: 0 }, count: 1 });
+    delete job.TaskGroups[0].Tasks[0].Config.image;
+    expect((await call(nomad, 'PUT', '/v1/jobs', { Job: job })).status).toBe(200);
+    const alloc = await until('failed', () =>
+      nomad.allocations('noimage').find((a) => a.ClientStatus === 'failed'),
+    );
+    const events = alloc.TaskStates.app.Events;
+    expect(events.find((e: Json) => e.Type === 'Driver Failure').DriverError).toContain('image');
+    expect((await call(nomad, 'DELETE', '/v1/job/never-registered')).json).toMatchObject({
+      EvalID: '',
+      JobModifyIndex: 0,
+    });
+  });
 });
 
 describe('fake Nomad: variables, services, tokens', () => {

@@ -3,7 +3,7 @@
  * their config entries, reachable from `Service.Connect`. Kept apart from schema-structs.ts only
  * for size; the same Go-to-JSON type mapping applies.
  */
-import type { FieldType } from './schema.js';
+import type { FieldType } from './schema-types.js';
 
 export const consulStructs: Record<string, Record<string, FieldType>> = {
   ConsulConnect: {

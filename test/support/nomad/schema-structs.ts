@@ -11,7 +11,7 @@
  * A field tagged `json:"-"` (TaskGroup's and Task's HCL leftovers) is absent, as the decoder
  * never sets it.
  */
-import type { FieldType } from './schema.js';
+import type { FieldType } from './schema-types.js';
 
 export const coreStructs: Record<string, Record<string, FieldType>> = {
   Job: {

@@ -16,10 +16,9 @@
 import { consulStructs } from './schema-consul.js';
 import { coreStructs } from './schema-structs.js';
 
-export type Primitive = 'string' | 'int' | 'uint' | 'number' | 'bool' | 'duration' | 'time' | 'any';
-/** A primitive, a struct's name, a slice (`{ array }`) or a `map[string]T` (`{ map }`). */
-export type FieldType = Primitive | (string & {}) | { array: FieldType } | { map: FieldType };
-export type UnknownFields = 'refuse' | 'ignore';
+import type { FieldType, UnknownFields } from './schema-types.js';
+
+export type { FieldType, Primitive, UnknownFields } from './schema-types.js';
 
 export const structs: Record<string, Record<string, FieldType>> = {
   ...coreStructs,

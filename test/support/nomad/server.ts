@@ -9,21 +9,14 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startFakeConsul } from './consul.js';
-import { planDiff } from './diff.js';
-import { type UnknownFields, decodeStruct } from './schema.js';
+import { HttpError, parseGoDuration } from './http.js';
+import { jobRoutes } from './jobs.js';
+import type { UnknownFields } from './schema.js';
 import { Simulator, node } from './sim.js';
-import {
-  type Alloc,
-  type Deployment,
-  type Table,
-  type Variable,
-  Store,
-  jobKey,
-  nowNs,
-  specChanged,
-} from './store.js';
-import { type Job, canonicalize, validateJob } from './validate.js';
-import { allocStub, jobStub, nomadService, registrations } from './views.js';
+import { type Alloc, type Deployment, type Table, type Variable, Store, jobKey } from './store.js';
+import type { Job } from './validate.js';
+import { routeVar } from './variables.js';
+import { jobStub, nomadService, registrations } from './views.js';
 
 export interface FakeNomadOptions {
   /** When set, every /v1 request needs X-Nomad-Token equal to it (403 otherwise). */
@@ -61,33 +54,6 @@ export interface FakeNomad {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly body?: unknown,
-  ) {
-    super(message);
-  }
-}
-
-/** time.ParseDuration for the units a wait uses; undefined when Go would refuse it. */
-export function parseGoDuration(text: string): number | undefined {
-  if (text === '0') return 0;
-  const units: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    µs: 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return undefined;
-  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
-}
-
 const maxWaitMs = 10 * 60_000;
 const defaultWaitMs = 5 * 60_000;
 const tagOf = (image: string): string => {
@@ -98,318 +64,8 @@ const tagOf = (image: string): string => {
 export async function startFakeNomad(opts: FakeNomadOptions = {}): Promise<FakeNomad> {
   const store = new Store();
   const sim = new Simulator(store, opts.tickMs ?? 50);
-  const mode = opts.unknownFields ?? 'refuse';
+  const routeJob = jobRoutes(store, sim, opts.unknownFields ?? 'refuse');
   const requests: SeenRequest[] = [];
-
-  async function readBody(req: IncomingMessage): Promise<unknown> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    if (!text) throw new HttpError(400, 'Request body is empty');
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new HttpError(400, `invalid character in request body: ${(err as Error).message}`);
-    }
-  }
-
-  function decodeJobRequest(
-    body: unknown,
-    type: string,
-    pathId: string | undefined,
-    namespace: string,
-  ): { req: Job; job: Job } {
-    const { value, problems } = decodeStruct(body, type, { unknownFields: mode, root: '' });
-    if (problems.length) throw new HttpError(400, problems.join('\n'));
-    const req = value as Job;
-    if (!req.Job) throw new HttpError(400, 'Job must be specified');
-    if (!req.Job.ID)
-      throw new HttpError(
-        400,
-        type === 'JobPlanRequest' ? 'Job must have a valid ID' : "Job ID hasn't been provided",
-      );
-    if (pathId && req.Job.ID !== pathId) {
-      throw new HttpError(
-        400,
-        type === 'JobPlanRequest' ? 'Job ID does not match' : 'Job ID does not match name',
-      );
-    }
-    const job = canonicalize(structuredClone(req.Job), req.Job.Namespace || namespace);
-    const invalid = validateJob(job);
-    if (invalid) throw new HttpError(500, invalid);
-    return { req, job };
-  }
-
-  function enforce(existing: Job | undefined, index: number): void {
-    const prefix = 'Enforcing job modify index';
-    if (existing && index === 0) throw new HttpError(500, `${prefix} 0: job already exists`);
-    if (existing && index !== existing.JobModifyIndex) {
-      throw new HttpError(
-        500,
-        `${prefix} ${index}: job exists with conflicting job modify index: ${existing.JobModifyIndex}`,
-      );
-    }
-    if (!existing && index !== 0)
-      throw new HttpError(500, `${prefix} ${index}: job does not exist`);
-  }
-
-  const meta = (index: number): Job => ({
-    Index: index,
-    LastContact: 0,
-    KnownLeader: true,
-    NextToken: '',
-  });
-
-  /** Stores a job the way Job.Register does: a new version only when the spec changed, an evaluation always. */
-  function register(job: Job, triggeredBy = 'job-register'): Job {
-    const existing = store.jobs.get(jobKey(job.Namespace, job.ID));
-    if (!specChanged(existing, job)) {
-      const ev = store.createEval(existing!, triggeredBy);
-      return {
-        EvalID: ev.ID,
-        EvalCreateIndex: ev.CreateIndex,
-        JobModifyIndex: existing!.ModifyIndex,
-        Warnings: '',
-        ...meta(ev.CreateIndex as number),
-      };
-    }
-    const index = store.putVersion(job);
-    sim.registered(job);
-    const periodic = job.Periodic?.Enabled || job.ParameterizedJob;
-    const ev = periodic ? undefined : store.createEval(job, triggeredBy);
-    return {
-      EvalID: ev?.ID ?? '',
-      EvalCreateIndex: ev?.CreateIndex ?? 0,
-      JobModifyIndex: index,
-      Warnings: '',
-      ...meta(index),
-    };
-  }
-
-  function mustJob(namespace: string, id: string): Job {
-    const job = store.jobs.get(jobKey(namespace, id));
-    if (!job) throw new HttpError(404, 'job not found');
-    return job;
-  }
-
-  async function routeJob(
-    method: string,
-    id: string,
-    sub: string,
-    ns: string,
-    q: Record<string, string>,
-    req: IncomingMessage,
-  ): Promise<[Table[], () => unknown] | unknown> {
-    const key = jobKey(ns, id);
-    if (sub === '' && (method === 'PUT' || method === 'POST')) {
-      const { req: body, job } = decodeJobRequest(
-        await readBody(req),
-        'JobRegisterRequest',
-        id,
-        ns,
-      );
-      const existing = store.jobs.get(jobKey(job.Namespace, job.ID));
-      if (body.EnforceIndex) enforce(existing, body.JobModifyIndex ?? 0);
-      if (body.PreserveCounts && existing) {
-        for (const tg of job.TaskGroups as Job[]) {
-          const old = (existing.TaskGroups as Job[]).find((g) => g.Name === tg.Name);
-          if (old) tg.Count = old.Count;
-        }
-      }
-      return register(job);
-    }
-    if (sub === '' && method === 'DELETE') {
-      const job = mustJob(ns, id);
-      const allocs = store.allocsOf(ns, id);
-      if (q.purge === 'true') {
-        store.jobs.delete(key);
-        store.versions.delete(key);
-        const index = store.write('jobs');
-        for (const a of allocs) sim.stopAlloc(a, 'alloc not needed since job was purged');
-        sim.registered({ ...job, Stop: true });
-        const ev = store.createEval(job, 'job-deregister');
-        return {
-          EvalID: ev.ID,
-          EvalCreateIndex: ev.CreateIndex,
-          JobModifyIndex: index,
-          VolumeEvalID: '',
-          VolumeEvalIndex: 0,
-          ...meta(index),
-        };
-      }
-      const stopped = { ...structuredClone(job), Stop: true };
-      const out = register(stopped, 'job-deregister');
-      for (const a of allocs) sim.stopAlloc(a, 'alloc not needed since job was stopped');
-      return { ...out, VolumeEvalID: '', VolumeEvalIndex: 0 };
-    }
-    if (sub === '/plan' && (method === 'PUT' || method === 'POST')) {
-      const { req: body, job } = decodeJobRequest(await readBody(req), 'JobPlanRequest', id, ns);
-      const existing = store.jobs.get(jobKey(job.Namespace, job.ID));
-      const live = existing
-        ? store
-            .allocsOf(job.Namespace, job.ID)
-            .filter(
-              (a) =>
-                a.DesiredStatus === 'run' &&
-                !['complete', 'failed', 'lost'].includes(a.ClientStatus),
-            )
-        : [];
-      const { Diff, DesiredTGUpdates } = planDiff(existing, job, live);
-      const placeable =
-        (job.NodePool === 'default' || job.NodePool === 'all') &&
-        (job.Datacenters as string[]).some((d) => d === '*' || d === node.Datacenter);
-      const failed = placeable
-        ? null
-        : Object.fromEntries(
-            (job.TaskGroups as Job[]).map((tg) => [
-              tg.Name,
-              {
-                NodesEvaluated: 0,
-                NodesFiltered: 0,
-                NodesInPool: 0,
-                NodesAvailable: {},
-                ClassFiltered: null,
-                ConstraintFiltered: null,
-                NodesExhausted: 0,
-                ClassExhausted: null,
-                DimensionExhausted: null,
-                QuotaExhausted: null,
-                ResourcesExhausted: null,
-                Scores: null,
-                ScoreMetaData: null,
-                AllocationTime: 0,
-                CoalescedFailures: Math.max(0, tg.Count - 1),
-              },
-            ]),
-          );
-      return {
-        Annotations: { DesiredTGUpdates, PreemptedAllocs: null },
-        FailedTGAllocs: failed,
-        JobModifyIndex: existing?.JobModifyIndex ?? 0,
-        CreatedEvals: null,
-        Diff: body.Diff ? Diff : null,
-        NextPeriodicLaunch: '0001-01-01T00:00:00Z',
-        Warnings: '',
-        Index: store.index,
-      };
-    }
-    if (sub === '/revert' && (method === 'PUT' || method === 'POST')) {
-      const body = (await readBody(req)) as Job;
-      const job = mustJob(ns, id);
-      if (body.EnforcePriorVersion != null && body.EnforcePriorVersion !== job.Version) {
-        throw new HttpError(
-          500,
-          `Current job has version ${job.Version}; enforcing version ${body.EnforcePriorVersion}`,
-        );
-      }
-      if (body.JobVersion === job.Version)
-        throw new HttpError(500, `can't revert to current version`);
-      const target = (store.versions.get(key) ?? []).find((v) => v.Version === body.JobVersion);
-      if (!target)
-        throw new HttpError(
-          500,
-          `job ${JSON.stringify(id)} in namespace ${JSON.stringify(ns)} at version ${body.JobVersion} not found`,
-        );
-      return register({ ...structuredClone(target), Stop: false }, 'job-register');
-    }
-    if (method !== 'GET') throw new HttpError(405, 'Invalid method');
-    switch (sub) {
-      case '':
-        return [['jobs'], () => mustJob(ns, id)];
-      case '/versions':
-        return [
-          ['jobs'],
-          () => {
-            mustJob(ns, id);
-            const versions = store.versions.get(key) ?? [];
-            const diffs =
-              q.diffs === 'true'
-                ? versions.slice(0, -1).map((v, i) => planDiff(versions[i + 1], v, []).Diff)
-                : null;
-            return { Versions: versions, Diffs: diffs, ...meta(store.tables.jobs) };
-          },
-        ];
-      case '/allocations':
-        return [['allocs'], () => store.allocsOf(ns, id).map(allocStub)];
-      case '/deployments':
-        return [['deployment'], () => store.deploymentsOf(ns, id)];
-      case '/deployment':
-        return [['deployment'], () => store.deploymentsOf(ns, id)[0] ?? null];
-      case '/evaluations':
-        return [
-          ['evals'],
-          () => [...store.evals.values()].filter((e) => e.JobID === id && e.Namespace === ns),
-        ];
-      case '/summary':
-        return [['jobs', 'allocs'], () => jobStub(store, mustJob(ns, id)).JobSummary];
-    }
-    throw new HttpError(404, 'Invalid URL');
-  }
-
-  async function routeVar(
-    method: string,
-    path: string,
-    ns: string,
-    q: Record<string, string>,
-    req: IncomingMessage,
-  ): Promise<unknown> {
-    const key = jobKey(ns, path);
-    const current = store.vars.get(key);
-    const cas = q.cas === undefined ? undefined : Number(q.cas);
-    if (cas !== undefined && !Number.isInteger(cas))
-      throw new HttpError(400, `can not parse cas: invalid syntax`);
-    const conflict = (): never => {
-      throw new HttpError(
-        409,
-        'conflict',
-        current ?? {
-          Namespace: ns,
-          Path: path,
-          CreateIndex: 0,
-          ModifyIndex: 0,
-          CreateTime: 0,
-          ModifyTime: 0,
-          Items: null,
-        },
-      );
-    };
-    if (method === 'GET') {
-      if (!current) throw new HttpError(404, 'variable not found');
-      return current;
-    }
-    if (method === 'PUT' || method === 'POST') {
-      const body = (await readBody(req)) as Job;
-      const items = body?.Items;
-      if (
-        typeof items !== 'object' ||
-        items === null ||
-        Object.values(items).some((v) => typeof v !== 'string')
-      ) {
-        throw new HttpError(400, 'json: cannot unmarshal Items: expected an object of strings');
-      }
-      if (cas !== undefined && (current?.ModifyIndex ?? 0) !== cas) conflict();
-      const index = store.write('vars');
-      const now = nowNs();
-      const v: Variable = {
-        Namespace: ns,
-        Path: path,
-        CreateIndex: current?.CreateIndex ?? index,
-        ModifyIndex: index,
-        CreateTime: current?.CreateTime ?? now,
-        ModifyTime: now,
-        Items: items as Record<string, string>,
-      };
-      store.vars.set(key, v);
-      return v;
-    }
-    if (method === 'DELETE') {
-      if (cas !== undefined && (current?.ModifyIndex ?? 0) !== cas) conflict();
-      store.vars.delete(key);
-      store.write('vars');
-      return undefined;
-    }
-    throw new HttpError(405, 'Invalid method');
-  }
 
   async function route(
     req: IncomingMessage,
@@ -425,7 +81,7 @@ export async function startFakeNomad(opts: FakeNomadOptions = {}): Promise<FakeN
         ? { tables: r[0] as Table[], read: r[1] as () => unknown }
         : { body: r };
     if ((p === '/v1/jobs' || p === '/v1/jobs/') && (method === 'PUT' || method === 'POST')) {
-      return asRead(await routeJob(method, '', '', ns, q, req).then((r) => r));
+      return asRead(await routeJob(method, '', '', ns, q, req));
     }
     if (p === '/v1/jobs' && method === 'GET') {
       const prefix = q.prefix ?? '';
@@ -469,8 +125,8 @@ export async function startFakeNomad(opts: FakeNomadOptions = {}): Promise<FakeN
     if ((m = /^\/v1\/var\/(.+)$/.exec(p))) {
       const path = decodeURIComponent(m[1]!);
       if (method === 'GET')
-        return { tables: ['vars'], read: () => routeVar('GET', path, ns, q, req) };
-      const body = await routeVar(method, path, ns, q, req);
+        return { tables: ['vars'], read: () => routeVar(store, 'GET', path, ns, q, req) };
+      const body = await routeVar(store, method, path, ns, q, req);
       return body === undefined ? { status: 204 } : { body };
     }
     if ((m = /^\/v1\/service\/([^/]+)$/.exec(p)) && method === 'GET') {

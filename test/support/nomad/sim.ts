@@ -12,12 +12,15 @@
  * MinHealthyTime 10s), as api.Job.Canonicalize sets it. An allocation is healthy MinHealthyTime
  * after it starts. A task whose image contains `crashloop`, or whose Env sets FAKE_NOMAD_CRASH,
  * fails through its restart policy; a docker task without `Config.image` fails with a Driver
- * Failure. Batch allocations complete two steps after starting; periodic and parameterized jobs
+ * Failure. A task whose Env sets FAKE_NOMAD_UNHEALTHY runs but is marked unhealthy at its
+ * HealthyDeadline; with HealthCheck `manual` no health is ever set, so the deployment fails by
+ * its progress deadline. Batch allocations complete two steps after starting; periodic and parameterized jobs
  * are only stored. Failed allocations are not rescheduled.
  */
 import { randomUUID } from 'node:crypto';
 import { type Alloc, type Deployment, type Store, jobKey, nowNs, specChanged } from './store.js';
-import { type Job, goDuration } from './validate.js';
+import { crashEvents, crashes, event, startEvents } from './events.js';
+import type { Job } from './validate.js';
 
 export const node = {
   ID: randomUUID(),
@@ -39,78 +42,6 @@ function placeable(job: Job): boolean {
   if (job.Periodic?.Enabled || job.ParameterizedJob || job.ParentID) return false;
   if (job.NodePool !== 'default' && job.NodePool !== 'all') return false;
   return (job.Datacenters as string[]).some((dc) => glob(dc, node.Datacenter));
-}
-
-function crashes(tg: Job): { task: string; driverError?: string } | undefined {
-  for (const t of tg.Tasks as Job[]) {
-    if (t.Driver === 'docker' && !t.Config?.image) {
-      return {
-        task: t.Name,
-        driverError: 'failed to decode driver config: Missing required argument "image"',
-      };
-    }
-    if (String(t.Config?.image ?? '').includes('crashloop') || t.Env?.FAKE_NOMAD_CRASH)
-      return { task: t.Name };
-  }
-  return undefined;
-}
-
-const event = (type: string, display: string, extra: Record<string, unknown> = {}): Job => ({
-  Type: type,
-  Time: nowNs(),
-  DisplayMessage: display,
-  Details: {},
-  Message: '',
-  FailsTask: false,
-  RestartReason: '',
-  SetupError: '',
-  DriverError: '',
-  DriverMessage: '',
-  ExitCode: 0,
-  Signal: 0,
-  KillReason: '',
-  KillTimeout: 0,
-  KillError: '',
-  StartDelay: 0,
-  ...extra,
-});
-
-function startEvents(): Job[] {
-  return [
-    event('Received', 'Task received by client'),
-    event('Task Setup', 'Building Task Directory', { Message: 'Building Task Directory' }),
-    event('Started', 'Task started by client'),
-  ];
-}
-
-/** The events of a task that exits 1 until its restart policy gives up (client/allocrunner/taskrunner/restarts). */
-function crashEvents(policy: Job, driverError?: string): { events: Job[]; restarts: number } {
-  const events = startEvents().slice(0, 2);
-  const attempts = policy.Attempts as number;
-  for (let i = 0; i <= attempts; i++) {
-    if (driverError) {
-      events.push(
-        event('Driver Failure', driverError, { DriverError: driverError, FailsTask: false }),
-      );
-    } else {
-      events.push(event('Started', 'Task started by client'));
-      const details = { exit_code: '1', signal: '0', oom_killed: 'false' };
-      events.push(event('Terminated', 'Exit Code: 1', { ExitCode: 1, Details: details }));
-    }
-    if (i < attempts) {
-      const delay = policy.Delay as number;
-      const reason = 'Restart within policy';
-      events.push(
-        event('Restarting', `Task restarting in ${goDuration(delay)}`, {
-          RestartReason: reason,
-          StartDelay: delay,
-        }),
-      );
-    }
-  }
-  const why = `Exceeded allowed attempts ${attempts} in interval ${goDuration(policy.Interval)} and mode is "fail"`;
-  events.push(event('Not Restarting', why, { RestartReason: why, FailsTask: true }));
-  return { events, restarts: attempts };
 }
 
 export class Simulator {
@@ -392,13 +323,12 @@ export class Simulator {
       });
       return;
     }
-    if (
-      a.DeploymentID &&
-      !a.DeploymentStatus &&
-      tg.Update &&
-      ranMs >= tg.Update.MinHealthyTime / 1e6
-    )
-      this.health(a, true);
+    if (!a.DeploymentID || a.DeploymentStatus || !tg.Update) return;
+    // Manual health is set by an operator (never, here), so only the progress deadline ends it.
+    if (tg.Update.HealthCheck === 'manual') return;
+    const neverHealthy = (tg.Tasks as Job[]).some((t) => t.Env?.FAKE_NOMAD_UNHEALTHY);
+    if (neverHealthy && ranMs >= tg.Update.HealthyDeadline / 1e6) this.health(a, false);
+    else if (!neverHealthy && ranMs >= tg.Update.MinHealthyTime / 1e6) this.health(a, true);
   }
 
   private health(a: Alloc, healthy: boolean): void {
