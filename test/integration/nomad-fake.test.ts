@@ -502,6 +502,21 @@ describe('fake Nomad: deployments', () => {
     });
     expect(nomad.deployments('plain')).toHaveLength(1);
   });
+  it('places one allocation per static port on its one node; the list stub has only its fields', async () => {
+    const nomad = await start();
+    const job = webJob('pinned', 'app:v1', { update: rolling });
+    job.TaskGroups[0].Networks = [{ ReservedPorts: [{ Label: 'http', Value: 18080, To: 18080 }] }];
+    await call(nomad, 'PUT', '/v1/jobs', { Job: job });
+    await until('one running', () => live(nomad, 'pinned').length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(live(nomad, 'pinned')).toHaveLength(1);
+    expect(nomad.deployments('pinned')[0]!.TaskGroups.web.PlacedAllocs).toBe(1);
+    const stubs = (await call(nomad, 'GET', '/v1/job/pinned/allocations')).json as Json[];
+    expect(Object.keys(stubs[0]!)).not.toContain('DeploymentID');
+    expect(Object.keys(stubs[0]!)).not.toContain('Job');
+    expect(stubs[0]).toMatchObject({ JobVersion: 0, TaskGroup: 'web', JobType: 'service' });
+  });
+
   it('fails by healthy deadline when a task never turns healthy, and by progress deadline under manual health', async () => {
     const nomad = await start();
     const quick = {

@@ -159,7 +159,25 @@ export class Simulator {
     this.store.write('services');
   }
 
-  private place(job: Job, tg: Job, deployment: Deployment | undefined, previous?: Alloc): Alloc {
+  /**
+   * Places one allocation of `tg` on the node, or none when a static (reserved) port it asks for
+   * is held by another live allocation there: the one node cannot give a port twice, as a real
+   * client cannot (the scheduler reports the group as not placed; its deployment then waits for
+   * its progress deadline).
+   */
+  private place(
+    job: Job,
+    tg: Job,
+    deployment: Deployment | undefined,
+    previous?: Alloc,
+  ): Alloc | undefined {
+    const wanted = (((tg.Networks ?? []) as Job[])[0]?.ReservedPorts ?? []) as Job[];
+    const held = new Set(
+      [...this.store.allocs.values()]
+        .filter((x) => x.DesiredStatus === 'run' && !terminal(x))
+        .flatMap((x) => (x.AllocatedResources.Shared.Ports as Job[]).map((p) => p.Value)),
+    );
+    if (wanted.some((p) => held.has(p.Value))) return undefined;
     const live = this.store
       .allocsOf(job.Namespace, job.ID)
       .filter((a) => a.TaskGroup === tg.Name && !terminal(a));
@@ -383,7 +401,7 @@ export class Simulator {
         while (inflight < tg.Update.MaxParallel && placed < tg.Count) {
           const replaced = old.shift();
           if (replaced) this.stopAlloc(replaced, 'alloc is being updated due to job update');
-          this.place(job, tg, deployment, replaced);
+          if (!this.place(job, tg, deployment, replaced)) break; // its static port is taken
           inflight += 1;
           placed += 1;
         }

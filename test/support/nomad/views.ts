@@ -7,9 +7,45 @@ import { node } from './sim.js';
 import type { Alloc, Store } from './store.js';
 import type { Job } from './validate.js';
 
+/** api/allocations.go AllocationListStub's fields: a list answers these and nothing more. */
+const STUB_FIELDS = [
+  'ID',
+  'EvalID',
+  'Name',
+  'Namespace',
+  'NodeID',
+  'NodeName',
+  'JobID',
+  'JobType',
+  'JobVersion',
+  'TaskGroup',
+  'AllocatedResources',
+  'DesiredStatus',
+  'DesiredDescription',
+  'ClientStatus',
+  'ClientDescription',
+  'TaskStates',
+  'DeploymentStatus',
+  'FollowupEvalID',
+  'NextAllocation',
+  'RescheduleTracker',
+  'PreemptedAllocations',
+  'PreemptedByAllocation',
+  'CreateIndex',
+  'ModifyIndex',
+  'CreateTime',
+  'ModifyTime',
+] as const;
+
+/**
+ * An allocation as a list answers it: the stub's fields only (no DeploymentID, no Job: a client
+ * that needs them reads the allocation itself).
+ */
 export function allocStub(a: Alloc): Alloc {
-  const { Job: job, ...rest } = a;
-  return { ...rest, JobType: job.Type, JobVersion: a.JobVersion };
+  const full: Alloc = { ...a, JobType: a.Job.Type, JobVersion: a.JobVersion };
+  return Object.fromEntries(
+    STUB_FIELDS.filter((k) => full[k] !== undefined).map((k) => [k, full[k]]),
+  ) as Alloc;
 }
 
 export function jobSummary(store: Store, job: Job): Job {

@@ -1,0 +1,225 @@
+/**
+ * The deploy, forge and teardown pipelines on the nomad target, through the api and a worker: the
+ * example app is cloned, built and pushed with the real git, Docker engine and registry, then
+ * planned, registered and rolled out on the strict fake Nomad (test/support/nomad), followed with
+ * blocking queries (deploy.progress per task group), and routed to its Consul address in the
+ * cloudflared config file. A release whose tasks crash-loop fails with the allocations' task
+ * events, Nomad reverts the job itself, and the release record says so. Forge only routes;
+ * teardown deregisters the jobs and removes the routes.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtinPipelines, createStepServices } from '../../src/pipelines/index.js';
+import type { DeployServices } from '../../src/pipelines/deploy/types.js';
+import { listIngress } from '../../src/shared/drivers/cloudflared.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import type { NornSystem, RunningApi } from '../../src/system.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { dockerUp, REPO_ROOT } from '../support/docker/engine.js';
+import { startFakeNomad, type FakeNomad } from '../support/nomad/server.js';
+import { apiCaller, testEnv, testSystem, waitForRun } from '../support/norn.js';
+
+const TOKEN = 'nomad-e2e-api-token-0123456789abcdef';
+const NOMAD_TOKEN = 'nomad-acl-token-do-not-leak-42';
+const APP = 'nomad-hello';
+const CLOUDFLARED = [
+  'tunnel: norn-test',
+  'ingress:',
+  '  - hostname: ops.example.com',
+  '    service: http://127.0.0.1:9000',
+  '  - service: http_status:404',
+  '',
+].join('\n');
+
+let nomad: FakeNomad;
+let tdb: TestDatabase;
+let system: NornSystem<DeployServices>;
+let services: DeployServices;
+let api: RunningApi;
+let closeSteps: () => Promise<void>;
+let repoUrl: string;
+let configPath: string;
+
+beforeAll(async () => {
+  await dockerUp();
+  nomad = await startFakeNomad({ token: NOMAD_TOKEN, tickMs: 20 });
+  tdb = await createTestDatabase();
+  const work = mkdtempSync(join(tmpdir(), 'norn-nomad-e2e-'));
+  configPath = join(work, 'cloudflared.yml');
+  writeFileSync(configPath, CLOUDFLARED);
+  repoUrl = execFileSync('bash', [join(REPO_ROOT, 'script/example-repo'), join(work, 'hello')], {
+    encoding: 'utf8',
+  }).trim();
+  const env = testEnv(tdb.url, {
+    NORN_API_TOKEN: TOKEN,
+    NORN_DEPLOY_PIPELINE: 'deploy',
+    NORN_WORK_DIR: join(work, 'runs'),
+    NORN_HOOK_POLL_MS: '50',
+    NORN_NOMAD_ADDR: nomad.addr,
+    NORN_NOMAD_TOKEN: NOMAD_TOKEN,
+    NORN_CONSUL_ADDR: nomad.consulAddr!,
+    NORN_CLOUDFLARED_CONFIG: configPath,
+  });
+  system = testSystem<DeployServices>(env, builtinPipelines());
+  const step = createStepServices(
+    system.config,
+    { ...process.env, HOME: '/nonexistent' },
+    system.stepDb,
+    silentLogger,
+  );
+  services = step.services;
+  system.setServices(step.services, step.extraQueues);
+  closeSteps = step.close;
+  await system.startWorker();
+  api = await system.startApi(0);
+}, 120_000);
+
+afterAll(async () => {
+  await system?.close();
+  await closeSteps?.();
+  await tdb?.drop();
+  await nomad?.close();
+});
+
+const call = apiCaller(() => api, TOKEN);
+
+/**
+ * The example's infraspec on the nomad target, one replica (the process serving endpoints gets
+ * a static port, and the fake has one node).
+ */
+function nomadSpec(env: Record<string, string> = {}) {
+  const spec = parseYaml(readFileSync(join(REPO_ROOT, 'examples/hello/infraspec.yaml'), 'utf8'));
+  delete spec.infrastructure;
+  delete spec.migrations;
+  return {
+    ...spec,
+    name: APP,
+    target: 'nomad',
+    repo: { ...spec.repo, url: repoUrl },
+    processes: { web: { ...spec.processes.web, replicas: 1 } },
+    hosts: { external: 'nomad-hello.example.test' },
+    endpoints: [{ url: 'api.nomad-hello.example.test' }],
+    env,
+    deployPolicy: { ...spec.deployPolicy, minHealthyTime: '1s', healthTimeout: '30s' },
+  };
+}
+
+type Ev = { type: string; payload: Record<string, unknown> };
+type Step = { name: string; status: string; error?: string };
+const rules = () => listIngress(readFileSync(configPath, 'utf8'));
+/** A completed step's output, as its `<prefix>.step` event carries it. */
+const outputOf = (events: Ev[], step: string) =>
+  events.find(
+    (e) => e.type.endsWith('.step') && e.payload.step === step && e.payload.status === 'complete',
+  )?.payload.output;
+
+async function run(method: string, path: string, body: unknown = {}) {
+  const started = await call(method, path, body);
+  expect(started.status, JSON.stringify(started.body)).toBeLessThan(300);
+  const id: string = started.body.deploymentId;
+  const done = await waitForRun(system as NornSystem, id, undefined, 180_000);
+  const { body: detail } = await call('GET', `/api/runs/${id}`);
+  const events: Ev[] = (await call('GET', `/api/runs/${id}/events`)).body.events;
+  return { id, done, steps: detail.steps as Step[], events };
+}
+
+describe('deploying to the nomad target', () => {
+  it('forge only routes (nothing registered early); a deploy plans, registers, follows the rollout per group and routes to the Consul address', async () => {
+    expect((await call('POST', '/api/apps', nomadSpec())).status).toBe(201);
+    const forged = await run('POST', `/api/apps/${APP}/forge`);
+    expect([forged.done.status, forged.done.error]).toEqual(['succeeded', null]);
+    const byName = Object.fromEntries(forged.steps.map((s) => [s.name, s]));
+    expect(byName['create-deployment']).toMatchObject({ status: 'skipped' });
+    expect(byName['create-service']).toMatchObject({ status: 'skipped' });
+    // Not running yet: no address to route to; the deploy's forge step routes it.
+    expect(byName['patch-cloudflared']).toMatchObject({ status: 'skipped' });
+    expect(nomad.job(APP)).toBeUndefined();
+
+    const deployed = await run('POST', `/api/apps/${APP}/deploy`, { ref: 'main' });
+    expect([deployed.done.status, deployed.done.error]).toEqual(['succeeded', null]);
+    expect(deployed.steps.map((s) => `${s.name}:${s.status}`)).toEqual([
+      'clone:complete',
+      'build:complete',
+      'test:complete',
+      'snapshot:skipped',
+      'migrate:skipped',
+      'submit:complete',
+      'healthy:complete',
+      'forge:complete',
+      'cleanup:complete',
+    ]);
+    const job = nomad.job(APP)!;
+    const task = (job['TaskGroups'] as { Tasks: { Config: { image: string } }[] }[])[0]!.Tasks[0]!;
+    expect(task.Config.image).toMatch(new RegExp(`^127\\.0\\.0\\.1:5000/${APP}:[0-9a-f]{40}$`));
+    expect(job['Meta']).toMatchObject({ 'norn.app': APP, 'norn.release': '1' });
+
+    // submit kept Nomad's plan.
+    expect(outputOf(deployed.events, 'submit')).toMatchObject({
+      plan: [{ object: APP, change: 'Added' }],
+    });
+
+    // healthy reported the group's rollout inside the step.
+    const progress = deployed.events.filter((e) => e.type === 'deploy.progress');
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)!.payload).toMatchObject({
+      step: 'healthy',
+      group: 'web',
+      desired: 1,
+      placed: 1,
+      healthy: 1,
+      unhealthy: 0,
+    });
+
+    // forge routed the endpoint and hosts.external to the allocation's address in Consul.
+    const service = `http://127.0.0.1:${nomadSpec().processes.web.port}`;
+    expect(rules().map((r) => [r.hostname ?? '*', r.service])).toEqual([
+      ['ops.example.com', 'http://127.0.0.1:9000'],
+      ['api.nomad-hello.example.test', service],
+      ['nomad-hello.example.test', service],
+      ['*', 'http_status:404'],
+    ]);
+    expect(nomad.bodyAt('127.0.0.1', nomadSpec().processes.web.port)).toBe(
+      task.Config.image.split(':').at(-1),
+    );
+
+    // The Nomad token went to Nomad only.
+    const { body: logs } = await call('GET', `/api/runs/${deployed.id}/events`);
+    expect(JSON.stringify(logs)).not.toContain(NOMAD_TOKEN);
+    expect(JSON.stringify(deployed.steps)).not.toContain(NOMAD_TOKEN);
+    expect(nomad.requests.every((q) => q.headers['x-nomad-token'] === NOMAD_TOKEN)).toBe(true);
+  }, 240_000);
+
+  it("a crash-looping release fails with its task events; Nomad's auto-revert is reported and the release record says so", async () => {
+    expect((await call('POST', '/api/apps', nomadSpec({ FAKE_NOMAD_CRASH: '1' }))).status).toBe(
+      200,
+    );
+    const versionsBefore = nomad.versions(APP).length;
+    const failed = await run('POST', `/api/apps/${APP}/deploy`, { ref: 'main' });
+    expect(failed.done.status).toBe('failed');
+    const healthy = failed.steps.find((s) => s.name === 'healthy')!;
+    expect(healthy.status).toBe('failed');
+    expect(healthy.error).toMatch(/Terminated \(exit code 1\)/);
+    expect(healthy.error).toContain('Nomad reverted to job version 0 (release 1)');
+    expect(healthy.error).toMatch(/rolled back to release 1/);
+    const release = await services.releases.byDeployment(failed.id);
+    expect(release!.status).toBe('rolled_back');
+    expect(release!.error).toContain('Nomad reverted to job version 0');
+    // Two versions more: the release's, and Nomad's revert; norn registered nothing after it.
+    expect(nomad.versions(APP).length).toBe(versionsBefore + 2);
+    expect(nomad.job(APP)!['Meta']).toMatchObject({ 'norn.release': '1' });
+  }, 240_000);
+
+  it('teardown deregisters the jobs and removes the routes', async () => {
+    const torn = await run('DELETE', `/api/apps/${APP}/forge`);
+    expect([torn.done.status, torn.done.error]).toEqual(['succeeded', null]);
+    expect(outputOf(torn.events, 'delete-deployment')).toMatchObject({
+      deleted: [{ kind: 'Job', name: APP }],
+    });
+    expect(nomad.job(APP)!['Stop']).toBe(true);
+    expect(rules().map((r) => r.hostname ?? '*')).toEqual(['ops.example.com', '*']);
+  }, 120_000);
+});
