@@ -6,26 +6,18 @@
  * pods crash-loop fails within seconds with the pods' reasons and log tail, and the previous
  * release's template is put back.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinPipelines, createStepServices } from '../../src/pipelines/index.js';
-import type { DeployServices } from '../../src/pipelines/deploy/types.js';
 import { listIngress } from '../../src/shared/drivers/cloudflared.js';
-import { silentLogger } from '../../src/shared/logger.js';
-import type { NornSystem, RunningApi } from '../../src/system.js';
+import type { NornSystem } from '../../src/system.js';
+import { startFleet, type Fleet } from '../support/deploy/fleet.js';
 import { LABELS, objectName } from '../../src/targets/kubernetes/objects.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { dockerUp, REPO_ROOT } from '../support/docker/engine.js';
+import { exampleSpecWithoutDatabase } from '../support/example.js';
 import { CRASH_ENV } from '../support/kube/rollout.js';
 import { deployCloudflared } from '../support/kube/cloudflared.js';
 import { replaceFresh } from '../support/kube/replace.js';
 import { startFakeKube, type FakeKube } from '../support/kube/server.js';
-import { apiCaller, testEnv, testSystem, waitFor, waitForRun } from '../support/norn.js';
+import { apiCaller, waitFor, waitForRun } from '../support/norn.js';
 
 const TOKEN = 'kube-e2e-token-0123456789abcdef';
 const APP = 'kube-hello';
@@ -39,40 +31,17 @@ const CLOUDFLARED_CONFIG = [
 ].join('\n');
 
 let kube: FakeKube;
-let tdb: TestDatabase;
-let system: NornSystem<DeployServices>;
-let api: RunningApi;
-let closeSteps: () => Promise<void>;
-let repoUrl: string;
+let fleet: Fleet;
 let apps: k8s.AppsV1Api;
 let core: k8s.CoreV1Api;
 
 beforeAll(async () => {
-  await dockerUp();
   kube = await startFakeKube({ tickMs: 20, crashLog: 'panic: cannot start: bad setting\n' });
-  tdb = await createTestDatabase();
-  const work = mkdtempSync(join(tmpdir(), 'norn-kube-e2e-'));
-  repoUrl = execFileSync('bash', [join(REPO_ROOT, 'script/example-repo'), join(work, 'hello')], {
-    encoding: 'utf8',
-  }).trim();
-  const env = testEnv(tdb.url, {
-    NORN_API_TOKEN: TOKEN,
-    NORN_DEPLOY_PIPELINE: 'deploy',
-    NORN_WORK_DIR: join(work, 'runs'),
-    NORN_HOOK_POLL_MS: '50',
+  fleet = await startFleet({
+    token: TOKEN,
+    name: 'kube-e2e',
+    stepEnv: { KUBECONFIG: kube.kubeconfigPath },
   });
-  system = testSystem<DeployServices>(env, builtinPipelines());
-  const step = createStepServices(
-    system.config,
-    { ...process.env, KUBECONFIG: kube.kubeconfigPath, HOME: '/nonexistent' },
-    system.stepDb,
-    silentLogger,
-  );
-  system.setServices(step.services, step.extraQueues);
-  closeSteps = step.close;
-  await system.startWorker();
-  api = await system.startApi(0);
-
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kube.kubeconfigPath);
   apps = kc.makeApiClient(k8s.AppsV1Api);
@@ -83,24 +52,20 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await system?.close();
-  await closeSteps?.();
-  await tdb?.drop();
+  await fleet?.close();
   await kube?.close();
 });
 
-const call = apiCaller(() => api, TOKEN);
+const call = apiCaller(() => fleet.api, TOKEN);
 
 /** The example's infraspec on the kubernetes target, routed by hosts and an endpoint. */
 function kubeSpec(env: Record<string, string> = {}) {
-  const spec = parseYaml(readFileSync(join(REPO_ROOT, 'examples/hello/infraspec.yaml'), 'utf8'));
-  delete spec.infrastructure;
-  delete spec.migrations;
+  const spec = exampleSpecWithoutDatabase();
   return {
     ...spec,
     name: APP,
     target: 'kubernetes',
-    repo: { ...spec.repo, url: repoUrl },
+    repo: { ...spec.repo, url: fleet.repoUrl },
     kubernetes: { namespace: 'shop' },
     hosts: { internal: 'kube-hello.internal', external: 'kube-hello.example.test' },
     endpoints: [{ url: 'api.kube-hello.example.test' }],
@@ -128,7 +93,7 @@ describe('deploying to the kubernetes target', () => {
     const forge = await call('POST', `/api/apps/${APP}/forge`, {});
     expect(forge.status, JSON.stringify(forge.body)).toBe(202);
     const forged = await waitForRun(
-      system as NornSystem,
+      fleet.system as NornSystem,
       forge.body.deploymentId,
       undefined,
       60_000,
@@ -146,7 +111,7 @@ describe('deploying to the kubernetes target', () => {
       })
     ).spec!.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt'];
     const run = (await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' })).body;
-    const done = await waitForRun(system as NornSystem, run.deploymentId, undefined, 180_000);
+    const done = await waitForRun(fleet.system as NornSystem, run.deploymentId, undefined, 180_000);
     expect([done.status, done.error]).toEqual(['succeeded', null]);
     const { body } = await call('GET', `/api/runs/${run.deploymentId}`);
     expect(
@@ -214,7 +179,7 @@ describe('deploying to the kubernetes target', () => {
     expect((await call('POST', '/api/apps', kubeSpec({ [CRASH_ENV]: '1' }))).status).toBe(200);
     const t0 = Date.now();
     const run = (await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' })).body;
-    const done = await waitForRun(system as NornSystem, run.deploymentId, undefined, 180_000);
+    const done = await waitForRun(fleet.system as NornSystem, run.deploymentId, undefined, 180_000);
     expect(done.status).toBe('failed');
     const { body } = await call('GET', `/api/runs/${run.deploymentId}`);
     const healthy = body.steps.find((s: { name: string }) => s.name === 'healthy');
@@ -249,7 +214,12 @@ describe('deploying to the kubernetes target', () => {
     // its new image never becomes ready, so the forge step waits in its restart.
     expect((await call('POST', '/api/apps', kubeSpec())).status).toBe(200);
     const good = (await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' })).body;
-    const goodRun = await waitForRun(system as NornSystem, good.deploymentId, undefined, 180_000);
+    const goodRun = await waitForRun(
+      fleet.system as NornSystem,
+      good.deploymentId,
+      undefined,
+      180_000,
+    );
     expect([goodRun.status, goodRun.error]).toEqual(['succeeded', null]);
     const goodRelease = (await deployment()).spec!.template.metadata!.labels![LABELS.release]!;
     const rulesBefore = await rules();
@@ -265,7 +235,12 @@ describe('deploying to the kubernetes target', () => {
       120_000,
     );
     expect((await call('POST', `/api/runs/${run.deploymentId}/cancel`)).status).toBeLessThan(300);
-    const ended = await waitForRun(system as NornSystem, run.deploymentId, ['cancelled'], 60_000);
+    const ended = await waitForRun(
+      fleet.system as NornSystem,
+      run.deploymentId,
+      ['cancelled'],
+      60_000,
+    );
     expect(ended.status).toBe('cancelled');
     await setCloudflaredImage('cloudflare/cloudflared:2024.1'); // its rollouts finish again
 

@@ -7,21 +7,15 @@
  * events, Nomad reverts the job itself, and the release record says so. Forge only routes;
  * teardown deregisters the jobs and removes the routes.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinPipelines, createStepServices } from '../../src/pipelines/index.js';
-import type { DeployServices } from '../../src/pipelines/deploy/types.js';
 import { listIngress } from '../../src/shared/drivers/cloudflared.js';
-import { silentLogger } from '../../src/shared/logger.js';
-import type { NornSystem, RunningApi } from '../../src/system.js';
-import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { dockerUp, REPO_ROOT } from '../support/docker/engine.js';
+import type { NornSystem } from '../../src/system.js';
+import { startFleet, type Fleet } from '../support/deploy/fleet.js';
+import { exampleSpecWithoutDatabase } from '../support/example.js';
 import { startFakeNomad, type FakeNomad } from '../support/nomad/server.js';
-import { apiCaller, testEnv, testSystem, waitForRun } from '../support/norn.js';
+import { apiCaller, waitForRun } from '../support/norn.js';
 
 const TOKEN = 'nomad-e2e-api-token-0123456789abcdef';
 const NOMAD_TOKEN = 'nomad-acl-token-do-not-leak-42';
@@ -36,70 +30,45 @@ const CLOUDFLARED = [
 ].join('\n');
 
 let nomad: FakeNomad;
-let tdb: TestDatabase;
-let system: NornSystem<DeployServices>;
-let services: DeployServices;
-let api: RunningApi;
-let closeSteps: () => Promise<void>;
-let repoUrl: string;
+let fleet: Fleet;
 let configPath: string;
 
 beforeAll(async () => {
-  await dockerUp();
   nomad = await startFakeNomad({ token: NOMAD_TOKEN, tickMs: 20 });
-  tdb = await createTestDatabase();
-  const work = mkdtempSync(join(tmpdir(), 'norn-nomad-e2e-'));
-  configPath = join(work, 'cloudflared.yml');
-  writeFileSync(configPath, CLOUDFLARED);
-  repoUrl = execFileSync('bash', [join(REPO_ROOT, 'script/example-repo'), join(work, 'hello')], {
-    encoding: 'utf8',
-  }).trim();
-  const env = testEnv(tdb.url, {
-    NORN_API_TOKEN: TOKEN,
-    NORN_DEPLOY_PIPELINE: 'deploy',
-    NORN_WORK_DIR: join(work, 'runs'),
-    NORN_HOOK_POLL_MS: '50',
-    NORN_NOMAD_ADDR: nomad.addr,
-    NORN_NOMAD_TOKEN: NOMAD_TOKEN,
-    NORN_CONSUL_ADDR: nomad.consulAddr!,
-    NORN_CLOUDFLARED_CONFIG: configPath,
+  fleet = await startFleet({
+    token: TOKEN,
+    name: 'nomad-e2e',
+    env: (work) => {
+      configPath = join(work, 'cloudflared.yml');
+      writeFileSync(configPath, CLOUDFLARED);
+      return {
+        NORN_NOMAD_ADDR: nomad.addr,
+        NORN_NOMAD_TOKEN: NOMAD_TOKEN,
+        NORN_CONSUL_ADDR: nomad.consulAddr!,
+        NORN_CLOUDFLARED_CONFIG: configPath,
+      };
+    },
   });
-  system = testSystem<DeployServices>(env, builtinPipelines());
-  const step = createStepServices(
-    system.config,
-    { ...process.env, HOME: '/nonexistent' },
-    system.stepDb,
-    silentLogger,
-  );
-  services = step.services;
-  system.setServices(step.services, step.extraQueues);
-  closeSteps = step.close;
-  await system.startWorker();
-  api = await system.startApi(0);
 }, 120_000);
 
 afterAll(async () => {
-  await system?.close();
-  await closeSteps?.();
-  await tdb?.drop();
+  await fleet?.close();
   await nomad?.close();
 });
 
-const call = apiCaller(() => api, TOKEN);
+const call = apiCaller(() => fleet.api, TOKEN);
 
 /**
  * The example's infraspec on the nomad target, one replica (the process serving endpoints gets
  * a static port, and the fake has one node).
  */
 function nomadSpec(env: Record<string, string> = {}) {
-  const spec = parseYaml(readFileSync(join(REPO_ROOT, 'examples/hello/infraspec.yaml'), 'utf8'));
-  delete spec.infrastructure;
-  delete spec.migrations;
+  const spec = exampleSpecWithoutDatabase();
   return {
     ...spec,
     name: APP,
     target: 'nomad',
-    repo: { ...spec.repo, url: repoUrl },
+    repo: { ...spec.repo, url: fleet.repoUrl },
     processes: { web: { ...spec.processes.web, replicas: 1 } },
     hosts: { external: 'nomad-hello.example.test' },
     endpoints: [{ url: 'api.nomad-hello.example.test' }],
@@ -121,7 +90,7 @@ async function run(method: string, path: string, body: unknown = {}) {
   const started = await call(method, path, body);
   expect(started.status, JSON.stringify(started.body)).toBeLessThan(300);
   const id: string = started.body.deploymentId;
-  const done = await waitForRun(system as NornSystem, id, undefined, 180_000);
+  const done = await waitForRun(fleet.system as NornSystem, id, undefined, 180_000);
   const { body: detail } = await call('GET', `/api/runs/${id}`);
   const events: Ev[] = (await call('GET', `/api/runs/${id}/events`)).body.events;
   return { id, done, steps: detail.steps as Step[], events };
@@ -205,7 +174,7 @@ describe('deploying to the nomad target', () => {
     expect(healthy.error).toMatch(/Terminated \(exit code 1\)/);
     expect(healthy.error).toContain('Nomad reverted to job version 0 (release 1)');
     expect(healthy.error).toMatch(/rolled back to release 1/);
-    const release = await services.releases.byDeployment(failed.id);
+    const release = await fleet.services.releases.byDeployment(failed.id);
     expect(release!.status).toBe('rolled_back');
     expect(release!.error).toContain('Nomad reverted to job version 0');
     // Two versions more: the release's, and Nomad's revert; norn registered nothing after it.

@@ -355,6 +355,31 @@ describe('the nomad target', () => {
     expect(nomad.requests.some((q) => q.path === `/v1/service/${app}-web`)).toBe(true);
   }, 30_000);
 
+  it('stops the jobs on remove, or purges them with NORN_NOMAD_PURGE=true', async () => {
+    const app = 'nt-purge';
+    const withCron = webSpec(app, {
+      processes: {
+        web: { port: 8080, health: { path: '/healthz' } },
+        nightly: { command: 'echo', schedule: '0 3 * * *' },
+      },
+    });
+    await target.apply(release(app, IMAGES.v1, withCron), call());
+    const purging = nomadTarget({
+      NORN_NOMAD_ADDR: nomad.addr,
+      NORN_NOMAD_TOKEN: TOKEN,
+      NORN_NOMAD_PURGE: 'true',
+    });
+    expect((await purging.remove(app, call())).sort()).toEqual([`${app}-nightly`, `${app}/web/0`]);
+    expect(nomad.job(app)).toBeUndefined();
+    expect(nomad.job(`${app}-nightly`)).toBeUndefined();
+
+    const kept = 'nt-stop';
+    await target.apply(release(kept, IMAGES.v1, webSpec(kept)), call());
+    await target.remove(kept, call());
+    expect(nomad.job(kept)!['Stop']).toBe(true);
+    expect(nomad.versions(kept).length).toBeGreaterThan(0);
+  }, 30_000);
+
   it('says a refused token is the token, without the token', async () => {
     const wrong = nomadTarget({ NORN_NOMAD_ADDR: nomad.addr, NORN_NOMAD_TOKEN: 'wrong-token-xyz' });
     const err = await wrong.live('nt-any').catch((e: unknown) => e);
@@ -426,30 +451,19 @@ async function raceProxy(nomad: FakeNomad, app: string) {
   };
 }
 
-/** A job as read back, without what the server sets (a register may not carry those). */
-function stripServerFields(job: Record<string, unknown>) {
-  const {
-    Version,
-    CreateIndex,
-    ModifyIndex,
-    JobModifyIndex,
-    SubmitTime,
-    Status,
-    StatusDescription,
-    Stable,
-    Stop,
-    ...rest
-  } = job as Record<string, unknown>;
-  void [
-    Version,
-    CreateIndex,
-    ModifyIndex,
-    JobModifyIndex,
-    SubmitTime,
-    Status,
-    StatusDescription,
-    Stable,
-    Stop,
-  ];
-  return rest;
-}
+/** What the server sets on a job it read back (a register may not carry those). */
+const SERVER_FIELDS = [
+  'Version',
+  'CreateIndex',
+  'ModifyIndex',
+  'JobModifyIndex',
+  'SubmitTime',
+  'Status',
+  'StatusDescription',
+  'Stable',
+  'Stop',
+];
+
+/** A job as read back, without what the server sets. */
+const stripServerFields = (job: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(job).filter(([k]) => !SERVER_FIELDS.includes(k)));

@@ -26,7 +26,7 @@ const events = [
   ev('deploy.progress', { step: 'healthy', ready: 1, desired: 2 }), // late: its step is over
 ];
 
-function follow(tty: boolean): string {
+function follow(tty: boolean, list: EventEnvelope[] = events): string {
   let text = '';
   const stream = {
     write: (s: string) => {
@@ -36,7 +36,7 @@ function follow(tty: boolean): string {
     isTTY: tty,
   };
   const progress = new Progress(new Output(stream, stream));
-  for (const e of events) progress.onEvent(e);
+  for (const e of list) progress.onEvent(e);
   return text;
 }
 
@@ -64,5 +64,35 @@ describe('live progress', () => {
 
   it('norn logs shows a progress event as how far the step was', () => {
     expect(logLine(events[1]!)).toMatch(/ · healthy\s+0\/2 ready$/);
+  });
+
+  it("shows every Nomad task group's rollout on the one updating line", () => {
+    const group = (g: string, healthy: number, desired: number, placed: number, unhealthy = 0) =>
+      ev('deploy.progress', {
+        step: 'healthy',
+        group: g,
+        ready: healthy,
+        healthy,
+        desired,
+        placed,
+        unhealthy,
+      });
+    const nomad = [
+      ev('deploy.step', { ...healthy, status: 'running', attempt: 1 }),
+      group('web', 0, 2, 1),
+      group('worker', 1, 1, 1),
+      group('web', 1, 2, 2, 1),
+    ];
+    expect(follow(true, nomad)).toBe(
+      [
+        '[7/9] healthy    running',
+        '\r\x1b[2K[7/9] healthy    running (web 0/2 healthy, 1 placed)',
+        '\r\x1b[2K[7/9] healthy    running (web 0/2 healthy, 1 placed · worker 1/1 healthy, 1 placed)',
+        '\r\x1b[2K[7/9] healthy    running (web 1/2 healthy, 2 placed, 1 unhealthy · worker 1/1 healthy, 1 placed)',
+      ].join(''),
+    );
+    expect(follow(false, nomad).split('\n')[3]).toBe(
+      '[7/9] healthy    running (web 1/2 healthy, 2 placed, 1 unhealthy)',
+    );
   });
 });

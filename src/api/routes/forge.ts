@@ -14,7 +14,10 @@ import { readJson, requireRedis } from './util.js';
 
 const ACTIVE = new Set(['queued', 'running', 'cancelling']);
 
-/** The app, its spec checked and on the kubernetes target; the forge or teardown run under way. */
+/**
+ * The app, its spec checked and on the kubernetes or nomad target (nomad's forge only routes and
+ * its teardown deregisters the jobs); the forge or teardown run under way.
+ */
 async function forgeable(deps: ApiDeps, id: string) {
   const app = await deps.apps.get(id);
   if (!app) throw notFound(`app ${id}`);
@@ -26,10 +29,10 @@ async function forgeable(deps: ApiDeps, id: string) {
       `the stored infraspec of app ${app.id} has ${parsed.problems.length} problem(s); register it again`,
     );
   const target = parsed.spec.target ?? 'docker';
-  if (target !== 'kubernetes')
+  if (target !== 'kubernetes' && target !== 'nomad')
     throw new NornError(
       'CONFLICT',
-      `app ${app.id} runs on the ${target} target; forge and teardown are for apps with target: kubernetes (a ${target} app is set up by its deploy)`,
+      `app ${app.id} runs on the ${target} target; forge and teardown are for apps with target: kubernetes or nomad (a ${target} app is set up by its deploy)`,
       { details: { target } },
     );
   const busy = (await deps.store.listRuns(app.id, 50)).find(

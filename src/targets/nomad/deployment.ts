@@ -206,16 +206,16 @@ async function followDeployment(
   }
   if (d.Status === 'successful') return { ok: true, healthyForMs: minMs };
   if (f.signal.aborted) return { ok: false, healthyForMs: 0, problem: 'stopped' };
-  const allocs = await f.api.request<NomadAlloc[]>(
-    'GET',
-    `/v1/deployment/allocations/${enc(d.ID)}`,
-    { signal: f.signal },
-  );
+  // The allocations of the deployment's job version (the list stub names no deployment).
+  const allocs = await f.api.request<NomadAlloc[]>('GET', `/v1/job/${enc(f.jobId)}/allocations`, {
+    signal: f.signal,
+  });
+  const ofDeployment = (allocs.body ?? []).filter((a) => a.JobVersion === d.JobVersion);
   const reverted = /rolling back to job version (\d+)/.exec(d.StatusDescription ?? '');
   const revertedTo = reverted ? Number(reverted[1]) : undefined;
   const parts = [
     `Nomad deployment ${d.ID.slice(0, 8)} of release ${f.releaseId} (job ${f.jobId} version ${version.Version}) ${d.Status}: ${d.StatusDescription}`,
-    ...unhealthyAllocs(allocs.body ?? []),
+    ...unhealthyAllocs(ofDeployment),
   ];
   if (revertedTo !== undefined) {
     const { versions } = await jobVersions(f.api, f.jobId, { signal: f.signal });

@@ -68,8 +68,14 @@ export function targetContract(name: string, makeFixture: () => Promise<TargetFi
       const id = nextId++;
       return { app, id, deploymentId: `d${id}`, imageRef: f.images[image], spec, secrets: {} };
     };
-    const served = async (app: string, spec: Infraspec) =>
-      f.fetchBody(await f.target.address(app, 'web', spec));
+    /** What the app's web process serves; `down` too when its target has no address for it. */
+    const served = async (app: string, spec: Infraspec) => {
+      const address = await f.target.address(app, 'web', spec).catch((err: unknown) => {
+        if (isNornError(err) && err.code === 'NOT_FOUND') return undefined; // nomad: no instance
+        throw err;
+      });
+      return address ? f.fetchBody(address) : 'down';
+    };
     /** Once `r` runs: at once where apply rolls out, else when waitHealthy says so. */
     const rolledOut = async (r: TargetRelease) => {
       if (f.rollsOutInApply) return;
