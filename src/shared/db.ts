@@ -9,8 +9,12 @@ export type Db = pg.Pool;
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 /**
- * A pool for `url`. Errors of its idle clients (a server restart drops them) go to `options.log`
- * as `postgres:<applicationName>`, at most once per 10 s; the next query reconnects.
+ * A pool for `url`. Errors of its clients (a server restart drops them) go to `options.log` as
+ * `postgres:<applicationName>`, at most once per 10 s; the next query reconnects. That includes a
+ * client that is checked out but between queries (an advisory lock held through a step, a hook's
+ * transaction waiting on its work): pg-pool listens only to idle ones, and pg emits the error of
+ * a checked-out client with no listener as an uncaught exception, which ends the process. Its
+ * next query fails instead, as the caller expects.
  */
 export function createDb(
   url: string,
@@ -22,10 +26,9 @@ export function createDb(
     application_name: options.applicationName ?? 'norn',
     idleTimeoutMillis: 10_000,
   });
-  logConnectionErrors(pool, {
-    name: `postgres:${options.applicationName ?? 'norn'}`,
-    log: options.log,
-  });
+  const logged = { name: `postgres:${options.applicationName ?? 'norn'}`, log: options.log };
+  logConnectionErrors(pool, logged);
+  pool.on('connect', (client) => logConnectionErrors(client, logged));
   return pool;
 }
 
