@@ -72,7 +72,7 @@ async function readJob(c: NomadConnection, id: string, signal?: AbortSignal) {
 
 /** CONFLICT for a job norn may not write over: another app's, or one norn did not make. */
 function assertOurs(job: Job | undefined, id: string, app: string): void {
-  if (!job || (job.Stop && job.Meta?.[APP_META] === undefined)) return;
+  if (!job) return; // a stopped job is still someone's: only the app's own is written over
   const owner = job.Meta?.[APP_META];
   if (owner === app) return;
   throw new NornError(

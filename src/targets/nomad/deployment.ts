@@ -139,7 +139,10 @@ export async function followRelease(f: Follow): Promise<Verdict> {
     );
     return watchAllocations(f, version, started + healthTimeoutMs, minMs);
   }
-  return followDeployment(f, deployment, version, minMs);
+  // However slowly Nomad's deployment progresses, it has this long: each allocation its
+  // healthTimeout (MaxParallel 1), and a minute of slack.
+  const hardStop = started + healthTimeoutMs * Math.max(1, desired) + 60_000;
+  return followDeployment(f, deployment, version, minMs, hardStop);
 }
 
 /** The deployment of `version` (same job instance: JobCreateIndex), or undefined after the grace. */
@@ -169,6 +172,7 @@ async function followDeployment(
   first: NomadDeployment,
   version: Job,
   minMs: number,
+  hardStop: number,
 ): Promise<Verdict> {
   let d = first;
   let index = 0;
@@ -190,6 +194,12 @@ async function followDeployment(
         .map((s) => (s.RequireProgressBy ? Date.parse(s.RequireProgressBy) : Number.NaN))
         .filter(Number.isFinite),
     );
+    if (Date.now() > hardStop)
+      return {
+        ok: false,
+        healthyForMs: 0,
+        problem: `Nomad deployment ${d.ID.slice(0, 8)} of job ${f.jobId} is still ${d.Status} (${d.StatusDescription}) at norn's limit (healthTimeout for each allocation, and a minute); norn stops waiting`,
+      };
     if (Number.isFinite(stuckAt) && Date.now() > stuckAt + PROGRESS_SLACK_MS)
       return {
         ok: false,
