@@ -98,6 +98,11 @@ export interface HookContext {
   /** Aborted when the hook times out (NORN_HOOK_TIMEOUT_MS) or the worker shuts down. */
   signal: AbortSignal;
   log(line: string): void;
+  /**
+   * Appends an event of the run's subject (e.g. `drift.detected`) in the hook's transaction: it
+   * is in the saga log exactly when the hook's writes are, and published once they commit.
+   */
+  emit(type: string, payload: Record<string, unknown>): Promise<void>;
 }
 
 /** A pipeline's hooks (methods, so a pipeline of specific services fits the registry's). */

@@ -109,7 +109,7 @@ export class HookRunner<S = unknown> {
         await client.query('COMMIT');
         return false;
       }
-      await this.invoke(client, due);
+      const emitted = await this.invoke(client, due);
       await client.query(
         `UPDATE run_hooks SET status = 'done', attempts = attempts + 1, error = NULL,
            finished_at = clock_timestamp() WHERE run_id = $1 AND hook = $2`,
@@ -117,6 +117,11 @@ export class HookRunner<S = unknown> {
       );
       await client.query('COMMIT');
       this.deps.log.info({ runId: due.run.id, hook: due.hook }, 'hook done');
+      // Appended with the hook's writes; published once they are committed.
+      if (emitted.length)
+        this.deps.bus
+          .publishText(emitted)
+          .catch((e) => this.deps.log.warn({ err: e }, 'publishing events failed'));
       return true;
     } catch (err) {
       broken = toError(err);
@@ -132,7 +137,8 @@ export class HookRunner<S = unknown> {
     }
   }
 
-  private async invoke(client: PoolClient, due: Due): Promise<void> {
+  /** Runs the hook in `client`'s transaction; returns the events it emitted (JSON text). */
+  private async invoke(client: PoolClient, due: Due): Promise<string[]> {
     const def = this.deps.registry.get(due.run.pipeline, due.run.version);
     const hook = def.hooks?.[due.hook];
     if (!hook)
@@ -150,6 +156,7 @@ export class HookRunner<S = unknown> {
     );
     aborted.catch(() => {});
     try {
+      const emitted: string[] = [];
       const ctx: HookContext = {
         hook: due.hook,
         run: due.run,
@@ -157,8 +164,16 @@ export class HookRunner<S = unknown> {
         tx: client,
         signal,
         log: (line) => this.deps.log.info({ runId: due.run.id, hook: due.hook }, line),
+        async emit(type, payload) {
+          const { rows } = await client.query<{ e: string }>(
+            'SELECT norn_append_event($1, $2, $3, $4::jsonb)::text AS e',
+            [due.run.appId, due.run.id, type, JSON.stringify(payload)],
+          );
+          emitted.push(rows[0]!.e);
+        },
       };
       await Promise.race([hook.call(def.hooks, ctx, this.deps.services), aborted]);
+      return emitted;
     } finally {
       clearTimeout(timer);
     }
