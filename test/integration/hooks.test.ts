@@ -113,6 +113,15 @@ describe('life-cycle hooks', () => {
     expect((await effects(run.runId)).filter((e) => e.hook === 'onSucceed')).toEqual([
       expect.objectContaining({ attempt: 3 }),
     ]);
+    // What the hook emitted is in the saga log exactly as its writes are: once, from try 3.
+    const { rows } = await tdb.db.query<{ payload: Record<string, unknown> }>(
+      `SELECT payload FROM events WHERE run_id = $1 AND type = 'hooked.effect' ORDER BY seq`,
+      [run.runId],
+    );
+    expect(rows.map((r) => r.payload)).toEqual([
+      { hook: 'onStart', attempt: 1 },
+      { hook: 'onSucceed', attempt: 3 },
+    ]);
   });
 
   it('hook.failed: reports a hook that fails every try, as a hook_failed event and on the run', async () => {

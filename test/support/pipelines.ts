@@ -147,8 +147,8 @@ export interface HookParams {
 }
 
 /**
- * Each hook writes a row to hook_effects through its transaction (the test creates the table),
- * then sleeps or throws as the run's params say.
+ * Each hook writes a row to hook_effects through its transaction (the test creates the table)
+ * and emits a `hooked.effect {hook, attempt}` event, then sleeps or throws as the run's params say.
  */
 async function hookEffect(ctx: HookContext): Promise<void> {
   const p = ctx.run.params as HookParams;
@@ -158,6 +158,8 @@ async function hookEffect(ctx: HookContext): Promise<void> {
     'INSERT INTO hook_effects (run_id, hook, attempt, pid, started) VALUES ($1, $2, $3, $4, $5)',
     [ctx.run.id, ctx.hook, ctx.attempt, process.pid, ctx.run.started],
   );
+  // An event of the run's subject, in the same transaction as the write above.
+  await ctx.emit('hooked.effect', { hook: ctx.hook, attempt: ctx.attempt });
   const ms = p.hookSleepMs?.[ctx.hook];
   if (ms) await sleep(ms, undefined, { signal: ctx.signal });
   const fails = p.hookFails?.[ctx.hook];
