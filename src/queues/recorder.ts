@@ -85,6 +85,14 @@ export class Recorder {
     return next;
   }
 
+  /**
+   * Resolves once the run's progress events reported so far are written (or given up): a step's
+   * end is recorded after them, so no progress event of a step follows its completion.
+   */
+  settled(runId: string): Promise<void> {
+    return this.progressing.get(runId) ?? Promise.resolve();
+  }
+
   /** Forgets what is pending for a run whose end recorded its log (PostgreSQL would skip it anyway). */
   forget(runId: string): void {
     this.pending.delete(runId);

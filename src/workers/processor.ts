@@ -45,7 +45,7 @@ export interface ProcessorDeps<S> {
   store: ProcessorStore;
   runs: Pick<RunService, 'apply' | 'start'>;
   live: LiveRuns;
-  recorder: Pick<Recorder, 'push' | 'forget' | 'progress'>;
+  recorder: Pick<Recorder, 'push' | 'forget' | 'progress' | 'settled'>;
   registry: PipelineRegistry<S>;
   services: S;
   active: ActiveSteps;
@@ -170,6 +170,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
         (isNornError(err) && !err.retryable) ||
         job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const code = cancelled ? 'CANCELLED' : isNornError(err) ? err.code : 'STEP_FAILED';
+      await recorder.settled(d.runId);
       await recordFailure(job, err, error, { final, cancelled, durationMs, code });
       if (final) throw new UnrecoverableError(cancelled ? 'CANCELLED' : error);
       throw toError(err);
@@ -179,6 +180,8 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       deps.active.delete(d.runId);
     }
 
+    // The step's progress events go first: its completion is the last word on it.
+    await recorder.settled(d.runId);
     if (output instanceof StepSkipped)
       await finish(d, 'skipped', undefined, clock() - started, output.reason);
     else await finish(d, 'complete', output, clock() - started, undefined);

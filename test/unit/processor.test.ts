@@ -87,6 +87,7 @@ function harness(
       push: (runId, log) => void pushed.push({ runId, log: [...log] }),
       forget: (runId) => void forgotten.push(runId),
       progress: async (runId, step, payload) => void progressed.push({ runId, step, payload }),
+      settled: async () => {},
     },
     registry,
     services: {},

@@ -223,7 +223,7 @@ function harness(steps: StepDefinition[], params: Record<string, unknown> = {}):
     store,
     runs: { apply: async () => {} } as unknown as RunService,
     live,
-    recorder: { push: () => {}, forget: () => {} } as unknown as Recorder,
+    recorder: { push: () => {}, forget: () => {}, settled: async () => {} } as unknown as Recorder,
     registry: new PipelineRegistry([def]),
     services: undefined,
     active: new ActiveSteps(),
