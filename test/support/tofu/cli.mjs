@@ -13,7 +13,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout } from 'node:timers';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   configHash,
@@ -373,7 +373,11 @@ async function applyChanges(dir, p, state) {
       out(`${ch.address}: Creation complete after 0s [id=${objects[ch.address].id}]\n`);
     }
     persist();
-    if (++done === 1 && holdMs()) await new Promise((r) => ((wake = r), setTimeout(r, holdMs())));
+    if (++done === 1 && holdMs())
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, holdMs());
+        wake = () => (clearTimeout(timer), resolve()); // a pending timer would keep tofu alive
+      });
     if (interrupted) {
       errOut('\nError: execution halted\n\n');
       return 1;
