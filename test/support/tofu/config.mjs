@@ -243,9 +243,14 @@ export function decodeResource(res, diags) {
       continue;
     }
     if (!ARGUMENTS.includes(key) && !COMPUTED.includes(key)) {
-      // hcl: an attribute the schema does not have.
+      // hcl/json: in JSON syntax an argument the schema lacks is an extraneous property (checked
+      // against Terraform 1.11.4: native syntax would say "Unsupported argument").
       diags.push(
-        err('Unsupported argument', `An argument named "${key}" is not expected here.`, keyRange),
+        err(
+          'Extraneous JSON object property',
+          `No argument or block type is named "${key}".`,
+          keyRange,
+        ),
       );
       continue;
     }
@@ -299,7 +304,7 @@ export function decodeResource(res, diags) {
       err(
         'Missing required argument',
         'The argument "filename" is required, but no definition was found.',
-        res.body.range,
+        openBrace(res.body.range),
       ),
     );
   checkContent(res, args, diags);
@@ -335,3 +340,10 @@ function checkPermission(res, key, fp, diags) {
         : undefined;
   if (detail) diags.push(err('Invalid File Permission String Value', detail, res.body.range));
 }
+
+/** hcl's MissingItemRange of a JSON object: its opening brace. */
+const openBrace = (range) => ({
+  filename: range.filename,
+  start: range.start,
+  end: { line: range.start.line, column: range.start.column + 1, byte: range.start.byte + 1 },
+});
