@@ -107,15 +107,18 @@ describe.each(BINARIES)('the OpenTofu driver against $name', ({ bin, hooks }) =>
       const summaries = result.diagnostics.map((d) => d.summary);
       expect(summaries).toEqual(
         expect.arrayContaining([
-          'Unsupported argument',
+          'Extraneous JSON object property',
           'Missing required argument',
           'Invalid resource type',
         ]),
       );
-      const unsupported = result.diagnostics.find((d) => d.summary === 'Unsupported argument');
+      // JSON syntax: an unknown argument is an extraneous property (Terraform 1.11.4 says so too).
+      const unsupported = result.diagnostics.find(
+        (d) => d.summary === 'Extraneous JSON object property',
+      );
       expect(unsupported).toMatchObject({
         severity: 'error',
-        detail: 'An argument named "colour" is not expected here.',
+        detail: 'No argument or block type is named "colour".',
         range: { filename: 'main.tf.json', start: { line: 4 } },
       });
       expect(result.errorCount).toBe(result.diagnostics.length);
@@ -264,7 +267,7 @@ describe.each(BINARIES)('the OpenTofu driver against $name', ({ bin, hooks }) =>
       );
       const plan = await tofu.plan({ out: 'plan.bin', detailedExitcode: true });
       expect(plan).toMatchObject({ exitCode: 1, changes: undefined, locked: false });
-      expect(plan.output).toMatch(/Error: Unsupported argument/);
+      expect(plan.output).toMatch(/Error: Extraneous JSON object property/);
       expect(existsSync(join(dir, 'plan.bin'))).toBe(false);
     });
 
@@ -374,3 +377,85 @@ describe('the OpenTofu driver, whatever the binary', () => {
     });
   });
 });
+
+// Real Terraform, when installed, checks the driver against a real binary's output without any
+// download: terraform_data and the local-exec provisioner are built in. (OpenTofu keeps the same
+// CLI contract; its wording says "OpenTofu" where Terraform's says "Terraform".)
+const whichTerraform = spawnSync('which', ['terraform'], { encoding: 'utf8' });
+const TERRAFORM = whichTerraform.status === 0 ? whichTerraform.stdout.trim() : undefined;
+
+describe.skipIf(!TERRAFORM)(
+  `the driver against real Terraform (${TERRAFORM ?? 'none on PATH'})`,
+  () => {
+    const env = { ...process.env, CHECKPOINT_DISABLE: '1' }; // no version check over the network
+    const data = (input: string, extra: object = {}) =>
+      JSON.stringify({ resource: { terraform_data: { a: { input, ...extra } } } });
+
+    async function ready(input = 'x', extra: object = {}) {
+      const dir = await workdir();
+      await writeFile(join(dir, 'main.tf.json'), data(input, extra));
+      const tofu = createTofu({ bin: TERRAFORM, cwd: dir, env });
+      expect((await tofu.init()).ok).toBe(true);
+      return { dir, tofu };
+    }
+
+    it('plans, shows, applies, finds no changes, and refuses a stale plan', async () => {
+      const { tofu } = await ready();
+      expect((await tofu.validate()).valid).toBe(true);
+      const plan = await tofu.plan({ out: 'first.bin', detailedExitcode: true });
+      expect(plan).toMatchObject({ exitCode: 2, changes: true, locked: false });
+      expect(plan.output).toContain('Plan: 1 to add, 0 to change, 0 to destroy.');
+      expect(planSummary(await tofu.show('first.bin')).byAction.create).toEqual([
+        'terraform_data.a',
+      ]);
+      await tofu.plan({ out: 'second.bin' });
+      expect(await tofu.apply('first.bin')).toMatchObject({ ok: true, stale: false });
+      expect(await tofu.plan({ out: 'none.bin', detailedExitcode: true })).toMatchObject({
+        exitCode: 0,
+        changes: false,
+      });
+      const stale = await tofu.apply('second.bin');
+      expect(stale).toMatchObject({ ok: false, stale: true, locked: false });
+    });
+
+    it('counts a replacement as tofu does, and exits 1 on an invalid configuration', async () => {
+      const { dir, tofu } = await ready('x', { triggers_replace: 'one' });
+      await tofu.plan({ out: 'p.bin' });
+      await tofu.apply('p.bin');
+      await writeFile(join(dir, 'main.tf.json'), data('x', { triggers_replace: 'two' }));
+      const { add, destroy, byAction } = planSummary(
+        (await tofu.plan({ out: 'r.bin', detailedExitcode: true })) && (await tofu.show('r.bin')),
+      );
+      expect({ add, destroy, replace: byAction.replace }).toEqual({
+        add: 1,
+        destroy: 1,
+        replace: ['terraform_data.a'],
+      });
+      await writeFile(join(dir, 'main.tf.json'), data('x', { colour: 'red' }));
+      expect(await tofu.plan({ out: 'bad.bin', detailedExitcode: true })).toMatchObject({
+        exitCode: 1,
+        changes: undefined,
+      });
+      expect((await tofu.validate()).diagnostics.map((d) => d.summary)).toContain(
+        'Extraneous JSON object property',
+      );
+    });
+
+    it('sees a held state lock as locked, and -lock=false plans past it', async () => {
+      // A create runs the provisioner: the apply holds the lock while it sleeps.
+      const sleeper = {
+        triggers_replace: 'now',
+        provisioner: { 'local-exec': { command: 'sleep 4' } },
+      };
+      const { dir, tofu } = await ready('x', sleeper);
+      await tofu.plan({ out: 'p.bin' });
+      const applying = tofu.apply('p.bin');
+      await until(() => existsSync(lockInfo(dir)), 'the lock info file');
+      const refused = await tofu.plan({ out: 'q.bin', detailedExitcode: true });
+      expect(refused).toMatchObject({ exitCode: 1, locked: true });
+      expect(refused.output).toContain('Error acquiring the state lock');
+      expect((await tofu.plan({ out: 'r.bin', lock: false })).locked).toBe(false);
+      expect((await applying).ok).toBe(true);
+    });
+  },
+);
