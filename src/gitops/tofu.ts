@@ -30,6 +30,7 @@ export interface TofuOptions {
   bin?: string;
   /** The configuration directory every command runs in. */
   cwd: string;
+  /** tofu's whole environment (provider credentials, TF_VAR_*); default: norn's own. */
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   /** Every output line of every command, stdout and stderr, as it arrives. */
