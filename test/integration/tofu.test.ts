@@ -300,7 +300,7 @@ describe.each(BINARIES)('the OpenTofu driver against $name', ({ bin, hooks }) =>
         const refused = await tofu.plan({ out: 'p2.bin', detailedExitcode: true });
         expect(refused).toMatchObject({ exitCode: 1, changes: undefined, locked: true });
         expect(refused.output).toContain('Error acquiring the state lock');
-        expect(refused.output).toContain(`ID:        ${info.ID}`);
+        expect(refused.output).toContain(`\n  ID:        ${info.ID}\n`);
         const unlocked = await tofu.plan({ out: 'p3.bin', detailedExitcode: true, lock: false });
         expect(unlocked.locked).toBe(false);
         expect([0, 2]).toContain(unlocked.exitCode);

@@ -14,6 +14,7 @@ export function wrap(text, width = 78) {
   return text
     .split('\n')
     .map((line) => {
+      if (line.length <= width) return line; // indentation and aligned columns stay as they are
       const out = [];
       let cur = '';
       for (const word of line.split(' ')) {
