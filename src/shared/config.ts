@@ -302,6 +302,13 @@ export const EnvSchema = z.object({
     .describe(
       "Tunnel the forge pipeline routes an app's external host to (`cloudflared tunnel route dns <tunnel> <host>`).",
     ),
+  NORN_TOFU_BIN: z
+    .string()
+    .min(1)
+    .default('tofu')
+    .describe(
+      'OpenTofu executable the GitOps steps run (fmt, init, validate, plan, show, apply): a path, or a name looked up on PATH.',
+    ),
   NORN_HEALTH_POLL_MS: int(50).default(1_000).describe('How often the healthy step probes (ms).'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -368,6 +375,8 @@ export interface Config {
     tunnelName: string;
     healthPollMs: number;
   };
+  /** The OpenTofu CLI the GitOps steps drive (NORN_TOFU_BIN). */
+  gitops: { tofuBin: string };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -486,6 +495,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       tunnelName: e.NORN_TUNNEL_NAME,
       healthPollMs: e.NORN_HEALTH_POLL_MS,
     },
+    gitops: { tofuBin: e.NORN_TOFU_BIN },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,0 +1,157 @@
+/** plan, show and apply: the commands that take the state lock and read or write the state. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { configHash } from './config.mjs';
+import { create, remove } from './local-file.mjs';
+import { counts, hasChanges, makePlan, showJson } from './plan.mjs';
+import { nextState, readState, stateObjects, writeState } from './state.mjs';
+import { planText } from './render.mjs';
+import {
+  acquire,
+  errOut,
+  fail,
+  holdMs,
+  initialized,
+  load,
+  NOT_INIT,
+  out,
+  sourcesOf,
+  UsageError,
+} from './common.mjs';
+
+export async function plan(dir, { flags }) {
+  const { files, resources, diags } = load(dir);
+  if (diags.length) return fail(diags, sourcesOf(files));
+  if (resources.length && !initialized(dir)) return fail([NOT_INIT]);
+  const unlock = await acquire(dir, flags, 'OperationTypePlan');
+  try {
+    if (holdMs()) await sleep(holdMs());
+    const p = makePlan({ resources, state: readState(dir), configHash: configHash(files) });
+    out(planText(p, flags.out));
+    if (flags.out) writeFileSync(join(dir, flags.out), JSON.stringify(p));
+    return flags['detailed-exitcode'] && hasChanges(p) ? 2 : 0;
+  } finally {
+    unlock();
+  }
+}
+
+function readPlanFile(dir, file) {
+  const fail1 = (detail) => {
+    throw new PlanFileError(`\nError: Failed to load "${file}" as a plan file\n\n${detail}\n`);
+  };
+  let text;
+  try {
+    text = readFileSync(join(dir, file), 'utf8');
+  } catch (e) {
+    fail1(`Error: ${e.message}`);
+  }
+  try {
+    const p = JSON.parse(text);
+    if (p.standin_plan_format === 1) return p;
+  } catch {
+    /* falls through */
+  }
+  return fail1('Error: the file is not a plan file written by the tofu stand-in.');
+}
+
+export class PlanFileError extends Error {}
+
+export function show(dir, { flags, args }) {
+  if (!flags.json || args.length !== 1)
+    throw new UsageError('the tofu stand-in supports only show -json <planfile>');
+  out(`${JSON.stringify(showJson(readPlanFile(dir, args[0])))}\n`);
+  return 0;
+}
+
+export async function apply(dir, { flags, args }) {
+  let p;
+  if (args.length === 1) p = readPlanFile(dir, args[0]);
+  else if (flags['auto-approve'] && args.length === 0) {
+    const { files, resources, diags } = load(dir);
+    if (diags.length) return fail(diags, sourcesOf(files));
+    p = makePlan({ resources, state: readState(dir), configHash: configHash(files) });
+  } else
+    throw new UsageError(
+      'the tofu stand-in applies a saved plan, or plans and applies with -auto-approve',
+    );
+  if (Object.keys(p.refreshed).length + p.changes.length && !initialized(dir))
+    return fail([NOT_INIT]);
+  const unlock = await acquire(dir, flags, 'OperationTypeApply');
+  try {
+    const state = readState(dir);
+    const current = { lineage: state?.lineage ?? '', serial: state?.serial ?? 0 };
+    const firstPlan = p.prior.lineage === '' && p.prior.serial === 0;
+    if (!firstPlan && p.prior.lineage !== current.lineage)
+      return fail([
+        {
+          severity: 'error',
+          summary: 'Saved plan does not match the given state',
+          detail:
+            'The given plan file can not be applied because it was created from a different state lineage.',
+        },
+      ]);
+    if (p.prior.serial !== current.serial)
+      return fail([
+        {
+          severity: 'error',
+          summary: 'Saved plan is stale',
+          detail:
+            'The given plan file can no longer be applied because the state was changed by another operation after the plan was created.',
+        },
+      ]);
+    return await applyChanges(dir, p, state);
+  } finally {
+    unlock();
+  }
+}
+
+async function applyChanges(dir, p, state) {
+  let interrupted = false;
+  let wake = () => {};
+  process.on('SIGTERM', () => {
+    interrupted = true;
+    out(
+      '\nInterrupt received.\nPlease wait for OpenTofu to exit or data loss may occur.\nGracefully shutting down...\n',
+    );
+    wake();
+  });
+  const objects = { ...p.refreshed };
+  let prior = state;
+  const persist = () => {
+    const next = nextState(prior, objects);
+    writeState(dir, prior, next);
+    prior = next;
+  };
+  if (JSON.stringify(stateObjects(state)) !== JSON.stringify(objects)) persist(); // refreshed drift
+  let done = 0;
+  for (const ch of p.changes.filter((c) => c.action !== 'no-op')) {
+    if (ch.action === 'delete' || ch.action === 'replace') {
+      out(`${ch.address}: Destroying... [id=${ch.before.id}]\n`);
+      remove(ch.before);
+      delete objects[ch.address];
+      out(`${ch.address}: Destruction complete after 0s\n`);
+    }
+    if (ch.action === 'create' || ch.action === 'replace') {
+      out(`${ch.address}: Creating...\n`);
+      objects[ch.address] = create(ch.after);
+      out(`${ch.address}: Creation complete after 0s [id=${objects[ch.address].id}]\n`);
+    }
+    persist();
+    if (++done === 1 && holdMs())
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, holdMs());
+        wake = () => (clearTimeout(timer), resolve()); // a pending timer would keep tofu alive
+      });
+    if (interrupted) {
+      errOut('\nError: execution halted\n\n');
+      return 1;
+    }
+  }
+  const c = counts(p);
+  out(
+    `\nApply complete! Resources: ${c.add} added, ${c.change} changed, ${c.destroy} destroyed.\n`,
+  );
+  return 0;
+}
