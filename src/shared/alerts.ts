@@ -138,6 +138,14 @@ function describe(err: unknown, timeoutMs: number): string {
   return e?.message ?? String(err);
 }
 
+/** What of a webhook URL may be a credential: all of it as written and as parsed, its path and
+ * query, its password. */
+function secretParts(url: string): string[] {
+  if (!URL.canParse(url)) return [url];
+  const { href, pathname, search, password } = new URL(url);
+  return [url, href, pathname.length > 1 || search ? pathname + search : '', password];
+}
+
 export function createAlerter(options: AlerterOptions): Alerter {
   const { urls, secret, db, log } = options;
   const retries = options.retries ?? 4;
@@ -145,18 +153,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
   // Whatever an error says, the URLs' paths and the secret are taken out of it.
-  const hidden = [
-    ...urls,
-    ...urls.map((u) => {
-      try {
-        const { pathname, search } = new URL(u);
-        return pathname.length > 1 || search ? pathname + search : '';
-      } catch {
-        return '';
-      }
-    }),
-    ...(secret ? [secret] : []),
-  ];
+  // Longest first, so a whole URL goes before the path inside it.
+  const hidden = [...urls.flatMap(secretParts), ...(secret ? [secret] : [])].sort(
+    (a, b) => b.length - a.length,
+  );
   const hide = (text: string) => redactText(text, hidden);
 
   async function deliver(url: string, body: string, headers: Record<string, string>) {

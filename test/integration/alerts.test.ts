@@ -198,6 +198,20 @@ describe('alerts', () => {
     });
   });
 
+  it('takes the URL out of an error that quotes it (credentials in the URL)', async () => {
+    const { log, lines } = capturingLog();
+    const url = 'http://norn:s3cret-pass@127.0.0.1:9/services/T0/B0/tok3n-path';
+    const [result] = await createAlerter({ urls: [url], db: tdb.db, log, retries: 1 }).send(drift);
+    expect(result).toMatchObject({ ok: false, urlHost: '127.0.0.1:9', attempts: 1 });
+    expect(result!.error).toMatch(/includes credentials/);
+    const { rows } = await tdb.db.query(
+      "SELECT * FROM alert_deliveries WHERE url_host = '127.0.0.1:9'",
+    );
+    const everything = JSON.stringify(rows) + JSON.stringify(result) + lines.join('');
+    for (const secret of ['s3cret-pass', 'tok3n-path', '/services/T0'])
+      expect(everything).not.toContain(secret);
+  });
+
   it('escapes Slack markup and keeps the text on one line', async () => {
     const ok = await receiver(() => 200);
     const alerter = createAlerter({ urls: [ok.url], db: tdb.db, log: capturingLog().log });
