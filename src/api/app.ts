@@ -12,6 +12,7 @@ import type { ApiDeps } from './deps.js';
 import { requireToken } from './auth.js';
 import { limitBody, refuseNul } from './edge.js';
 import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
+import { alertRoutes } from './routes/alerts.js';
 import { appRoutes } from './routes/apps.js';
 import { runRoutes, sagaRoutes } from './routes/runs.js';
 import { scopeRoutes } from './routes/scopes.js';
@@ -65,6 +66,7 @@ export function createApi(deps: ApiDeps) {
   app.route('/api/scopes', scopeRoutes(deps));
   app.route('/api/deployments', runRoutes(deps, 'deployment'));
   app.route('/api/sagas', sagaRoutes(deps));
+  app.route('/api/alerts', alertRoutes(deps));
 
   const board = new HonoAdapter(serveStatic);
   createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });

@@ -13,6 +13,22 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** A comma-separated list of http(s) URLs; a problem names the entry's place, never its text. */
+const urlList = z
+  .string()
+  .transform((text) =>
+    text
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean),
+  )
+  .superRefine((urls, ctx) => {
+    urls.forEach((u, i) => {
+      const ok = URL.canParse(u) && ['http:', 'https:'].includes(new URL(u).protocol);
+      if (!ok) ctx.addIssue({ code: 'custom', message: `entry ${i + 1} is not an http(s) URL` });
+    });
+  });
+
 /** Every variable norn reads, with its default. The README table is generated from the same facts. */
 export const EnvSchema = z.object({
   PORT: int(0).max(65535).default(8080).describe('HTTP port of the api.'),
@@ -309,6 +325,19 @@ export const EnvSchema = z.object({
     .describe(
       'OpenTofu executable the GitOps steps run (fmt, init, validate, plan, show, apply): a path, or a name looked up on PATH.',
     ),
+  // A webhook URL's path is often its credential: only its host is ever logged or stored.
+  NORN_ALERT_WEBHOOK_URLS: urlList
+    .optional()
+    .describe(
+      'Comma-separated http(s) webhook URLs every alert (drift, failed release or verify, revert) is POSTed to, e.g. a Slack incoming webhook. Only their hosts appear in logs and in GET /api/alerts.',
+    ),
+  NORN_ALERT_SECRET: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe(
+      'Signs each alert: `X-Norn-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, as GitHub signs webhooks. Never logged or stored.',
+    ),
   NORN_HEALTH_POLL_MS: int(50).default(1_000).describe('How often the healthy step probes (ms).'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -377,6 +406,8 @@ export interface Config {
   };
   /** The OpenTofu CLI the GitOps steps drive (NORN_TOFU_BIN). */
   gitops: { tofuBin: string };
+  /** Where alerts go (NORN_ALERT_WEBHOOK_URLS) and what signs them (NORN_ALERT_SECRET). */
+  alerts: { urls: string[]; secret: string | undefined };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -496,6 +527,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       healthPollMs: e.NORN_HEALTH_POLL_MS,
     },
     gitops: { tofuBin: e.NORN_TOFU_BIN },
+    alerts: { urls: e.NORN_ALERT_WEBHOOK_URLS ?? [], secret: e.NORN_ALERT_SECRET },
     logLevel: e.LOG_LEVEL,
   };
 }

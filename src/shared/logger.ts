@@ -14,6 +14,8 @@ const REDACT = [
   '*.NORN_GIT_TOKEN',
   '*.NORN_GIT_CREDENTIALS',
   '*.NORN_GIT_SSH_KEY',
+  '*.NORN_ALERT_WEBHOOK_URLS',
+  '*.NORN_ALERT_SECRET',
   '*.env',
   '*.gitToken',
   '*.gitCredentials',

@@ -27,6 +27,7 @@ const TABLES = [
   'releases',
   'snapshots',
   'forge_state',
+  'alert_deliveries',
   'schema_migrations',
 ];
 
