@@ -36,7 +36,12 @@ const command = () => text({ max: SPEC_LIMITS.commandLength, kind: 'script' });
 
 const Repo = z.strictObject({
   url: repoUrl,
-  branch: gitRef.default('main'),
+  /**
+   * The branch the app follows. Unset: the repository's default branch (a deploy without a ref
+   * clones the remote's HEAD; a webhook names the default branch in its payload). Never assumed.
+   */
+  branch: gitRef.optional(),
+  /** A push to the branch deploys the pushed commit (webhooks, src/gitops/subscribers.ts). */
   autoDeploy: z.boolean().default(false),
   repoWeb: webUrl.optional(),
 });
