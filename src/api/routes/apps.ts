@@ -12,6 +12,7 @@ import { deleteForge, postForge } from './forge.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
 import { clampInt, publicSpec, readJson } from './util.js';
 import { requestDeploy } from '../deploy-request.js';
+import { splitWebhookSecret } from '../../gitops/app-secret.js';
 
 export function appRoutes(deps: ApiDeps) {
   const { apps, store, events } = deps;
@@ -27,7 +28,15 @@ export function appRoutes(deps: ApiDeps) {
           400,
         );
       assertPortsFreeAmong(parsed.spec, await apps.specs()); // 409 naming the other app and port
-      const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
+      // repo.webhookSecret is write-only: out of the spec and source, into a column of its own.
+      const kept = splitWebhookSecret(parsed.spec, text, format);
+      const { app, created } = await apps.upsert(
+        kept.spec.name,
+        kept.spec,
+        kept.source,
+        format,
+        kept.webhookSecret,
+      );
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
     .get('/', async (c) => c.json({ apps: await apps.list() }))

@@ -44,6 +44,11 @@ const Repo = z.strictObject({
   /** A push to the branch deploys the pushed commit (webhooks, src/gitops/subscribers.ts). */
   autoDeploy: z.boolean().default(false),
   repoWeb: webUrl.optional(),
+  /**
+   * The secret the forge signs this repository's webhooks with. Write-only: the api keeps it in a
+   * column of its own and strips it from the stored and returned spec (src/gitops/app-secret.ts).
+   */
+  webhookSecret: text({ max: SPEC_LIMITS.shortText }).optional(),
 });
 
 const Build = z.strictObject({
