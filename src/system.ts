@@ -19,6 +19,7 @@ import { createRedis, type Redis } from './shared/redis.js';
 import { AppStore } from './shared/store/apps.js';
 import { EventStore } from './shared/store/events.js';
 import { RunStore } from './shared/store/runs.js';
+import { WebhookStore } from './shared/store/webhooks.js';
 import { EventBus } from './queues/bus.js';
 import { LiveRuns, redisLiveCommands } from './queues/live.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
@@ -158,6 +159,8 @@ export class NornSystem<S = unknown> {
       apiToken: this.config.http.apiToken,
       deployPipeline: this.config.deployPipeline,
       maxBodyBytes: this.config.http.maxBodyBytes,
+      webhooks: new WebhookStore(this.db),
+      webhookSecret: this.config.webhookSecret,
       appContainers: this.options.appContainers,
       queues: [
         ...this.registry.queues(),

@@ -1,7 +1,7 @@
 /**
  * The HTTP api as a function of its dependencies (tests call `app.request()` without a port).
- * /healthz and /readyz are open; /api/* and /admin/queues need the bearer token; webhooks (later)
- * check their own signatures.
+ * /healthz and /readyz are open; /api/* and /admin/queues need the bearer token; /webhooks/* check
+ * their own signatures (and have their own body limit, whose refusals they count).
  */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -17,6 +17,7 @@ import { appRoutes } from './routes/apps.js';
 import { runRoutes, sagaRoutes } from './routes/runs.js';
 import { scopeRoutes } from './routes/scopes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
+import { webhookReceiver, webhookRoutes } from './routes/webhooks.js';
 
 export type { ApiDeps };
 
@@ -46,6 +47,8 @@ export function createApi(deps: ApiDeps) {
   app.use('/api/*', requireToken(deps.apiToken));
   app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
   app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  // Before the limit and NUL check below: the receiver applies both itself, counting refusals.
+  app.route('/webhooks', webhookReceiver(deps));
   app.use('*', limitBody(deps.maxBodyBytes));
   app.use('*', refuseNul());
 
@@ -67,6 +70,7 @@ export function createApi(deps: ApiDeps) {
   app.route('/api/deployments', runRoutes(deps, 'deployment'));
   app.route('/api/sagas', sagaRoutes(deps));
   app.route('/api/alerts', alertRoutes(deps));
+  app.route('/api/webhooks', webhookRoutes(deps));
 
   const board = new HonoAdapter(serveStatic);
   createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });

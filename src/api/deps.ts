@@ -6,6 +6,7 @@ import type { Redis } from '../shared/redis.js';
 import type { AppStore } from '../shared/store/apps.js';
 import type { EventStore } from '../shared/store/events.js';
 import type { RunStore } from '../shared/store/runs.js';
+import type { WebhookStore } from '../shared/store/webhooks.js';
 import type { RunService } from '../queues/runs.js';
 
 /**
@@ -29,6 +30,10 @@ export interface ApiDeps {
   maxBodyBytes: number;
   /** Absent: no target engine is configured here, so DELETE looks at runs and releases only. */
   appContainers?: AppContainers;
+  /** Webhook deliveries and refusals. */
+  webhooks: WebhookStore;
+  /** NORN_WEBHOOK_SECRET: verifies deliveries for repositories whose subscribers have no secret. */
+  webhookSecret: string | undefined;
   /** Queues shown on Bull Board. */
   queues: Queue[];
 }

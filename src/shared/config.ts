@@ -68,6 +68,14 @@ export const EnvSchema = z.object({
     .describe(
       'Largest request body the api accepts, in bytes; a larger one is answered 413 before it is read.',
     ),
+  // Forges sign with one secret per webhook; a repository registered without its own uses this.
+  NORN_WEBHOOK_SECRET: z
+    .string()
+    .min(16, 'must be at least 16 characters')
+    .optional()
+    .describe(
+      'Fallback secret for /webhooks/github, /webhooks/gitlab and /webhooks/gitea: verifies deliveries of repositories whose apps set no repo.webhookSecret. Unset: such deliveries are refused (401). Never in logs, events or API answers.',
+    ),
   NORN_WORKER_CONCURRENCY: int(1)
     .max(1000)
     .default(4)
@@ -383,6 +391,8 @@ export interface Config {
   recordDelayMs: number;
   wsHeartbeatMs: number;
   migrateOnStart: boolean;
+  /** NORN_WEBHOOK_SECRET. */
+  webhookSecret: string | undefined;
   pipelinesModule: string | undefined;
   deployPipeline: string;
   deploy: {
@@ -490,6 +500,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     recordDelayMs: e.NORN_RECORD_DELAY_MS,
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
     migrateOnStart: e.NORN_MIGRATE_ON_START,
+    webhookSecret: e.NORN_WEBHOOK_SECRET,
     pipelinesModule: e.NORN_PIPELINES_MODULE,
     deployPipeline: e.NORN_DEPLOY_PIPELINE,
     deploy: {

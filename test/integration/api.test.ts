@@ -74,7 +74,7 @@ describe('apps', () => {
     expect(body.app.id).toBe('web-app');
     expect(JSON.stringify(body)).not.toContain('hunter2');
     expect(body.app.spec.env).toEqual({ DATABASE_PASSWORD: '[hidden]' });
-    expect(body.app.spec.repo.branch).toBe('main');
+    expect(body.app.spec.repo.branch).toBeUndefined(); // no branch named: the default branch, never an assumed main
     expect((await call('POST', '/api/apps', SPEC)).status).toBe(200);
     const listed = await (await call('GET', '/api/apps')).json();
     expect(JSON.stringify(listed)).not.toContain('hunter2');

@@ -189,6 +189,8 @@ describe('cloneAt over file://', () => {
     ['branch with a slash', 'feature/x', 'feature'],
     ['annotated tag', 'v1.0', 'tagged'],
     ['full ref name', 'refs/tags/v1.0', 'tagged'],
+    // What a deploy of an app without repo.branch asks for: the remote's default branch.
+    ['default branch (HEAD)', 'HEAD', 'main'],
   ] as const)('checks out a %s', async (_what, ref, which) => {
     const { result, dir, lines } = await clone({ url: `file://${repo.bare}`, ref });
     expect(result).toEqual({ commitSha: repo.shas[which], ref });

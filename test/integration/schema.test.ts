@@ -28,6 +28,8 @@ const TABLES = [
   'snapshots',
   'forge_state',
   'alert_deliveries',
+  'webhook_deliveries',
+  'webhook_refusals',
   'schema_migrations',
 ];
 
@@ -36,6 +38,7 @@ describe('migrations', () => {
     const first = spawnNorn('migrate', testEnv(empty.url, { LOG_LEVEL: 'info' }));
     expect(await first.exited).toBe(0);
     expect(first.output()).toContain('001_baseline');
+    expect(first.output()).toContain('002_webhooks');
     const { rows } = await empty.db.query(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`,
     );

@@ -148,11 +148,8 @@ describe('parseInfraspec: valid specs', () => {
         deployPolicy: { concurrency: 'reject' },
       }),
     );
-    expect(spec.repo).toEqual({
-      url: 'https://github.com/acme/app.git',
-      branch: 'main',
-      autoDeploy: false,
-    });
+    // No branch is assumed: unset follows the repository's default branch.
+    expect(spec.repo).toEqual({ url: 'https://github.com/acme/app.git', autoDeploy: false });
     expect(spec.deployPolicy.autoRollback).toBe(true);
   });
 

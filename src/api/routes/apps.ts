@@ -3,17 +3,19 @@
  * events.
  */
 import { Hono } from 'hono';
-import { NornError, notFound } from '../../shared/errors.js';
-import { deployRefProblem, parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
+import { notFound } from '../../shared/errors.js';
+import { parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
 import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
 import { deleteApp } from './app-delete.js';
 import { deleteForge, postForge } from './forge.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
-import { publicSpec, readJson, requireRedis } from './util.js';
+import { clampInt, publicSpec, readJson } from './util.js';
+import { requestDeploy } from '../deploy-request.js';
+import { splitWebhookSecret } from '../../gitops/app-secret.js';
 
 export function appRoutes(deps: ApiDeps) {
-  const { apps, runs, store, events } = deps;
+  const { apps, store, events } = deps;
   return new Hono()
     .post('/', async (c) => {
       const text = await c.req.text();
@@ -26,7 +28,15 @@ export function appRoutes(deps: ApiDeps) {
           400,
         );
       assertPortsFreeAmong(parsed.spec, await apps.specs()); // 409 naming the other app and port
-      const { app, created } = await apps.upsert(parsed.spec.name, parsed.spec, text, format);
+      // repo.webhookSecret is write-only: out of the spec and source, into a column of its own.
+      const kept = splitWebhookSecret(parsed.spec, text, format);
+      const { app, created } = await apps.upsert(
+        kept.spec.name,
+        kept.spec,
+        kept.source,
+        format,
+        kept.webhookSecret,
+      );
       return c.json({ app: { ...app, spec: publicSpec(app.spec) } }, created ? 201 : 200);
     })
     .get('/', async (c) => c.json({ apps: await apps.list() }))
@@ -60,35 +70,9 @@ export function appRoutes(deps: ApiDeps) {
       const app = await apps.get(c.req.param('id'));
       if (!app) throw notFound(`app ${c.req.param('id')}`);
       const body = await readJson(c, { optional: true });
-      requireRedis(deps.redis);
-      // A spec stored before a rule was added may fail it: say so now, not after clone, build and test.
-      const parsed = parseInfraspec(app.spec);
-      if (!parsed.ok) {
-        const message = `the stored infraspec of app ${app.id} has ${parsed.problems.length} problem(s); register it again`;
-        return c.json(specInvalid(message, parsed), 400);
-      }
-      const spec = parsed.spec;
-      // On kubernetes the app's objects and routing come from its forge: deploy a forged app only.
-      if (spec.target === 'kubernetes') {
-        const forge = await readForgeState(deps.db, app.id);
-        if (forge.state !== 'forged')
-          throw new NornError(
-            'CONFLICT',
-            `app ${app.id} is not forged (its forge state is ${forge.state}): forge it first (norn forge ${app.id}, POST /api/apps/${app.id}/forge)`,
-            { details: { forgeState: forge.state } },
-          );
-      }
-      const ref = body.ref ?? spec.repo?.branch ?? 'main';
-      // The same rule as repo.branch in the infraspec, so a registered branch is always deployable.
-      const refProblem = typeof ref === 'string' ? deployRefProblem(ref) : 'must be a string';
-      if (refProblem) throw new NornError('BAD_REQUEST', `ref ${refProblem}`);
-      const accepted = await runs.request({
-        appId: app.id,
-        pipeline: deps.deployPipeline,
-        params: { ref },
-        policy: spec.deployPolicy.concurrency,
+      const accepted = await requestDeploy(deps, app, {
+        ref: body.ref,
         requestedBy: 'api',
-        spec: app.spec,
       });
       return c.json(accepted, 202);
     })
@@ -113,11 +97,3 @@ export function appRoutes(deps: ApiDeps) {
 const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
   error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
 });
-
-function clampInt(raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new NornError('BAD_REQUEST', `expected an integer from ${min} to ${max}, got "${raw}"`);
-  return n;
-}

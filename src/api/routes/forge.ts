@@ -6,11 +6,10 @@
  */
 import type { Context } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
-import { parseInfraspec } from '../../shared/spec/infraspec.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
 import type { RunAccepted } from '../../queues/runs.js';
 import type { ApiDeps } from '../deps.js';
-import { readJson, requireRedis } from './util.js';
+import { readJson, requireRedis, storedSpec } from './util.js';
 
 const ACTIVE = new Set(['queued', 'running', 'cancelling']);
 
@@ -22,13 +21,7 @@ async function forgeable(deps: ApiDeps, id: string) {
   const app = await deps.apps.get(id);
   if (!app) throw notFound(`app ${id}`);
   requireRedis(deps.redis);
-  const parsed = parseInfraspec(app.spec);
-  if (!parsed.ok)
-    throw new NornError(
-      'SPEC_INVALID',
-      `the stored infraspec of app ${app.id} has ${parsed.problems.length} problem(s); register it again`,
-    );
-  const target = parsed.spec.target ?? 'docker';
+  const target = storedSpec(app).target ?? 'docker';
   if (target !== 'kubernetes' && target !== 'nomad')
     throw new NornError(
       'CONFLICT',

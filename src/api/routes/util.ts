@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { NornError } from '../../shared/errors.js';
+import { parseInfraspec, type Infraspec } from '../../shared/spec/infraspec.js';
 import type { Redis } from '../../shared/redis.js';
 
 /**
@@ -55,4 +56,33 @@ export function publicSpec(spec: Record<string, unknown>): Record<string, unknow
         }
       : {}),
   };
+}
+
+/** An integer query parameter within [min, max]; absent is `fallback`, anything else a 400. */
+export function clampInt(
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new NornError('BAD_REQUEST', `expected an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+/**
+ * The app's stored spec checked against today's rules: a spec stored before a rule was added may
+ * fail it, and a run should hear so now (SPEC_INVALID listing the problems), not after clone,
+ * build and test.
+ */
+export function storedSpec(app: { id: string; spec: Record<string, unknown> }): Infraspec {
+  const parsed = parseInfraspec(app.spec);
+  if (parsed.ok) return parsed.spec;
+  throw new NornError(
+    'SPEC_INVALID',
+    `the stored infraspec of app ${app.id} has ${parsed.problems.length} problem(s); register it again`,
+    { details: { problems: parsed.problems } },
+  );
 }

@@ -36,9 +36,19 @@ const command = () => text({ max: SPEC_LIMITS.commandLength, kind: 'script' });
 
 const Repo = z.strictObject({
   url: repoUrl,
-  branch: gitRef.default('main'),
+  /**
+   * The branch the app follows. Unset: the repository's default branch (a deploy without a ref
+   * clones the remote's HEAD; a webhook names the default branch in its payload). Never assumed.
+   */
+  branch: gitRef.optional(),
+  /** A push to the branch deploys the pushed commit (webhooks, src/gitops/subscribers.ts). */
   autoDeploy: z.boolean().default(false),
   repoWeb: webUrl.optional(),
+  /**
+   * The secret the forge signs this repository's webhooks with. Write-only: the api keeps it in a
+   * column of its own and strips it from the stored and returned spec (src/gitops/app-secret.ts).
+   */
+  webhookSecret: text({ max: SPEC_LIMITS.shortText }).optional(),
 });
 
 const Build = z.strictObject({

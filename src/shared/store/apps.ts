@@ -25,6 +25,15 @@ export interface AppSummary {
   updatedAt: string;
 }
 
+/** An app as webhook routing sees it (AppStore.webhookTargets). */
+export interface WebhookTarget {
+  id: string;
+  repoUrl: string;
+  branch: string | null;
+  autoDeploy: boolean;
+  webhookSecret: string | null;
+}
+
 /** What stands in the way of deleting an app. */
 export interface DeleteBlockers {
   runs: Array<{ id: string; pipeline: string; status: string }>;
@@ -41,22 +50,29 @@ const COLUMNS = `id, spec, source_format AS "sourceFormat", created_at AS "creat
 export class AppStore {
   constructor(private readonly db: Db) {}
 
-  /** Creates or replaces an app's spec; `created` tells which (re-registering a deleted app creates it). */
+  /**
+   * Creates or replaces an app's spec; `created` tells which (re-registering a deleted app creates
+   * it). `webhookSecret` (write-only, never read back here) replaces the app's; absent, a live
+   * app keeps the one it has (a spec read back from the api cannot carry it), a deleted one loses it.
+   */
   async upsert(
     id: string,
     spec: unknown,
     source: string,
     format: 'yaml' | 'json',
+    webhookSecret?: string,
   ): Promise<{ app: AppRecord; created: boolean }> {
     const { rows } = await this.db.query<AppRecord & { created: boolean }>(
       `WITH old AS (SELECT deleted_at FROM apps WHERE id = $1)
-       INSERT INTO apps (id, spec, source, source_format) VALUES ($1, $2, $3, $4)
+       INSERT INTO apps (id, spec, source, source_format, webhook_secret) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (id) DO UPDATE SET spec = EXCLUDED.spec, source = EXCLUDED.source,
          source_format = EXCLUDED.source_format, updated_at = now(), deleted_at = NULL,
+         webhook_secret = COALESCE(EXCLUDED.webhook_secret,
+           CASE WHEN apps.deleted_at IS NULL THEN apps.webhook_secret END),
          created_at = CASE WHEN apps.deleted_at IS NULL THEN apps.created_at ELSE now() END
        RETURNING ${COLUMNS},
          (xmax = 0 OR EXISTS (SELECT 1 FROM old WHERE deleted_at IS NOT NULL)) AS created`,
-      [id, JSON.stringify(spec), source, format],
+      [id, JSON.stringify(spec), source, format, webhookSecret ?? null],
     );
     const { created, ...app } = rows[0]!;
     return { app, created };
@@ -74,6 +90,20 @@ export class AppStore {
   async specs(): Promise<Array<Pick<AppRecord, 'id' | 'spec'>>> {
     const { rows } = await this.db.query<Pick<AppRecord, 'id' | 'spec'>>(
       'SELECT id, spec FROM apps WHERE deleted_at IS NULL ORDER BY id',
+    );
+    return rows;
+  }
+
+  /**
+   * Every live app with a repository, with what webhook routing needs: its repo settings and its
+   * webhook secret (for verifying deliveries only; never for a response, a log or an event).
+   */
+  async webhookTargets(): Promise<WebhookTarget[]> {
+    const { rows } = await this.db.query<WebhookTarget>(
+      `SELECT id, spec->'repo'->>'url' AS "repoUrl", spec->'repo'->>'branch' AS branch,
+         COALESCE((spec->'repo'->>'autoDeploy')::boolean, false) AS "autoDeploy",
+         webhook_secret AS "webhookSecret"
+       FROM apps WHERE deleted_at IS NULL AND spec->'repo'->>'url' IS NOT NULL ORDER BY id`,
     );
     return rows;
   }

@@ -10,11 +10,12 @@ import type { StepContext } from '../../../queues/pipeline.js';
 import { deployStep } from '../types.js';
 import { pinnedSpec, sourceDir } from '../workspace.js';
 
-const DEFAULT_BRANCH = 'main';
+/** No ref and no repo.branch: the remote's HEAD, the repository's default branch (not `main`). */
+const DEFAULT_BRANCH = 'HEAD';
 
 const REF_PROBLEM = 'the deploy parameter "ref" must be a non-empty branch, tag or commit SHA';
 
-/** The params clone reads: `ref` (absent or null: the spec's repo.branch, else main). */
+/** The params clone reads: `ref` (absent or null: the spec's repo.branch, else the remote's HEAD). */
 export const CloneParams = z.object({
   ref: z.string({ error: REF_PROBLEM }).min(1, { error: REF_PROBLEM }).nullish(),
 });
