@@ -28,6 +28,10 @@ const TABLES = [
   'snapshots',
   'forge_state',
   'schema_migrations',
+  // 003_stacks.sql
+  'stacks',
+  'plan_artifacts',
+  'drift_state',
 ];
 
 describe('migrations', () => {

@@ -4,13 +4,13 @@
  */
 import { Hono } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
-import { deployRefProblem, parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
+import { deployRefProblem, parseInfraspec } from '../../shared/spec/infraspec.js';
 import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
 import { deleteApp } from './app-delete.js';
 import { deleteForge, postForge } from './forge.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
-import { publicSpec, readJson, requireRedis } from './util.js';
+import { clampInt, publicSpec, readJson, requireRedis, specInvalid } from './util.js';
 
 export function appRoutes(deps: ApiDeps) {
   const { apps, runs, store, events } = deps;
@@ -107,17 +107,4 @@ export function appRoutes(deps: ApiDeps) {
         next: page.length === limit && last ? { before: last.id } : null,
       });
     });
-}
-
-/** The 400 body of a refused infraspec: every problem with its path. */
-const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
-  error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
-});
-
-function clampInt(raw: string | undefined, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new NornError('BAD_REQUEST', `expected an integer from ${min} to ${max}, got "${raw}"`);
-  return n;
 }

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { NornError } from '../../shared/errors.js';
+import type { SpecProblem } from '../../shared/spec/problems.js';
 import type { Redis } from '../../shared/redis.js';
 
 /**
@@ -55,4 +56,23 @@ export function publicSpec(spec: Record<string, unknown>): Record<string, unknow
         }
       : {}),
   };
+}
+
+/** The 400 body of a refused spec (an infraspec, a stack): every problem with its path. */
+export const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
+  error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
+});
+
+/** A query parameter as an integer from `min` to `max`; `fallback` when absent, else a 400. */
+export function clampInt(
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new NornError('BAD_REQUEST', `expected an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
 }
