@@ -17,9 +17,12 @@ import { createLogger, type Logger } from './shared/logger.js';
 import { closeQuietly } from './shared/connection-errors.js';
 import { createRedis, type Redis } from './shared/redis.js';
 import { AppStore } from './shared/store/apps.js';
+import { DriftStateStore } from './shared/store/drift-state.js';
 import { EventStore } from './shared/store/events.js';
+import { PlanArtifactStore } from './shared/store/plan-artifacts.js';
 import { RunStore } from './shared/store/runs.js';
 import { WebhookStore } from './shared/store/webhooks.js';
+import { StackStore } from './shared/store/stacks.js';
 import { EventBus } from './queues/bus.js';
 import { LiveRuns, redisLiveCommands } from './queues/live.js';
 import { PipelineRegistry, type PipelineDefinition } from './queues/pipeline.js';
@@ -60,6 +63,9 @@ export class NornSystem<S = unknown> {
   readonly registry: PipelineRegistry<S>;
   readonly store: RunStore;
   readonly apps: AppStore;
+  readonly stacks: StackStore;
+  readonly plans: PlanArtifactStore;
+  readonly drift: DriftStateStore;
   readonly events: EventStore;
   readonly bus: EventBus;
   readonly live: LiveRuns;
@@ -79,6 +85,9 @@ export class NornSystem<S = unknown> {
     this.registry = new PipelineRegistry(options.pipelines);
     this.store = new RunStore(this.db, makeWorkerId(), config.lease.ttlMs);
     this.apps = new AppStore(this.db);
+    this.stacks = new StackStore(this.db);
+    this.plans = new PlanArtifactStore(this.db);
+    this.drift = new DriftStateStore(this.db);
     this.events = new EventStore(this.db);
     this.bus = new EventBus(this.redis, config.queuePrefix);
     this.live = new LiveRuns(redisLiveCommands(this.redis), config.queuePrefix);
@@ -150,6 +159,9 @@ export class NornSystem<S = unknown> {
     const { redis, runs } = this.api();
     return createApi({
       apps: this.apps,
+      stacks: this.stacks,
+      plans: this.plans,
+      drift: this.drift,
       store: this.store,
       events: this.events,
       runs,

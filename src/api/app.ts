@@ -18,6 +18,7 @@ import { runRoutes, sagaRoutes } from './routes/runs.js';
 import { scopeRoutes } from './routes/scopes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { webhookReceiver, webhookRoutes } from './routes/webhooks.js';
+import { planRoutes, stackRoutes } from './routes/stacks.js';
 
 export type { ApiDeps };
 
@@ -65,6 +66,8 @@ export function createApi(deps: ApiDeps) {
   });
   app.route('/api/apps', appRoutes(deps));
   app.route('/api/apps', snapshotRoutes(deps));
+  app.route('/api/stacks', stackRoutes(deps));
+  app.route('/api/plans', planRoutes(deps));
   app.route('/api/runs', runRoutes(deps, 'run'));
   app.route('/api/scopes', scopeRoutes(deps));
   app.route('/api/deployments', runRoutes(deps, 'deployment'));

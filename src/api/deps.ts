@@ -4,9 +4,12 @@ import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import type { Redis } from '../shared/redis.js';
 import type { AppStore } from '../shared/store/apps.js';
+import type { DriftStateStore } from '../shared/store/drift-state.js';
 import type { EventStore } from '../shared/store/events.js';
+import type { PlanArtifactStore } from '../shared/store/plan-artifacts.js';
 import type { RunStore } from '../shared/store/runs.js';
 import type { WebhookStore } from '../shared/store/webhooks.js';
+import type { StackStore } from '../shared/store/stacks.js';
 import type { RunService } from '../queues/runs.js';
 
 /**
@@ -17,6 +20,9 @@ export type AppContainers = (appId: string) => Promise<string[] | undefined>;
 
 export interface ApiDeps {
   apps: AppStore;
+  stacks: StackStore;
+  plans: PlanArtifactStore;
+  drift: DriftStateStore;
   store: RunStore;
   events: EventStore;
   runs: RunService;

@@ -31,6 +31,10 @@ const TABLES = [
   'webhook_deliveries',
   'webhook_refusals',
   'schema_migrations',
+  // 003_stacks.sql
+  'stacks',
+  'plan_artifacts',
+  'drift_state',
 ];
 
 describe('migrations', () => {

@@ -4,13 +4,13 @@
  */
 import { Hono } from 'hono';
 import { notFound } from '../../shared/errors.js';
-import { parseInfraspec, type SpecProblem } from '../../shared/spec/infraspec.js';
+import { parseInfraspec } from '../../shared/spec/infraspec.js';
 import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
 import { deleteApp } from './app-delete.js';
 import { deleteForge, postForge } from './forge.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
-import { clampInt, publicSpec, readJson } from './util.js';
+import { clampInt, publicSpec, readJson, specInvalid } from './util.js';
 import { requestDeploy } from '../deploy-request.js';
 import { splitWebhookSecret } from '../../gitops/app-secret.js';
 
@@ -92,8 +92,3 @@ export function appRoutes(deps: ApiDeps) {
       });
     });
 }
-
-/** The 400 body of a refused infraspec: every problem with its path. */
-const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
-  error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
-});

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { NornError } from '../../shared/errors.js';
 import { parseInfraspec, type Infraspec } from '../../shared/spec/infraspec.js';
+import type { SpecProblem } from '../../shared/spec/problems.js';
 import type { Redis } from '../../shared/redis.js';
 
 /**
@@ -59,6 +60,12 @@ export function publicSpec(spec: Record<string, unknown>): Record<string, unknow
 }
 
 /** An integer query parameter within [min, max]; absent is `fallback`, anything else a 400. */
+/** The 400 body of a refused spec (an infraspec, a stack): every problem with its path. */
+export const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
+  error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
+});
+
+/** A query parameter as an integer from `min` to `max`; `fallback` when absent, else a 400. */
 export function clampInt(
   raw: string | undefined,
   fallback: number,

@@ -194,3 +194,31 @@ function storedAs(stored: string, ms: number): boolean {
     return false;
   }
 }
+
+/**
+ * Cross-field rules must run even when one of the fields already failed (every problem is reported
+ * at once), but only when the value has the right shape, since zod otherwise skips them.
+ */
+export const whenObject = {
+  when: (p: { value: unknown }) =>
+    typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value),
+};
+export const whenArray = { when: (p: { value: unknown }) => Array.isArray(p.value) };
+
+/** Items of a list that repeat an earlier one (by `keyOf`), each reported at its own index. */
+export function noRepeats<T>(
+  keyOf: (item: T) => string | undefined,
+  message: (first: number) => string,
+  at: PropertyKey[] = [],
+) {
+  return (list: T[], ctx: z.RefinementCtx) => {
+    const seen = new Map<string, number>();
+    list.forEach((item, index) => {
+      const key = keyOf(item);
+      if (key === undefined) return;
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, index);
+      else ctx.addIssue({ code: 'custom', path: [index, ...at], message: message(first) });
+    });
+  };
+}

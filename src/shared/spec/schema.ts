@@ -13,22 +13,15 @@ import {
   repoPath,
   shortText,
   storageSize,
+  noRepeats,
   text,
+  whenArray,
+  whenObject,
 } from './fields.js';
 import { SPEC_LIMITS } from './limits.js';
 import { endpointUrl, gitRef, hostName, repoUrl, webUrl } from './remote.js';
 import { appRules, deployPolicyRules, processRules } from './rules.js';
 import { cronSchedule, timeZone } from './schedule.js';
-
-/**
- * Cross-field rules must run even when one of the fields already failed (every problem is reported
- * at once), but only when the value has the right shape, since zod otherwise skips them.
- */
-const whenObject = {
-  when: (p: { value: unknown }) =>
-    typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value),
-};
-const whenArray = { when: (p: { value: unknown }) => Array.isArray(p.value) };
 
 const wholeNumber = (min: number, max: number) => z.number().int().min(min).max(max);
 
@@ -92,24 +85,6 @@ const processes = z
   .record(dnsName, Process)
   .superRefine(atMost(SPEC_LIMITS.processes, 'processes'))
   .refine((map) => Object.keys(map).length > 0, 'must declare at least one process');
-
-/** Items of a list that repeat an earlier one (by `keyOf`), each reported at its own index. */
-function noRepeats<T>(
-  keyOf: (item: T) => string | undefined,
-  message: (first: number) => string,
-  at: PropertyKey[] = [],
-) {
-  return (list: T[], ctx: z.RefinementCtx) => {
-    const seen = new Map<string, number>();
-    list.forEach((item, index) => {
-      const key = keyOf(item);
-      if (key === undefined) return;
-      const first = seen.get(key);
-      if (first === undefined) seen.set(key, index);
-      else ctx.addIssue({ code: 'custom', path: [index, ...at], message: message(first) });
-    });
-  };
-}
 
 const secrets = z
   .array(envKey)

@@ -460,6 +460,15 @@ export class RunStore {
     return rows;
   }
 
+  /** The runs of one scope, newest first (a stack's runs: scope `stack:<id>`). */
+  async listRunsInScope(scope: string, limit = 20): Promise<RunRecord[]> {
+    const { rows } = await this.db.query<RunRecord>(
+      `SELECT ${RUN_COLUMNS} FROM runs WHERE scope = $1 ORDER BY request_seq DESC LIMIT $2`,
+      [scope, limit],
+    );
+    return rows;
+  }
+
   /**
    * Every step of a run in order. A step gets its row when it first does something (its start is
    * recorded, or it is to be reported skipped); until then it is pending, and not_run once the run
