@@ -146,12 +146,9 @@ export function createHttpApi(c: ApiConfig): HttpApi {
         try {
           return await once<T>(method, path, o);
         } catch (err) {
+          // Retryable: an unreachable server, or 502/503/504 (answerError marks those).
           const again =
-            attempt < attempts &&
-            !o.signal?.aborted &&
-            err instanceof NornError &&
-            (err.code === 'UNAVAILABLE' || err.details?.['status'] !== undefined) &&
-            (err.details?.['status'] === undefined || RETRIED.has(Number(err.details['status'])));
+            attempt < attempts && !o.signal?.aborted && err instanceof NornError && err.retryable;
           if (!again) throw err;
           await new Promise((r) => setTimeout(r, 200 * attempt));
         }
