@@ -24,16 +24,10 @@ export const NOT_EARLY =
 
 type Ctx = Pick<StepContext, 'run' | 'signal' | 'log'>;
 
-/** The file ingress (NORN_CLOUDFLARED_CONFIG), or why there is none. */
-function fileIngress(s: DeployServices, spec: Infraspec) {
-  const ingress = ingressFor(s, spec);
-  return 'skip' in ingress ? { skip: ingress.skip } : ingress;
-}
-
 export async function nomadPatch(ctx: Ctx, s: DeployServices, spec: Infraspec) {
   if (!spec.endpoints?.length && !spec.hosts?.external)
     return skipStep('no endpoints and no hosts.external');
-  const ingress = fileIngress(s, spec);
+  const ingress = ingressFor(s, spec);
   if ('skip' in ingress) return skipStep(ingress.skip);
   const chosen = servingProcess(spec.processes);
   if (!chosen)
@@ -62,7 +56,7 @@ export async function nomadPatch(ctx: Ctx, s: DeployServices, spec: Infraspec) {
 }
 
 export async function nomadRestart(ctx: Ctx, s: DeployServices, spec: Infraspec) {
-  const ingress = fileIngress(s, spec);
+  const ingress = ingressFor(s, spec);
   if ('skip' in ingress) return skipStep(ingress.skip);
   const result = await ingress.restart({ signal: ctx.signal, log: ctx.log });
   ctx.log(result.note);
@@ -71,7 +65,7 @@ export async function nomadRestart(ctx: Ctx, s: DeployServices, spec: Infraspec)
 }
 
 export async function nomadUnpatch(ctx: Ctx, s: DeployServices, spec: Infraspec, host: string) {
-  const ingress = fileIngress(s, spec);
+  const ingress = ingressFor(s, spec);
   if ('skip' in ingress) return skipStep(ingress.skip);
   const edited = await ingress.edit((t) => removeAppIngress(t, ctx.run.appId), ctx.signal);
   if (!edited) return skipStep(`cloudflared is not deployed (no ${ingress.where})`);
