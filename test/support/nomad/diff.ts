@@ -10,6 +10,7 @@
  */
 import type { Alloc } from './store.js';
 import type { Job } from './validate.js';
+import type { DesiredUpdates } from '../../../src/targets/nomad/api.js';
 
 interface FieldDiff {
   Type: string;
@@ -73,17 +74,6 @@ function diffObject(
 
 const byName = (list: Job[] | undefined): Map<string, Job> =>
   new Map((list ?? []).map((x) => [x.Name as string, x]));
-
-export interface DesiredUpdates {
-  Ignore: number;
-  Place: number;
-  Migrate: number;
-  Stop: number;
-  InPlaceUpdate: number;
-  DestructiveUpdate: number;
-  Canary: number;
-  Preemptions: number;
-}
 
 /** The plan of `next` against the stored `old` job (undefined when new) and its live allocations. */
 export function planDiff(

@@ -6,21 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Job } from './validate.js';
+import type { Variable } from '../../../src/targets/nomad/api.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- allocations and deployments are Nomad's JSON */
 export type Alloc = Record<string, any>;
 export type Deployment = Record<string, any>;
 export type Table = 'jobs' | 'evals' | 'allocs' | 'deployment' | 'vars' | 'services';
 
-export interface Variable {
-  Namespace: string;
-  Path: string;
-  CreateIndex: number;
-  ModifyIndex: number;
-  CreateTime: number;
-  ModifyTime: number;
-  Items: Record<string, string>;
-}
+export type { Variable };
 
 /** How many versions of a job Nomad keeps (structs.JobTrackedVersions). */
 const trackedVersions = 6;
