@@ -5,6 +5,10 @@
  * (command/fmt.go); validate 1 when invalid (views/validate.go); plan -detailed-exitcode 0 / 1 / 2
  * (command/plan.go); everything else 0 or 1.
  *
+ * State is where `terraform.backend.local.path` says (terraform.tfstate by default); init saves the
+ * backend as tofu does and the other commands ask for init again when it changed (backend.mjs);
+ * init's -reconfigure and -backend=false are honoured, state migration is refused.
+ *
  * Test hooks (environment):
  * - TOFU_STANDIN_HOLD_MS: plan sleeps this long right after taking the state lock; apply sleeps
  *   after its first change is applied and its state persisted (a "mid-apply" moment). SIGTERM

@@ -25,26 +25,29 @@ export const NOT_INIT = {
   detail: `The following dependency selections recorded in the lock file are inconsistent with the current configuration:\n  - provider ${PROVIDER}: required by this configuration but no version is selected\n\nTo make the initial dependency selections that will initialize the dependency lock file, run:\n  tofu init`,
 };
 
-/** Loads and checks the module; returns {files, resources, diags}. */
+/**
+ * Loads and checks the module; returns {files, resources, diags, backend, backendDiags} (see
+ * config.mjs structure: backendDiags are for the commands that configure the backend).
+ */
 export function load(dir) {
   const files = readModule(dir);
-  const { resources, diags } = structure(files);
+  const { resources, diags, backend, backendDiags } = structure(files);
   const decoded = [];
   for (const res of resources) {
     const d = decodeResource(res, diags);
     if (d) decoded.push({ ...res, ...d });
   }
-  return { files, resources: decoded, diags };
+  return { files, resources: decoded, diags, backend, backendDiags };
 }
 
-/** Takes the lock, retrying until -lock-timeout (default 0s: one attempt). */
-export async function acquire(dir, flags, operation) {
+/** Takes the lock on the state at `loc` (state.mjs stateLocation), retrying until -lock-timeout (default 0s: one attempt). */
+export async function acquire(loc, flags, operation) {
   if (flags.lock === false) return () => {};
   const timeoutMs = parseDuration(flags['lock-timeout'] ?? '0s');
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return lockState(dir, operation);
+      return lockState(loc, operation);
     } catch (e) {
       if (!(e instanceof LockError) || Date.now() >= until) throw e;
       await sleep(100);

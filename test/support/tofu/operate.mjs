@@ -1,4 +1,9 @@
-/** plan, show and apply: the commands that take the state lock and read or write the state. */
+/**
+ * plan, show and apply: the commands that take the state lock and read or write the state, which
+ * is where the configured backend keeps it. A saved plan records its backend (when one is
+ * configured) and apply of that plan uses it, not the working directory's, as OpenTofu's
+ * BackendForLocalPlan does: a plan made in one checkout applies to the same state from another.
+ */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clearTimeout, setTimeout } from 'node:timers';
@@ -6,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { configHash } from './config.mjs';
 import { create, remove } from './local-file.mjs';
 import { counts, hasChanges, makePlan, showJson } from './plan.mjs';
-import { nextState, readState, stateObjects, writeState } from './state.mjs';
+import { nextState, readState, stateLocation, stateObjects, writeState } from './state.mjs';
+import { backendInitRequired, planBackend } from './backend.mjs';
 import { planText } from './render.mjs';
 import {
   acquire,
@@ -21,14 +27,32 @@ import {
   UsageError,
 } from './common.mjs';
 
+/** Loads the module for plan or apply -auto-approve: {files, resources, backend} or {code}. */
+function loadForPlan(dir) {
+  const { files, resources, diags, backend, backendDiags } = load(dir);
+  const all = [...diags, ...backendDiags];
+  if (all.length) return { code: fail(all, sourcesOf(files)) };
+  const reinit = backendInitRequired(dir, backend);
+  if (reinit) return { code: fail([reinit]) };
+  if (resources.length && !initialized(dir)) return { code: fail([NOT_INIT]) };
+  return { files, resources, backend };
+}
+
+/** A plan of `resources` against the state at `loc`, recording the backend when configured. */
+function planOf({ files, resources, backend }, loc) {
+  const p = makePlan({ resources, state: readState(loc), configHash: configHash(files) });
+  if (backend) p.backend = planBackend(backend);
+  return p;
+}
+
 export async function plan(dir, { flags }) {
-  const { files, resources, diags } = load(dir);
-  if (diags.length) return fail(diags, sourcesOf(files));
-  if (resources.length && !initialized(dir)) return fail([NOT_INIT]);
-  const unlock = await acquire(dir, flags, 'OperationTypePlan');
+  const loaded = loadForPlan(dir);
+  if (loaded.code !== undefined) return loaded.code;
+  const loc = stateLocation(dir, loaded.backend);
+  const unlock = await acquire(loc, flags, 'OperationTypePlan');
   try {
     if (holdMs()) await sleep(holdMs());
-    const p = makePlan({ resources, state: readState(dir), configHash: configHash(files) });
+    const p = planOf(loaded, loc);
     out(planText(p, flags.out));
     if (flags.out) writeFileSync(join(dir, flags.out), JSON.stringify(p));
     return flags['detailed-exitcode'] && hasChanges(p) ? 2 : 0;
@@ -67,20 +91,24 @@ export function show(dir, { flags, args }) {
 
 export async function apply(dir, { flags, args }) {
   let p;
-  if (args.length === 1) p = readPlanFile(dir, args[0]);
-  else if (flags['auto-approve'] && args.length === 0) {
-    const { files, resources, diags } = load(dir);
-    if (diags.length) return fail(diags, sourcesOf(files));
-    p = makePlan({ resources, state: readState(dir), configHash: configHash(files) });
+  let loc;
+  if (args.length === 1) {
+    p = readPlanFile(dir, args[0]);
+    loc = stateLocation(dir, p.backend && { type: p.backend.type, path: p.backend.config.path });
+  } else if (flags['auto-approve'] && args.length === 0) {
+    const loaded = loadForPlan(dir);
+    if (loaded.code !== undefined) return loaded.code;
+    loc = stateLocation(dir, loaded.backend);
+    p = planOf(loaded, loc);
   } else
     throw new UsageError(
       'the tofu stand-in applies a saved plan, or plans and applies with -auto-approve',
     );
   if (Object.keys(p.refreshed).length + p.changes.length && !initialized(dir))
     return fail([NOT_INIT]);
-  const unlock = await acquire(dir, flags, 'OperationTypeApply');
+  const unlock = await acquire(loc, flags, 'OperationTypeApply');
   try {
-    const state = readState(dir);
+    const state = readState(loc);
     const current = { lineage: state?.lineage ?? '', serial: state?.serial ?? 0 };
     const firstPlan = p.prior.lineage === '' && p.prior.serial === 0;
     if (!firstPlan && p.prior.lineage !== current.lineage)
@@ -101,13 +129,13 @@ export async function apply(dir, { flags, args }) {
             'The given plan file can no longer be applied because the state was changed by another operation after the plan was created.',
         },
       ]);
-    return await applyChanges(dir, p, state);
+    return await applyChanges(loc, p, state);
   } finally {
     unlock();
   }
 }
 
-async function applyChanges(dir, p, state) {
+async function applyChanges(loc, p, state) {
   let interrupted = false;
   let wake = () => {};
   process.on('SIGTERM', () => {
@@ -121,7 +149,7 @@ async function applyChanges(dir, p, state) {
   let prior = state;
   const persist = () => {
     const next = nextState(prior, objects);
-    writeState(dir, prior, next);
+    writeState(loc, prior, next);
     prior = next;
   };
   if (JSON.stringify(stateObjects(state)) !== JSON.stringify(objects)) persist(); // refreshed drift

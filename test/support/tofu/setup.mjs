@@ -5,6 +5,7 @@ import { isIgnoredFile, readModule, structure } from './config.mjs';
 import { PROVIDER, PROVIDER_VERSION } from './local-file.mjs';
 import { diagText, wrap } from './render.mjs';
 import { errOut, fail, initialized, load, out, sourcesOf } from './common.mjs';
+import { initBackend } from './backend.mjs';
 
 export function fmt(dir, { flags, args }) {
   // fmtSupportedExts: .tf .tofu .tfvars .tftest.hcl .tofutest.hcl; *.tf.json is not among them.
@@ -48,11 +49,9 @@ export function fmt(dir, { flags, args }) {
   return 0; // nothing it formats: JSON configuration is left alone, as by real tofu fmt
 }
 
-export function init(dir) {
-  const { files, diags } = (() => {
-    const files = readModule(dir);
-    return { files, diags: structure(files).diags };
-  })();
+export function init(dir, { flags }) {
+  const files = readModule(dir);
+  const { diags, backend, backendDiags } = structure(files);
   if (files.length === 0) {
     out(
       '\nOpenTofu initialized in an empty directory!\n\nThe directory has no OpenTofu configuration files. You may begin working\nwith OpenTofu immediately by creating OpenTofu configuration files.\n',
@@ -69,6 +68,13 @@ export function init(dir) {
       }),
     );
     return fail(diags, sourcesOf(files));
+  }
+  if (backendDiags.length) return fail(backendDiags, sourcesOf(files));
+  if (flags.backend !== false) {
+    // -backend=false: the saved backend stays as it is.
+    const configured = initBackend(dir, backend, flags);
+    if (configured.diags) return fail(configured.diags);
+    out(configured.message);
   }
   const lockFile = join(dir, '.terraform.lock.hcl');
   const had = existsSync(lockFile);

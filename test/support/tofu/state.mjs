@@ -1,26 +1,49 @@
 /**
- * The local backend: `terraform.tfstate` (state format version 4) with a `.backup` of the previous
- * snapshot, and the state lock. Real OpenTofu locks with fcntl(F_SETLK) on the state file and
- * writes `.terraform.tfstate.lock.info` (mode 0600) beside it (statemgr/filesystem.go); a second
- * process fails with EAGAIN, "resource temporarily unavailable". Node has no fcntl locks, so the
- * stand-in takes the lock by creating `.terraform/tofu-standin.lock` exclusively (holding its pid),
- * then writes the same lock info file. A lock whose holder has died counts as free, as an fcntl
- * lock is released when its process dies (the info file of a SIGKILLed tofu stays behind).
+ * The local backend: the state file (state format version 4), `terraform.tfstate` in the working
+ * directory unless `terraform.backend.local.path` says where, with a `.backup` of the previous
+ * snapshot beside it, and the state lock. Real OpenTofu locks with fcntl(F_SETLK) on the state
+ * file and writes `.<name>.lock.info` (mode 0600) beside it (statemgr/filesystem.go), creating
+ * the state file's directory first; a second process fails with EAGAIN, "resource temporarily
+ * unavailable". Node has no fcntl locks, so the stand-in takes the lock by creating a marker file
+ * exclusively (holding its pid), then writes the same lock info file. The marker is
+ * `.terraform/tofu-standin.lock` for the default state file and `.<name>.tofu-standin.lock`
+ * beside any other, so every working directory whose backend names the same file shares the
+ * lock, as they would share the fcntl lock. A lock whose holder has died counts as free, as an
+ * fcntl lock is released when its process dies (the info file of a SIGKILLed tofu stays behind).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PROVIDER } from './local-file.mjs';
 
 export const TOFU_VERSION = '1.9.1';
 const STATE = 'terraform.tfstate';
-const LOCK_INFO = '.terraform.tfstate.lock.info';
 
-export function readState(dir) {
+/**
+ * Where the state of working directory `dir` lives, given the configured backend ({type, path}
+ * or null): `path` as configured (what the lock info shows), `file` resolved against `dir` (tofu
+ * runs in the -chdir directory), and the lock info file and lock marker beside it.
+ */
+export function stateLocation(dir, backend) {
+  const path = backend?.path ?? STATE;
+  const file = resolve(dir, path);
+  const beside = (name) => join(dirname(file), name);
+  return {
+    path,
+    file,
+    lockInfo: beside(`.${basename(file)}.lock.info`),
+    marker:
+      file === resolve(dir, STATE)
+        ? join(dir, '.terraform', 'tofu-standin.lock')
+        : beside(`.${basename(file)}.tofu-standin.lock`),
+  };
+}
+
+export function readState(loc) {
   let text;
   try {
-    text = readFileSync(join(dir, STATE), 'utf8');
+    text = readFileSync(loc.file, 'utf8');
   } catch (e) {
     if (e.code === 'ENOENT') return null;
     throw e;
@@ -64,8 +87,9 @@ export function nextState(prior, objects) {
   };
 }
 
-export function writeState(dir, prior, state) {
-  const path = join(dir, STATE);
+export function writeState(loc, prior, state) {
+  const path = loc.file;
+  mkdirSync(dirname(path), { recursive: true });
   if (prior) writeFileSync(`${path}.backup`, `${JSON.stringify(prior, null, 2)}\n`);
   writeFileSync(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(`${path}.tmp`, path);
@@ -88,10 +112,11 @@ export class LockError extends Error {
 }
 
 /** Takes the state lock for `operation` ("OperationTypePlan"/"OperationTypeApply"); returns unlock. */
-export function lockState(dir, operation) {
-  const infoPath = join(dir, LOCK_INFO);
-  mkdirSync(join(dir, '.terraform'), { recursive: true });
-  const held = join(dir, '.terraform', 'tofu-standin.lock'); // stands for the fcntl lock
+export function lockState(loc, operation) {
+  const infoPath = loc.lockInfo;
+  mkdirSync(dirname(loc.file), { recursive: true }); // statemgr's createStateFiles
+  mkdirSync(dirname(loc.marker), { recursive: true });
+  const held = loc.marker; // stands for the fcntl lock
   try {
     writeFileSync(held, String(process.pid), { flag: 'wx' });
   } catch (e) {
@@ -113,7 +138,7 @@ export function lockState(dir, operation) {
     Who: `${userInfo().username}@${hostname()}`,
     Version: TOFU_VERSION,
     Created: new Date().toISOString().replace('Z', '000000Z'),
-    Path: STATE,
+    Path: loc.path,
   };
   writeFileSync(infoPath, JSON.stringify(info), { mode: 0o600 });
   return () => {
