@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { isNornError } from '../../src/shared/errors.js';
@@ -53,6 +53,9 @@ const TWO: Files = {
 };
 
 const lockInfo = (dir: string) => join(dir, '.terraform.tfstate.lock.info');
+/** What norn writes into a stack's checkout so that its state outlives the checkout. */
+const backendOverride = (path: string) =>
+  JSON.stringify({ terraform: { backend: { local: { path } } } });
 
 async function until(check: () => boolean, what: string, ms = 10_000) {
   const end = Date.now() + ms;
@@ -352,6 +355,185 @@ describe.each(BINARIES)('the OpenTofu driver against $name', ({ bin, hooks }) =>
         });
       },
     );
+  });
+
+  describe.skipIf(!bin)('the local backend, set by an override file as norn sets it', () => {
+    /**
+     * Two fresh checkouts of one stack, each initialised, whose norn_override.tf.json puts the
+     * state at the same path outside both (in a directory that does not exist yet). The files
+     * are absolute so both checkouts manage the same ones.
+     */
+    async function checkouts() {
+      const shared = await workdir();
+      const statePath = join(shared, 'state', 'stack', 'terraform.tfstate');
+      const files: Files = {
+        a: { filename: join(shared, 'out/a.txt'), content: 'alpha\n' },
+        b: { filename: join(shared, 'out/b.txt'), content: 'beta\n' },
+      };
+      const checkout = async () => {
+        const dir = await workdir();
+        await writeFile(join(dir, 'main.tf.json'), config(files));
+        await writeFile(join(dir, 'norn_override.tf.json'), backendOverride(statePath));
+        const tofu = make(dir);
+        const init = await tofu.init();
+        expect(init.ok).toBe(true);
+        expect(init.output).toContain('Successfully configured the backend "local"!');
+        return { dir, tofu };
+      };
+      return { shared, statePath, files, a: await checkout(), b: await checkout() };
+    }
+
+    it("keeps the state at the backend path, so a second checkout sees the first one's apply", async () => {
+      const { statePath, files, a, b } = await checkouts();
+      await a.tofu.plan({ out: 'plan.bin' });
+      expect(await a.tofu.apply('plan.bin')).toMatchObject({ ok: true });
+      expect(JSON.parse(await readFile(statePath, 'utf8'))).toMatchObject({ version: 4 });
+      expect(existsSync(join(a.dir, 'terraform.tfstate'))).toBe(false);
+
+      const other = await b.tofu.plan({ out: 'plan.bin', detailedExitcode: true });
+      expect(other).toMatchObject({ exitCode: 0, changes: false });
+      expect(other.output).toContain('No changes. Your infrastructure matches the configuration.');
+
+      // The second checkout changes b: the previous snapshot is kept beside the state.
+      await writeFile(
+        join(b.dir, 'main.tf.json'),
+        config({ ...files, b: { filename: files.b!.filename, content: 'BETA\n' } }),
+      );
+      const { summary } = await planned(b.tofu, 'change.bin');
+      expect(summary.byAction.replace).toEqual(['local_file.b']);
+      expect(await b.tofu.apply('change.bin')).toMatchObject({ ok: true });
+      expect(existsSync(`${statePath}.backup`)).toBe(true);
+      for (const dir of [a.dir, b.dir])
+        expect(existsSync(join(dir, 'terraform.tfstate.backup'))).toBe(false);
+      expect((await a.tofu.plan({ out: 'back.bin', detailedExitcode: true })).changes).toBe(true);
+    });
+
+    it('refuses a plan saved in one checkout once the other has applied', async () => {
+      const { files, a, b } = await checkouts();
+      await a.tofu.plan({ out: 'a.bin' });
+      await b.tofu.plan({ out: 'b.bin' });
+      expect(await b.tofu.apply('b.bin')).toMatchObject({ ok: true, stale: false });
+      await rm(files.a!.filename);
+
+      const stale = await a.tofu.apply('a.bin');
+      expect(stale).toMatchObject({ ok: false, stale: true, locked: false });
+      expect(stale.output).toContain('Saved plan is stale');
+      expect(existsSync(files.a!.filename)).toBe(false); // nothing of it was applied
+    });
+
+    it.skipIf(!hooks)(
+      'an apply in one checkout holds the lock beside the state: a plan in the other is refused',
+      async () => {
+        const { statePath, a, b } = await checkouts();
+        await a.tofu.plan({ out: 'plan.bin' });
+        const holder = make(a.dir, { env: { ...process.env, TOFU_STANDIN_HOLD_MS: '4000' } });
+        const applying = holder.apply('plan.bin');
+        const info = join(dirname(statePath), '.terraform.tfstate.lock.info');
+        await until(() => existsSync(info), 'the lock info file beside the state');
+        const held = JSON.parse(await readFile(info, 'utf8'));
+        expect(held).toMatchObject({ Operation: 'OperationTypeApply', Path: statePath });
+        expect(existsSync(lockInfo(a.dir))).toBe(false);
+
+        const refused = await b.tofu.plan({ out: 'p.bin', detailedExitcode: true });
+        expect(refused).toMatchObject({ exitCode: 1, changes: undefined, locked: true });
+        expect(refused.output).toContain('Error acquiring the state lock');
+        expect(refused.output).toContain(`\n  ID:        ${held.ID}\n`);
+        expect(refused.output).toContain(`\n  Path:      ${statePath}\n`);
+
+        expect(await applying).toMatchObject({ ok: true });
+        expect(existsSync(info)).toBe(false);
+        expect((await b.tofu.plan({ out: 'p.bin', detailedExitcode: true })).exitCode).toBe(0);
+      },
+    );
+
+    it('refuses a backend type it does not have, and a second backend block', async () => {
+      const dir = await workdir();
+      const withBackend = (backend: object) =>
+        JSON.stringify({ terraform: { backend }, resource: { local_file: TWO } }, null, 2);
+      await writeFile(join(dir, 'main.tf.json'), withBackend({ nosuch: {} }));
+      const unknown = await make(dir).init();
+      expect(unknown.ok).toBe(false);
+      expect(unknown.output).toContain('Error: Unsupported backend type');
+      expect(unknown.output).toContain('There is no backend type named "nosuch".');
+      if (hooks) {
+        // A real backend the stand-in does not have is refused, not ignored.
+        await writeFile(join(dir, 'main.tf.json'), withBackend({ s3: { bucket: 'b' } }));
+        const s3 = await make(dir).init();
+        expect(s3.ok).toBe(false);
+        expect(s3.output).toContain('Error: Unsupported setting (tofu stand-in)');
+        expect(s3.output).toMatch(/backend "s3" is\s+not\s+supported/);
+      }
+
+      await writeFile(join(dir, 'main.tf.json'), withBackend({ local: {} }));
+      await writeFile(join(dir, 'second.tf.json'), backendOverride('other.tfstate'));
+      const twice = await make(dir).init();
+      expect(twice.ok).toBe(false);
+      expect(twice.output).toContain('Error: Duplicate backend configuration');
+      expect(twice.output).toMatch(/on second\.tf\.json line 1/);
+    });
+
+    it("takes the override file's backend over the primary files' one", async () => {
+      const dir = await workdir();
+      const state = join(await workdir(), 'override.tfstate');
+      await writeFile(
+        join(dir, 'main.tf.json'),
+        JSON.stringify({
+          terraform: { backend: { local: { path: 'primary.tfstate' } } },
+          resource: { local_file: TWO },
+        }),
+      );
+      await writeFile(join(dir, 'norn_override.tf.json'), backendOverride(state));
+      const tofu = make(dir);
+      expect((await tofu.init()).ok).toBe(true);
+      await tofu.plan({ out: 'plan.bin' });
+      expect((await tofu.apply('plan.bin')).ok).toBe(true);
+      expect(existsSync(state)).toBe(true);
+      expect(existsSync(join(dir, 'primary.tfstate'))).toBe(false);
+      expect(existsSync(join(dir, 'terraform.tfstate'))).toBe(false);
+    });
+
+    it('asks for init again when the backend path changes after init', async () => {
+      const { a } = await checkouts();
+      await writeFile(
+        join(a.dir, 'norn_override.tf.json'),
+        backendOverride(join(await workdir(), 'moved.tfstate')),
+      );
+      const plan = await a.tofu.plan({ out: 'plan.bin', detailedExitcode: true });
+      expect(plan).toMatchObject({ exitCode: 1, locked: false });
+      expect(plan.output).toContain('Backend initialization required');
+      expect(plan.output).toContain('Backend configuration block has changed');
+      const init = await a.tofu.init(); // neither -reconfigure nor -migrate-state
+      expect(init.ok).toBe(false);
+      expect(init.output).toContain('Error: Backend configuration changed');
+    });
+
+    it("merges an override file's arguments into a resource, and refuses one with no base", async () => {
+      const { dir, tofu } = await ready();
+      await writeFile(
+        join(dir, 'content_override.tf.json'),
+        JSON.stringify({ resource: { local_file: { a: { content: 'ALPHA\n' } } } }),
+      );
+      await tofu.plan({ out: 'plan.bin' });
+      const a = (await tofu.show('plan.bin')).resource_changes?.find(
+        (c) => c.address === 'local_file.a',
+      );
+      expect(a?.change.after).toMatchObject({ filename: 'out/a.txt', content: 'ALPHA\n' });
+
+      await writeFile(
+        join(dir, 'content_override.tf.json'),
+        JSON.stringify({ resource: { local_file: { zz: { content: 'z' } } } }),
+      );
+      const result = await tofu.validate();
+      expect(result.valid).toBe(false);
+      expect(result.diagnostics).toEqual([
+        expect.objectContaining({
+          summary: 'Missing resource to override',
+          detail:
+            'There is no local_file resource named "zz". An override file can only override a resource block defined in a primary configuration file.',
+          range: expect.objectContaining({ filename: 'content_override.tf.json' }),
+        }),
+      ]);
+    });
   });
 });
 
