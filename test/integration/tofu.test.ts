@@ -421,6 +421,18 @@ describe.each(BINARIES)('the OpenTofu driver against $name', ({ bin, hooks }) =>
       expect(existsSync(files.a!.filename)).toBe(false); // nothing of it was applied
     });
 
+    it('applies from one checkout a plan saved by the other, by absolute path', async () => {
+      const { shared, statePath, files, a, b } = await checkouts();
+      const saved = join(shared, 'review.bin'); // e.g. an artifact the release run fetched
+      expect(await a.tofu.plan({ out: saved, detailedExitcode: true })).toMatchObject({
+        exitCode: 2,
+      });
+      expect(await b.tofu.apply(saved)).toMatchObject({ ok: true });
+      expect(await readFile(files.a!.filename, 'utf8')).toBe('alpha\n');
+      expect(existsSync(statePath)).toBe(true);
+      expect((await a.tofu.plan({ out: 'after.bin', detailedExitcode: true })).changes).toBe(false);
+    });
+
     it.skipIf(!hooks)(
       'an apply in one checkout holds the lock beside the state: a plan in the other is refused',
       async () => {

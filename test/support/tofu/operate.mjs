@@ -5,7 +5,7 @@
  * BackendForLocalPlan does: a plan made in one checkout applies to the same state from another.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configHash } from './config.mjs';
@@ -54,7 +54,7 @@ export async function plan(dir, { flags }) {
     if (holdMs()) await sleep(holdMs());
     const p = planOf(loaded, loc);
     out(planText(p, flags.out));
-    if (flags.out) writeFileSync(join(dir, flags.out), JSON.stringify(p));
+    if (flags.out) writeFileSync(resolve(dir, flags.out), JSON.stringify(p));
     return flags['detailed-exitcode'] && hasChanges(p) ? 2 : 0;
   } finally {
     unlock();
@@ -67,7 +67,7 @@ function readPlanFile(dir, file) {
   };
   let text;
   try {
-    text = readFileSync(join(dir, file), 'utf8');
+    text = readFileSync(resolve(dir, file), 'utf8'); // relative to the working directory, or absolute
   } catch (e) {
     fail1(`Error: ${e.message}`);
   }
