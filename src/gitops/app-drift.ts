@@ -289,7 +289,9 @@ export interface AppDriftDeps {
 /**
  * Reads the active release, target.live and (where the deploy routes through cloudflared) the
  * ingress, then compares. The release's own spec says what should run (an edited spec that was
- * not deployed is not drift); `app.spec` only says where the routes are read.
+ * not deployed is not drift); `app.spec` only says where the routes are read. A deploy under way
+ * shows as drift (its containers carry a release that is not active yet): the caller checks
+ * outside deploys (e.g. under the app's lock).
  */
 export async function checkAppDrift(
   deps: AppDriftDeps,
