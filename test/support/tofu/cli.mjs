@@ -14,6 +14,7 @@
  *   after its first change is applied and its state persisted (a "mid-apply" moment). SIGTERM
  *   during the sleep stops apply gracefully, as OpenTofu does: state of what was done is written
  *   and the lock released; SIGKILL leaves the lock info file behind (a dead holder's lock is free).
+ *   TOFU_STANDIN_HOLD_PLAN_MS / TOFU_STANDIN_HOLD_APPLY_MS hold only that command (and win over it).
  */
 import { StandinRefusal } from './config.mjs';
 import { LockError, TOFU_VERSION } from './state.mjs';

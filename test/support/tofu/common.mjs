@@ -61,4 +61,10 @@ export const parseDuration = (s) => {
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] ?? 's'];
 };
 
-export const holdMs = () => Number(process.env.TOFU_STANDIN_HOLD_MS ?? 0);
+/** The hold of `command` (plan or apply): TOFU_STANDIN_HOLD_<COMMAND>_MS, else TOFU_STANDIN_HOLD_MS. */
+export const holdMs = (command) =>
+  Number(
+    process.env[`TOFU_STANDIN_HOLD_${command.toUpperCase()}_MS`] ??
+      process.env.TOFU_STANDIN_HOLD_MS ??
+      0,
+  );

@@ -51,7 +51,7 @@ export async function plan(dir, { flags }) {
   const loc = stateLocation(dir, loaded.backend);
   const unlock = await acquire(loc, flags, 'OperationTypePlan');
   try {
-    if (holdMs()) await sleep(holdMs());
+    if (holdMs('plan')) await sleep(holdMs('plan'));
     const p = planOf(loaded, loc);
     out(planText(p, flags.out));
     if (flags.out) writeFileSync(resolve(dir, flags.out), JSON.stringify(p));
@@ -167,9 +167,9 @@ async function applyChanges(loc, p, state) {
       out(`${ch.address}: Creation complete after 0s [id=${objects[ch.address].id}]\n`);
     }
     persist();
-    if (++done === 1 && holdMs())
+    if (++done === 1 && holdMs('apply'))
       await new Promise((resolve) => {
-        const timer = setTimeout(resolve, holdMs());
+        const timer = setTimeout(resolve, holdMs('apply'));
         wake = () => (clearTimeout(timer), resolve()); // a pending timer would keep tofu alive
       });
     if (interrupted) {
