@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import { inTransaction, type Db } from '../db.js';
+import { NornError } from '../errors.js';
 
 export interface AppRecord {
   id: string;
@@ -70,17 +71,23 @@ export class AppStore {
          webhook_secret = COALESCE(EXCLUDED.webhook_secret,
            CASE WHEN apps.deleted_at IS NULL THEN apps.webhook_secret END),
          created_at = CASE WHEN apps.deleted_at IS NULL THEN apps.created_at ELSE now() END
+       WHERE apps.kind = 'app'
        RETURNING ${COLUMNS},
          (xmax = 0 OR EXISTS (SELECT 1 FROM old WHERE deleted_at IS NOT NULL)) AS created`,
       [id, JSON.stringify(spec), source, format, webhookSecret ?? null],
     );
-    const { created, ...app } = rows[0]!;
+    if (!rows[0])
+      throw new NornError(
+        'CONFLICT',
+        `the name ${id} is taken by a stack (apps and stacks share one namespace); pick another name`,
+      );
+    const { created, ...app } = rows[0];
     return { app, created };
   }
 
   async get(id: string): Promise<AppRecord | null> {
     const { rows } = await this.db.query<AppRecord>(
-      `SELECT ${COLUMNS} FROM apps WHERE id = $1 AND deleted_at IS NULL`,
+      `SELECT ${COLUMNS} FROM apps WHERE id = $1 AND deleted_at IS NULL AND kind = 'app'`,
       [id],
     );
     return rows[0] ?? null;
@@ -89,7 +96,7 @@ export class AppStore {
   /** Every registered app's id and spec, for checks across apps (ports); never for a response. */
   async specs(): Promise<Array<Pick<AppRecord, 'id' | 'spec'>>> {
     const { rows } = await this.db.query<Pick<AppRecord, 'id' | 'spec'>>(
-      'SELECT id, spec FROM apps WHERE deleted_at IS NULL ORDER BY id',
+      "SELECT id, spec FROM apps WHERE deleted_at IS NULL AND kind = 'app' ORDER BY id",
     );
     return rows;
   }
@@ -103,7 +110,8 @@ export class AppStore {
       `SELECT id, spec->'repo'->>'url' AS "repoUrl", spec->'repo'->>'branch' AS branch,
          COALESCE((spec->'repo'->>'autoDeploy')::boolean, false) AS "autoDeploy",
          webhook_secret AS "webhookSecret"
-       FROM apps WHERE deleted_at IS NULL AND spec->'repo'->>'url' IS NOT NULL ORDER BY id`,
+       FROM apps WHERE deleted_at IS NULL AND kind = 'app' AND spec->'repo'->>'url' IS NOT NULL
+       ORDER BY id`,
     );
     return rows;
   }
@@ -117,7 +125,7 @@ export class AppStore {
          ARRAY(SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(spec->'processes') = 'object'
                                              THEN spec->'processes' ELSE '{}' END) ORDER BY 1) AS processes,
          source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
-       FROM apps WHERE deleted_at IS NULL ORDER BY id`,
+       FROM apps WHERE deleted_at IS NULL AND kind = 'app' ORDER BY id`,
     );
     return rows;
   }
@@ -131,7 +139,7 @@ export class AppStore {
   async softDelete(id: string, o: { blockedElsewhere?: boolean } = {}): Promise<DeleteResult> {
     return inTransaction(this.db, async (client) => {
       const app = await client.query(
-        'SELECT 1 FROM apps WHERE id = $1 AND deleted_at IS NULL FOR UPDATE',
+        "SELECT 1 FROM apps WHERE id = $1 AND deleted_at IS NULL AND kind = 'app' FOR UPDATE",
         [id],
       );
       if (app.rowCount === 0) return { action: 'missing' };

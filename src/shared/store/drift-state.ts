@@ -3,7 +3,10 @@
  * `app:<id>`. `record` says whether the finding changed (by fingerprint or status), so a check
  * reports only what is new; `markReported` notes that the report went out.
  */
-import type { Db } from '../db.js';
+import type { ClientBase } from 'pg';
+
+/** A pool, or a transaction's client (a drift-check hook writes in its own). */
+type Queryable = Pick<ClientBase, 'query'>;
 
 export type DriftStatus = 'clean' | 'drifted' | 'error' | 'unknown';
 
@@ -15,6 +18,7 @@ export interface DriftState {
   checkedAt: string;
   reportedAt: string | null;
   lastError: string | null;
+  errorAt: string | null;
 }
 
 export interface DriftFinding {
@@ -25,12 +29,12 @@ export interface DriftFinding {
 }
 
 const COLUMNS = `subject, status, fingerprint, summary, checked_at AS "checkedAt",
-  reported_at AS "reportedAt", last_error AS "lastError"`;
+  reported_at AS "reportedAt", last_error AS "lastError", error_at AS "errorAt"`;
 
 export const driftSubject = (kind: 'stack' | 'app', id: string) => `${kind}:${id}`;
 
 export class DriftStateStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Queryable) {}
 
   async get(subject: string): Promise<DriftState | null> {
     const { rows } = await this.db.query<DriftState>(
@@ -68,6 +72,22 @@ export class DriftStateStore {
     );
     const { changed, ...state } = rows[0]!;
     return { state, changed };
+  }
+
+  /**
+   * Notes a check that erred: the finding stays as it was (an error is neither drift nor clean),
+   * with the error and its time beside it. A subject never checked before is 'unknown'.
+   */
+  async recordError(subject: string, error: string): Promise<DriftState> {
+    const { rows } = await this.db.query<DriftState>(
+      `INSERT INTO drift_state (subject, status, last_error, error_at, checked_at)
+       VALUES ($1, 'unknown', $2, now(), now())
+       ON CONFLICT (subject) DO UPDATE SET last_error = EXCLUDED.last_error, error_at = now(),
+         checked_at = now()
+       RETURNING ${COLUMNS}`,
+      [subject, error],
+    );
+    return rows[0]!;
   }
 
   /** Notes that the current finding was reported; false if the subject has no state. */

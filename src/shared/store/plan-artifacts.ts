@@ -35,7 +35,26 @@ export interface PlanArtifactSummary {
   pullRequest: number | null;
   hasPlanFile: boolean;
   createdAt: string;
+  /** Where applying this plan got to (release plans only); null: never begun. */
+  apply: PlanApply | null;
 }
+
+/** An apply of a saved plan, as its marks record it (005_gitops_runs.sql). */
+export interface PlanApply {
+  runId: string;
+  startedAt: string;
+  /** Set when tofu applied it. */
+  appliedAt: string | null;
+  /** Set when tofu ended without applying all of it (a refusal, a stale plan, a failure). */
+  error: string | null;
+}
+
+/** What beginApply found: go ahead, or why not. */
+export type BeginApply =
+  | { action: 'begun' }
+  | { action: 'applied'; apply: PlanApply }
+  | { action: 'interrupted'; apply: PlanApply }
+  | { action: 'missing' };
 
 export interface PlanArtifact extends PlanArtifactSummary {
   showJson: unknown;
@@ -43,7 +62,9 @@ export interface PlanArtifact extends PlanArtifactSummary {
 
 const SUMMARY = `id, stack_id AS "stackId", run_id AS "runId", kind, base_sha AS "baseSha",
   head_sha AS "headSha", sha256, summary, pull_request AS "pullRequest",
-  plan_file IS NOT NULL AS "hasPlanFile", created_at AS "createdAt"`;
+  plan_file IS NOT NULL AS "hasPlanFile", created_at AS "createdAt",
+  CASE WHEN apply_started_at IS NULL THEN NULL ELSE jsonb_build_object('runId', apply_run_id,
+    'startedAt', apply_started_at, 'appliedAt', applied_at, 'error', apply_error) END AS apply`;
 
 const isId = (id: number | string) => /^[0-9]{1,15}$/.test(String(id));
 
@@ -112,11 +133,51 @@ export class PlanArtifactStore {
     return rows;
   }
 
+  /** The plan of `kind` a run saved (a re-run of its plan step finds it), or null. */
+  async forRun(runId: string, kind: PlanKind): Promise<PlanArtifactSummary | null> {
+    const { rows } = await this.db.query<PlanArtifactSummary>(
+      `SELECT ${SUMMARY} FROM plan_artifacts WHERE run_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1`,
+      [runId, kind],
+    );
+    return rows[0] ?? null;
+  }
+
   /** The newest plan of a kind (e.g. the release plan to apply), or null. */
   async latest(
     stackId: string,
     o: { kind: PlanKind; pullRequest?: number },
   ): Promise<PlanArtifactSummary | null> {
     return (await this.listByStack(stackId, { ...o, limit: 1 }))[0] ?? null;
+  }
+
+  /**
+   * Marks that `runId` begins applying plan `id`, unless an apply of it already began: one that
+   * ended applied is reported so, one that never ended (a worker killed mid-apply) is
+   * `interrupted` and must not be applied again blindly. An apply that ended in an error may
+   * begin again (tofu refuses a plan the earlier attempt made stale).
+   */
+  async beginApply(id: number, runId: string): Promise<BeginApply> {
+    const begun = await this.db.query(
+      `UPDATE plan_artifacts SET apply_run_id = $2, apply_started_at = now(), applied_at = NULL,
+         apply_error = NULL
+       WHERE id = $1 AND (apply_started_at IS NULL OR apply_error IS NOT NULL)`,
+      [id, runId],
+    );
+    if ((begun.rowCount ?? 0) > 0) return { action: 'begun' };
+    const plan = await this.get(id);
+    if (!plan?.apply) return { action: 'missing' };
+    return plan.apply.appliedAt
+      ? { action: 'applied', apply: plan.apply }
+      : { action: 'interrupted', apply: plan.apply };
+  }
+
+  /** Records how the apply `runId` began ended: applied, or the error tofu ended with. */
+  async endApply(id: number, runId: string, result: { error?: string }): Promise<void> {
+    await this.db.query(
+      `UPDATE plan_artifacts SET applied_at = CASE WHEN $3::text IS NULL THEN now() END,
+         apply_error = $3
+       WHERE id = $1 AND apply_run_id = $2`,
+      [id, runId, result.error ?? null],
+    );
   }
 }

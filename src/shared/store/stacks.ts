@@ -4,6 +4,7 @@
  */
 import { normalizeRepoUrl } from '../../gitops/repo-url.js';
 import { inTransaction, type Db } from '../db.js';
+import { NornError } from '../errors.js';
 import type { StackSpec } from '../spec/stack.js';
 
 export interface StackRecord {
@@ -38,15 +39,30 @@ export class StackStore {
     spec: StackSpec,
     webhookSecret: string | null | undefined,
   ): Promise<{ stack: StackRecord; created: boolean }> {
-    const { rows } = await this.db.query<StackRecord & { created: boolean }>(
-      `INSERT INTO stacks (id, spec, webhook_secret) VALUES ($1, $2, $3)
-       ON CONFLICT (id) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now(),
-         webhook_secret = CASE WHEN $4 THEN stacks.webhook_secret ELSE EXCLUDED.webhook_secret END
-       RETURNING ${COLUMNS}, (xmax = 0) AS created`,
-      [id, JSON.stringify(spec), webhookSecret ?? null, webhookSecret === undefined],
-    );
-    const { created, ...stack } = rows[0]!;
-    return { stack, created };
+    return inTransaction(this.db, async (client) => {
+      // The stack's subject row (005_gitops_runs.sql): what its runs and events belong to.
+      const subject = await client.query(
+        `INSERT INTO apps (id, spec, source, source_format, kind) VALUES ($1, '{}', '', 'json', 'stack')
+         ON CONFLICT (id) DO UPDATE SET deleted_at = NULL, updated_at = now()
+         WHERE apps.kind = 'stack'
+         RETURNING id`,
+        [id],
+      );
+      if (subject.rowCount === 0)
+        throw new NornError(
+          'CONFLICT',
+          `the name ${id} is taken by an app (apps and stacks share one namespace, and a deleted app keeps its history under its name); pick another name`,
+        );
+      const { rows } = await client.query<StackRecord & { created: boolean }>(
+        `INSERT INTO stacks (id, spec, webhook_secret) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now(),
+           webhook_secret = CASE WHEN $4 THEN stacks.webhook_secret ELSE EXCLUDED.webhook_secret END
+         RETURNING ${COLUMNS}, (xmax = 0) AS created`,
+        [id, JSON.stringify(spec), webhookSecret ?? null, webhookSecret === undefined],
+      );
+      const { created, ...stack } = rows[0]!;
+      return { stack, created };
+    });
   }
 
   async get(id: string): Promise<StackRecord | null> {
@@ -99,6 +115,10 @@ export class StackStore {
       if (active.rows.length > 0) return { action: 'blocked', runs: active.rows };
       await client.query('DELETE FROM drift_state WHERE subject = $1', [stackScope(id)]);
       await client.query('DELETE FROM stacks WHERE id = $1', [id]);
+      // Its finished runs and events stay readable by id; registering the name again revives it.
+      await client.query("UPDATE apps SET deleted_at = now() WHERE id = $1 AND kind = 'stack'", [
+        id,
+      ]);
       return { action: 'deleted' };
     });
   }
