@@ -14,13 +14,22 @@ import { CRON_QUEUE, createCronProcessor, createCronScheduler } from './deploy/c
 import { LABELS } from '../targets/docker/runtime.js';
 import { deployPipeline } from './deploy/index.js';
 import { forgePipeline, teardownPipeline } from './forge/index.js';
+import { driftCheckPipeline, releasePipeline, reviewPipeline } from './gitops/index.js';
 import { ReleaseStore } from './deploy/releases.js';
 import { createDeployServices } from './deploy/services.js';
 import type { DeployServices } from './deploy/types.js';
 import { restorePipeline } from './restore.js';
 
 export function builtinPipelines(): PipelineDefinition<DeployServices>[] {
-  return [deployPipeline, restorePipeline, forgePipeline, teardownPipeline];
+  return [
+    deployPipeline,
+    restorePipeline,
+    forgePipeline,
+    teardownPipeline,
+    reviewPipeline,
+    releasePipeline,
+    driftCheckPipeline,
+  ];
 }
 
 export interface StepServicesHandle {

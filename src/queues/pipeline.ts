@@ -379,6 +379,10 @@ export class PipelineRegistry<S = unknown> {
     return this;
   }
 
+  has(name: string): boolean {
+    return this.latestByName.has(name);
+  }
+
   latest(name: string): PipelineDefinition<S> {
     const def = this.latestByName.get(name);
     if (!def) throw new NornError('PIPELINE_UNKNOWN', `no pipeline named "${name}" is registered`);

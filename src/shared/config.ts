@@ -333,6 +333,15 @@ export const EnvSchema = z.object({
     .describe(
       'OpenTofu executable the GitOps steps run (fmt, init, validate, plan, show, apply): a path, or a name looked up on PATH.',
     ),
+  NORN_PUBLIC_URL: z
+    .string()
+    .refine((u) => URL.canParse(u) && ['http:', 'https:'].includes(new URL(u).protocol), {
+      message: 'must be an http(s) URL',
+    })
+    .optional()
+    .describe(
+      "The api's address as reviewers reach it (https://norn.example.com): pull request comments link to their full plan there. Unset, comments name the plan's id and path only.",
+    ),
   // A webhook URL's path is often its credential: only its host is ever logged or stored.
   NORN_ALERT_WEBHOOK_URLS: urlList
     .optional()
@@ -414,8 +423,8 @@ export interface Config {
     tunnelName: string;
     healthPollMs: number;
   };
-  /** The OpenTofu CLI the GitOps steps drive (NORN_TOFU_BIN). */
-  gitops: { tofuBin: string };
+  /** The OpenTofu CLI the GitOps steps drive (NORN_TOFU_BIN), and where links point (NORN_PUBLIC_URL). */
+  gitops: { tofuBin: string; publicUrl: string | undefined };
   /** Where alerts go (NORN_ALERT_WEBHOOK_URLS) and what signs them (NORN_ALERT_SECRET). */
   alerts: { urls: string[]; secret: string | undefined };
   logLevel: Env['LOG_LEVEL'];
@@ -537,7 +546,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       tunnelName: e.NORN_TUNNEL_NAME,
       healthPollMs: e.NORN_HEALTH_POLL_MS,
     },
-    gitops: { tofuBin: e.NORN_TOFU_BIN },
+    gitops: { tofuBin: e.NORN_TOFU_BIN, publicUrl: e.NORN_PUBLIC_URL?.replace(/\/+$/, '') },
     alerts: { urls: e.NORN_ALERT_WEBHOOK_URLS ?? [], secret: e.NORN_ALERT_SECRET },
     logLevel: e.LOG_LEVEL,
   };

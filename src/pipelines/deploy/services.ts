@@ -11,6 +11,10 @@ import {
   type KubeConnection,
   type KubeEnv,
 } from '../../targets/kubernetes/connection.js';
+import { createAlerter } from '../../shared/alerts.js';
+import { DriftStateStore } from '../../shared/store/drift-state.js';
+import { PlanArtifactStore } from '../../shared/store/plan-artifacts.js';
+import { StackStore } from '../../shared/store/stacks.js';
 import { ReleaseStore } from './releases.js';
 import { SnapshotStore } from './snapshot-store.js';
 import type { DeployServices } from './types.js';
@@ -72,5 +76,14 @@ export function createDeployServices({
       path: env.PATH,
     },
     nomad: { namespace: d.nomad.NORN_NOMAD_NAMESPACE ?? 'default' },
+    gitops: {
+      stacks: new StackStore(db),
+      plans: new PlanArtifactStore(db),
+      drift: new DriftStateStore(db),
+      tofuBin: config.gitops.tofuBin,
+      env,
+      publicUrl: config.gitops.publicUrl,
+      alerts: createAlerter({ ...config.alerts, db, log }),
+    },
   };
 }

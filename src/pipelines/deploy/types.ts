@@ -20,6 +20,7 @@ import type { ReleaseStore } from './releases.js';
 import type { SnapshotStore } from './snapshot-store.js';
 import type { CronScheduler, TargetRegistry } from '../../targets/index.js';
 import type { KubeConnection } from '../../targets/kubernetes/connection.js';
+import type { GitopsServices } from '../gitops/services.js';
 
 export const DEPLOY_STEPS = [
   'clone',
@@ -167,6 +168,8 @@ export interface DeployServices {
   };
   /** The Nomad namespace the nomad target's jobs are in (what teardown's output names). */
   nomad?: { namespace: string };
+  /** What the review, release and drift-check pipelines use (src/pipelines/gitops/). */
+  gitops: GitopsServices;
 }
 
 export type { Infraspec };
