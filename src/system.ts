@@ -33,6 +33,10 @@ import {
   type ExtraQueue,
   type WorkerFleet,
 } from './workers/fleet.js';
+import { createDriftTickProcessor, DRIFT_QUEUE, DriftScheduler } from './gitops/drift-schedule.js';
+
+/** The pipeline a stack's drift schedule requests. */
+const DRIFT_PIPELINE = 'drift-check';
 
 export interface SystemOptions<S> {
   pipelines: ReadonlyArray<PipelineDefinition<S>>;
@@ -138,6 +142,29 @@ export class NornSystem<S = unknown> {
     return applied;
   }
 
+  /** The stacks' drift schedulers, where the drift-check pipeline is registered. */
+  private driftSchedules(runs: RunService): DriftScheduler | undefined {
+    if (!this.registry.has(DRIFT_PIPELINE)) return undefined;
+    return new DriftScheduler(runs.queue(DRIFT_QUEUE));
+  }
+
+  /** The queues workers serve beside the pipelines': the options' and the drift ticks'. */
+  private extraQueues(): ExtraQueue[] {
+    const extra = [...(this.options.extraQueues ?? [])];
+    const scheduler = this.driftSchedules(this.runs);
+    if (scheduler)
+      extra.push({
+        name: DRIFT_QUEUE,
+        processor: createDriftTickProcessor({
+          runs: this.runs,
+          stacks: this.stacks,
+          scheduler,
+          log: this.log,
+        }),
+      });
+    return extra;
+  }
+
   async startWorker(): Promise<WorkerFleet> {
     const fleet = await startWorkerFleet({
       config: this.config,
@@ -149,7 +176,7 @@ export class NornSystem<S = unknown> {
       registry: this.registry,
       services: this.options.services,
       log: this.log,
-      extraQueues: this.options.extraQueues,
+      extraQueues: this.extraQueues(),
     });
     this.closers.push(() => fleet.close());
     return fleet;
@@ -157,6 +184,7 @@ export class NornSystem<S = unknown> {
 
   createApi() {
     const { redis, runs } = this.api();
+    const driftSchedules = this.driftSchedules(runs);
     return createApi({
       apps: this.apps,
       stacks: this.stacks,
@@ -174,10 +202,10 @@ export class NornSystem<S = unknown> {
       webhooks: new WebhookStore(this.db),
       webhookSecret: this.config.webhookSecret,
       appContainers: this.options.appContainers,
-      queues: [
-        ...this.registry.queues(),
-        ...(this.options.extraQueues ?? []).map((q) => q.name),
-      ].map((q) => runs.queue(q)),
+      ...(driftSchedules ? { driftSchedules } : {}),
+      queues: [...this.registry.queues(), ...this.extraQueues().map((q) => q.name)].map((q) =>
+        runs.queue(q),
+      ),
     });
   }
 
@@ -194,6 +222,7 @@ export class NornSystem<S = unknown> {
       log: this.log,
     });
     await relay.start();
+    await this.scheduleDriftChecks();
     const server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port, hostname: this.config.http.host }, () =>
         resolve(s),
@@ -223,6 +252,22 @@ export class NornSystem<S = unknown> {
     this.closers.push(() => running.close());
     this.log.info({ url: running.url }, 'api listening');
     return running;
+  }
+
+  /**
+   * Every stack's drift scheduler upserted (and those of deleted stacks removed): what a stack
+   * registered while Redis was away, or before an upgrade, gets here. A failure is logged, not fatal.
+   */
+  private async scheduleDriftChecks(): Promise<void> {
+    const scheduler = this.driftSchedules(this.api().runs);
+    if (!scheduler) return;
+    try {
+      const { upserted, removed } = await scheduler.reconcile(await this.stacks.list());
+      if (upserted.length || removed.length)
+        this.log.info({ upserted: upserted.length, removed }, 'drift schedules reconciled');
+    } catch (err) {
+      this.log.warn({ err }, 'drift schedules not reconciled; registering a stack sets its own');
+    }
   }
 
   /**

@@ -11,6 +11,7 @@ import type { RunStore } from '../shared/store/runs.js';
 import type { WebhookStore } from '../shared/store/webhooks.js';
 import type { StackStore } from '../shared/store/stacks.js';
 import type { RunService } from '../queues/runs.js';
+import type { DriftScheduler } from '../gitops/drift-schedule.js';
 
 /**
  * Names of the app's containers on the target's engine (found by the `norn.app` label), or
@@ -40,6 +41,8 @@ export interface ApiDeps {
   webhooks: WebhookStore;
   /** NORN_WEBHOOK_SECRET: verifies deliveries for repositories whose subscribers have no secret. */
   webhookSecret: string | undefined;
+  /** The stacks' drift-check schedulers (absent where no drift-check pipeline is registered). */
+  driftSchedules?: DriftScheduler;
   /** Queues shown on Bull Board. */
   queues: Queue[];
 }

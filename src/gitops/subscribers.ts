@@ -8,6 +8,8 @@ import { requestDeploy } from '../api/deploy-request.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import { AppStore } from '../shared/store/apps.js';
+import { StackStore } from '../shared/store/stacks.js';
+import { requestRelease, requestReview } from '../api/stack-request.js';
 import { normalizeRepoUrl } from './repo-url.js';
 import type { RepoEvent } from './webhook-events.js';
 
@@ -84,16 +86,80 @@ function pushSkipReason(
   push: NonNullable<RepoEvent['push']>,
   follows: string | undefined,
   source: string,
+  who: 'the app' | 'the stack' = 'the app',
 ): string | undefined {
-  if (push.tag) return `a push of tag ${push.tag} deploys nothing (apps follow a branch)`;
-  if (!push.branch) return `a push of ${push.ref} deploys nothing (not a branch)`;
+  const does = who === 'the app' ? 'deploys' : 'releases';
+  if (push.tag)
+    return `a push of tag ${push.tag} ${does} nothing (${who === 'the app' ? 'apps' : 'stacks'} follow a branch)`;
+  if (!push.branch) return `a push of ${push.ref} ${does} nothing (not a branch)`;
   if (push.deleted) return `branch ${push.branch} was deleted`;
   if (!follows)
-    return 'the app names no repo.branch and the delivery names no default branch to follow';
+    return `${who} names no repo.branch and the delivery names no default branch to follow`;
   if (push.branch !== follows)
-    return `push to ${push.branch}; the app follows ${follows} (${source})`;
+    return `push to ${push.branch}; ${who} follows ${follows} (${source})`;
   return undefined;
 }
 
+/**
+ * A stack follows `repo.branch`, or the repository's default branch: a pull request into that
+ * branch opened or pushed to is reviewed (a newer push supersedes the running review of it), and a
+ * push to the branch itself is released.
+ */
+export const stackSubscriber: RepoSubscriber = {
+  kind: 'stack',
+  async find(db, normalizedUrls) {
+    const store = new StackStore(db);
+    return Promise.all(
+      (await store.byRepo(normalizedUrls)).map(async (s) => {
+        const secret = await store.webhookSecret(s.id);
+        return {
+          id: s.id,
+          repoUrl: s.spec.repo.url,
+          ...(s.spec.repo.branch ? { branch: s.spec.repo.branch } : {}),
+          ...(secret ? { webhookSecret: secret } : {}),
+        };
+      }),
+    );
+  },
+  async handle(deps, sub, event, delivery) {
+    const follows = sub.branch ?? event.defaultBranch;
+    const source = sub.branch ? 'repo.branch' : "the repository's default branch";
+    const requestedBy = `webhook:${delivery.provider}:${delivery.id}`;
+    const stack = await new StackStore(deps.db).get(sub.id);
+    if (!stack) return { skipped: 'the stack was deleted' };
+    if (event.kind === 'pull_request' && event.pullRequest) {
+      const pr = event.pullRequest;
+      if (pr.action !== 'opened' && pr.action !== 'updated')
+        return { skipped: `pull request #${pr.number} ${pr.action}: nothing to plan` };
+      if (!follows)
+        return {
+          skipped: 'the stack names no repo.branch and the delivery names no default branch',
+        };
+      if (pr.baseRef !== follows)
+        return {
+          skipped: `pull request #${pr.number} is into ${pr.baseRef}; the stack follows ${follows} (${source})`,
+        };
+      const accepted = await requestReview(
+        deps.runs,
+        stack,
+        {
+          pullRequest: pr.number,
+          headSha: pr.headSha,
+          baseSha: pr.baseSha ?? null,
+          headRef: pr.headRef,
+        },
+        requestedBy,
+      );
+      return { started: accepted.runId };
+    }
+    if (event.kind !== 'push' || !event.push)
+      return { skipped: `a ${event.event} event starts nothing for a stack` };
+    const why = pushSkipReason(event.push, follows, source, 'the stack');
+    if (why) return { skipped: why };
+    const accepted = await requestRelease(deps.runs, stack, event.push.after, requestedBy);
+    return { started: accepted.runId };
+  },
+};
+
 /** Every kind of subscriber the router asks, in order. */
-export const SUBSCRIBERS: RepoSubscriber[] = [appSubscriber];
+export const SUBSCRIBERS: RepoSubscriber[] = [appSubscriber, stackSubscriber];

@@ -7,10 +7,12 @@ import { notFound } from '../../shared/errors.js';
 import { parseInfraspec } from '../../shared/spec/infraspec.js';
 import { assertPortsFreeAmong } from '../../pipelines/deploy/ports.js';
 import type { ApiDeps } from '../deps.js';
+import { requestDriftCheck } from '../stack-request.js';
+import { driftSubject } from '../../shared/store/drift-state.js';
 import { deleteApp } from './app-delete.js';
 import { deleteForge, postForge } from './forge.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
-import { clampInt, publicSpec, readJson, specInvalid } from './util.js';
+import { clampInt, publicSpec, readJson, requireRedis, specInvalid } from './util.js';
 import { requestDeploy } from '../deploy-request.js';
 import { splitWebhookSecret } from '../../gitops/app-secret.js';
 
@@ -75,6 +77,19 @@ export function appRoutes(deps: ApiDeps) {
         requestedBy: 'api',
       });
       return c.json(accepted, 202);
+    })
+    .post('/:id/drift-check', async (c) => {
+      const app = await apps.get(c.req.param('id'));
+      if (!app) throw notFound(`app ${c.req.param('id')}`);
+      requireRedis(deps.redis);
+      const accepted = await requestDriftCheck(deps.runs, { kind: 'app', app }, 'api');
+      return c.json(accepted, 202);
+    })
+    .get('/:id/drift', async (c) => {
+      const app = await apps.get(c.req.param('id'));
+      if (!app) throw notFound(`app ${c.req.param('id')}`);
+      const subject = driftSubject('app', app.id);
+      return c.json({ drift: (await deps.drift.get(subject)) ?? { subject, status: 'unknown' } });
     })
     .post('/:id/forge', (c) => postForge(deps, c))
     .delete('/:id/forge', (c) => deleteForge(deps, c))

@@ -10,11 +10,15 @@ import { driftSubject } from '../../shared/store/drift-state.js';
 import type { PlanArtifact, PlanKind } from '../../shared/store/plan-artifacts.js';
 import { stackScope } from '../../shared/store/stacks.js';
 import type { ApiDeps } from '../deps.js';
-import { clampInt, specInvalid } from './util.js';
+import { clampInt, readJson, requireRedis, specInvalid } from './util.js';
+import { requestDriftCheck, requestRelease } from '../stack-request.js';
+
+const SHA = /^[0-9a-f]{7,64}$/;
 
 const PLAN_KINDS: readonly PlanKind[] = ['review', 'release', 'drift'];
 
-export function stackRoutes({ stacks, store, drift, plans }: ApiDeps) {
+export function stackRoutes(deps: ApiDeps) {
+  const { stacks, store, drift, plans } = deps;
   const find = async (id: string) => {
     const stack = await stacks.get(id);
     if (!stack) throw notFound(`stack ${id}`);
@@ -33,7 +37,15 @@ export function stackRoutes({ stacks, store, drift, plans }: ApiDeps) {
         parsed.spec,
         parsed.webhookSecret,
       );
-      return c.json({ stack }, created ? 201 : 200);
+      // The stack is stored either way; a scheduler Redis refused is set when the api next starts.
+      const warnings: string[] = [];
+      await deps.driftSchedules?.upsert(stack).catch((err: Error) => {
+        deps.log.warn({ err, stack: stack.id }, 'drift schedule not set');
+        warnings.push(
+          `its drift schedule is not set yet (${err.message}); the api sets it when it next starts`,
+        );
+      });
+      return c.json({ stack, ...(warnings.length ? { warnings } : {}) }, created ? 201 : 200);
     })
     .get('/', async (c) => c.json({ stacks: await stacks.list() }))
     .get('/:id', async (c) => c.json({ stack: await find(c.req.param('id')) }))
@@ -47,12 +59,37 @@ export function stackRoutes({ stacks, store, drift, plans }: ApiDeps) {
           `stack ${id} has ${result.runs.length} run(s) queued or running; cancel them or wait, then delete it`,
           { details: { runs: result.runs } },
         );
+      await deps.driftSchedules?.remove(id).catch((err: Error) => {
+        deps.log.warn({ err, stack: id }, 'drift schedule not removed (its next tick removes it)');
+      });
       return c.json({ deleted: id });
     })
     .get('/:id/runs', async (c) => {
       const stack = await find(c.req.param('id'));
       const limit = clampInt(c.req.query('limit'), 20, 1, 200);
       return c.json({ runs: await store.listRunsInScope(stackScope(stack.id), limit) });
+    })
+    .post('/:id/drift-check', async (c) => {
+      const stack = await find(c.req.param('id'));
+      requireRedis(deps.redis);
+      return c.json(await requestDriftCheck(deps.runs, { kind: 'stack', stack }, 'api'), 202);
+    })
+    .post('/:id/release', async (c) => {
+      const stack = await find(c.req.param('id'));
+      const body = await readJson(c, { optional: true });
+      if (
+        body.commitSha !== undefined &&
+        (typeof body.commitSha !== 'string' || !SHA.test(body.commitSha))
+      )
+        throw new NornError('BAD_REQUEST', 'commitSha must be a commit SHA (7-64 hex digits)');
+      requireRedis(deps.redis);
+      const accepted = await requestRelease(
+        deps.runs,
+        stack,
+        body.commitSha as string | undefined,
+        'api',
+      );
+      return c.json(accepted, 202);
     })
     .get('/:id/drift', async (c) => {
       const stack = await find(c.req.param('id'));
