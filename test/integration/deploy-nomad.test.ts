@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listIngress } from '../../src/shared/drivers/cloudflared.js';
 import type { NornSystem } from '../../src/system.js';
+import { startAlertReceiver } from '../support/alert-receiver.js';
 import { startFleet, type Fleet } from '../support/deploy/fleet.js';
 import { exampleSpecWithoutDatabase } from '../support/example.js';
 import { startFakeNomad, type FakeNomad } from '../support/nomad/server.js';
@@ -30,11 +31,13 @@ const CLOUDFLARED = [
 ].join('\n');
 
 let nomad: FakeNomad;
+let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
 let fleet: Fleet;
 let configPath: string;
 
 beforeAll(async () => {
   nomad = await startFakeNomad({ token: NOMAD_TOKEN, tickMs: 20 });
+  receiver = await startAlertReceiver();
   fleet = await startFleet({
     token: TOKEN,
     name: 'nomad-e2e',
@@ -46,6 +49,7 @@ beforeAll(async () => {
         NORN_NOMAD_TOKEN: NOMAD_TOKEN,
         NORN_CONSUL_ADDR: nomad.consulAddr!,
         NORN_CLOUDFLARED_CONFIG: configPath,
+        NORN_ALERT_WEBHOOK_URLS: receiver.url,
       };
     },
   });
@@ -54,6 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.close();
   await nomad?.close();
+  await receiver?.close();
 });
 
 const call = apiCaller(() => fleet.api, TOKEN);
@@ -177,6 +182,11 @@ describe('deploying to the nomad target', () => {
     const release = await fleet.services.releases.byDeployment(failed.id);
     expect(release!.status).toBe('rolled_back');
     expect(release!.error).toContain('Nomad reverted to job version 0');
+    // The revert is alerted (NORN_ALERT_WEBHOOK_URLS).
+    const reverted = receiver.alerts.filter((a) => a.kind === 'deploy.reverted');
+    expect(reverted).toHaveLength(1);
+    expect(reverted[0]).toMatchObject({ subject: `app:${APP}`, runId: failed.id });
+    expect(reverted[0]!.summary).toContain('Nomad reverted to job version 0');
     // Two versions more: the release's, and Nomad's revert; norn registered nothing after it.
     expect(nomad.versions(APP).length).toBe(versionsBefore + 2);
     expect(nomad.job(APP)!['Meta']).toMatchObject({ 'norn.release': '1' });

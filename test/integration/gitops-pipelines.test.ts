@@ -9,7 +9,6 @@
  * - a stale plan is refused by tofu, and the run says so;
  * - drift is detected once, not re-alerted, then cleared; an error is not drift.
  */
-import { createServer, type Server } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { builtinPipelines, createStepServices } from '../../src/pipelines/index.
 import type { DeployServices } from '../../src/pipelines/deploy/types.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { NornSystem, RunningApi } from '../../src/system.js';
+import { startAlertReceiver, type ReceivedAlert } from '../support/alert-receiver.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startFakeGitHub, GITHUB_BOT, type FakeGitHub } from '../support/forges/github.js';
 import { createInfraRepo, STACK_PATH, type InfraRepo } from '../support/gitops/infra-repo.js';
@@ -31,13 +31,6 @@ const GH_TOKEN = 'ghp_fake_token_for_the_fake_github';
 const STANDIN = fileURLToPath(new URL('../support/tofu/tofu', import.meta.url));
 const PR = 7;
 
-interface Received {
-  kind: string;
-  subject: string;
-  summary: string;
-  fingerprint?: string;
-}
-
 let tdb: TestDatabase;
 let system: NornSystem<DeployServices>;
 let services: DeployServices;
@@ -45,8 +38,8 @@ let api: RunningApi;
 let gh: FakeGitHub;
 let repo: InfraRepo;
 let work: string;
-let alertServer: Server;
-const alerts: Received[] = [];
+let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
+let alerts: ReceivedAlert[];
 let closeSteps: () => Promise<void>;
 const call = apiCaller(() => api, TOKEN);
 
@@ -54,16 +47,8 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'norn-gitops-'));
   repo = createInfraRepo(work);
   gh = await startFakeGitHub({ token: GH_TOKEN, repo: 'acme/infra' });
-  alertServer = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      alerts.push(JSON.parse(body) as Received);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => alertServer.listen(0, '127.0.0.1', r));
-  const port = (alertServer.address() as { port: number }).port;
+  receiver = await startAlertReceiver();
+  alerts = receiver.alerts;
   tdb = await createTestDatabase();
   system = testSystem<DeployServices>(
     testEnv(tdb.url, {
@@ -73,7 +58,7 @@ beforeAll(async () => {
       NORN_HOOK_POLL_MS: '50',
       NORN_TOFU_BIN: process.env.NORN_TEST_REAL_TOFU ?? STANDIN,
       NORN_PUBLIC_URL: 'http://norn.test:8080/',
-      NORN_ALERT_WEBHOOK_URLS: `http://127.0.0.1:${port}/alerts`,
+      NORN_ALERT_WEBHOOK_URLS: receiver.url,
     }),
     builtinPipelines(),
   );
@@ -95,7 +80,7 @@ afterAll(async () => {
   await closeSteps?.();
   await tdb?.drop();
   await gh?.close();
-  await new Promise((r) => alertServer?.close(r));
+  await receiver?.close();
   rmSync(work, { recursive: true, force: true });
 });
 

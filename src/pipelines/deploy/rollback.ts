@@ -81,6 +81,15 @@ export async function endFailedRelease(
     const { previous, done } = await putBack(s, target, call, o.release);
     const message = `${reason}; ${done}`;
     await s.releases.markEnded(o.runId, previous ? 'rolled_back' : 'failed', message);
+    // An auto-revert is news for whoever watches the app (NORN_ALERT_WEBHOOK_URLS); never throws.
+    if (previous)
+      await s.gitops.alerts.send({
+        kind: 'deploy.reverted',
+        subject: `app:${o.release.appId}`,
+        summary: `app ${o.release.appId}: release ${o.release.id} reverted to ${previous.id}: ${message}`,
+        details: { releaseId: o.release.id, previousReleaseId: previous.id },
+        runId: o.runId,
+      });
     return message;
   } catch (err) {
     const why = redactText(err instanceof Error ? err.message : String(err), call.redact);
