@@ -4,11 +4,14 @@
  * and a worker with the real git, Docker engine, registry and BullMQ; then its containers,
  * schedule and route are changed behind norn's back with the docker CLI, BullMQ and the config
  * file, and checkAppDrift must say each change as the address and action a deploy would take.
+ * The app is deployed by a signed push webhook (repo.autoDeploy), and the drift-check pipeline
+ * (POST /api/apps/:id/drift-check) reports the drift once, as drift.detected, then its clearing.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -25,9 +28,11 @@ import type { NornSystem } from '../../src/system.js';
 import { startFleet, type Fleet } from '../support/deploy/fleet.js';
 import { freePorts, removeAppContainers } from '../support/deploy-runtime/fixtures.js';
 import { exampleSpecWithoutDatabase } from '../support/example.js';
-import { apiCaller, waitForRun } from '../support/norn.js';
+import { apiCaller, waitFor, waitForRun } from '../support/norn.js';
+import { delivery, fixture } from '../support/webhooks.js';
 
 const TOKEN = 'app-drift-token-0123456789abcdef';
+const SECRET = 'app-drift-webhook-secret-0123456789';
 const APP = `drift-${randomBytes(3).toString('hex')}`;
 const HOST = `${APP}.example.test`;
 /** The release's image under another tag: the same content, another image as docker lists it. */
@@ -80,7 +85,7 @@ async function driftSpec() {
   return {
     ...spec,
     name: APP,
-    repo: { ...spec.repo, url: fleet.repoUrl },
+    repo: { ...spec.repo, url: fleet.repoUrl, autoDeploy: true, webhookSecret: SECRET },
     processes: {
       web: { ...spec.processes.web, port: await freePorts(2) },
       tick: { schedule: '0 0 1 1 *', command: 'true' },
@@ -119,16 +124,29 @@ describe('app drift on the docker target', () => {
     ]);
   });
 
-  it('right after a deploy, nothing has drifted', async () => {
-    const started = await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' });
-    expect(started.status, JSON.stringify(started.body)).toBeLessThan(300);
-    const done = await waitForRun(
-      fleet.system as NornSystem,
-      started.body.deploymentId,
-      undefined,
-      180_000,
-    );
+  it('a push to its branch deploys it (repo.autoDeploy); right after, nothing has drifted', async () => {
+    const repoDir = fileURLToPath(fleet.repoUrl);
+    const sha = execFileSync('git', ['-C', repoDir, 'rev-parse', 'main'], {
+      encoding: 'utf8',
+    }).trim();
+    const payload = fixture('github', 'push.default-branch');
+    Object.assign(payload, { ref: 'refs/heads/main', after: sha, deleted: false });
+    payload.repository.clone_url = fleet.repoUrl;
+    payload.repository.default_branch = 'main';
+    const d = delivery('github', 'push', JSON.stringify(payload), SECRET);
+    const res = await fetch(`${fleet.api.url}/webhooks/github`, {
+      method: 'POST',
+      headers: d.headers,
+      body: d.body,
+    });
+    const answer = (await res.json()) as { routed: Array<{ id: string; started?: string }> };
+    expect(res.status, JSON.stringify(answer)).toBe(202);
+    const runId = answer.routed.find((r) => r.id === APP)?.started;
+    expect(runId, JSON.stringify(answer)).toEqual(expect.any(String));
+    const done = await waitForRun(fleet.system as NornSystem, runId!, undefined, 180_000);
     expect([done.status, done.error]).toEqual(['succeeded', null]);
+    expect(done.requestedBy).toBe(`webhook:github:${d.deliveryId}`);
+    expect((await fleet.services.releases.active(APP))?.commitSha).toBe(sha);
     const found = await check();
     expect(found).toMatchObject({ drifted: false, details: [], summary: { byAction: none } });
     seen.push(found.fingerprint);
@@ -212,4 +230,59 @@ describe('app drift on the docker target', () => {
     });
     expect(new Set([...seen, found.fingerprint]).size).toBe(seen.length + 1);
   });
+
+  it('the drift-check pipeline reports it once as drift.detected, then drift.cleared after a redeploy', async () => {
+    const pipelineCheck = async () => {
+      const started = await call('POST', `/api/apps/${APP}/drift-check`);
+      expect(started.status, JSON.stringify(started.body)).toBe(202);
+      const done = await waitForRun(
+        fleet.system as NornSystem,
+        started.body.runId,
+        undefined,
+        60_000,
+      );
+      expect([done.status, done.error]).toEqual(['succeeded', null]);
+      expect(done.scope).toBe(`drift:${APP}`);
+      await waitFor(
+        async () => (await hooksPending(started.body.runId)) === 0,
+        'the drift-check hooks',
+      );
+    };
+    const detected = async () =>
+      (await fleet.system.events.byAppNewestFirst(APP, undefined, 500)).filter(
+        (e) => e.type === 'drift.detected' || e.type === 'drift.cleared',
+      );
+    const expected = await check();
+    await pipelineCheck();
+    const [event] = await detected();
+    expect(event).toMatchObject({
+      type: 'drift.detected',
+      payload: { app: APP, fingerprint: expected.fingerprint },
+    });
+    const state = (await call('GET', `/api/apps/${APP}/drift`)).body.drift;
+    expect(state).toMatchObject({ status: 'drifted', fingerprint: expected.fingerprint });
+    await pipelineCheck(); // the same drift: not reported again
+    expect(await detected()).toHaveLength(1);
+
+    const redeploy = await call('POST', `/api/apps/${APP}/deploy`, { ref: 'main' });
+    const done = await waitForRun(
+      fleet.system as NornSystem,
+      redeploy.body.runId,
+      undefined,
+      180_000,
+    );
+    expect([done.status, done.error]).toEqual(['succeeded', null]);
+    await pipelineCheck();
+    const events = await detected();
+    expect(events.map((e) => e.type)).toEqual(['drift.cleared', 'drift.detected']);
+    expect((await call('GET', `/api/apps/${APP}/drift`)).body.drift.status).toBe('clean');
+  }, 300_000);
 });
+
+async function hooksPending(runId: string): Promise<number> {
+  const { rows } = await fleet.system.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM run_hooks WHERE run_id = $1 AND status = 'pending'`,
+    [runId],
+  );
+  return rows[0]!.n;
+}
