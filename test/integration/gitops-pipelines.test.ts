@@ -2,13 +2,15 @@
  * The GitOps pipelines end to end on a real fleet (PostgreSQL, Redis, an api and a worker running
  * the built-in pipelines with the real step services), driven by signed webhook deliveries of
  * GitHub's published payloads, against a git repository of the test's own, the tofu stand-in
- * (test/support/tofu, or real tofu when NORN_TEST_REAL_TOFU names one), a fake GitHub API
+ * (test/support/tofu; and the same again with real tofu when one is on PATH), a fake GitHub API
  * (@octokit/rest talks to it) and an alert receiver:
  * - a review posts its plan as one comment and a commit status, then edits that comment;
  * - a release applies the plan it saved, once, and reports an interrupted apply;
  * - a stale plan is refused by tofu, and the run says so;
  * - drift is detected once, not re-alerted, then cleared; an error is not drift.
  */
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +31,17 @@ const TOKEN = 'gitops-api-token-0123456789';
 const SECRET = 'stack-webhook-secret-0123456789';
 const GH_TOKEN = 'ghp_fake_token_for_the_fake_github';
 const STANDIN = fileURLToPath(new URL('../support/tofu/tofu', import.meta.url));
+const which = spawnSync('which', ['tofu'], { encoding: 'utf8' });
+const REAL = which.status === 0 ? which.stdout.trim() : undefined;
+/** The stand-in always; real OpenTofu too when it is on PATH (its hold hooks are the stand-in's). */
+const BINARIES = [
+  { name: 'the tofu stand-in', bin: STANDIN, hooks: true },
+  {
+    name: REAL ? `real tofu (${REAL})` : 'real tofu (skipped: none on PATH)',
+    bin: REAL,
+    hooks: false,
+  },
+];
 const PR = 7;
 
 let tdb: TestDatabase;
@@ -42,47 +55,6 @@ let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
 let alerts: ReceivedAlert[];
 let closeSteps: () => Promise<void>;
 const call = apiCaller(() => api, TOKEN);
-
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'norn-gitops-'));
-  repo = createInfraRepo(work);
-  gh = await startFakeGitHub({ token: GH_TOKEN, repo: 'acme/infra' });
-  receiver = await startAlertReceiver();
-  alerts = receiver.alerts;
-  tdb = await createTestDatabase();
-  system = testSystem<DeployServices>(
-    testEnv(tdb.url, {
-      NORN_API_TOKEN: TOKEN,
-      NORN_DEPLOY_PIPELINE: 'deploy',
-      NORN_WORK_DIR: join(work, 'runs'),
-      NORN_HOOK_POLL_MS: '50',
-      NORN_TOFU_BIN: process.env.NORN_TEST_REAL_TOFU ?? STANDIN,
-      NORN_PUBLIC_URL: 'http://norn.test:8080/',
-      NORN_ALERT_WEBHOOK_URLS: receiver.url,
-    }),
-    builtinPipelines(),
-  );
-  const step = createStepServices(
-    system.config,
-    { PATH: process.env.PATH, HOME: '/nonexistent', GH_TOKEN },
-    system.stepDb,
-    silentLogger,
-  );
-  services = step.services;
-  closeSteps = step.close;
-  system.setServices(step.services, step.extraQueues);
-  await system.startWorker();
-  api = await system.startApi(0);
-}, 60_000);
-
-afterAll(async () => {
-  await system?.close();
-  await closeSteps?.();
-  await tdb?.drop();
-  await gh?.close();
-  await receiver?.close();
-  rmSync(work, { recursive: true, force: true });
-});
 
 /** GitHub's published pull_request payload, aimed at this test's repository and commits. */
 async function deliverPull(action: 'opened' | 'synchronize', head: string, base: string) {
@@ -201,192 +173,296 @@ async function cancelAndResume(id: string) {
 let main0: string;
 let reviewed: string;
 
-describe('the GitOps pipelines', () => {
-  it('registers the stack and schedules its drift check', async () => {
-    main0 = repo.commit('main', { a: 'alpha\n' }, 'first');
-    const res = await call('POST', '/api/stacks', {
-      name: 'platform',
-      repo: { url: repo.url, branch: 'main' },
-      path: STACK_PATH,
-      webhookSecret: SECRET,
-      feedback: { provider: 'github', repo: 'acme/infra', apiUrl: gh.url, tokenEnv: 'GH_TOKEN' },
-      drift: { schedule: '0 6 * * *', timezone: 'Europe/Berlin' },
+for (const binary of BINARIES)
+  describe.skipIf(!binary.bin)(`the GitOps pipelines, with ${binary.name}`, () => {
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'norn-gitops-'));
+      repo = createInfraRepo(work);
+      gh = await startFakeGitHub({ token: GH_TOKEN, repo: 'acme/infra' });
+      receiver = await startAlertReceiver();
+      alerts = receiver.alerts;
+      tdb = await createTestDatabase();
+      system = testSystem<DeployServices>(
+        testEnv(tdb.url, {
+          NORN_API_TOKEN: TOKEN,
+          NORN_DEPLOY_PIPELINE: 'deploy',
+          NORN_WORK_DIR: join(work, 'runs'),
+          NORN_HOOK_POLL_MS: '50',
+          NORN_TOFU_BIN: binary.bin!,
+          NORN_PUBLIC_URL: 'http://norn.test:8080/',
+          NORN_ALERT_WEBHOOK_URLS: receiver.url,
+        }),
+        builtinPipelines(),
+      );
+      const step = createStepServices(
+        system.config,
+        { PATH: process.env.PATH, HOME: '/nonexistent', GH_TOKEN },
+        system.stepDb,
+        silentLogger,
+      );
+      services = step.services;
+      closeSteps = step.close;
+      system.setServices(step.services, step.extraQueues);
+      await system.startWorker();
+      api = await system.startApi(0);
+    }, 60_000);
+
+    afterAll(async () => {
+      await system?.close();
+      await closeSteps?.();
+      await tdb?.drop();
+      await gh?.close();
+      await receiver?.close();
+      rmSync(work, { recursive: true, force: true });
     });
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    expect(JSON.stringify(res.body)).not.toContain(SECRET);
-    const schedulers = await system.runs.queue('drift-schedules').getJobSchedulers(0, -1);
-    expect(schedulers.map((s) => [s.key ?? s.id, s.pattern, s.tz])).toContainEqual([
-      'drift:stack:platform',
-      '0 6 * * *',
-      'Europe/Berlin',
-    ]);
-    // Apps and stacks share one namespace.
-    const clash = await call('POST', '/api/apps', {
-      name: 'platform',
-      processes: { web: { port: 18_111 } },
+
+    it('registers the stack and schedules its drift check', async () => {
+      main0 = repo.commit('main', { a: 'alpha\n' }, 'first');
+      const res = await call('POST', '/api/stacks', {
+        name: 'platform',
+        repo: { url: repo.url, branch: 'main' },
+        path: STACK_PATH,
+        webhookSecret: SECRET,
+        feedback: { provider: 'github', repo: 'acme/infra', apiUrl: gh.url, tokenEnv: 'GH_TOKEN' },
+        drift: { schedule: '0 6 * * *', timezone: 'Europe/Berlin' },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect(JSON.stringify(res.body)).not.toContain(SECRET);
+      const schedulers = await system.runs.queue('drift-schedules').getJobSchedulers(0, -1);
+      expect(schedulers.map((s) => [s.key ?? s.id, s.pattern, s.tz])).toContainEqual([
+        'drift:stack:platform',
+        '0 6 * * *',
+        'Europe/Berlin',
+      ]);
+      // Apps and stacks share one namespace.
+      const clash = await call('POST', '/api/apps', {
+        name: 'platform',
+        processes: { web: { port: 18_111 } },
+      });
+      expect(clash.status).toBe(409);
+      expect(clash.body.error.message).toMatch(/taken by a stack/);
     });
-    expect(clash.status).toBe(409);
-    expect(clash.body.error.message).toMatch(/taken by a stack/);
+
+    it('reviews a pull request: one comment with the plan and a commit status, edited on a new push', async () => {
+      gh.data.seed(PR, ['please plan this']);
+      const head1 = repo.commit('feature', { a: 'alpha\n', b: 'beta\n' }, 'add b');
+      const run1 = await finished(await deliverPull('opened', head1, main0));
+      expect(run1.scope).toBe(`review:platform#${PR}`);
+      expect(run1.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
+        ['validate', 'complete'],
+        ['plan', 'complete'],
+      ]);
+      const [comment] = botComments();
+      expect(botComments()).toHaveLength(1);
+      expect(comment!.body).toContain('<!-- norn:plan:platform -->');
+      expect(comment!.body).toContain('Plan: 2 to add, 0 to change, 0 to destroy.');
+      expect(comment!.body).toContain('`local_file.b`');
+      const plan1 = run1.steps[1].output;
+      expect(comment!.body).toContain(`http://norn.test:8080/api/plans/${plan1.planId}`);
+      await waitFor(
+        async () => statuses(head1).some((s) => s.state === 'success'),
+        'success status',
+      );
+      expect(statuses(head1).map((s) => s.state)).toEqual(['pending', 'success']);
+      // Nothing is applied by a review.
+      expect(existsSync(join(repo.infra, 'a.txt'))).toBe(false);
+
+      // The stored plan: file, digest, commits, summary; the file downloads as recorded.
+      const stored = (await call('GET', `/api/plans/${plan1.planId}`)).body.plan;
+      expect(stored).toMatchObject({
+        kind: 'review',
+        pullRequest: PR,
+        commits: { base: main0, head: head1 },
+        sha256: plan1.sha256,
+        summary: { add: 2, change: 0, destroy: 0 },
+      });
+
+      // A new push to the pull request: the same comment, edited.
+      const head2 = repo.commit('feature', { a: 'alpha\n', b: 'beta\n', c: 'gamma\n' }, 'add c');
+      const run2 = await finished(await deliverPull('synchronize', head2, main0));
+      expect(botComments()).toHaveLength(1);
+      expect(botComments()[0]!.id).toBe(comment!.id);
+      expect(botComments()[0]!.body).toContain('Plan: 3 to add');
+      expect(botComments()[0]!.body).toContain(head2.slice(0, 12));
+      expect(gh.data.comments(PR)).toHaveLength(2); // the reviewer's and norn's
+      expect(run2.steps[1].output.planId).not.toBe(plan1.planId);
+      reviewed = head2;
+    }, 120_000);
+
+    it('releases the merge: the plan it saved is applied exactly, once, and matches the review', async () => {
+      repo.setBranch('main', reviewed);
+      const run = await finished(await deliverPush(reviewed, main0));
+      expect(run.scope).toBe('stack:platform');
+      expect(run.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
+        ['validate', 'complete'],
+        ['build', 'skipped'],
+        ['plan', 'complete'],
+        ['apply', 'complete'],
+        ['verify', 'skipped'],
+      ]);
+      expect(readFileSync(join(repo.infra, 'c.txt'), 'utf8')).toBe('gamma\n');
+      const planId = run.steps[2].output.planId as number;
+      const plan = (await call('GET', `/api/plans/${planId}`)).body.plan;
+      expect(plan.kind).toBe('release');
+      expect(plan.apply).toMatchObject({ runId: run.id, error: null });
+      expect(plan.apply.appliedAt).toEqual(expect.any(String));
+      const review = (await call('GET', `/api/stacks/platform/plans?kind=review&pullRequest=${PR}`))
+        .body.plans[0];
+      expect(review.headSha).toBe(reviewed);
+      expect(plan.summary).toEqual(review.summary);
+
+      // A run that re-ran apply after its worker died mid-apply would find the mark and refuse.
+      const marked = await services.gitops.plans.beginApply(planId, 'another-run');
+      expect(marked).toMatchObject({ action: 'applied', apply: { runId: run.id } });
+    }, 120_000);
+
+    it.skipIf(!binary.hooks)(
+      'refuses a blind re-run of an apply its worker never finished ("interrupted apply")',
+      async () => {
+        const sha = repo.commit('main', { a: 'alpha\n', b: 'beta\n', c: 'gamma\n', d: 'delta\n' });
+        // While apply holds, make its mark that of a worker that died before it could write the end
+        // (the cancel then stops tofu, and its end no longer matches the mark).
+        const { id, planId } = await releaseHeldInApply(sha, ['d']);
+        await system.stepDb.query(
+          `UPDATE plan_artifacts SET apply_run_id = 'a-killed-worker' WHERE id = $1`,
+          [planId],
+        );
+        const apply = await cancelAndResume(id);
+        expect(apply.error).toMatch(
+          /^CONFLICT: interrupted apply, state must be checked: applying plan \d+ began/,
+        );
+        expect(apply.errorCode).toBe('CONFLICT');
+        const failed = alerts.filter((a) => a.kind === 'release.failed');
+        expect(failed.at(-1)?.summary).toMatch(/interrupted apply/);
+      },
+      120_000,
+    );
+
+    it.skipIf(!binary.hooks)(
+      'refuses a stale plan: tofu says the state changed since it was made',
+      async () => {
+        const sha = repo.commit('main', { a: 'alpha\n', e: 'epsilon\n', f: 'phi\n' });
+        // Apply holds after its first change, with the state written: cancel it there, and resume:
+        // the same saved plan again, which that partial apply made stale.
+        const { id } = await releaseHeldInApply(sha, ['e', 'f']);
+        const apply = await cancelAndResume(id);
+        expect(apply.error).toMatch(
+          /^CONFLICT: Saved plan is stale: the state changed after plan \d+ was made/,
+        );
+      },
+      120_000,
+    );
+
+    it('detects drift once, does not alert again for the same drift, then sees it cleared', async () => {
+      // Bring the infrastructure in line with main first.
+      const head = repo.commit('main', { a: 'alpha\n', b: 'beta\n' }, 'settle');
+      await finished(
+        (await call('POST', '/api/stacks/platform/release', { commitSha: head })).body.runId,
+      );
+      const check = async () =>
+        finished((await call('POST', '/api/stacks/platform/drift-check')).body.runId);
+      const clean = await check();
+      expect(clean.scope).toBe('drift:platform');
+      expect(clean.steps[0].output.status).toBe('clean');
+      expect(await events('drift.detected')).toHaveLength(0);
+
+      writeFileSync(join(repo.infra, 'b.txt'), 'changed by hand\n');
+      const drifted = await check();
+      expect(drifted.steps[0].output.status).toBe('drifted');
+      const detected = await events('drift.detected');
+      expect(detected).toHaveLength(1);
+      expect(detected[0]!.payload).toMatchObject({
+        stack: 'platform',
+        fingerprint: drifted.steps[0].output.fingerprint,
+      });
+      await waitFor(async () => alerts.some((a) => a.kind === 'drift.detected'), 'drift alert');
+      const state = (await call('GET', '/api/stacks/platform/drift')).body.drift;
+      expect(state).toMatchObject({
+        status: 'drifted',
+        fingerprint: drifted.steps[0].output.fingerprint,
+      });
+
+      // The same drift again: recorded, not reported again.
+      const again = await check();
+      expect(again.steps[0].output.fingerprint).toBe(drifted.steps[0].output.fingerprint);
+      expect(await events('drift.detected')).toHaveLength(1);
+      expect(alerts.filter((a) => a.kind === 'drift.detected')).toHaveLength(1);
+
+      writeFileSync(join(repo.infra, 'b.txt'), 'beta\n');
+      await check();
+      const cleared = await events('drift.cleared');
+      expect(cleared).toHaveLength(1);
+      expect((await call('GET', '/api/stacks/platform/drift')).body.drift.status).toBe('clean');
+      await waitFor(async () => alerts.some((a) => a.kind === 'drift.cleared'), 'cleared alert');
+    }, 180_000);
+
+    it('takes an error for an error, never for drift or clean, and alerts once per error', async () => {
+      repo.commitRaw('main', {
+        'main.tf.json': '{"resource": {"local_file": {"x": {"content": 1,',
+      });
+      const check = async () =>
+        finished((await call('POST', '/api/stacks/platform/drift-check')).body.runId, 'failed');
+      const failed = await check();
+      expect(failed.steps[0].error).toMatch(/could not plan|tofu init failed/);
+      const errors = await events('drift.error');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]!.payload).toMatchObject({ stack: 'platform' });
+      const state = (await call('GET', '/api/stacks/platform/drift')).body.drift;
+      expect(state.status).toBe('clean'); // as the last check that could tell found it
+      expect(state.lastError).toEqual(expect.stringMatching(/./));
+      await check();
+      expect(await events('drift.error')).toHaveLength(2);
+      await waitFor(async () => alerts.some((a) => a.kind === 'drift.error'), 'error alert');
+      expect(alerts.filter((a) => a.kind === 'drift.error')).toHaveLength(1);
+      expect(await events('drift.detected')).toHaveLength(1);
+    }, 120_000);
+
+    it('fails a release whose verify check fails, naming the check and why, and alerts verify.failed', async () => {
+      const probe = createServer((req, res) => {
+        if (req.url === '/healthz') res.writeHead(200).end('all ok');
+        else res.writeHead(503).end('warming up');
+      });
+      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+      const base = `http://127.0.0.1:${(probe.address() as { port: number }).port}`;
+      try {
+        const registered = await call('POST', '/api/stacks', {
+          name: 'platform',
+          repo: { url: repo.url, branch: 'main' },
+          path: STACK_PATH,
+          feedback: {
+            provider: 'github',
+            repo: 'acme/infra',
+            apiUrl: gh.url,
+            tokenEnv: 'GH_TOKEN',
+          },
+          verify: [
+            { http: { url: `${base}/healthz`, contains: 'ok', deadline: '2s' } },
+            { http: { url: `${base}/ready`, status: 200, deadline: '2s' } },
+          ],
+        });
+        expect(registered.status, JSON.stringify(registered.body)).toBe(200);
+        const sha = repo.commit('main', { a: 'alpha\n', b: 'beta\n', g: 'gamma\n' }, 'add g');
+        const id = (await call('POST', '/api/stacks/platform/release', { commitSha: sha })).body
+          .runId as string;
+        const run = await finished(id, 'failed');
+        expect(
+          run.steps.map((st: { name: string; status: string }) => [st.name, st.status]),
+        ).toEqual([
+          ['validate', 'complete'],
+          ['build', 'skipped'],
+          ['plan', 'complete'],
+          ['apply', 'complete'],
+          ['verify', 'failed'],
+        ]);
+        const verify = run.steps[4];
+        expect(verify.error).toMatch(new RegExp(`verify failed: http ${base}/ready: HTTP 503`));
+        expect(verify.error).not.toContain('/healthz');
+        const alert = alerts.filter((a) => a.kind === 'verify.failed');
+        expect(alert).toHaveLength(1);
+        expect(alert[0]).toMatchObject({ subject: 'stack:platform', runId: id });
+        expect(alert[0]!.summary).toContain(`${base}/ready`);
+      } finally {
+        await new Promise((r) => probe.close(r));
+      }
+    }, 120_000);
   });
-
-  it('reviews a pull request: one comment with the plan and a commit status, edited on a new push', async () => {
-    gh.data.seed(PR, ['please plan this']);
-    const head1 = repo.commit('feature', { a: 'alpha\n', b: 'beta\n' }, 'add b');
-    const run1 = await finished(await deliverPull('opened', head1, main0));
-    expect(run1.scope).toBe(`review:platform#${PR}`);
-    expect(run1.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
-      ['validate', 'complete'],
-      ['plan', 'complete'],
-    ]);
-    const [comment] = botComments();
-    expect(botComments()).toHaveLength(1);
-    expect(comment!.body).toContain('<!-- norn:plan:platform -->');
-    expect(comment!.body).toContain('Plan: 2 to add, 0 to change, 0 to destroy.');
-    expect(comment!.body).toContain('`local_file.b`');
-    const plan1 = run1.steps[1].output;
-    expect(comment!.body).toContain(`http://norn.test:8080/api/plans/${plan1.planId}`);
-    await waitFor(async () => statuses(head1).some((s) => s.state === 'success'), 'success status');
-    expect(statuses(head1).map((s) => s.state)).toEqual(['pending', 'success']);
-    // Nothing is applied by a review.
-    expect(existsSync(join(repo.infra, 'a.txt'))).toBe(false);
-
-    // The stored plan: file, digest, commits, summary; the file downloads as recorded.
-    const stored = (await call('GET', `/api/plans/${plan1.planId}`)).body.plan;
-    expect(stored).toMatchObject({
-      kind: 'review',
-      pullRequest: PR,
-      commits: { base: main0, head: head1 },
-      sha256: plan1.sha256,
-      summary: { add: 2, change: 0, destroy: 0 },
-    });
-
-    // A new push to the pull request: the same comment, edited.
-    const head2 = repo.commit('feature', { a: 'alpha\n', b: 'beta\n', c: 'gamma\n' }, 'add c');
-    const run2 = await finished(await deliverPull('synchronize', head2, main0));
-    expect(botComments()).toHaveLength(1);
-    expect(botComments()[0]!.id).toBe(comment!.id);
-    expect(botComments()[0]!.body).toContain('Plan: 3 to add');
-    expect(botComments()[0]!.body).toContain(head2.slice(0, 12));
-    expect(gh.data.comments(PR)).toHaveLength(2); // the reviewer's and norn's
-    expect(run2.steps[1].output.planId).not.toBe(plan1.planId);
-    reviewed = head2;
-  }, 120_000);
-
-  it('releases the merge: the plan it saved is applied exactly, once, and matches the review', async () => {
-    repo.setBranch('main', reviewed);
-    const run = await finished(await deliverPush(reviewed, main0));
-    expect(run.scope).toBe('stack:platform');
-    expect(run.steps.map((s: { name: string; status: string }) => [s.name, s.status])).toEqual([
-      ['validate', 'complete'],
-      ['build', 'skipped'],
-      ['plan', 'complete'],
-      ['apply', 'complete'],
-      ['verify', 'skipped'],
-    ]);
-    expect(readFileSync(join(repo.infra, 'c.txt'), 'utf8')).toBe('gamma\n');
-    const planId = run.steps[2].output.planId as number;
-    const plan = (await call('GET', `/api/plans/${planId}`)).body.plan;
-    expect(plan.kind).toBe('release');
-    expect(plan.apply).toMatchObject({ runId: run.id, error: null });
-    expect(plan.apply.appliedAt).toEqual(expect.any(String));
-    const review = (await call('GET', `/api/stacks/platform/plans?kind=review&pullRequest=${PR}`))
-      .body.plans[0];
-    expect(review.headSha).toBe(reviewed);
-    expect(plan.summary).toEqual(review.summary);
-
-    // A run that re-ran apply after its worker died mid-apply would find the mark and refuse.
-    const marked = await services.gitops.plans.beginApply(planId, 'another-run');
-    expect(marked).toMatchObject({ action: 'applied', apply: { runId: run.id } });
-  }, 120_000);
-
-  it('refuses a blind re-run of an apply its worker never finished ("interrupted apply")', async () => {
-    const sha = repo.commit('main', { a: 'alpha\n', b: 'beta\n', c: 'gamma\n', d: 'delta\n' });
-    // While apply holds, make its mark that of a worker that died before it could write the end
-    // (the cancel then stops tofu, and its end no longer matches the mark).
-    const { id, planId } = await releaseHeldInApply(sha, ['d']);
-    await system.stepDb.query(
-      `UPDATE plan_artifacts SET apply_run_id = 'a-killed-worker' WHERE id = $1`,
-      [planId],
-    );
-    const apply = await cancelAndResume(id);
-    expect(apply.error).toMatch(
-      /^CONFLICT: interrupted apply, state must be checked: applying plan \d+ began/,
-    );
-    expect(apply.errorCode).toBe('CONFLICT');
-    const failed = alerts.filter((a) => a.kind === 'release.failed');
-    expect(failed.at(-1)?.summary).toMatch(/interrupted apply/);
-  }, 120_000);
-
-  it('refuses a stale plan: tofu says the state changed since it was made', async () => {
-    const sha = repo.commit('main', { a: 'alpha\n', e: 'epsilon\n', f: 'phi\n' });
-    // Apply holds after its first change, with the state written: cancel it there, and resume:
-    // the same saved plan again, which that partial apply made stale.
-    const { id } = await releaseHeldInApply(sha, ['e', 'f']);
-    const apply = await cancelAndResume(id);
-    expect(apply.error).toMatch(
-      /^CONFLICT: Saved plan is stale: the state changed after plan \d+ was made/,
-    );
-  }, 120_000);
-
-  it('detects drift once, does not alert again for the same drift, then sees it cleared', async () => {
-    // Bring the infrastructure in line with main first.
-    const head = repo.commit('main', { a: 'alpha\n', b: 'beta\n' }, 'settle');
-    await finished(
-      (await call('POST', '/api/stacks/platform/release', { commitSha: head })).body.runId,
-    );
-    const check = async () =>
-      finished((await call('POST', '/api/stacks/platform/drift-check')).body.runId);
-    const clean = await check();
-    expect(clean.scope).toBe('drift:platform');
-    expect(clean.steps[0].output.status).toBe('clean');
-    expect(await events('drift.detected')).toHaveLength(0);
-
-    writeFileSync(join(repo.infra, 'b.txt'), 'changed by hand\n');
-    const drifted = await check();
-    expect(drifted.steps[0].output.status).toBe('drifted');
-    const detected = await events('drift.detected');
-    expect(detected).toHaveLength(1);
-    expect(detected[0]!.payload).toMatchObject({
-      stack: 'platform',
-      fingerprint: drifted.steps[0].output.fingerprint,
-    });
-    await waitFor(async () => alerts.some((a) => a.kind === 'drift.detected'), 'drift alert');
-    const state = (await call('GET', '/api/stacks/platform/drift')).body.drift;
-    expect(state).toMatchObject({
-      status: 'drifted',
-      fingerprint: drifted.steps[0].output.fingerprint,
-    });
-
-    // The same drift again: recorded, not reported again.
-    const again = await check();
-    expect(again.steps[0].output.fingerprint).toBe(drifted.steps[0].output.fingerprint);
-    expect(await events('drift.detected')).toHaveLength(1);
-    expect(alerts.filter((a) => a.kind === 'drift.detected')).toHaveLength(1);
-
-    writeFileSync(join(repo.infra, 'b.txt'), 'beta\n');
-    await check();
-    const cleared = await events('drift.cleared');
-    expect(cleared).toHaveLength(1);
-    expect((await call('GET', '/api/stacks/platform/drift')).body.drift.status).toBe('clean');
-    await waitFor(async () => alerts.some((a) => a.kind === 'drift.cleared'), 'cleared alert');
-  }, 180_000);
-
-  it('takes an error for an error, never for drift or clean, and alerts once per error', async () => {
-    repo.commitRaw('main', { 'main.tf.json': '{"resource": {"local_file": {"x": {"content": 1,' });
-    const check = async () =>
-      finished((await call('POST', '/api/stacks/platform/drift-check')).body.runId, 'failed');
-    const failed = await check();
-    expect(failed.steps[0].error).toMatch(/could not plan|tofu init failed/);
-    const errors = await events('drift.error');
-    expect(errors).toHaveLength(1);
-    expect(errors[0]!.payload).toMatchObject({ stack: 'platform' });
-    const state = (await call('GET', '/api/stacks/platform/drift')).body.drift;
-    expect(state.status).toBe('clean'); // as the last check that could tell found it
-    expect(state.lastError).toEqual(expect.stringMatching(/./));
-    await check();
-    expect(await events('drift.error')).toHaveLength(2);
-    await waitFor(async () => alerts.some((a) => a.kind === 'drift.error'), 'error alert');
-    expect(alerts.filter((a) => a.kind === 'drift.error')).toHaveLength(1);
-    expect(await events('drift.detected')).toHaveLength(1);
-  }, 120_000);
-});
