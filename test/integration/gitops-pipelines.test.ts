@@ -11,7 +11,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +29,7 @@ import type { DeployServices } from '../../src/pipelines/deploy/types.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { NornSystem, RunningApi } from '../../src/system.js';
 import { startAlertReceiver, type ReceivedAlert } from '../support/alert-receiver.js';
+import { dockerUp } from '../support/docker/engine.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startFakeGitHub, GITHUB_BOT, type FakeGitHub } from '../support/forges/github.js';
 import { createInfraRepo, STACK_PATH, type InfraRepo } from '../support/gitops/infra-repo.js';
@@ -57,10 +66,10 @@ let closeSteps: () => Promise<void>;
 const call = apiCaller(() => api, TOKEN);
 
 /** GitHub's published pull_request payload, aimed at this test's repository and commits. */
-async function deliverPull(action: 'opened' | 'synchronize', head: string, base: string) {
+async function deliverPull(action: 'opened' | 'synchronize', head: string, base: string, pr = PR) {
   const payload = fixture('github', `pull_request.${action}`);
-  payload.number = PR;
-  payload.pull_request.number = PR;
+  payload.number = pr;
+  payload.pull_request.number = pr;
   payload.pull_request.head.sha = head;
   payload.pull_request.head.ref = 'feature';
   payload.pull_request.base.sha = base;
@@ -132,6 +141,15 @@ async function runView(runId: string): Promise<any> {
 
 const events = async (type: string) =>
   (await system.events.byAppNewestFirst('platform', undefined, 500)).filter((e) => e.type === type);
+
+/** The stack's spec as the tests register it, with `extra` over it. */
+const stackSpec = (extra: Record<string, unknown> = {}) => ({
+  name: 'platform',
+  repo: { url: repo.url, branch: 'main' },
+  path: STACK_PATH,
+  feedback: { provider: 'github', repo: 'acme/infra', apiUrl: gh.url, tokenEnv: 'GH_TOKEN' },
+  ...extra,
+});
 
 const statuses = (sha: string) =>
   gh.data.statuses.filter((s) => s.sha === sha && s.context === 'norn/plan/platform');
@@ -288,6 +306,39 @@ for (const binary of BINARIES)
       expect(run2.steps[1].output.planId).not.toBe(plan1.planId);
       reviewed = head2;
     }, 120_000);
+
+    it.skipIf(!binary.hooks)(
+      'supersedes a running review by a newer push to the same pull request',
+      async () => {
+        gh.data.seed(8, []);
+        services.gitops.env.TOFU_STANDIN_HOLD_PLAN_MS = '60000';
+        let first: string;
+        let h1: string;
+        try {
+          h1 = repo.commit('other', { a: 'alpha\n', o: 'one\n' }, 'o');
+          first = await deliverPull('opened', h1, main0, 8);
+          await waitFor(
+            async () =>
+              (await runView(first)).steps.find((st: { name: string }) => st.name === 'plan')
+                ?.status === 'running',
+            'the first review planning',
+            60_000,
+          );
+        } finally {
+          delete services.gitops.env.TOFU_STANDIN_HOLD_PLAN_MS;
+        }
+        const h2 = repo.commit('other', { a: 'alpha\n', o: 'two\n' }, 'o again');
+        const second = await deliverPull('synchronize', h2, main0, 8);
+        expect((await waitForRun(system, first, undefined, 30_000)).status).toBe('cancelled');
+        await finished(second);
+        await waitFor(async () => statuses(h1).at(-1)?.state === 'error', 'the superseded status');
+        expect(statuses(h2).map((st) => st.state)).toEqual(['pending', 'success']);
+        const mine = gh.data.comments(8).filter((c) => c.author === GITHUB_BOT);
+        expect(mine).toHaveLength(1);
+        expect(mine[0]!.body).toContain(h2.slice(0, 12));
+      },
+      120_000,
+    );
 
     it('releases the merge: the plan it saved is applied exactly, once, and matches the review', async () => {
       repo.setBranch('main', reviewed);
@@ -465,4 +516,70 @@ for (const binary of BINARIES)
         await new Promise((r) => probe.close(r));
       }
     }, 120_000);
+
+    it("builds the images a stack declares, with the deploy's builder, into the registry", async () => {
+      await dockerUp();
+      expect(
+        (
+          await call(
+            'POST',
+            '/api/stacks',
+            stackSpec({ images: [{ name: 'web', dockerfile: 'app/Dockerfile' }] }),
+          )
+        ).status,
+      ).toBe(200);
+      mkdirSync(join(repo.dir, 'app'), { recursive: true });
+      copyFileSync('/bin/busybox', join(repo.dir, 'app', 'busybox'));
+      writeFileSync(
+        join(repo.dir, 'app', 'Dockerfile'),
+        'FROM scratch\nCOPY app/busybox /bin/busybox\nCMD ["/bin/busybox", "true"]\n',
+      );
+      const sha = repo.commit('main', { a: 'alpha\n', b: 'beta\n' }, 'an image');
+      const run = await finished(
+        (await call('POST', '/api/stacks/platform/release', { commitSha: sha })).body.runId,
+      );
+      const build = run.steps.find((st: { name: string }) => st.name === 'build');
+      expect(build.status).toBe('complete');
+      const ref = services.docker!.imageRef('platform-web', sha);
+      expect(build.output).toEqual({ images: [ref] });
+      expect(await services.docker!.registryHasImage('platform-web', sha)).toBe(true);
+    }, 180_000);
+
+    it.skipIf(!binary.hooks)(
+      'a scheduled tick requests a drift check, and ticks never pile up (coalesce)',
+      async () => {
+        expect((await call('POST', '/api/stacks', stackSpec())).status).toBe(200);
+        const queue = system.runs.queue('drift-schedules');
+        const tick = async (id: string) => {
+          await queue.add('drift-check', { stack: 'platform' }, { jobId: id });
+          return waitFor(async () => {
+            const job = await queue.getJob(id);
+            return (
+              job &&
+              (await job.isCompleted()) &&
+              (job.returnvalue as { runId: string; coalesced: boolean })
+            );
+          }, `tick ${id}`);
+        };
+        services.gitops.env.TOFU_STANDIN_HOLD_PLAN_MS = '3000';
+        try {
+          const t1 = await tick('tick-1');
+          expect(t1.coalesced).toBe(false);
+          await waitForRun(system, t1.runId, ['running']);
+          const t2 = await tick('tick-2'); // queued behind the running check
+          const t3 = await tick('tick-3'); // that queued check is this tick's too
+          expect(t2.coalesced).toBe(false);
+          expect(t3).toEqual({ runId: t2.runId, coalesced: true });
+          const requested = await system.store.listRunsInScope('drift:platform', 100);
+          expect(requested.filter((r) => r.requestedBy?.startsWith('schedule:tick-'))).toHaveLength(
+            2,
+          );
+          await finished(t1.runId);
+          await finished(t2.runId);
+        } finally {
+          delete services.gitops.env.TOFU_STANDIN_HOLD_PLAN_MS;
+        }
+      },
+      120_000,
+    );
   });
