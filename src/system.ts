@@ -182,7 +182,7 @@ export class NornSystem<S = unknown> {
     return fleet;
   }
 
-  createApi() {
+  createApi(o: { wsClients?: () => number } = {}) {
     const { redis, runs } = this.api();
     const driftSchedules = this.driftSchedules(runs);
     return createApi({
@@ -203,6 +203,8 @@ export class NornSystem<S = unknown> {
       webhookSecret: this.config.webhookSecret,
       appContainers: this.options.appContainers,
       ...(driftSchedules ? { driftSchedules } : {}),
+      metricsPublic: this.config.metricsPublic,
+      ...(o.wsClients ? { wsClients: o.wsClients } : {}),
       queues: [...this.registry.queues(), ...this.extraQueues().map((q) => q.name)].map((q) =>
         runs.queue(q),
       ),
@@ -211,7 +213,6 @@ export class NornSystem<S = unknown> {
 
   /** Serves the api and the /ws relay; resolves once listening. Port 0 picks a free port. */
   async startApi(port = this.config.http.port): Promise<RunningApi> {
-    const app = this.createApi();
     const relay = new EventRelay({
       subscriber: createRedis(this.config.redisUrl, 'subscriber', this.log, 'relay'),
       events: this.events,
@@ -221,6 +222,7 @@ export class NornSystem<S = unknown> {
       apiToken: this.config.http.apiToken,
       log: this.log,
     });
+    const app = this.createApi({ wsClients: () => relay.clientCount });
     await relay.start();
     await this.scheduleDriftChecks();
     const server = await new Promise<ServerType>((resolve) => {

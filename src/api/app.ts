@@ -10,6 +10,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import type { ApiDeps } from './deps.js';
 import { requireToken } from './auth.js';
+import { createMetrics } from './metrics.js';
 import { limitBody, refuseNul } from './edge.js';
 import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
 import { alertRoutes } from './routes/alerts.js';
@@ -46,12 +47,22 @@ export function createApi(deps: ApiDeps) {
   // Authentication reads headers only; then, before anything reads a body, the limit, so no
   // route ever holds more than it.
   app.use('/api/*', requireToken(deps.apiToken));
+  if (!deps.metricsPublic) app.use('/metrics', requireToken(deps.apiToken));
   app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
   app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
   // Before the limit and NUL check below: the receiver applies both itself, counting refusals.
   app.route('/webhooks', webhookReceiver(deps));
   app.use('*', limitBody(deps.maxBodyBytes));
   app.use('*', refuseNul());
+
+  const metrics = createMetrics({
+    db: deps.db,
+    queues: deps.queues,
+    ...(deps.wsClients ? { wsClients: deps.wsClients } : {}),
+  });
+  app.get('/metrics', async (c) =>
+    c.body(await metrics.metrics(), 200, { 'content-type': metrics.contentType }),
+  );
 
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/readyz', async (c) => {

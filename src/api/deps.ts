@@ -43,6 +43,10 @@ export interface ApiDeps {
   webhookSecret: string | undefined;
   /** The stacks' drift-check schedulers (absent where no drift-check pipeline is registered). */
   driftSchedules?: DriftScheduler;
-  /** Queues shown on Bull Board. */
+  /** NORN_METRICS_PUBLIC: GET /metrics answers without the token. */
+  metricsPublic?: boolean;
+  /** WebSocket clients on this process's /ws, for /metrics. */
+  wsClients?: () => number;
+  /** Queues shown on Bull Board (and measured by /metrics). */
   queues: Queue[];
 }

@@ -69,6 +69,11 @@ export const EnvSchema = z.object({
       'Largest request body the api accepts, in bytes; a larger one is answered 413 before it is read.',
     ),
   // Forges sign with one secret per webhook; a repository registered without its own uses this.
+  NORN_METRICS_PUBLIC: bool
+    .default(false)
+    .describe(
+      'true: GET /metrics answers without the api token (for a Prometheus on a trusted network); otherwise it needs it, as /api does.',
+    ),
   NORN_WEBHOOK_SECRET: z
     .string()
     .min(16, 'must be at least 16 characters')
@@ -402,6 +407,8 @@ export interface Config {
   migrateOnStart: boolean;
   /** NORN_WEBHOOK_SECRET. */
   webhookSecret: string | undefined;
+  /** NORN_METRICS_PUBLIC: /metrics without the token. */
+  metricsPublic: boolean;
   pipelinesModule: string | undefined;
   deployPipeline: string;
   deploy: {
@@ -510,6 +517,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
     migrateOnStart: e.NORN_MIGRATE_ON_START,
     webhookSecret: e.NORN_WEBHOOK_SECRET,
+    metricsPublic: e.NORN_METRICS_PUBLIC,
     pipelinesModule: e.NORN_PIPELINES_MODULE,
     deployPipeline: e.NORN_DEPLOY_PIPELINE,
     deploy: {

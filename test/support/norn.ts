@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../../src/shared/config.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { PipelineDefinition } from '../../src/queues/pipeline.js';
 import type { RunStatus } from '../../src/shared/store/runs.js';
-import { NornSystem } from '../../src/system.js';
+import { NornSystem, type RunningApi } from '../../src/system.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { pipelines as testPipelines } from './pipelines.js';
 
@@ -69,6 +69,29 @@ export function useApiSystem(overrides: Record<string, string>): ApiSystem {
   afterAll(async () => {
     await ctx.system.close();
     await ctx.tdb.drop();
+  });
+  return ctx;
+}
+
+export interface RunningApiSystem {
+  tdb: TestDatabase;
+  system: NornSystem;
+  /** The api listening on loopback (HTTP and /ws). */
+  api: RunningApi;
+}
+
+/** For a test file: its own database, a worker, and the api serving on a port, closed after. */
+export function useRunningApi(overrides: Record<string, string>): RunningApiSystem {
+  const ctx = {} as RunningApiSystem;
+  beforeAll(async () => {
+    ctx.tdb = await createTestDatabase();
+    ctx.system = testSystem(testEnv(ctx.tdb.url, overrides));
+    await ctx.system.startWorker();
+    ctx.api = await ctx.system.startApi(0);
+  });
+  afterAll(async () => {
+    await ctx.system?.close();
+    await ctx.tdb?.drop();
   });
   return ctx;
 }
