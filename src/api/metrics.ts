@@ -8,12 +8,7 @@
  * histograms whose buckets are counted in SQL over the recorded steps and runs.
  */
 import type { Queue } from 'bullmq';
-import {
-  Counter,
-  Gauge,
-  Registry,
-  type MetricValue,
-} from 'prom-client';
+import { Counter, Gauge, Registry, type MetricValue } from 'prom-client';
 import type { Db } from '../shared/db.js';
 
 export interface MetricsDeps {
