@@ -34,6 +34,7 @@ import {
   type WorkerFleet,
 } from './workers/fleet.js';
 import { createDriftTickProcessor, DRIFT_QUEUE, DriftScheduler } from './gitops/drift-schedule.js';
+import { startWorkerMetrics } from './workers/metrics-server.js';
 
 /** The pipeline a stack's drift schedule requests. */
 const DRIFT_PIPELINE = 'drift-check';
@@ -75,6 +76,8 @@ export class NornSystem<S = unknown> {
   readonly live: LiveRuns;
   readonly runs: RunService;
   private apiSide: { redis: Redis; runs: RunService } | undefined;
+  /** Where the last worker started serves its metrics (NORN_WORKER_METRICS_PORT), if it does. */
+  workerMetricsPort: number | undefined;
   private readonly closers: Array<() => Promise<unknown>> = [];
   private readonly finalClosers: Array<() => Promise<unknown>> = [];
 
@@ -179,6 +182,20 @@ export class NornSystem<S = unknown> {
       extraQueues: this.extraQueues(),
     });
     this.closers.push(() => fleet.close());
+    const metricsPort = this.config.worker.metricsPort;
+    if (metricsPort !== undefined) {
+      const metrics = await startWorkerMetrics({
+        port: metricsPort,
+        host: this.config.http.host,
+        apiToken: this.config.http.apiToken,
+        public: this.config.metricsPublic,
+        workerId: fleet.id,
+        active: fleet.active,
+        log: this.log,
+      });
+      this.closers.push(() => metrics.close());
+      this.workerMetricsPort = metrics.port;
+    }
     return fleet;
   }
 

@@ -85,6 +85,12 @@ export const EnvSchema = z.object({
     .max(1000)
     .default(4)
     .describe('How many steps one worker process runs at once.'),
+  NORN_WORKER_METRICS_PORT: int(1)
+    .max(65_535)
+    .optional()
+    .describe(
+      "A worker serves its own process metrics (CPU, memory, event loop, steps running) at GET /metrics on this port, on HOST; off when unset. The api's /metrics covers the fleet.",
+    ),
   NORN_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
@@ -397,6 +403,8 @@ export interface Config {
     lockDurationMs: number;
     stalledIntervalMs: number;
     maxStalledCount: number;
+    /** NORN_WORKER_METRICS_PORT: where a worker serves its own metrics (undefined: it does not). */
+    metricsPort: number | undefined;
   };
   lease: { ttlMs: number; heartbeatMs: number };
   sweepIntervalMs: number;
@@ -499,6 +507,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     queuePrefix: e.NORN_QUEUE_PREFIX,
     worker: {
       concurrency: e.NORN_WORKER_CONCURRENCY,
+      metricsPort: e.NORN_WORKER_METRICS_PORT,
       shutdownGraceMs: e.NORN_SHUTDOWN_GRACE_MS,
       lockDurationMs: e.NORN_LOCK_DURATION_MS,
       stalledIntervalMs: e.NORN_STALLED_INTERVAL_MS,

@@ -3,6 +3,7 @@
  * NORN_METRICS_PUBLIC, and counters and gauges that move with what the fleet does (runs and their
  * steps, queues, WebSocket clients, webhook refusals, drift findings, alert deliveries).
  */
+import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { createAlerter } from '../../src/shared/alerts.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -138,4 +139,41 @@ describe('GET /metrics', () => {
       m.get(key('norn_alert_deliveries_total', { kind: 'drift.detected', status: 'failed' })),
     ).toBe(1);
   });
+
+  it('a worker serves its own process metrics on NORN_WORKER_METRICS_PORT, with the token', async () => {
+    const worker = testSystem(
+      testEnv(ctx.tdb.url, {
+        NORN_API_TOKEN: TOKEN,
+        NORN_WORKER_METRICS_PORT: String(await freePort()),
+      }),
+    );
+    try {
+      await worker.startWorker();
+      const url = `http://127.0.0.1:${worker.workerMetricsPort}/metrics`;
+      expect((await fetch(url)).status).toBe(401);
+      const res = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(res.status).toBe(200);
+      const m = parse(await res.text());
+      const active = [...m.entries()].find(([k]) => k.startsWith('norn_worker_active_steps{'));
+      expect(active?.[1]).toBe(0);
+      expect(active?.[0]).toMatch(/worker="[^"]+"/);
+      expect(
+        [...m.keys()].some((k) => k.startsWith('norn_worker_process_resident_memory_bytes')),
+      ).toBe(true);
+      expect(
+        [...m.keys()].some((k) => k.startsWith('norn_worker_nodejs_eventloop_lag_seconds')),
+      ).toBe(true);
+    } finally {
+      await worker.close();
+    }
+  });
 });
+
+/** A port free on loopback now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
