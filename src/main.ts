@@ -29,7 +29,7 @@ async function loadPipelines(config: Config): Promise<PipelineDefinition<unknown
 
 async function main(command: Command) {
   const config = loadConfig(process.env);
-  const log = createLogger(config.logLevel, `norn-${command}`);
+  const log = createLogger(config.logLevel, `norn-${command}`, config.logFormat);
   // A promise nobody awaited (a bug) must not take the api or a worker down with every request
   // and step it serves: Node would exit; log it instead. Handlers answer their own errors.
   process.on('unhandledRejection', (err) =>

@@ -85,7 +85,7 @@ export class NornSystem<S = unknown> {
     readonly config: Config,
     private options: SystemOptions<S>,
   ) {
-    this.log = options.log ?? createLogger(config.logLevel);
+    this.log = options.log ?? createLogger(config.logLevel, 'norn', config.logFormat);
     this.db = createDb(config.databaseUrl, { log: this.log });
     this.stepDb = retryingDb(this.db, { budgetMs: config.dbRetryMs, log: this.log });
     this.redis = createRedis(config.redisUrl, 'worker', this.log, 'engine');

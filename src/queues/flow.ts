@@ -13,6 +13,8 @@ export const StepJobData = z.object({
   appId: z.string().min(1),
   pipeline: z.string().min(1),
   version: z.string().min(1),
+  /** The run's scope (for its log lines; jobs added before it was carried have none). */
+  scope: z.string().min(1).optional(),
   step: z.string().min(1),
   index: z.int().min(-1),
   total: z.int().nonnegative(),
@@ -45,6 +47,7 @@ export function buildFlow(run: RunRef, def?: Pick<PipelineDefinition<unknown>, '
       appId: run.appId,
       pipeline: run.pipeline,
       version: run.version,
+      scope: run.scope,
       step,
       index,
       total,

@@ -352,6 +352,7 @@ export class RunService {
         appId: ctx.appId,
         pipeline: ctx.pipeline,
         version: ctx.version,
+        scope: ctx.scope,
         step: ctx.finalizer,
         index: -1,
         total: 0,

@@ -371,6 +371,12 @@ export const EnvSchema = z.object({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
     .describe('pino level.'),
+  LOG_FORMAT: z
+    .enum(['json', 'pretty'])
+    .default('json')
+    .describe(
+      'json: one JSON object per line (for a log pipeline); pretty: time, level, the run, scope, pipeline, step and attempt, then the message and the other fields, for a person at a terminal.',
+    ),
 });
 
 export type Env = z.output<typeof EnvSchema>;
@@ -443,6 +449,7 @@ export interface Config {
   /** Where alerts go (NORN_ALERT_WEBHOOK_URLS) and what signs them (NORN_ALERT_SECRET). */
   alerts: { urls: string[]; secret: string | undefined };
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -566,5 +573,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     gitops: { tofuBin: e.NORN_TOFU_BIN, publicUrl: e.NORN_PUBLIC_URL?.replace(/\/+$/, '') },
     alerts: { urls: e.NORN_ALERT_WEBHOOK_URLS ?? [], secret: e.NORN_ALERT_SECRET },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
   };
 }

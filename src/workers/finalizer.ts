@@ -62,7 +62,14 @@ export function createFinalizer<S>(deps: FinalizerDeps<S>) {
           { ...begin, checked },
           controller.signal,
           () => store.outputs(d.runId),
-          log,
+          log.child({
+            runId: d.runId,
+            scope: d.scope,
+            pipeline: d.pipeline,
+            step: d.step,
+            attempt: begin.attempt,
+            finalizer: true,
+          }),
         ),
         services,
       );

@@ -85,6 +85,14 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
     const d = job.data;
     if (job.name === FINALIZE_JOB) return runFinalizer(job, bullSignal);
     const begin = await startStep(d);
+    // Every line about this step carries its run, scope, pipeline, step and attempt.
+    const stepLog = log.child({
+      runId: d.runId,
+      scope: d.scope,
+      pipeline: d.pipeline,
+      step: d.step,
+      attempt: job.attemptsMade + 1,
+    });
     switch (begin.action) {
       case 'run':
         recorder.push(d.runId, begin.log);
@@ -127,7 +135,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       everyMs: deps.heartbeatMs,
       controller,
       note: jobLog(job),
-      log,
+      log: stepLog,
     });
     const started = clock();
     let output: unknown;
@@ -141,7 +149,7 @@ export function createProcessor<S>(deps: ProcessorDeps<S>) {
       const checked = stepParams(stepDef, begin.params);
       const before = def.steps.slice(0, d.index).map((s) => s.name);
       const load = () => live.outputs(d.runId, before);
-      const ctx = makeContext(job, { ...begin, checked }, controller.signal, load, log, (p) => {
+      const ctx = makeContext(job, { ...begin, checked }, controller.signal, load, stepLog, (p) => {
         void recorder.progress(d.runId, d.step, { ...p });
       });
       output = await untilAborted(

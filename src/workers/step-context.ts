@@ -43,7 +43,7 @@ export function makeContext(
     signal,
     log: (line) => {
       jobLog(job)(line);
-      log.debug({ runId: d.runId, step: d.step }, line);
+      log.debug(line); // `log` is the step's child logger: run, scope, pipeline, step, attempt
     },
     progress: (p) => {
       const said = JSON.stringify([p.ready, p.desired, p.placed, p.healthy, p.unhealthy]);

@@ -15,6 +15,8 @@ import { ActiveSteps } from '../../src/workers/active.js';
 import { createProcessor, type ProcessorStore } from '../../src/workers/processor.js';
 import { FakeLiveRedis } from './support/fake-live.js';
 import { manualTime } from './support/manual-time.js';
+import { recordingLogger } from './support/log.js';
+import type { Logger } from '../../src/shared/logger.js';
 
 const RUN = { id: 'run-1', appId: 'app-1', sagaId: 'saga-1', params: { ref: 'main' }, spec: {} };
 const STEPS = ['clone', 'build', 'ship'];
@@ -27,6 +29,7 @@ function fakeJob(step: string, o: { attempts?: number; attemptsMade?: number } =
     appId: RUN.appId,
     pipeline: 'demo',
     version: '1',
+    scope: `app:${RUN.appId}`,
     step,
     index,
     total: STEPS.length,
@@ -48,7 +51,7 @@ function fakeJob(step: string, o: { attempts?: number; attemptsMade?: number } =
 
 function harness(
   handlers: Partial<Record<string, StepDefinition['run']>> = {},
-  opts: { heartbeatMs?: number } = {},
+  opts: { heartbeatMs?: number; log?: Logger } = {},
 ) {
   const time = manualTime();
   const redis = new FakeLiveRedis();
@@ -96,7 +99,7 @@ function harness(
     heartbeatMs: opts.heartbeatMs ?? 3_600_000,
     cancelGraceMs: 50,
     dbRetryMs: 0,
-    log: silentLogger,
+    log: opts.log ?? silentLogger,
     clock: time.clock,
   });
   return {
@@ -193,6 +196,28 @@ describe('step processor', () => {
       { runId: 'run-1', step: 'clone', payload: { ready: 1, desired: 2 } },
       { runId: 'run-1', step: 'clone', payload: { ready: 2, desired: 2 } },
     ]);
+  });
+
+  it('puts the run, scope, pipeline, step and attempt on every log line of a step', async () => {
+    const { log, lines } = recordingLogger();
+    const p = harness(
+      {
+        clone: async (ctx) => {
+          ctx.log('cloning now');
+          return { sha: 'abc' };
+        },
+      },
+      { log },
+    );
+    await p.live.open(RUN);
+    await p.process(fakeJob('clone', { attempts: 3, attemptsMade: 1 }).job, 'tok');
+    expect(lines.find((l) => l.msg === 'cloning now')).toMatchObject({
+      runId: RUN.id,
+      scope: 'app:app-1',
+      pipeline: 'demo',
+      step: 'clone',
+      attempt: 2,
+    });
   });
 
   it('run.succeed: the last step ends the run in PostgreSQL with the whole live log', async () => {
@@ -388,6 +413,7 @@ describe('step processor failures', () => {
       pipeline: 'demo',
       version: '1',
       appId: RUN.appId,
+      scope: `app:${RUN.appId}`,
     });
     h.store.finalizerDone = async (...args) => {
       done.push(args);

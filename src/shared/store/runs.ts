@@ -393,10 +393,11 @@ export class RunStore {
     pipeline: string;
     version: string;
     appId: string;
+    scope: string;
   } | null> {
     const { rows } = await this.db.query(
       `SELECT params, spec, id AS "sagaId", finalizer, started_at AS "startedAt", queue_name AS queue,
-              pipeline, pipeline_version AS version, app_id AS "appId" FROM runs WHERE id = $1`,
+              pipeline, pipeline_version AS version, app_id AS "appId", scope FROM runs WHERE id = $1`,
       [runId],
     );
     return rows[0] ?? null;
