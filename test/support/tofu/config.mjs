@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseJsonSource, propsOf, SyntaxDiag } from './json-source.mjs';
+import { err, extraneous, notAnObject } from './diags.mjs';
 
 /** configs.IsIgnoredFile in OpenTofu: dotfiles, editor backups (~) and #autosave# files. */
 export const isIgnoredFile = (name) =>
@@ -20,8 +21,6 @@ export const isIgnoredFile = (name) =>
 const NATIVE = ['.tf', '.tofu'];
 
 export class StandinRefusal extends Error {}
-
-const err = (summary, detail, range) => ({ severity: 'error', summary, detail, range });
 
 /** Reads every configuration file of `dir` (not recursive: one module). */
 export function readModule(dir) {
@@ -193,14 +192,7 @@ function fileBlocks(file, diags) {
           keyRange,
         ),
       );
-    else
-      diags.push(
-        err(
-          'Extraneous JSON object property',
-          `No argument or block type is named "${key}".`,
-          keyRange,
-        ),
-      );
+    else diags.push(extraneous(key, keyRange));
   }
   return { resources, backends };
 }
@@ -212,13 +204,7 @@ function resourceBlocks(node, diags) {
     for (const { key: name, keyRange, value: body } of propsOf(byName)) {
       if (name === '//') continue;
       if (body.kind !== 'object' && body.kind !== 'array') {
-        diags.push(
-          err(
-            'Incorrect JSON value type',
-            'A JSON object is required here, setting the arguments for this block.',
-            body.range,
-          ),
-        );
+        diags.push(notAnObject(body.range));
         continue;
       }
       out.push({ type, name, address: `${type}.${name}`, typeRange, nameRange: keyRange, body });
@@ -252,13 +238,7 @@ function terraformBlock(node, diags, backends) {
       for (const { key: type, keyRange: typeRange, value: body } of propsOf(value)) {
         if (type === '//') continue;
         if (body.kind !== 'object') {
-          diags.push(
-            err(
-              'Incorrect JSON value type',
-              'A JSON object is required here, setting the arguments for this block.',
-              body.range,
-            ),
-          );
+          diags.push(notAnObject(body.range));
           continue;
         }
         backends.push({ type, typeRange, body, declRange: openBrace(body.range) });
@@ -330,13 +310,7 @@ function decodeBackend(b, diags) {
       continue;
     }
     if (key !== 'path') {
-      diags.push(
-        err(
-          'Extraneous JSON object property',
-          `No argument or block type is named "${key}".`,
-          keyRange,
-        ),
-      );
+      diags.push(extraneous(key, keyRange));
       continue;
     }
     if (value.kind === 'null') path = null;

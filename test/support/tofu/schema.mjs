@@ -3,9 +3,8 @@
  * local_file, their types, and the provider's own validators. What validate and plan refuse.
  */
 import { propsOf } from './json-source.mjs';
+import { err, extraneous } from './diags.mjs';
 import { ARGUMENTS, COMPUTED, CONTENT_ARGS, UNSUPPORTED_BY_STANDIN } from './local-file.mjs';
-
-const err = (summary, detail, range) => ({ severity: 'error', summary, detail, range });
 
 /**
  * A JSON string is a template: `${path.module}`, `${path.root}` and `${path.cwd}` are evaluated,
@@ -88,13 +87,7 @@ export function decodeResource(res, diags) {
     if (!ARGUMENTS.includes(key) && !COMPUTED.includes(key)) {
       // hcl/json: in JSON syntax an argument the schema lacks is an extraneous property (checked
       // against Terraform 1.11.4: native syntax would say "Unsupported argument").
-      diags.push(
-        err(
-          'Extraneous JSON object property',
-          `No argument or block type is named "${key}".`,
-          keyRange,
-        ),
-      );
+      diags.push(extraneous(key, keyRange));
       continue;
     }
     if (!ARGUMENTS.includes(key)) {
