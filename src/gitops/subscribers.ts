@@ -7,7 +7,7 @@ import type { DeployDeps } from '../api/deploy-request.js';
 import { requestDeploy } from '../api/deploy-request.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
-import { AppStore } from '../shared/store/apps.js';
+import { AppStore, type WebhookTarget } from '../shared/store/apps.js';
 import { StackStore } from '../shared/store/stacks.js';
 import { requestRelease, requestReview } from '../api/stack-request.js';
 import { normalizeRepoUrl } from './repo-url.js';
@@ -40,24 +40,30 @@ export interface RepoSubscriber {
   ): Promise<{ started?: string; skipped?: string }>;
 }
 
+/** The subscriptions among an app's or stack's webhook targets to a repository (by normalized URL). */
+function subscriptionsTo(
+  targets: ReadonlyArray<Omit<WebhookTarget, 'autoDeploy'>>,
+  normalizedUrls: string[],
+): Subscription[] {
+  const wanted = new Set(normalizedUrls);
+  return targets
+    .filter((t) => wanted.has(normalizeRepoUrl(t.repoUrl) ?? ''))
+    .map((t) => ({
+      id: t.id,
+      repoUrl: t.repoUrl,
+      ...(t.branch ? { branch: t.branch } : {}),
+      ...(t.webhookSecret ? { webhookSecret: t.webhookSecret } : {}),
+    }));
+}
+
 /**
  * An app follows `repo.branch`, or when it names none the repository's default branch as the
  * payload gives it; a push there deploys the pushed commit when `repo.autoDeploy` is on.
  */
 export const appSubscriber: RepoSubscriber = {
   kind: 'app',
-  async find(db, normalizedUrls) {
-    const wanted = new Set(normalizedUrls);
-    const targets = await new AppStore(db).webhookTargets();
-    return targets
-      .filter((t) => wanted.has(normalizeRepoUrl(t.repoUrl) ?? ''))
-      .map((t) => ({
-        id: t.id,
-        repoUrl: t.repoUrl,
-        ...(t.branch ? { branch: t.branch } : {}),
-        ...(t.webhookSecret ? { webhookSecret: t.webhookSecret } : {}),
-      }));
-  },
+  find: async (db, normalizedUrls) =>
+    subscriptionsTo(await new AppStore(db).webhookTargets(), normalizedUrls),
   async handle(deps, sub, event, delivery) {
     const push = event.push;
     if (event.kind !== 'push' || !push)
@@ -107,20 +113,8 @@ function pushSkipReason(
  */
 export const stackSubscriber: RepoSubscriber = {
   kind: 'stack',
-  async find(db, normalizedUrls) {
-    const store = new StackStore(db);
-    return Promise.all(
-      (await store.byRepo(normalizedUrls)).map(async (s) => {
-        const secret = await store.webhookSecret(s.id);
-        return {
-          id: s.id,
-          repoUrl: s.spec.repo.url,
-          ...(s.spec.repo.branch ? { branch: s.spec.repo.branch } : {}),
-          ...(secret ? { webhookSecret: secret } : {}),
-        };
-      }),
-    );
-  },
+  find: async (db, normalizedUrls) =>
+    subscriptionsTo(await new StackStore(db).webhookTargets(), normalizedUrls),
   async handle(deps, sub, event, delivery) {
     const follows = sub.branch ?? event.defaultBranch;
     const source = sub.branch ? 'repo.branch' : "the repository's default branch";

@@ -5,6 +5,7 @@
 import { normalizeRepoUrl } from '../../gitops/repo-url.js';
 import { inTransaction, type Db } from '../db.js';
 import { NornError } from '../errors.js';
+import type { WebhookTarget } from './apps.js';
 import type { StackSpec } from '../spec/stack.js';
 
 export interface StackRecord {
@@ -85,6 +86,19 @@ export class StackStore {
       [id],
     );
     return rows[0]?.secret ?? null;
+  }
+
+  /**
+   * Every stack with what webhook routing needs: its repository, branch and webhook secret (for
+   * verifying deliveries only; never for a response, a log or an event).
+   */
+  async webhookTargets(): Promise<Array<Omit<WebhookTarget, 'autoDeploy'>>> {
+    const { rows } = await this.db.query<Omit<WebhookTarget, 'autoDeploy'>>(
+      `SELECT id, spec->'repo'->>'url' AS "repoUrl", spec->'repo'->>'branch' AS branch,
+         webhook_secret AS "webhookSecret"
+       FROM stacks ORDER BY id`,
+    );
+    return rows;
   }
 
   /**
