@@ -19,11 +19,11 @@ import {
 } from '../../gitops/tofu.js';
 import { runChecks, type VerifyCheck } from '../../gitops/verify.js';
 import type { StackCheck, StackSpec } from '../../shared/spec/stack.js';
-import { dockerfileInside } from '../deploy/steps/build.js';
+import { buildAndPush } from '../deploy/steps/build.js';
 import type { DeployServices } from '../deploy/types.js';
 import { requireDocker } from '../deploy/workspace.js';
 import type { DriftOutput, PlanOutput, ValidateOutput } from './types.js';
-import { checkout, initialized, prepareState, stackSpec, tail, tofuIn } from './workspace.js';
+import { checkout, initialized, stackSpec, tail } from './workspace.js';
 
 type Ctx = Pick<StepContext, 'run' | 'signal' | 'log'>;
 
@@ -44,14 +44,12 @@ export async function validateStack(
   s: DeployServices,
   ref: string,
 ): Promise<ValidateOutput> {
-  const { stackDir, commitSha } = await checkout(ctx, s, ref);
-  ctx.log(`validating stack ${ctx.run.appId} at ${commitSha.slice(0, 12)}`);
-  const fmt = await tofuIn(ctx, s, stackDir).fmtCheck();
-  const state = await prepareState(ctx, s, stackDir);
-  ctx.log(state === 'local' ? 'state: norn-kept local state' : "state: the stack's own backend");
-  const tofu = tofuIn(ctx, s, stackDir);
-  const init = await tofu.init();
-  if (!init.ok) throw new NornError('COMMAND_FAILED', `tofu init failed:\n${tail(init.output)}`);
+  // The override file initialized may write is JSON, which `tofu fmt` never reads.
+  const { tofu, commitSha, state } = await initialized(ctx, s, ref);
+  ctx.log(
+    `validating stack ${ctx.run.appId} at ${commitSha.slice(0, 12)} (state: ${state === 'local' ? 'norn-kept local state' : "the stack's own backend"})`,
+  );
+  const fmt = await tofu.fmtCheck();
   const v = await tofu.validate();
   const errors = v.diagnostics.filter((d) => d.severity === 'error');
   const warnings = v.diagnostics.filter((d) => d.severity === 'warning').map(diagLine);
@@ -77,9 +75,12 @@ export async function validateStack(
   };
 }
 
+/** A plan that adds, changes and destroys nothing. */
+const changesNothing = (p: PlanSummary) => p.add + p.change + p.destroy === 0;
+
 /** "Plan: 1 to add, 0 to change, 0 to destroy." as tofu prints it, or "No changes." */
 export const summaryLine = (p: PlanSummary) =>
-  p.add + p.change + p.destroy === 0
+  changesNothing(p)
     ? 'No changes.'
     : `Plan: ${p.add} to add, ${p.change} to change, ${p.destroy} to destroy.`;
 
@@ -208,28 +209,18 @@ export async function buildImages(
   if (images.length === 0) return skipStep('the stack declares no images');
   const docker = requireDocker(s, 'build');
   const sha = validated.commitSha;
-  const { srcDir } = await checkout(ctx, s, sha, sha);
   const refs: string[] = [];
   for (const image of images) {
-    const name = `${spec.name}-${image.name}`;
-    const ref = docker.imageRef(name, sha);
-    if (await docker.registryHasImage(name, sha, ctx.signal)) {
-      ctx.log(`${ref} is already in the registry`);
-    } else {
-      const dockerfile = await dockerfileInside(srcDir, image.dockerfile);
-      ctx.log(`building ${ref} from ${dockerfile}`);
-      await docker.build({
-        contextDir: srcDir,
-        dockerfile,
-        tag: ref,
-        labels: { 'norn.stack': spec.name, 'norn.commit': sha },
-        signal: ctx.signal,
-        onLine: ctx.log,
-      });
-      const { digest } = await docker.push({ tag: ref, signal: ctx.signal, onLine: ctx.log });
-      ctx.log(`pushed ${ref} (${digest})`);
-    }
-    refs.push(ref);
+    const { imageRef } = await buildAndPush(docker, {
+      name: `${spec.name}-${image.name}`,
+      sha,
+      dockerfile: image.dockerfile,
+      source: async () => (await checkout(ctx, s, sha, sha)).srcDir,
+      labels: { 'norn.stack': spec.name, 'norn.commit': sha },
+      signal: ctx.signal,
+      log: ctx.log,
+    });
+    refs.push(imageRef);
   }
   return { images: refs };
 }
@@ -247,8 +238,7 @@ export async function applyPlan(
 ): Promise<{ planId: number; appliedAt: string; already: boolean } | ReturnType<typeof skipStep>> {
   const { planId, sha256, summary } = o.plan;
   const plans = s.gitops.plans;
-  if (summary.add + summary.change + summary.destroy === 0)
-    return skipStep(`plan ${planId} changes nothing`);
+  if (changesNothing(summary)) return skipStep(`plan ${planId} changes nothing`);
   const file = await plans.file(planId);
   if (!file) throw new NornError('NOT_FOUND', `the file of plan ${planId} is gone; plan again`);
   if (file.sha256 !== sha256)
@@ -270,9 +260,9 @@ export async function applyPlan(
   if (begun.action === 'missing') throw new NornError('NOT_FOUND', `plan ${planId} is gone`);
 
   let ended = false;
-  const end = async (error?: string) => {
+  const end = (error?: string) => {
     ended = true;
-    await plans.endApply(planId, ctx.run.id, error === undefined ? {} : { error });
+    return plans.endApply(planId, ctx.run.id, error === undefined ? {} : { error });
   };
   try {
     const { tofu, stackDir } = await initialized(ctx, s, o.commitSha, o.commitSha);
@@ -283,13 +273,8 @@ export async function applyPlan(
     ctx.log(`applying plan ${planId} (sha256 ${sha256})`);
     const r = await tofu.apply(path);
     if (r.ok) {
-      await end();
-      const applied = await plans.get(planId);
-      return {
-        planId,
-        appliedAt: applied?.apply?.appliedAt ?? new Date().toISOString(),
-        already: false,
-      };
+      const appliedAt = await end();
+      return { planId, appliedAt: appliedAt ?? new Date().toISOString(), already: false };
     }
     if (r.stale) {
       await end('stale');

@@ -21,7 +21,7 @@ import { createTofu, type Tofu } from '../../gitops/tofu.js';
 import type { DeployServices } from '../deploy/types.js';
 import { sourceDir } from '../deploy/workspace.js';
 
-export const OVERRIDE_FILE = 'norn_override.tf.json';
+const OVERRIDE_FILE = 'norn_override.tf.json';
 /** No ref and no repo.branch: the remote's HEAD (its default branch), never an assumed `main`. */
 const DEFAULT_BRANCH = 'HEAD';
 
@@ -41,7 +41,7 @@ export function stackSpec(ctx: Pick<StepContext, 'run'>): StackSpec {
 /** The ref a run of the stack checks out when it names no commit: its branch, else the remote HEAD. */
 export const branchOf = (spec: StackSpec) => spec.repo.branch ?? DEFAULT_BRANCH;
 
-export const stateDir = (s: Pick<DeployServices, 'workDir'>, stack: string) =>
+const stateDir = (s: Pick<DeployServices, 'workDir'>, stack: string) =>
   resolve(s.workDir, 'stack-state', stack);
 
 /**
@@ -84,7 +84,7 @@ export async function checkout(
 const BACKEND_HCL = /^\s*backend\s+"[^"]+"/m;
 
 /** True when a root-module file of `dir` declares a backend (HCL `backend "x"` or JSON terraform.backend). */
-export async function declaresBackend(dir: string): Promise<boolean> {
+async function declaresBackend(dir: string): Promise<boolean> {
   for (const name of await readdir(dir)) {
     if (name === OVERRIDE_FILE) continue;
     if (name.endsWith('.tf') || name.endsWith('.tofu')) {
@@ -108,7 +108,7 @@ export async function declaresBackend(dir: string): Promise<boolean> {
  * Points a stack without a backend at norn's local state (see the top of this file); a stack with
  * one keeps it. Returns which.
  */
-export async function prepareState(
+async function prepareState(
   ctx: Ctx,
   s: DeployServices,
   stackDir: string,
@@ -125,7 +125,7 @@ export async function prepareState(
 }
 
 /** tofu in the stack's directory, its output in the step's log, tokens kept out of it. */
-export function tofuIn(ctx: Ctx, s: DeployServices, stackDir: string): Tofu {
+function tofuIn(ctx: Ctx, s: DeployServices, stackDir: string): Tofu {
   const spec = stackSpec(ctx);
   const env = s.gitops.env;
   const secrets = [spec.feedback?.tokenEnv, ...(spec.verify ?? []).map((c) => c.runner?.tokenEnv)]

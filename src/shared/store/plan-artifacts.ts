@@ -171,13 +171,18 @@ export class PlanArtifactStore {
       : { action: 'interrupted', apply: plan.apply };
   }
 
-  /** Records how the apply `runId` began ended: applied, or the error tofu ended with. */
-  async endApply(id: number, runId: string, result: { error?: string }): Promise<void> {
-    await this.db.query(
+  /**
+   * Records how the apply `runId` began ended: applied, or the error tofu ended with. Returns when
+   * it was marked applied (null for an error, or when `runId` no longer holds the mark).
+   */
+  async endApply(id: number, runId: string, result: { error?: string }): Promise<string | null> {
+    const { rows } = await this.db.query<{ appliedAt: string | null }>(
       `UPDATE plan_artifacts SET applied_at = CASE WHEN $3::text IS NULL THEN now() END,
          apply_error = $3
-       WHERE id = $1 AND apply_run_id = $2`,
+       WHERE id = $1 AND apply_run_id = $2
+       RETURNING to_jsonb(applied_at) #>> '{}' AS "appliedAt"`, // text, as `apply` shows it
       [id, runId, result.error ?? null],
     );
+    return rows[0]?.appliedAt ?? null;
   }
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { NornError } from '../../../shared/errors.js';
 import { repoPathProblem } from '../../../shared/spec/infraspec.js';
 import { deployStep } from '../types.js';
+import type { DockerDriver } from '../../../shared/drivers/docker.js';
 import { ensureSource, pinnedSpec, requireDocker } from '../workspace.js';
 
 const DEFAULT_DOCKERFILE = 'Dockerfile';
@@ -62,17 +63,60 @@ export async function dockerfileInside(srcDir: string, requested: string): Promi
   return rel.split(path.sep).join('/');
 }
 
+/**
+ * `${registry}/${name}:${sha}`, reused when the registry has it already; otherwise built from
+ * `dockerfile` (checked to stay inside the checkout `source` gives, fetched only then) with
+ * `labels`, the engine's output in the step log, and pushed. On cancel the driver drops the tag an
+ * aborted build may have set; a push cut short by cancel drops the local tag too, so no half-made
+ * image is left under the name. The deploy's build and a stack's release build both use it.
+ */
+export async function buildAndPush(
+  docker: DockerDriver,
+  o: {
+    name: string;
+    sha: string;
+    dockerfile: string;
+    source: () => Promise<string>;
+    labels: Record<string, string>;
+    signal: AbortSignal;
+    log: (line: string) => void;
+  },
+): Promise<{ imageRef: string; digest: string | null; reused: boolean }> {
+  const imageRef = docker.imageRef(o.name, o.sha);
+  if (await docker.registryHasImage(o.name, o.sha, o.signal)) {
+    o.log(`${imageRef} is already in the registry; reusing it without a build`);
+    return { imageRef, digest: null, reused: true };
+  }
+  const srcDir = await o.source();
+  const dockerfile = await dockerfileInside(srcDir, o.dockerfile);
+  o.log(`building ${imageRef} from ${dockerfile}`);
+  await docker.build({
+    contextDir: srcDir,
+    dockerfile,
+    tag: imageRef,
+    labels: o.labels,
+    signal: o.signal,
+    onLine: o.log,
+  });
+  o.log(`pushing ${imageRef}`);
+  try {
+    const { digest } = await docker.push({ tag: imageRef, signal: o.signal, onLine: o.log });
+    o.log(`pushed ${imageRef} (${digest})`);
+    return { imageRef, digest, reused: false };
+  } catch (err) {
+    // The registry holds either the whole image (its manifest goes last) or nothing under the
+    // tag; locally the cancelled tag goes, so a later build builds and pushes afresh.
+    if (o.signal.aborted) await docker.removeImage(imageRef).catch(() => {});
+    throw err;
+  }
+}
+
 export const build = deployStep('build', {
   // Registry or engine hiccups (UNAVAILABLE) are retried; a failing Dockerfile fails at once.
   attempts: 2,
   backoffMs: 2_000,
 
-  /**
-   * Reuses `${registry}/${app}:${sha}` when pushed already; otherwise builds it with labels
-   * `norn.app` / `norn.commit`, streaming the engine's output into the step log, and pushes it.
-   * On cancel the driver drops the tag an aborted build may have set; a push cut short by cancel
-   * drops the local tag too, so no half-made image is left under the release's name.
-   */
+  /** `${registry}/${app}:${sha}` with labels `norn.app` / `norn.commit` (buildAndPush). */
   async run(ctx, services) {
     const docker = requireDocker(services, 'build');
     const app = ctx.run.appId;
@@ -84,34 +128,14 @@ export const build = deployStep('build', {
       );
     const requested = pinnedSpec(ctx).build?.dockerfile ?? DEFAULT_DOCKERFILE;
     checkDockerfilePath(requested);
-    const imageRef = docker.imageRef(app, cloned.commitSha);
-
-    if (await docker.registryHasImage(app, cloned.commitSha, ctx.signal)) {
-      ctx.log(`${imageRef} is already in the registry; reusing it without a build`);
-      return { imageRef, digest: null, reused: true };
-    }
-
-    const srcDir = await ensureSource(ctx, services);
-    const dockerfile = await dockerfileInside(srcDir, requested);
-    ctx.log(`building ${imageRef} from ${dockerfile}`);
-    await docker.build({
-      contextDir: srcDir,
-      dockerfile,
-      tag: imageRef,
+    return buildAndPush(docker, {
+      name: app,
+      sha: cloned.commitSha,
+      dockerfile: requested,
+      source: () => ensureSource(ctx, services),
       labels: { 'norn.app': app, 'norn.commit': cloned.commitSha },
       signal: ctx.signal,
-      onLine: ctx.log,
+      log: ctx.log,
     });
-    ctx.log(`pushing ${imageRef}`);
-    try {
-      const { digest } = await docker.push({ tag: imageRef, signal: ctx.signal, onLine: ctx.log });
-      ctx.log(`pushed ${imageRef} (${digest})`);
-      return { imageRef, digest, reused: false };
-    } catch (err) {
-      // The registry holds either the whole image (its manifest goes last) or nothing under the
-      // tag; locally the cancelled release's tag goes, so a later deploy builds and pushes afresh.
-      if (ctx.signal.aborted) await docker.removeImage(imageRef).catch(() => {});
-      throw err;
-    }
   },
 });
