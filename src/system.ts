@@ -236,6 +236,7 @@ export class NornSystem<S = unknown> {
       store: this.store,
       prefix: this.config.queuePrefix,
       heartbeatMs: this.config.wsHeartbeatMs,
+      maxBufferedBytes: this.config.wsMaxBufferedBytes,
       apiToken: this.config.http.apiToken,
       log: this.log,
     });

@@ -3,7 +3,10 @@
  * each client follows one app (or one saga of it) with a cursor in that app's gapless sequence.
  * A message that skips ahead (lost or reordered publish) makes the relay read the missing events
  * from PostgreSQL, so a client sees every event once, in order. `lastEventId` on (re)connect
- * replays what was missed. Clients that miss a ping are dropped.
+ * replays what was missed. Clients that miss a ping are dropped, and so are clients that fall more
+ * than `maxBufferedBytes` behind (a bounded send buffer): a slow reader costs the api a bounded
+ * amount of memory and never slows the others; it reconnects with its lastEventId and catches up
+ * from PostgreSQL.
  */
 import type { Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -31,6 +34,8 @@ export interface RelayDeps {
   store: RunStore;
   prefix: string;
   heartbeatMs: number;
+  /** What one client may have queued on the api (beyond the kernel's socket buffer) before it is dropped. */
+  maxBufferedBytes: number;
   apiToken: string | undefined;
   log: Logger;
 }
@@ -49,6 +54,8 @@ class Client {
   constructor(
     readonly ws: WebSocket,
     private readonly log: Logger,
+    private readonly maxBufferedBytes: number,
+    private readonly onSlow: (client: Client) => void,
   ) {}
   /** Serializes everything done for one client (catch-ups are async). A failure closes it (1011). */
   enqueue(work: () => Promise<void>) {
@@ -72,7 +79,17 @@ class Client {
     }
   }
   send(obj: unknown) {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(obj));
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(JSON.stringify(obj));
+    // A close frame would queue behind the backlog: end the connection at once instead.
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.log.info(
+        { bufferedBytes: this.ws.bufferedAmount, appId: this.sub?.appId },
+        'dropping a WebSocket client that does not keep up',
+      );
+      this.ws.terminate();
+      this.onSlow(this);
+    }
   }
 }
 
@@ -83,6 +100,9 @@ export class EventRelay {
     handleProtocols: selectProtocol,
   });
   private readonly clients = new Set<Client>();
+  /** Subscribed clients by app: an event is offered only to its app's followers. */
+  private readonly followers = new Map<string, Set<Client>>();
+  private slowDropped = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly channel: string;
 
@@ -114,12 +134,15 @@ export class EventRelay {
   }
 
   private onConnection(ws: WebSocket, query: URLSearchParams) {
-    const client = new Client(ws, this.deps.log);
+    const client = new Client(ws, this.deps.log, this.deps.maxBufferedBytes, (c) => {
+      this.slowDropped++;
+      this.forget(c);
+    });
     this.clients.add(client);
     ws.on('pong', () => {
       client.alive = true;
     });
-    ws.on('close', () => this.clients.delete(client));
+    ws.on('close', () => this.forget(client));
     // e.g. a frame over maxPayload or invalid UTF-8: ws closes the connection itself (1009, 1007).
     ws.on('error', (err) => this.deps.log.debug({ err }, 'WebSocket client error'));
     ws.on('message', (data, isBinary) =>
@@ -159,14 +182,29 @@ export class EventRelay {
       // A saga is replayed from its start; an app from lastEventId (0: everything) or from now.
       client.cursor = sub.sagaId || lastEventId === 0 ? 0 : head;
     }
-    client.sub = sub;
+    this.follow(client, sub);
     client.send({ type: 'ws.subscribed', appId: sub.appId, sagaId: sub.sagaId ?? null });
     await this.catchUp(client);
   }
 
+  private follow(client: Client, sub: Subscription) {
+    if (client.sub) this.followers.get(client.sub.appId)?.delete(client);
+    client.sub = sub;
+    let set = this.followers.get(sub.appId);
+    if (!set) this.followers.set(sub.appId, (set = new Set()));
+    set.add(client);
+  }
+
+  private forget(client: Client) {
+    this.clients.delete(client);
+    const set = client.sub && this.followers.get(client.sub.appId);
+    if (!set) return;
+    set.delete(client);
+    if (set.size === 0) this.followers.delete(client.sub!.appId);
+  }
+
   private dispatch(event: EventEnvelope) {
-    for (const client of this.clients) {
-      if (client.sub?.appId !== event.appId) continue;
+    for (const client of this.followers.get(event.appId) ?? []) {
       client.enqueue(async () => {
         if (event.seq <= client.cursor) return; // already delivered (replay or duplicate)
         if (event.seq === client.cursor + 1) {
@@ -196,15 +234,13 @@ export class EventRelay {
     for (const client of this.clients) {
       if (!client.alive) {
         client.ws.terminate();
-        this.clients.delete(client);
+        this.forget(client);
         continue;
       }
       client.alive = false;
       client.ws.ping();
     }
-    const apps = [
-      ...new Set([...this.clients].map((c) => c.sub?.appId).filter((a): a is string => !!a)),
-    ];
+    const apps = [...this.followers.keys()];
     this.deps.events
       .appSeqs(apps)
       .then((heads) => {
@@ -230,10 +266,16 @@ export class EventRelay {
     return this.clients.size;
   }
 
+  /** Clients dropped so far because they fell more than maxBufferedBytes behind. */
+  get slowClientsDropped() {
+    return this.slowDropped;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.timer);
     for (const c of this.clients) c.ws.terminate();
     this.clients.clear();
+    this.followers.clear();
     this.wss.close();
     await closeQuietly(() => this.deps.subscriber.quit(), 'redis:relay', this.deps.log);
   }

@@ -153,6 +153,11 @@ export const EnvSchema = z.object({
   NORN_WS_HEARTBEAT_MS: int(100)
     .default(15_000)
     .describe('WebSocket ping interval; a client that misses one ping is dropped.'),
+  NORN_WS_MAX_BUFFERED_BYTES: int(64 * 1024)
+    .default(4 * 1024 * 1024)
+    .describe(
+      'Bytes a WebSocket client may fall behind (queued on the api, beyond what the kernel holds) before it is dropped; it reconnects with lastEventId and catches up from PostgreSQL, and the others are never slowed.',
+    ),
   NORN_MIGRATE_ON_START: bool
     .default(true)
     .describe(
@@ -418,6 +423,7 @@ export interface Config {
   hooks: { pollMs: number; attempts: number; backoffMs: number; timeoutMs: number };
   recordDelayMs: number;
   wsHeartbeatMs: number;
+  wsMaxBufferedBytes: number;
   migrateOnStart: boolean;
   /** NORN_WEBHOOK_SECRET. */
   webhookSecret: string | undefined;
@@ -531,6 +537,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     recordDelayMs: e.NORN_RECORD_DELAY_MS,
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
+    wsMaxBufferedBytes: e.NORN_WS_MAX_BUFFERED_BYTES,
     migrateOnStart: e.NORN_MIGRATE_ON_START,
     webhookSecret: e.NORN_WEBHOOK_SECRET,
     metricsPublic: e.NORN_METRICS_PUBLIC,

@@ -1,0 +1,126 @@
+/**
+ * The relay's bounded send buffer: a client whose socket backlog passes maxBufferedBytes is cut
+ * off at once (a close frame would queue behind the backlog) while the app's other followers get
+ * every event. Fakes stand in for the socket, Redis and PostgreSQL so the backlog can be set
+ * exactly; the real sockets are exercised by relay.test.ts and bench/ws-fanout.ts.
+ */
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { EventRelay, type RelayDeps } from '../../src/api/relay.js';
+import { channels, type EventEnvelope } from '../../src/shared/events.js';
+import { silentLogger } from '../../src/shared/logger.js';
+
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  sent: Array<Record<string, unknown>> = [];
+  terminated = false;
+  /** Bytes each send leaves queued on this socket (a reader that keeps up leaves none). */
+  constructor(private readonly backlogPerSend: number) {
+    super();
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+    this.bufferedAmount += this.backlogPerSend;
+  }
+  terminate() {
+    this.terminated = true;
+    this.readyState = 3;
+    this.emit('close', 1006);
+  }
+  close() {
+    this.terminate();
+  }
+  ping() {}
+}
+
+const PREFIX = 'relaytest';
+const event = (seq: number): EventEnvelope => ({
+  id: seq,
+  seq,
+  type: 'step.completed',
+  appId: 'app-1',
+  runId: 'r1',
+  sagaId: 'r1',
+  ts: new Date(0).toISOString(),
+  payload: { step: `s${seq}` },
+});
+
+function relayWith(maxBufferedBytes: number) {
+  const subscriber = new EventEmitter() as EventEmitter & Record<string, unknown>;
+  subscriber.subscribe = async () => 1;
+  subscriber.quit = async () => 'OK';
+  let head = 0;
+  const deps = {
+    subscriber,
+    prefix: PREFIX,
+    heartbeatMs: 60_000,
+    maxBufferedBytes,
+    apiToken: undefined,
+    log: silentLogger,
+    store: { getRunBySaga: async () => null },
+    events: {
+      appSeqs: async (ids: string[]) => new Map(ids.map((id) => [id, head])),
+      byAppAfterSeq: async (_app: string, after: number) => ({
+        events: [],
+        through: Math.max(after, head),
+        more: false,
+      }),
+      get: async () => null,
+    },
+  } as unknown as RelayDeps;
+  const relay = new EventRelay(deps);
+  const connect = (socket: FakeSocket) =>
+    (relay as unknown as { onConnection(ws: unknown, q: URLSearchParams): void }).onConnection(
+      socket,
+      new URLSearchParams({ app: 'app-1' }),
+    );
+  const publish = (e: EventEnvelope) => {
+    head = e.seq;
+    subscriber.emit('message', channels(PREFIX).events, JSON.stringify([e]));
+  };
+  return { relay, connect, publish };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+describe('relay send buffer', () => {
+  it('drops the client that falls behind and keeps feeding the one that keeps up', async () => {
+    const { relay, connect, publish } = relayWith(10_000);
+    await relay.start();
+    const slow = new FakeSocket(4_000); // its reader stalls: every send stays queued
+    const fast = new FakeSocket(0);
+    connect(slow);
+    connect(fast);
+    await settle();
+    expect(relay.clientCount).toBe(2);
+    for (let seq = 1; seq <= 10; seq++) publish(event(seq));
+    await settle();
+
+    expect(slow.terminated).toBe(true);
+    // It got what fit: the confirmation and two events took it past 10,000 bytes; then nothing.
+    expect(slow.sent.filter((m) => m.type === 'step.completed')).toHaveLength(2);
+    expect(fast.terminated).toBe(false);
+    expect(fast.sent.filter((m) => m.type === 'step.completed').map((m) => m.seq)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+    ]);
+    expect(relay.clientCount).toBe(1);
+    expect(relay.slowClientsDropped).toBe(1);
+    await relay.close();
+  });
+
+  it('never drops a client whose backlog stays under the bound', async () => {
+    const { relay, connect, publish } = relayWith(1_000_000);
+    await relay.start();
+    const client = new FakeSocket(1_000);
+    connect(client);
+    await settle();
+    for (let seq = 1; seq <= 50; seq++) publish(event(seq));
+    await settle();
+    expect(client.terminated).toBe(false);
+    expect(client.sent.filter((m) => m.type === 'step.completed')).toHaveLength(50);
+    expect(relay.slowClientsDropped).toBe(0);
+    await relay.close();
+  });
+});
