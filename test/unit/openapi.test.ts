@@ -77,6 +77,22 @@ describe('the OpenAPI document', () => {
       check('POST', '/api/apps', 201, { app: { ...app, createdAt: 'yesterday' } }),
     ).toThrow(/schema/);
     expect(() => check('POST', '/api/apps', 418, {})).toThrow(/does not list/);
+    const id = '8383b7f6-7b5e-4163-9151-3c105369549d';
+    const accepted = {
+      runId: id,
+      deploymentId: id,
+      sagaId: id,
+      scope: 'app:web',
+      status: 'running',
+      position: 0,
+    };
+    expect(() =>
+      check('POST', '/api/runs/{id}/resume', 202, { ...accepted, resumedFrom: id }),
+    ).not.toThrow();
+    expect(() => check('POST', '/api/runs/{id}/resume', 202, accepted)).toThrow(/resumedFrom/);
+    expect(() =>
+      check('POST', '/api/apps/{id}/deploy', 202, { ...accepted, resumedFrom: id }),
+    ).toThrow();
     expect(() =>
       check('GET', '/api/apps/{id}', 404, { error: { code: 'NOT_FOUND', message: 'no app x' } }),
     ).not.toThrow();

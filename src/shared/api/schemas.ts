@@ -269,30 +269,34 @@ export const DeploymentList = z
   .openapi('DeploymentList');
 export type DeploymentList = z.infer<typeof DeploymentList>;
 
+const runAcceptedFields = {
+  runId: Uuid,
+  deploymentId: Uuid.openapi({ description: 'The run id under its earlier name.' }),
+  sagaId: Uuid,
+  status: z.enum(['running', 'queued']),
+  scope: z.string(),
+  position: z.number().int().openapi({ description: 'Runs ahead of this one in its scope.' }),
+  coalesced: z.boolean().optional().openapi({
+    description: "True: the scope already had this pipeline's run waiting; this is it.",
+  }),
+};
+
 /** How a run request was answered (202). */
-export const RunAccepted = z
-  .object({
-    runId: Uuid,
-    deploymentId: Uuid.openapi({ description: 'The run id under its earlier name.' }),
-    sagaId: Uuid,
-    status: z.enum(['running', 'queued']),
-    scope: z.string(),
-    position: z.number().int().openapi({ description: 'Runs ahead of this one in its scope.' }),
-    coalesced: z.boolean().optional(),
-  })
-  .strict()
-  .openapi('RunAccepted');
+export const RunAccepted = z.object(runAcceptedFields).strict().openapi('RunAccepted');
 export type RunAccepted = z.infer<typeof RunAccepted>;
 
 /** A resume: a new run, skipping the steps the old one completed. */
-export const RunResumed = RunAccepted.extend({ resumedFrom: Uuid }).openapi('RunResumed');
+export const RunResumed = z
+  .object({ ...runAcceptedFields, resumedFrom: Uuid })
+  .strict()
+  .openapi('RunResumed');
 export type RunResumed = z.infer<typeof RunResumed>;
 
 /** A forge request: the forge run, the teardown queued before it (force), or a resume. */
-export const ForgeAccepted = RunAccepted.extend({
-  teardown: RunAccepted.optional(),
-  resumedFrom: Uuid.optional(),
-}).openapi('ForgeAccepted');
+export const ForgeAccepted = z
+  .object({ ...runAcceptedFields, teardown: RunAccepted.optional(), resumedFrom: Uuid.optional() })
+  .strict()
+  .openapi('ForgeAccepted');
 export type ForgeAccepted = z.infer<typeof ForgeAccepted>;
 
 export const RunDetail = z
@@ -554,20 +558,18 @@ export const RoutedEntry = z
   .strict()
   .openapi('RoutedEntry');
 
-export const WebhookDelivery = z
-  .object({
-    id: Uuid,
-    provider: z.string(),
-    event: z.string(),
-    deliveryId: z.string(),
-    receivedAt: Timestamp,
-    repository: z.string().nullable(),
-    outcome: z.enum(['received', 'started', 'ignored', 'failed']),
-    reason: z.string().nullable(),
-    routed: z.array(RoutedEntry),
-  })
-  .strict()
-  .openapi('WebhookDelivery');
+const webhookDeliveryFields = {
+  id: Uuid,
+  provider: z.string(),
+  event: z.string(),
+  deliveryId: z.string(),
+  receivedAt: Timestamp,
+  repository: z.string().nullable(),
+  outcome: z.enum(['received', 'started', 'ignored', 'failed']),
+  reason: z.string().nullable(),
+  routed: z.array(RoutedEntry),
+};
+export const WebhookDelivery = z.object(webhookDeliveryFields).strict().openapi('WebhookDelivery');
 export type WebhookDelivery = z.infer<typeof WebhookDelivery>;
 
 export const WebhookDeliveryList = z
@@ -578,7 +580,7 @@ export type WebhookDeliveryList = z.infer<typeof WebhookDeliveryList>;
 
 /** One delivery with the payload the forge sent. */
 export const WebhookDeliveryDetail = z
-  .object({ delivery: WebhookDelivery.extend({ payload: z.unknown() }) })
+  .object({ delivery: z.object({ ...webhookDeliveryFields, payload: z.unknown() }).strict() })
   .strict()
   .openapi('WebhookDeliveryDetail');
 export type WebhookDeliveryDetail = z.infer<typeof WebhookDeliveryDetail>;
