@@ -1,13 +1,15 @@
 /**
  * The HTTP api as a function of its dependencies (tests call `app.request()` without a port).
- * /healthz and /readyz are open; /api/* and /admin/queues need the bearer token; /webhooks/* check
- * their own signatures (and have their own body limit, whose refusals they count).
+ * /healthz, /readyz and the OpenAPI document (/api/openapi.json) are open; the rest of /api/* and
+ * /admin/queues need the bearer token; /webhooks/* check their own signatures (and have their own
+ * body limit, whose refusals they count). Every /api route is defined in src/shared/api and
+ * described in the document, which is generated from the routes registered here.
  */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
-import { Hono } from 'hono';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { ApiDeps } from './deps.js';
 import { requireToken } from './auth.js';
 import { createMetrics } from './metrics.js';
@@ -15,7 +17,10 @@ import { limitBody, refuseNul } from './edge.js';
 import { RETRY_AFTER_S, toErrorResponse } from './http-errors.js';
 import { alertRoutes } from './routes/alerts.js';
 import { appRoutes } from './routes/apps.js';
-import { runRoutes, sagaRoutes } from './routes/runs.js';
+import { deploymentRoutes, runRoutes, sagaRoutes } from './routes/runs.js';
+import { router } from './routes/util.js';
+import { serveOpenApiDocument } from './openapi.js';
+import { OPENAPI_PATH } from '../shared/api/document.js';
 import { scopeRoutes } from './routes/scopes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { webhookReceiver, webhookRoutes } from './routes/webhooks.js';
@@ -34,8 +39,8 @@ function withinMs<T>(ms: number, work: Promise<T>): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function createApi(deps: ApiDeps) {
-  const app = new Hono();
+export function createApi(deps: ApiDeps): OpenAPIHono {
+  const app = router();
   app.onError((err, c) => toErrorResponse(err, c, deps.log));
   app.notFound((c) =>
     c.json(
@@ -46,7 +51,11 @@ export function createApi(deps: ApiDeps) {
 
   // Authentication reads headers only; then, before anything reads a body, the limit, so no
   // route ever holds more than it.
-  app.use('/api/*', requireToken(deps.apiToken));
+  const token = requireToken(deps.apiToken);
+  // The document is public (client generators fetch it); exactly that path and method.
+  app.use('/api/*', (c, next) =>
+    c.req.method === 'GET' && c.req.path === OPENAPI_PATH ? next() : token(c, next),
+  );
   if (!deps.metricsPublic) app.use('/metrics', requireToken(deps.apiToken));
   app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
   app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
@@ -79,12 +88,13 @@ export function createApi(deps: ApiDeps) {
   app.route('/api/apps', snapshotRoutes(deps));
   app.route('/api/stacks', stackRoutes(deps));
   app.route('/api/plans', planRoutes(deps));
-  app.route('/api/runs', runRoutes(deps, 'run'));
+  app.route('/api/runs', runRoutes(deps));
   app.route('/api/scopes', scopeRoutes(deps));
-  app.route('/api/deployments', runRoutes(deps, 'deployment'));
+  app.route('/api/deployments', deploymentRoutes(deps));
   app.route('/api/sagas', sagaRoutes(deps));
   app.route('/api/alerts', alertRoutes(deps));
   app.route('/api/webhooks', webhookRoutes(deps));
+  serveOpenApiDocument(app);
 
   const board = new HonoAdapter(serveStatic);
   createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });

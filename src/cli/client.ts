@@ -2,6 +2,7 @@
  * The CLI's HTTP client for the norn api. Failures become CliErrors with exit code 3 and a message
  * an operator can act on; the token only ever travels in the Authorization header.
  */
+import type { ErrorBody } from '../shared/api/index.js';
 import { EXIT, CliError, apiError, usageError } from './errors.js';
 
 export interface ApiClientOptions {
@@ -95,7 +96,9 @@ export class ApiClient {
   }
 
   private answeredError(res: Response, body: unknown): CliError {
-    const err = (body as { error?: Record<string, unknown> } | undefined)?.error;
+    // Whatever answered may not be norn (a proxy's error page): every field is checked.
+    const err = (body as Partial<ErrorBody> | undefined)?.error as
+      Partial<ErrorBody['error']> | undefined;
     const code = typeof err?.code === 'string' ? err.code : undefined;
     const message =
       typeof err?.message === 'string' ? err.message : `${res.status} ${res.statusText}`.trim();

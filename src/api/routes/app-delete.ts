@@ -4,13 +4,11 @@
  * runs queued or running, a release active or deploying, containers labelled with the app on the
  * target's engine. Nothing is removed from the target here.
  */
-import type { Context } from 'hono';
 import { NornError, notFound } from '../../shared/errors.js';
 import type { DeleteBlockers } from '../../shared/store/apps.js';
 import type { ApiDeps } from '../deps.js';
 
-export async function deleteApp(deps: Pick<ApiDeps, 'apps' | 'appContainers'>, c: Context) {
-  const id = c.req.param('id')!;
+export async function deleteApp(deps: Pick<ApiDeps, 'apps' | 'appContainers'>, id: string) {
   if (!(await deps.apps.get(id))) throw notFound(`app ${id}`);
   // Containers only appear through runs, and the delete below refuses while one is queued or
   // running, so asking the engine first leaves no gap.
@@ -18,7 +16,7 @@ export async function deleteApp(deps: Pick<ApiDeps, 'apps' | 'appContainers'>, c
   const result = await deps.apps.softDelete(id, { blockedElsewhere: containers.length > 0 });
   if (result.action === 'missing') throw notFound(`app ${id}`);
   if (result.action === 'blocked') throw blocked(id, result.blockers, containers);
-  return c.json({ app: { id, deletedAt: result.deletedAt } });
+  return { app: { id, deletedAt: result.deletedAt } };
 }
 
 function blocked(id: string, b: DeleteBlockers, containers: string[]): NornError {

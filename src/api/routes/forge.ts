@@ -9,7 +9,8 @@ import { NornError, notFound } from '../../shared/errors.js';
 import { readForgeState } from '../../pipelines/forge/state.js';
 import type { RunAccepted } from '../../queues/runs.js';
 import type { ApiDeps } from '../deps.js';
-import { readJson, requireRedis, storedSpec } from './util.js';
+import { ForgeBody, type ForgeAccepted } from '../../shared/api/schemas.js';
+import { jsonBody, requireRedis, storedSpec } from './util.js';
 
 const ACTIVE = new Set(['queued', 'running', 'cancelling']);
 
@@ -53,13 +54,10 @@ const request = (
   pipeline: string,
 ) => deps.runs.request({ appId: app.id, pipeline, requestedBy: 'api', spec: app.spec });
 
-export async function postForge(deps: ApiDeps, c: Context) {
-  const body = await readJson(c, { optional: true });
-  const force = body.force ?? false;
-  if (typeof force !== 'boolean')
-    throw new NornError('BAD_REQUEST', '"force" must be true or false');
-  const { app, state } = await forgeable(deps, c.req.param('id')!);
-  let accepted: RunAccepted & { teardown?: RunAccepted; resumedFrom?: string };
+export async function postForge(deps: ApiDeps, id: string, c: Context): Promise<ForgeAccepted> {
+  const force = (await jsonBody(c, ForgeBody)).force ?? false;
+  const { app, state } = await forgeable(deps, id);
+  let accepted: ForgeAccepted;
   if (state.state === 'forged') {
     if (!force)
       throw new NornError(
@@ -79,14 +77,14 @@ export async function postForge(deps: ApiDeps, c: Context) {
   } else {
     accepted = await request(deps, app, 'forge');
   }
-  return c.json(accepted, 202);
+  return accepted;
 }
 
-export async function deleteForge(deps: ApiDeps, c: Context) {
-  const { app, state } = await forgeable(deps, c.req.param('id')!);
+export async function deleteForge(deps: ApiDeps, id: string): Promise<RunAccepted> {
+  const { app, state } = await forgeable(deps, id);
   if (state.state === 'unforged')
     throw new NornError('CONFLICT', `app ${app.id} is not forged: there is nothing to tear down`, {
       details: { state: state.state },
     });
-  return c.json(await request(deps, app, 'teardown'), 202);
+  return request(deps, app, 'teardown');
 }

@@ -2,12 +2,12 @@
  * /api/apps/:id/snapshots: list an app's database snapshots and restore one. A restore is not done
  * here: it is requested as a `restore` run, queued behind the app's deploys like any other run.
  */
-import { Hono } from 'hono';
 import { checkTs } from '../../shared/drivers/postgres-snapshot-files.js';
 import { NornError, notFound } from '../../shared/errors.js';
+import * as routes from '../../shared/api/apps.js';
 import { SnapshotStore } from '../../pipelines/deploy/snapshot-store.js';
 import type { ApiDeps } from '../deps.js';
-import { requireRedis } from './util.js';
+import { requireRedis, router } from './util.js';
 
 type AppSpec = {
   infrastructure?: { postgres?: { database?: string } };
@@ -17,16 +17,19 @@ type AppSpec = {
 export function snapshotRoutes(deps: Pick<ApiDeps, 'apps' | 'runs' | 'db' | 'redis'>) {
   const { apps, runs } = deps;
   const snapshots = new SnapshotStore(deps.db);
-  return new Hono()
-    .get('/:id/snapshots', async (c) => {
-      const app = await apps.get(c.req.param('id'));
-      if (!app) throw notFound(`app ${c.req.param('id')}`);
-      return c.json({ snapshots: await snapshots.list(app.id) });
+  const find = async (id: string) => {
+    const app = await apps.get(id);
+    if (!app) throw notFound(`app ${id}`);
+    return app;
+  };
+  return router()
+    .openapi(routes.listSnapshots, async (c) => {
+      const app = await find(c.req.valid('param').id);
+      return c.json({ snapshots: await snapshots.list(app.id) }, 200);
     })
-    .post('/:id/snapshots/:ts/restore', async (c) => {
-      const app = await apps.get(c.req.param('id'));
-      if (!app) throw notFound(`app ${c.req.param('id')}`);
-      const ts = c.req.param('ts');
+    .openapi(routes.restoreSnapshot, async (c) => {
+      const { id, ts } = c.req.valid('param');
+      const app = await find(id);
       checkTs(ts);
       if (!(await snapshots.get(app.id, ts))) throw notFound(`snapshot ${ts} of app ${app.id}`);
       const spec = app.spec as AppSpec;

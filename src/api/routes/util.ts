@@ -1,5 +1,7 @@
+import { OpenAPIHono, type RouteConfig, type z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { NornError } from '../../shared/errors.js';
+import { formatPath } from '../../shared/spec/problems.js';
 import { parseInfraspec, type Infraspec } from '../../shared/spec/infraspec.js';
 import type { SpecProblem } from '../../shared/spec/problems.js';
 import type { Redis } from '../../shared/redis.js';
@@ -59,10 +61,9 @@ export function publicSpec(spec: Record<string, unknown>): Record<string, unknow
   };
 }
 
-/** An integer query parameter within [min, max]; absent is `fallback`, anything else a 400. */
 /** The 400 body of a refused spec (an infraspec, a stack): every problem with its path. */
 export const specInvalid = (message: string, parsed: { problems: SpecProblem[] }) => ({
-  error: { code: 'SPEC_INVALID', message, problems: parsed.problems },
+  error: { code: 'SPEC_INVALID' as const, message, problems: parsed.problems },
 });
 
 /** A query parameter as an integer from `min` to `max`; `fallback` when absent, else a 400. */
@@ -92,4 +93,57 @@ export function storedSpec(app: { id: string; spec: Record<string, unknown> }): 
     `the stored infraspec of app ${app.id} has ${parsed.problems.length} problem(s); register it again`,
     { details: { problems: parsed.problems } },
   );
+}
+
+/**
+ * A request part that failed its schema, as the api's 400: `{error: {code: 'BAD_REQUEST',
+ * message, problems}}`, every problem with its place (`query.limit`, `params.id`, `body.ref`).
+ */
+export function invalidInput(target: string, error: z.ZodError): NornError {
+  const where = target === 'json' ? 'body' : target === 'param' ? 'params' : target;
+  const problems = error.issues.map((i) => ({
+    path: formatPath([where, ...i.path]),
+    message: i.message,
+  }));
+  return new NornError('BAD_REQUEST', problems.map((p) => `${p.path}: ${p.message}`).join('; '), {
+    details: { problems },
+  });
+}
+
+/**
+ * A router of /api routes: `router.openapi(route, handler)` serves a route definition from
+ * src/shared/api, validating its params and query with the definition's schemas (a failure is the
+ * api's 400) and adding it to the OpenAPI document.
+ */
+export function router() {
+  return new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidInput(result.target, result.error);
+    },
+  });
+}
+
+/**
+ * A route whose body the handler reads itself, as text whatever its content type (YAML or JSON
+ * specs; JSON bodies that curl sends as form data): the whole definition goes into the document,
+ * while what is served validates its params and query only (the handler calls `jsonBody` or
+ * parses the spec).
+ */
+export function bodyReadByHandler<R extends RouteConfig>(
+  app: OpenAPIHono,
+  route: R,
+): Omit<R, 'request'> & { request: Omit<NonNullable<R['request']>, 'body'>; hide: true } {
+  app.openAPIRegistry.registerPath(route);
+  const { body: _body, ...request } = route.request ?? {};
+  return { ...route, request, hide: true } as Omit<R, 'request'> & {
+    request: Omit<NonNullable<R['request']>, 'body'>;
+    hide: true;
+  };
+}
+
+/** An optional JSON object body (empty is `{}`) checked against `schema`: bad is a 400. */
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const parsed = schema.safeParse(await readJson(c, { optional: true }));
+  if (!parsed.success) throw invalidInput('json', parsed.error);
+  return parsed.data;
 }

@@ -14,7 +14,8 @@ import { PROVIDERS, toRepoEvent, type Provider } from '../../gitops/webhook-even
 import { PROVIDER_HEADERS } from '../../gitops/webhook-signature.js';
 import type { ApiDeps } from '../deps.js';
 import { limitBody } from '../edge.js';
-import { clampInt, requireRedis } from './util.js';
+import * as routes from '../../shared/api/webhooks.js';
+import { requireRedis, router } from './util.js';
 
 export type RefusalReason = 'unsigned' | 'no-secret' | 'bad-signature' | 'malformed' | 'too-large';
 
@@ -102,22 +103,25 @@ function readPayload(raw: Buffer): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-/** Mounted at /api/webhooks (behind the api token). */
+/** Mounted at /api/webhooks (behind the api token); defined in src/shared/api/webhooks.ts. */
 export function webhookRoutes(deps: ApiDeps) {
-  return new Hono()
-    .get('/refusals', async (c) => c.json({ refusals: await deps.webhooks.refusals() }))
-    .get('/deliveries', async (c) => {
-      const limit = clampInt(c.req.query('limit'), 50, 1, 500);
-      return c.json({ deliveries: await deps.webhooks.list(limit) });
-    })
-    .get('/deliveries/:id', async (c) => {
-      const delivery = await deps.webhooks.get(c.req.param('id'));
-      if (!delivery) throw notFound(`webhook delivery ${c.req.param('id')}`);
-      return c.json({ delivery });
-    })
-    .post('/deliveries/:id/replay', async (c) => {
-      const delivery = await deps.webhooks.get(c.req.param('id'));
-      if (!delivery) throw notFound(`webhook delivery ${c.req.param('id')}`);
+  const find = async (id: string) => {
+    const delivery = await deps.webhooks.get(id);
+    if (!delivery) throw notFound(`webhook delivery ${id}`);
+    return delivery;
+  };
+  return router()
+    .openapi(routes.listWebhookRefusals, async (c) =>
+      c.json({ refusals: await deps.webhooks.refusals() }, 200),
+    )
+    .openapi(routes.listWebhookDeliveries, async (c) =>
+      c.json({ deliveries: await deps.webhooks.list(c.req.valid('query').limit) }, 200),
+    )
+    .openapi(routes.getWebhookDelivery, async (c) =>
+      c.json({ delivery: await find(c.req.valid('param').id) }, 200),
+    )
+    .openapi(routes.replayWebhookDelivery, async (c) => {
+      const delivery = await find(c.req.valid('param').id);
       requireRedis(deps.redis);
       const provider = providerOf(delivery.provider)!;
       const event = toRepoEvent(provider, delivery.event, delivery.payload);
@@ -132,6 +136,7 @@ export function webhookRoutes(deps: ApiDeps) {
       }));
       const routing = await routeEvent(deps, event, { id: delivery.deliveryId, provider }, targets);
       const settled = await deps.webhooks.settle(delivery.id, routing);
+      if (!settled) throw notFound(`webhook delivery ${delivery.id}`);
       return c.json({ delivery: settled }, 202);
     });
 }

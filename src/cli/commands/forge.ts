@@ -1,13 +1,14 @@
 /** `norn forge <app> [--force]` and `norn teardown <app>`: request the run(s), follow them live. */
+import type { ForgeAccepted, RunAccepted } from '../../shared/api/index.js';
 import type { CliContext } from '../context.js';
 import { seg } from '../context.js';
 import { EXIT } from '../errors.js';
-import { followAccepted, type Accepted } from './runs.js';
+import { followAccepted } from './runs.js';
 
 export async function forge(ctx: CliContext): Promise<number> {
   const app = ctx.positionals[0]!;
   const force = ctx.values.force === true;
-  const accepted = await ctx.api.post<Accepted & { teardown?: Accepted; resumedFrom?: string }>(
+  const accepted = await ctx.api.post<ForgeAccepted>(
     `api/apps/${seg(app)}/forge`,
     force ? { force: true } : {},
   );
@@ -24,6 +25,6 @@ export async function forge(ctx: CliContext): Promise<number> {
 
 export async function teardown(ctx: CliContext): Promise<number> {
   const app = ctx.positionals[0]!;
-  const accepted = await ctx.api.delete<Accepted>(`api/apps/${seg(app)}/forge`);
+  const accepted = await ctx.api.delete<RunAccepted>(`api/apps/${seg(app)}/forge`);
   return followAccepted(ctx, `tearing down ${app}`, accepted);
 }

@@ -1,4 +1,5 @@
 /** norn logs <deployment> [--follow]: a run's saga events as timestamped lines (or NDJSON). */
+import type { RunDetail, RunEvents, RunStepLog } from '../../shared/api/index.js';
 import type { EventEnvelope } from '../../shared/events.js';
 import type { CliContext } from '../context.js';
 import { seg } from '../context.js';
@@ -6,18 +7,14 @@ import { EXIT } from '../errors.js';
 import { followSaga } from '../follow.js';
 import { eventKind, isTerminal, logLine } from '../render.js';
 
-interface RunView {
-  run: { id: string; sagaId: string; appId: string; status: string };
-}
-
 export async function logs(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const { run: deployment } = await ctx.api.get<RunView>(`api/runs/${seg(id)}`);
+  const { run: deployment } = await ctx.api.get<RunDetail>(`api/runs/${seg(id)}`);
   const print = (e: EventEnvelope) =>
     ctx.values.json ? ctx.out.ndjson(e) : ctx.out.line(logLine(e));
 
   if (typeof ctx.values.step === 'string') {
-    const { lines } = await ctx.api.get<{ lines: string[] }>(
+    const { lines } = await ctx.api.get<RunStepLog>(
       `api/runs/${seg(id)}/steps/${seg(ctx.values.step)}/log`,
     );
     for (const line of lines) ctx.out.line(line);
@@ -37,9 +34,7 @@ export async function logs(ctx: CliContext): Promise<number> {
     return eventKind(terminal) === 'completed' ? EXIT.ok : EXIT.runFailed;
   }
 
-  const { events } = await ctx.api.get<{ events: EventEnvelope[] }>(
-    `api/runs/${seg(deployment.id)}/events`,
-  );
+  const { events } = await ctx.api.get<RunEvents>(`api/runs/${seg(deployment.id)}/events`);
   for (const e of events) print(e);
   if (!ctx.values.json && !events.some(isTerminal)) {
     ctx.out.line(

@@ -1,4 +1,5 @@
 /** deploy, resume, cancel, and the follow loop they share with snapshot restores. */
+import type { AppDetail, RunAccepted, RunCancelled, RunResumed } from '../../shared/api/index.js';
 import type { EventEnvelope } from '../../shared/events.js';
 import type { CliContext } from '../context.js';
 import { seg } from '../context.js';
@@ -7,24 +8,8 @@ import { followSaga } from '../follow.js';
 import { Progress } from '../progress.js';
 import { eventKind, formatAge } from '../render.js';
 
-export interface Accepted {
-  deploymentId: string;
-  sagaId: string;
-  status: string;
-  position: number;
-}
-
-interface LeaseView {
-  holder: {
-    deploymentId: string;
-    holder: string;
-    status: string;
-    pipeline: string;
-    heartbeatAt: string;
-    expiresAt: string;
-  } | null;
-  waiting: Array<{ deploymentId: string }>;
-}
+/** What a run request answers (POST …/deploy, …/forge, …/restore, …/resume): its run. */
+export type Accepted = RunAccepted;
 
 /**
  * Prints how the request was accepted, then (unless --no-wait) follows the run to its end.
@@ -82,7 +67,7 @@ export async function deploy(ctx: CliContext): Promise<number> {
   const ref = ctx.values.ref as string | undefined;
   let accepted: Accepted;
   try {
-    accepted = await ctx.api.post<Accepted>(
+    accepted = await ctx.api.post<RunAccepted>(
       `api/apps/${seg(app)}/deploy`,
       ref === undefined ? {} : { ref },
     );
@@ -96,9 +81,7 @@ export async function deploy(ctx: CliContext): Promise<number> {
 /** A 409 under the reject policy: say who holds the app, then fail with the api's message. */
 async function explainBusy(ctx: CliContext, app: string, err: CliError): Promise<void> {
   const running = err.details?.runningDeploymentId;
-  const view = await ctx.api
-    .get<{ lease: LeaseView }>(`api/apps/${seg(app)}`)
-    .catch(() => undefined);
+  const view = await ctx.api.get<AppDetail>(`api/apps/${seg(app)}`).catch(() => undefined);
   const holder = view?.lease.holder;
   if (holder) {
     ctx.out.error(
@@ -113,15 +96,13 @@ async function explainBusy(ctx: CliContext, app: string, err: CliError): Promise
 
 export async function resume(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const accepted = await ctx.api.post<Accepted & { resumedFrom: string }>(
-    `api/runs/${seg(id)}/resume`,
-  );
+  const accepted = await ctx.api.post<RunResumed>(`api/runs/${seg(id)}/resume`);
   return followAccepted(ctx, `resuming ${id}`, accepted);
 }
 
 export async function cancel(ctx: CliContext): Promise<number> {
   const id = ctx.positionals[0]!;
-  const res = await ctx.api.post<{ runId: string; status: string }>(`api/runs/${seg(id)}/cancel`);
+  const res = await ctx.api.post<RunCancelled>(`api/runs/${seg(id)}/cancel`);
   if (res.status === 'succeeded' || res.status === 'failed') {
     ctx.out.line(`deployment ${res.runId} had already ${res.status}; nothing to cancel`);
   } else {

@@ -1,40 +1,13 @@
 /** norn status [app]: the fleet at a glance, or one app's lease, queue and recent deployments. */
+import type { AppDetail, AppList, DeploymentList, Run } from '../../shared/api/index.js';
 import type { CliContext } from '../context.js';
 import { seg } from '../context.js';
 import { EXIT } from '../errors.js';
 import { formatAge, formatDuration, oneLine, table } from '../render.js';
 
-interface Deployment {
-  id: string;
-  sagaId: string;
-  pipeline: string;
-  status: string;
-  params: { ref?: string } & Record<string, unknown>;
-  error: string | null;
-  failedStep: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+type Deployment = Run;
 
-interface LeaseView {
-  holder: {
-    deploymentId: string;
-    holder: string;
-    heartbeatAt: string;
-    expiresAt: string;
-    status: string;
-    pipeline: string;
-  } | null;
-  waiting: Array<{
-    deploymentId: string;
-    pipeline?: string;
-    params?: { ref?: string };
-    requestedAt?: string;
-  }>;
-}
-
-const ref = (d: { params?: { ref?: string } }) =>
+const ref = (d: { params?: Record<string, unknown> }) =>
   typeof d.params?.ref === 'string' ? d.params.ref : '-';
 const when = (d: Deployment) => d.finishedAt ?? d.startedAt ?? d.createdAt;
 
@@ -43,10 +16,10 @@ export async function status(ctx: CliContext): Promise<number> {
 }
 
 async function fleetStatus(ctx: CliContext): Promise<number> {
-  const { apps } = await ctx.api.get<{ apps: Array<{ id: string }> }>('api/apps');
+  const { apps } = await ctx.api.get<AppList>('api/apps');
   const latest = await Promise.all(
     apps.map(async (a) => {
-      const { deployments } = await ctx.api.get<{ deployments: Deployment[] }>(
+      const { deployments } = await ctx.api.get<DeploymentList>(
         `api/apps/${seg(a.id)}/deployments?limit=1`,
       );
       return { app: a.id, deployment: deployments[0] ?? null };
@@ -69,8 +42,8 @@ async function fleetStatus(ctx: CliContext): Promise<number> {
 
 async function appStatus(ctx: CliContext, app: string): Promise<number> {
   const [{ lease }, { deployments }] = await Promise.all([
-    ctx.api.get<{ lease: LeaseView }>(`api/apps/${seg(app)}`),
-    ctx.api.get<{ deployments: Deployment[] }>(`api/apps/${seg(app)}/deployments?limit=5`),
+    ctx.api.get<AppDetail>(`api/apps/${seg(app)}`),
+    ctx.api.get<DeploymentList>(`api/apps/${seg(app)}/deployments?limit=5`),
   ]);
   if (ctx.values.json) {
     ctx.out.json({ app, lease, deployments });
