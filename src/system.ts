@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import { createApi } from './api/app.js';
 import type { AppContainers } from './api/deps.js';
 import { EventRelay } from './api/relay.js';
+import { SessionStore } from './shared/store/sessions.js';
 import { guardServer } from './api/server-guards.js';
 import type { Config } from './shared/config.js';
 import { createDb, type Db } from './shared/db.js';
@@ -221,6 +222,8 @@ export class NornSystem<S = unknown> {
       appContainers: this.options.appContainers,
       ...(driftSchedules ? { driftSchedules } : {}),
       metricsPublic: this.config.metricsPublic,
+      sessionTtlS: this.config.sessionTtlS,
+      uiDir: this.config.uiDir,
       ...(o.wsClients ? { wsClients: o.wsClients } : {}),
       queues: [...this.registry.queues(), ...this.extraQueues().map((q) => q.name)].map((q) =>
         runs.queue(q),
@@ -238,6 +241,7 @@ export class NornSystem<S = unknown> {
       heartbeatMs: this.config.wsHeartbeatMs,
       maxBufferedBytes: this.config.wsMaxBufferedBytes,
       apiToken: this.config.http.apiToken,
+      sessions: new SessionStore(this.db),
       log: this.log,
     });
     const app = this.createApi({ wsClients: () => relay.clientCount });

@@ -1,7 +1,8 @@
 /**
  * The HTTP api as a function of its dependencies (tests call `app.request()` without a port).
- * /healthz, /readyz and the OpenAPI document (/api/openapi.json) are open; the rest of /api/* and
- * /admin/queues need the bearer token; /webhooks/* check their own signatures (and have their own
+ * /healthz, /readyz, the OpenAPI document (/api/openapi.json) and login/logout (/api/session) are
+ * open; the rest of /api/*, /metrics and /admin/queues need the bearer token or a dashboard
+ * session's cookie (src/api/auth.ts); the dashboard's files answer every other GET (ui.ts); /webhooks/* check their own signatures (and have their own
  * body limit, whose refusals they count). Every /api route is defined in src/shared/api and
  * described in the document, which is generated from the routes registered here.
  */
@@ -25,8 +26,13 @@ import { scopeRoutes } from './routes/scopes.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { webhookReceiver, webhookRoutes } from './routes/webhooks.js';
 import { planRoutes, stackRoutes } from './routes/stacks.js';
+import { sessionRoutes } from './routes/session.js';
+import { SessionStore } from '../shared/store/sessions.js';
+import { serveUi } from './ui.js';
 
 export type { ApiDeps };
+
+const SESSION_PATH = '/api/session';
 
 /** /readyz answers within this, whatever PostgreSQL or Redis do (a load balancer waits for it). */
 const READY_CHECK_MS = 1_500;
@@ -42,23 +48,32 @@ function withinMs<T>(ms: number, work: Promise<T>): Promise<T> {
 export function createApi(deps: ApiDeps): OpenAPIHono {
   const app = router();
   app.onError((err, c) => toErrorResponse(err, c, deps.log));
-  app.notFound((c) =>
-    c.json(
-      { error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } },
-      404,
-    ),
+  // What no route answers: the dashboard's files and views (ui.ts), else the api's 404.
+  const ui = deps.uiDir ? serveUi(deps.uiDir) : undefined;
+  app.notFound(
+    async (c) =>
+      (await ui?.(c)) ??
+      c.json(
+        { error: { code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` } },
+        404,
+      ),
   );
 
   // Authentication reads headers only; then, before anything reads a body, the limit, so no
   // route ever holds more than it.
-  const token = requireToken(deps.apiToken);
-  // The document is public (client generators fetch it); exactly that path and method.
-  app.use('/api/*', (c, next) =>
-    c.req.method === 'GET' && c.req.path === OPENAPI_PATH ? next() : token(c, next),
-  );
-  if (!deps.metricsPublic) app.use('/metrics', requireToken(deps.apiToken));
-  app.use('/admin/queues', requireToken(deps.apiToken, { basicRealm: 'norn' }));
-  app.use('/admin/queues/*', requireToken(deps.apiToken, { basicRealm: 'norn' }));
+  // The bearer token or a dashboard session's cookie opens everything below.
+  const sessions = new SessionStore(deps.db);
+  const token = requireToken(deps.apiToken, { sessions });
+  const open = (method: string, path: string) =>
+    // The document is public (client generators fetch it); logging in needs no session yet, and
+    // logging out always works (it clears the cookie whatever it holds).
+    (method === 'GET' && path === OPENAPI_PATH) ||
+    (path === SESSION_PATH && (method === 'POST' || method === 'DELETE'));
+  app.use('/api/*', (c, next) => (open(c.req.method, c.req.path) ? next() : token(c, next)));
+  if (!deps.metricsPublic) app.use('/metrics', token);
+  const board = requireToken(deps.apiToken, { basicRealm: 'norn', sessions });
+  app.use('/admin/queues', board);
+  app.use('/admin/queues/*', board);
   // Before the limit and NUL check below: the receiver applies both itself, counting refusals.
   app.route('/webhooks', webhookReceiver(deps));
   app.use('*', limitBody(deps.maxBodyBytes));
@@ -94,11 +109,18 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   app.route('/api/sagas', sagaRoutes(deps));
   app.route('/api/alerts', alertRoutes(deps));
   app.route('/api/webhooks', webhookRoutes(deps));
+  app.route(
+    SESSION_PATH,
+    sessionRoutes({ apiToken: deps.apiToken, sessions, ttlS: deps.sessionTtlS ?? 43_200 }),
+  );
   serveOpenApiDocument(app);
 
-  const board = new HonoAdapter(serveStatic);
-  createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
-  board.setBasePath('/admin/queues');
-  app.route('/admin/queues', board.registerPlugin());
+  const bullBoard = new HonoAdapter(serveStatic);
+  createBullBoard({
+    queues: deps.queues.map((q) => new BullMQAdapter(q)),
+    serverAdapter: bullBoard,
+  });
+  bullBoard.setBasePath('/admin/queues');
+  app.route('/admin/queues', bullBoard.registerPlugin());
   return app;
 }

@@ -47,6 +47,10 @@ export interface ApiDeps {
   metricsPublic?: boolean;
   /** WebSocket clients on this process's /ws, for /metrics. */
   wsClients?: () => number;
+  /** NORN_SESSION_TTL_S: how long a dashboard session lasts. */
+  sessionTtlS?: number;
+  /** NORN_UI_DIR: the built dashboard, served at / (absent: no dashboard). */
+  uiDir?: string;
   /** Queues shown on Bull Board (and measured by /metrics). */
   queues: Queue[];
 }

@@ -16,6 +16,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Redis } from '../shared/redis.js';
 import type { EventStore } from '../shared/store/events.js';
 import type { RunStore } from '../shared/store/runs.js';
+import type { SessionStore } from '../shared/store/sessions.js';
 import { unavailableService } from '../shared/unavailable.js';
 import {
   parseClientMessage,
@@ -37,6 +38,8 @@ export interface RelayDeps {
   /** What one client may have queued on the api (beyond the kernel's socket buffer) before it is dropped. */
   maxBufferedBytes: number;
   apiToken: string | undefined;
+  /** Dashboard sessions, which open /ws as the token does. */
+  sessions?: Pick<SessionStore, 'find'>;
   log: Logger;
 }
 
@@ -128,6 +131,7 @@ export class EventRelay {
     acceptUpgrades(server, {
       wss: this.wss,
       apiToken: this.deps.apiToken,
+      ...(this.deps.sessions ? { sessions: this.deps.sessions } : {}),
       log: this.deps.log,
       onConnection: (ws, query) => this.onConnection(ws, query),
     });

@@ -11,7 +11,8 @@ import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../shared/logger.js';
-import { presentedToken, tokenMatches } from './auth.js';
+import { presentedToken, sameOrigin, sessionCookie, tokenMatches } from './auth.js';
+import type { SessionStore } from '../shared/store/sessions.js';
 import { refuseSocket } from './server-guards.js';
 
 export const WS_PATH = '/ws';
@@ -51,6 +52,8 @@ export function splitTarget(target: string | undefined): { path: string; query: 
 export interface UpgradeDeps {
   wss: WebSocketServer;
   apiToken: string | undefined;
+  /** Dashboard sessions: a browser's upgrade carries the session cookie (and its Origin). */
+  sessions?: Pick<SessionStore, 'find'>;
   log: Logger;
   onConnection(ws: WebSocket, query: URLSearchParams): void;
 }
@@ -61,16 +64,40 @@ export function acceptUpgrades(server: Server, deps: UpgradeDeps): void {
     // throw from the socket's 'error' event and end the process.
     socket.on('error', (err) => deps.log.debug({ err }, 'upgrade socket error'));
     let upgraded = false;
-    try {
-      if (!tokenMatches(deps.apiToken, upgradeToken(req.headers))) {
-        return refuseSocket(socket, '401 Unauthorized', { 'WWW-Authenticate': 'Bearer' });
-      }
+    const accept = () => {
       const { path, query } = splitTarget(req.url);
       if (path !== WS_PATH) return refuseSocket(socket, '404 Not Found');
       deps.wss.handleUpgrade(req, socket, head, (ws) => {
         upgraded = true;
         deps.onConnection(ws, query);
       });
+    };
+    const unauthorized = () =>
+      refuseSocket(socket, '401 Unauthorized', { 'WWW-Authenticate': 'Bearer' });
+    try {
+      if (tokenMatches(deps.apiToken, upgradeToken(req.headers))) return accept();
+      const cookie = sessionCookie(req.headers.cookie);
+      if (!cookie || !deps.sessions) return unauthorized();
+      // A page of another site may open a WebSocket here, and browsers send cookies with it
+      // (SameSite aside): the session counts only from this origin.
+      if (!sameOrigin(req.headers.origin, req.headers.host))
+        return refuseSocket(socket, '403 Forbidden');
+      deps.sessions.find(cookie).then(
+        (session) => {
+          try {
+            if (session) accept();
+            else unauthorized();
+          } catch (err) {
+            deps.log.error({ err }, 'WebSocket upgrade failed');
+            if (upgraded) socket.destroy();
+            else refuseSocket(socket, '500 Internal Server Error');
+          }
+        },
+        (err: unknown) => {
+          deps.log.warn({ err }, 'WebSocket upgrade: the session could not be checked');
+          refuseSocket(socket, '503 Service Unavailable', { 'Retry-After': '5' });
+        },
+      );
     } catch (err) {
       deps.log.error({ err }, 'WebSocket upgrade failed');
       if (upgraded) socket.destroy();

@@ -3,6 +3,7 @@
  * together. Nothing else in norn reads `process.env` (main.ts passes it in), so tests build configs
  * from plain objects.
  */
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { API_TOKEN_MIN_LENGTH } from './api-token.js';
 import { parseGitCredentials, type GitCredential } from './drivers/git-credentials.js';
@@ -153,6 +154,18 @@ export const EnvSchema = z.object({
   NORN_WS_HEARTBEAT_MS: int(100)
     .default(15_000)
     .describe('WebSocket ping interval; a client that misses one ping is dropped.'),
+  NORN_SESSION_TTL_S: int(60)
+    .default(43_200)
+    .describe(
+      'How long a dashboard session lasts (seconds) after logging in with the api token; logout ends it sooner.',
+    ),
+  NORN_UI_DIR: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Where the built dashboard is (`npm run build:ui` writes it; script/bootstrap builds it). Unset: `dist/ui` of this checkout.',
+    ),
   NORN_WS_MAX_BUFFERED_BYTES: int(64 * 1024)
     .default(4 * 1024 * 1024)
     .describe(
@@ -424,6 +437,8 @@ export interface Config {
   recordDelayMs: number;
   wsHeartbeatMs: number;
   wsMaxBufferedBytes: number;
+  sessionTtlS: number;
+  uiDir: string;
   migrateOnStart: boolean;
   /** NORN_WEBHOOK_SECRET. */
   webhookSecret: string | undefined;
@@ -538,6 +553,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     recordDelayMs: e.NORN_RECORD_DELAY_MS,
     wsHeartbeatMs: e.NORN_WS_HEARTBEAT_MS,
     wsMaxBufferedBytes: e.NORN_WS_MAX_BUFFERED_BYTES,
+    sessionTtlS: e.NORN_SESSION_TTL_S,
+    uiDir: e.NORN_UI_DIR ?? fileURLToPath(new URL('../../dist/ui', import.meta.url)),
     migrateOnStart: e.NORN_MIGRATE_ON_START,
     webhookSecret: e.NORN_WEBHOOK_SECRET,
     metricsPublic: e.NORN_METRICS_PUBLIC,

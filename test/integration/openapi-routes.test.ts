@@ -346,6 +346,15 @@ describe('every documented operation answers as documented', () => {
     expect((await call('DELETE', '/api/apps/{id}', { params: { id: 'oa-web' } })).status).toBe(404);
   });
 
+  it('session: log in, read it, log out', async () => {
+    const login = await call('POST', '/api/session', { body: { token: TOKEN } });
+    expect(login.status).toBe(200);
+    expect(login.headers.get('set-cookie')).toMatch(/^norn_session=/);
+    expect((await call('POST', '/api/session', { body: { token: 'wrong' } })).status).toBe(401);
+    expect((await call('GET', '/api/session')).body.session.via).toBe('token');
+    expect((await call('DELETE', '/api/session')).status).toBe(204);
+  });
+
   it('called every operation of the document', () => {
     const missing = operations(doc)
       .map((o) => `${o.method} ${o.path}`)

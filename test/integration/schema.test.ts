@@ -35,6 +35,8 @@ const TABLES = [
   'stacks',
   'plan_artifacts',
   'drift_state',
+  // 006_sessions.sql
+  'sessions',
 ];
 
 describe('migrations', () => {

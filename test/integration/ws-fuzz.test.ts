@@ -141,13 +141,15 @@ describe('/ws under generated bad input', () => {
       }),
       { numRuns: FRAMES },
     );
-    // Every frame on the open connection is answered, once, with a confirmation or an error.
+    // Every frame on the last connection is answered, once, with a confirmation or an error
+    // (unless a frame ws itself refuses ended it, as above).
     await waitFor(
-      async () => conn.answers.length >= conn.sent.n,
+      async () => conn.closed() !== undefined || conn.answers.length >= conn.sent.n,
       `answers to ${conn.sent.n} frames (got ${conn.answers.length})`,
-      10_000,
+      30_000,
     );
-    expect(conn.answers).toHaveLength(conn.sent.n);
+    if (conn.closed() === undefined) expect(conn.answers).toHaveLength(conn.sent.n);
+    else expect([1007]).toContain(conn.closed());
     for (const a of conn.answers) expect(['ws.subscribed', 'ws.error']).toContain(a.type);
     expect(sent).toBe(FRAMES);
 

@@ -50,16 +50,28 @@ describe('the OpenAPI document', () => {
     }
   });
 
-  it('has the bearer scheme, required by default', () => {
+  it('has the bearer scheme and the session cookie, one of them required by default', () => {
     const d = doc as unknown as {
       security: unknown[];
-      components: { securitySchemes: Record<string, { type: string; scheme: string }> };
+      components: { securitySchemes: Record<string, Record<string, string>> };
+      paths: Record<string, Record<string, { security?: unknown[]; responses: object }>>;
     };
-    expect(d.security).toEqual([{ bearerToken: [] }]);
+    expect(d.security).toEqual([{ bearerToken: [] }, { sessionCookie: [] }]);
     expect(d.components.securitySchemes.bearerToken).toMatchObject({
       type: 'http',
       scheme: 'bearer',
     });
+    expect(d.components.securitySchemes.sessionCookie).toMatchObject({
+      type: 'apiKey',
+      in: 'cookie',
+      name: 'norn_session',
+    });
+    // Login and logout are open; what changes something with the cookie can answer 403.
+    expect(d.paths['/api/session']!.post!.security).toEqual([]);
+    expect(d.paths['/api/session']!.delete!.security).toEqual([]);
+    expect(Object.keys(d.paths['/api/session']!.post!.responses)).not.toContain('403');
+    expect(Object.keys(d.paths['/api/apps/{id}/deploy']!.post!.responses)).toContain('403');
+    expect(Object.keys(d.paths['/api/apps/{id}']!.get!.responses)).not.toContain('403');
   });
 
   it('checks answers strictly enough that a wrong one fails', () => {

@@ -8,6 +8,7 @@ import { TAGS } from './http.js';
 export const OPENAPI_PATH = '/api/openapi.json';
 
 export const BEARER = 'bearerToken';
+export const SESSION = 'sessionCookie';
 
 export const documentConfig = (version: string) => ({
   openapi: '3.1.0',
@@ -15,11 +16,20 @@ export const documentConfig = (version: string) => ({
     title: 'norn api',
     version,
     description:
-      'The control plane api of norn (self-hosted deployments). Every /api route needs `Authorization: Bearer <NORN_API_TOKEN>` except this document. Errors answer `{error: {code, message, ...details}}`. Live events stream on /ws (not described here).',
+      'The control plane api of norn (self-hosted deployments). Every /api route needs `Authorization: Bearer <NORN_API_TOKEN>` (or the dashboard session cookie) except this document and logging in and out. Errors answer `{error: {code, message, ...details}}`. Live events stream on /ws (not described here).',
   },
-  security: [{ [BEARER]: [] }],
+  security: [{ [BEARER]: [] }, { [SESSION]: [] }] as Array<Record<string, string[]>>,
   tags: TAGS.map((t) => ({ ...t })),
 });
+
+/** The dashboard's session (POST /api/session); unsafe methods also need a same-host Origin. */
+export const sessionScheme = {
+  type: 'apiKey' as const,
+  in: 'cookie' as const,
+  name: 'norn_session',
+  description:
+    'The dashboard session from POST /api/session. With the cookie alone, POST/PUT/PATCH/DELETE need an Origin header naming this host (else 403).',
+};
 
 export const bearerScheme = {
   type: 'http' as const,

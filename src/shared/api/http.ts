@@ -16,7 +16,7 @@ export const json = <S extends z.ZodType>(schema: S, description: string) => ({
 
 const ERROR_DESCRIPTIONS = {
   400: 'The request is malformed (BAD_REQUEST: a bad parameter or body, a NUL character) or its spec is invalid (SPEC_INVALID, with its problems).',
-  401: 'The bearer token is missing or wrong (UNAUTHORIZED).',
+  401: 'The bearer token (or the dashboard session cookie) is missing or wrong (UNAUTHORIZED).',
   404: 'No such resource (NOT_FOUND).',
   409: 'The request conflicts with what exists or runs now (CONFLICT); the error names what is in the way.',
   413: 'The request body is larger than NORN_MAX_BODY_BYTES (PAYLOAD_TOO_LARGE).',
@@ -99,6 +99,10 @@ export const TAGS = [
   {
     name: 'webhooks',
     description: 'Webhook deliveries received from git forges, replays, refusals.',
+  },
+  {
+    name: 'session',
+    description: 'Dashboard login: the api token exchanged for an HttpOnly session cookie.',
   },
   { name: 'meta', description: 'This document.' },
 ] as const;

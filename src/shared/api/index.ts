@@ -8,5 +8,7 @@ export * as appRoutes from './apps.js';
 export * as runRoutes from './runs.js';
 export * as stackRoutes from './stacks.js';
 export * as webhookRoutes from './webhooks.js';
+export * as sessionRoutes from './session.js';
+export { LoginBody, SessionView } from './session.js';
 export { OPENAPI_PATH, documentConfig, getOpenApiDocument } from './document.js';
 export { errors, intQuery, json, IdParam, TAGS } from './http.js';
