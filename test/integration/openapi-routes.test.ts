@@ -190,6 +190,31 @@ describe('every documented operation answers as documented', () => {
     ).toBe(404);
   });
 
+  it('releases: what each deploy put on the target, without its spec or secrets', async () => {
+    const { rows } = await ctx.system.db.query<{ id: string }>(
+      "SELECT id FROM runs WHERE app_id = 'oa-web' ORDER BY created_at LIMIT 1",
+    );
+    await ctx.system.db.query(
+      `INSERT INTO releases (app_id, run_id, image_ref, commit_sha, spec, secrets_enc,
+                             migrations_applied, snapshot_ts, status, activated_at)
+       VALUES ('oa-web', $1, '127.0.0.1:5000/oa-web:abc', 'abc123', '{}', 'ENC[secret]',
+               '{001_init.sql}', '20260102T030405678Z', 'superseded', now())`,
+      [rows[0]!.id],
+    );
+    const listed = await call('GET', '/api/apps/{id}/releases', { params: { id: 'oa-web' } });
+    expect(listed.body.releases).toHaveLength(1);
+    expect(listed.body.releases[0]).toMatchObject({
+      imageRef: '127.0.0.1:5000/oa-web:abc',
+      migrationsApplied: ['001_init.sql'],
+      snapshotTs: '20260102T030405678Z',
+      status: 'superseded',
+    });
+    expect(JSON.stringify(listed.body)).not.toContain('ENC[secret]');
+    expect(
+      (await call('GET', '/api/apps/{id}/releases', { params: { id: 'oa-none' } })).status,
+    ).toBe(404);
+  });
+
   it('runs and their earlier names: detail, events, step log, cancel, resume; scopes', async () => {
     const accepted = await call('POST', '/api/apps/{id}/deploy', { params: { id: 'oa-web' } });
     const id = accepted.body.runId as string;

@@ -16,6 +16,7 @@ import {
   RunAccepted,
   RunList,
   ScopeView,
+  ReleaseList,
   SnapshotList,
 } from './schemas.js';
 
@@ -198,6 +199,19 @@ export const teardownApp = createRoute({
   summary: 'Tear a forged app down',
   request: { params },
   responses: { 202: json(RunAccepted, 'The teardown run.'), ...errors(404, 409, 422) },
+});
+
+export const listReleases = createRoute({
+  method: 'get',
+  path: '/{id}/releases',
+  tags: ['apps'],
+  operationId: 'listReleases',
+  summary: "The app's releases, newest first: image, commit, migrations applied, snapshot taken",
+  request: {
+    params,
+    query: z.object({ limit: intQuery(1, 200, 'How many (default 20).', 20) }),
+  },
+  responses: { 200: json(ReleaseList, 'Its releases.'), ...errors(404) },
 });
 
 export const listSnapshots = createRoute({

@@ -420,6 +420,35 @@ export const SnapshotList = z
   .openapi('SnapshotList');
 export type SnapshotList = z.infer<typeof SnapshotList>;
 
+// ---- releases --------------------------------------------------------------------------------
+
+/** A release: what one deploy put on the target (its spec and secrets are not answered). */
+export const Release = z
+  .object({
+    id: z.number().int(),
+    runId: Uuid,
+    target: z.string(),
+    imageRef: z.string(),
+    commitSha: z.string(),
+    digest: z.string().nullable(),
+    migrationsApplied: z.array(z.string()),
+    snapshotTs: z.string().nullable(),
+    status: z.enum(['deploying', 'active', 'superseded', 'failed', 'rolled_back']),
+    error: z.string().nullable(),
+    createdAt: Timestamp,
+    activatedAt: Timestamp.nullable(),
+    endedAt: Timestamp.nullable(),
+  })
+  .strict()
+  .openapi('Release');
+export type Release = z.infer<typeof Release>;
+
+export const ReleaseList = z
+  .object({ releases: z.array(Release) })
+  .strict()
+  .openapi('ReleaseList');
+export type ReleaseList = z.infer<typeof ReleaseList>;
+
 // ---- stacks and plans ------------------------------------------------------------------------
 
 /** A stack spec as stored (docs/stacks.md), without its webhook secret. */
