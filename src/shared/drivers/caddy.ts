@@ -27,6 +27,8 @@ export interface IngressProxy {
   setRoute(id: string, route: ProxyRoute, signal?: AbortSignal): Promise<void>;
   /** The route `id` as the proxy has it now, or undefined. */
   route(id: string, signal?: AbortSignal): Promise<ProxyRoute | undefined>;
+  /** Every route the proxy has, by id. */
+  routes(signal?: AbortSignal): Promise<Record<string, ProxyRoute>>;
   /** The ids of the routes whose id starts with `prefix`. */
   routeIds(prefix: string, signal?: AbortSignal): Promise<string[]>;
   /** Removes the route `id`; a missing one is fine. */
@@ -176,6 +178,17 @@ export function createCaddyDriver(o: { adminUrl?: string } = {}): IngressProxy {
       const res = await call('GET', `${SERVERS}/${id}`, undefined, signal);
       if (res.status >= 300) return undefined; // no http app yet: no route
       return routeOf(res.json as ServerJson | null);
+    },
+
+    async routes(signal) {
+      const res = await call('GET', SERVERS, undefined, signal);
+      if (res.status >= 300 || res.json === null) return {};
+      const out: Record<string, ProxyRoute> = {};
+      for (const [id, server] of Object.entries(res.json as Record<string, ServerJson>)) {
+        const route = routeOf(server);
+        if (route) out[id] = route;
+      }
+      return out;
     },
 
     async routeIds(prefix, signal) {

@@ -10,7 +10,7 @@
  * kill, or a rollback to the release that ran, converges on what that release is.
  */
 import { portIsFree, type ContainerSummary } from '../../shared/drivers/docker.js';
-import { NornError, isNornError } from '../../shared/errors.js';
+import { NornError } from '../../shared/errors.js';
 import { pause } from '../../shared/pause.js';
 import { scrubbed } from '../../shared/scrub.js';
 import { durationMs } from '../../shared/spec/infraspec.js';
@@ -37,7 +37,13 @@ export interface RollOut {
 }
 
 /** The upstream ports of each routed process, as the rollout keeps the proxy's routes. */
-type Routes = Map<string, { listenPort: number; upstreams: number[] }>;
+type Routes = Map<string, RouteState>;
+/** `live`: the proxy has this route on this port now (else setRoute must take the port first). */
+interface RouteState {
+  listenPort: number;
+  upstreams: number[];
+  live: boolean;
+}
 
 /** Starts the release's replicas slot by slot (module comment); returns their container names. */
 export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> {
@@ -45,6 +51,7 @@ export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> 
   const slots = slotsOf(spec);
   const before = await appReplicas(call.docker, app);
   const routes = await currentRoutes(call, app, slots);
+  await assertServedPortsFree(call, app, routes, before);
   const started: Replica[] = [];
   for (const slot of slots) {
     o.onTouch?.();
@@ -92,11 +99,50 @@ async function currentRoutes(call: RuntimeCall, app: string, slots: Slot[]): Pro
     if (s.servedPort === undefined || routes.has(s.process)) continue;
     const now = await call.ingress.proxy.route(routeId(app, s.process), call.signal);
     // A route on another port serves nobody the spec names: start it afresh on the new one.
-    const upstreams = now?.listenPort === s.servedPort ? now.upstreams : [];
-    routes.set(s.process, { listenPort: s.servedPort, upstreams });
+    const live = now?.listenPort === s.servedPort;
+    routes.set(s.process, { listenPort: s.servedPort, upstreams: live ? now.upstreams : [], live });
   }
   return routes;
 }
+
+/**
+ * Before anything changes: CONFLICT when a port the release is served on is taken, by another
+ * route of the proxy (another app's, named) or by a process norn did not start, so a deploy that
+ * could never be routed fails at once, before it starts a replica. The app's own containers from
+ * before the proxy (listening on the port themselves) are no obstacle: setRoute replaces them.
+ */
+async function assertServedPortsFree(
+  call: RuntimeCall,
+  app: string,
+  routes: Routes,
+  before: ContainerSummary[],
+): Promise<void> {
+  const others = await call.ingress.proxy.routes(call.signal);
+  for (const [process, route] of routes) {
+    const id = routeId(app, process);
+    const owner = Object.entries(others).find(
+      ([other, r]) => other !== id && r.listenPort === route.listenPort,
+    )?.[0];
+    let who = owner && `the ingress proxy's route ${owner}`;
+    if (!who && !(await portIsFree(route.listenPort))) {
+      const ours =
+        others[id]?.listenPort === route.listenPort || unrouted(before, process, route).length > 0;
+      if (!ours) who = 'a process norn did not start';
+    }
+    if (!who) continue;
+    throw new NornError(
+      'CONFLICT',
+      `port ${route.listenPort} is already in use on the Docker host by ${who}, so the ingress proxy cannot serve process ${process} of app ${app} there`,
+      { details: { port: route.listenPort } },
+    );
+  }
+}
+
+/** The app's containers of `process` the route does not send to (norn's from before the proxy). */
+const unrouted = (before: ContainerSummary[], process: string, route: { upstreams: number[] }) =>
+  before.filter(
+    (c) => c.labels[LABELS.process] === process && !route.upstreams.includes(portOf(c) ?? -1),
+  );
 
 /** Starts (or keeps) the slot's container of this release and waits until it is healthy. */
 async function startReplica(
@@ -168,33 +214,47 @@ async function setRoute(
   call: RuntimeCall,
   app: string,
   process: string,
-  route: { listenPort: number; upstreams: number[] },
+  route: RouteState,
   upstreams: number[],
   before: ContainerSummary[],
 ): Promise<void> {
   const next = [...new Set(upstreams)];
   const id = routeId(app, process);
-  try {
-    await call.ingress.proxy.setRoute(
-      id,
-      { listenPort: route.listenPort, upstreams: next },
-      call.signal,
-    );
-  } catch (err) {
-    const holder = before.find((c) => portOf(c) === route.listenPort);
-    if (!(isNornError(err) && err.code === 'CONFLICT') || !holder) throw err;
-    call.log(
-      `${holder.name} listens on port ${route.listenPort} itself: removing it so the proxy can serve there`,
-    );
-    await call.docker.stopAndRemove(holder.id);
-    await call.ingress.proxy.setRoute(
-      id,
-      { listenPort: route.listenPort, upstreams: next },
-      call.signal,
-    );
-  }
+  if (!route.live) await takeServedPort(call, process, route, before);
+  await call.ingress.proxy.setRoute(
+    id,
+    { listenPort: route.listenPort, upstreams: next },
+    call.signal,
+  );
+  route.live = true;
   call.log(`route ${id}: port ${route.listenPort} → ${next.join(', ') || '(none)'}`);
   route.upstreams = next;
+}
+
+/**
+ * Makes sure the proxy can listen on a route's new port before it is asked to: Caddy 2.6 keeps
+ * the listeners of every other route open for good when a config it loads fails to bind (they
+ * stay bound after those routes go), so norn never sends one that cannot bind. Containers norn
+ * started before the proxy listen on the served port themselves (replica i on port + i): they go
+ * first (a migrating app's one gap). Anything else there: CONFLICT.
+ */
+async function takeServedPort(
+  call: RuntimeCall,
+  process: string,
+  route: RouteState,
+  before: ContainerSummary[],
+): Promise<void> {
+  if (await portIsFree(route.listenPort)) return;
+  for (const holder of unrouted(before, process, route).filter((c) => c.state === 'running')) {
+    call.log(`${holder.name} may listen on port ${route.listenPort} itself: removing it`);
+    await call.docker.stopAndRemove(holder.id);
+  }
+  if (await portIsFree(route.listenPort)) return;
+  throw new NornError(
+    'CONFLICT',
+    `port ${route.listenPort} is already in use on the Docker host by a process norn did not start, so the ingress proxy cannot serve process ${process} there`,
+    { details: { port: route.listenPort } },
+  );
 }
 
 /** Takes `ports` out of the route and waits for their in-flight requests (nothing to do: no wait). */
@@ -202,7 +262,7 @@ async function leaveRoute(
   call: RuntimeCall,
   app: string,
   process: string,
-  route: { listenPort: number; upstreams: number[] },
+  route: RouteState,
   ports: number[],
 ): Promise<void> {
   const leaving = route.upstreams.filter((p) => ports.includes(p));
