@@ -385,6 +385,25 @@ export const EnvSchema = z.object({
       'Signs each alert: `X-Norn-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, as GitHub signs webhooks. Never logged or stored.',
     ),
   NORN_HEALTH_POLL_MS: int(50).default(1_000).describe('How often the healthy step probes (ms).'),
+  NORN_CADDY_ADMIN_URL: z
+    .string()
+    .url()
+    .default('http://127.0.0.1:2019')
+    .describe(
+      "docker target: the admin API of the Docker host's ingress proxy (Caddy, started by script/docker-up). Keep it on loopback: whoever reaches it can reroute every app.",
+    ),
+  NORN_DRAIN_MS: int(0)
+    .default(2_000)
+    .describe(
+      'docker target: how long a replaced replica keeps serving its in-flight requests after it left its route, before it is stopped (ms). Shorter than your slowest request drops that request.',
+    ),
+  NORN_DOCKER_REPLICA_PORTS: z
+    .string()
+    .regex(/^\d+-\d+$/)
+    .default('61000-64999')
+    .describe(
+      "docker target: the host ports replicas listen on (`first-last`), behind the ingress proxy; keep it clear of the kernel's ephemeral range and of the ports apps declare.",
+    ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -464,6 +483,12 @@ export interface Config {
     kubeCloudflared: { namespace: string; configMap: string; deployment: string };
     tunnelName: string;
     healthPollMs: number;
+    /** The docker target's ingress proxy (NORN_CADDY_ADMIN_URL, NORN_DRAIN_MS, NORN_DOCKER_REPLICA_PORTS). */
+    ingress: {
+      caddyAdminUrl: string;
+      drainMs: number;
+      replicaPorts: { first: number; last: number };
+    };
   };
   /** The OpenTofu CLI the GitOps steps drive (NORN_TOFU_BIN), and where links point (NORN_PUBLIC_URL). */
   gitops: { tofuBin: string; publicUrl: string | undefined };
@@ -509,6 +534,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         );
       }
     }
+    const [first, last] = e.NORN_DOCKER_REPLICA_PORTS.split('-').map(Number) as [number, number];
+    if (first < 1024 || last > 65535 || first > last)
+      problems.push(
+        'NORN_DOCKER_REPLICA_PORTS: must be first-last with 1024 <= first <= last <= 65535',
+      );
     problems.push(...parseGitCredentials(e).problems);
     if (e.NORN_LEASE_HEARTBEAT_MS * 2 > e.NORN_LEASE_TTL_MS) {
       problems.push(
@@ -593,6 +623,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       },
       tunnelName: e.NORN_TUNNEL_NAME,
       healthPollMs: e.NORN_HEALTH_POLL_MS,
+      ingress: {
+        caddyAdminUrl: e.NORN_CADDY_ADMIN_URL,
+        drainMs: e.NORN_DRAIN_MS,
+        replicaPorts: {
+          first: Number(e.NORN_DOCKER_REPLICA_PORTS.split('-')[0]),
+          last: Number(e.NORN_DOCKER_REPLICA_PORTS.split('-')[1]),
+        },
+      },
     },
     gitops: { tofuBin: e.NORN_TOFU_BIN, publicUrl: e.NORN_PUBLIC_URL?.replace(/\/+$/, '') },
     alerts: { urls: e.NORN_ALERT_WEBHOOK_URLS ?? [], secret: e.NORN_ALERT_SECRET },

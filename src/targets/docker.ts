@@ -3,23 +3,26 @@
  * scheduled processes as BullMQ job schedulers whose ticks run one-off containers. The mechanics
  * are in docker/ (runtime.ts: rollout; replica-check.ts and health.ts: health; schedules.ts).
  */
+import { createCaddyDriver, type IngressProxy } from '../shared/drivers/caddy.js';
 import type { DockerDriver } from '../shared/drivers/docker.js';
 import { NornError } from '../shared/errors.js';
 import { durationMs, type Infraspec } from '../shared/spec/infraspec.js';
 import { watch } from './docker/health.js';
 import { cronContainerName } from './docker/names.js';
+import { pruneRoutes, rollOut } from './docker/rolling.js';
 import {
   DOCKER_HOST,
   LABELS,
   appReplicas,
   isScheduled,
+  portOf,
   processCmd,
   processEnv,
+  releaseReplicas,
   removeContainers,
-  replicasOf,
-  rollOut,
   type RuntimeCall,
 } from './docker/runtime.js';
+import { routePrefix } from './docker/names.js';
 import { syncSchedulers, type CronScheduler } from './docker/schedules.js';
 import type { LiveUnit, Target, TargetCall, TargetRelease } from './types.js';
 
@@ -29,7 +32,16 @@ export interface DockerTargetDeps {
   cron: CronScheduler;
   /** How long health checks wait between looks (tests shorten it). */
   pollMs: number;
+  /** The host's ingress proxy (default: Caddy's admin API at NORN_CADDY_ADMIN_URL's default). */
+  proxy?: IngressProxy;
+  /** How long a replica that left its route keeps serving in-flight requests (NORN_DRAIN_MS). */
+  drainMs?: number;
+  /** Where replica ports come from (NORN_DOCKER_REPLICA_PORTS). */
+  replicaPorts?: { first: number; last: number };
 }
+
+export const DEFAULT_DRAIN_MS = 2_000;
+export const DEFAULT_REPLICA_PORTS = { first: 61_000, last: 64_999 };
 
 export function createDockerTarget(deps: DockerTargetDeps): Target {
   const engine = (): DockerDriver => {
@@ -39,10 +51,16 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
       'the docker target needs a Docker engine, and this worker has none configured (NORN_DOCKER_SOCKET)',
     );
   };
+  const ingress = {
+    proxy: deps.proxy ?? createCaddyDriver(),
+    drainMs: deps.drainMs ?? DEFAULT_DRAIN_MS,
+    replicaPorts: deps.replicaPorts ?? DEFAULT_REPLICA_PORTS,
+  };
   const runtime = (call: TargetCall): RuntimeCall => ({
     ...call,
     docker: engine(),
     pollMs: deps.pollMs,
+    ingress,
   });
 
   /** Rollout, then schedules: together they are the release on this target. */
@@ -57,7 +75,7 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
     apply: (release, call) => put(release, call, call.onTouch),
 
     async waitHealthy({ app, id, spec }, call) {
-      const replicas = replicasOf(app, spec);
+      const replicas = await releaseReplicas(engine(), app, spec, id);
       if (replicas.length === 0) return { ok: true, healthyForMs: 0 };
       return watch(runtime(call), {
         replicas,
@@ -74,11 +92,20 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
         await put(previous, call);
         return;
       }
-      await removeContainers(
-        runtime(call),
-        app,
-        (c) => c.labels[LABELS.release] === String(failed.id),
-      );
+      const rt = runtime(call);
+      const failedOnes = (c: { labels: Record<string, string> }) =>
+        c.labels[LABELS.release] === String(failed.id);
+      // Out of the routes first; a route left with no replica goes.
+      const gone = (await appReplicas(rt.docker, app)).filter(failedOnes);
+      for (const id of await ingress.proxy.routeIds(routePrefix(app), call.signal)) {
+        const route = await ingress.proxy.route(id, call.signal);
+        if (!route) continue;
+        const left = route.upstreams.filter((p) => !gone.some((c) => portOf(c) === p));
+        if (left.length)
+          await ingress.proxy.setRoute(id, { ...route, upstreams: left }, call.signal);
+        else await ingress.proxy.removeRoute(id, call.signal);
+      }
+      await removeContainers(rt, app, failedOnes);
       await deps.cron.prune(app, []);
     },
 
@@ -87,9 +114,11 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
     },
 
     async remove(app, call) {
-      const removed = await removeContainers(runtime(call), app, () => true);
+      const rt = runtime(call);
+      const routes = await pruneRoutes(rt, app, new Set());
+      const removed = await removeContainers(rt, app, () => true);
       const schedules = await deps.cron.prune(app, []);
-      return [...removed, ...schedules];
+      return [...removed, ...routes, ...schedules];
     },
 
     async live(app) {
@@ -131,7 +160,10 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
   };
 }
 
-/** The port `process` serves on (replica 0's; replica i listens on port + i). */
+/**
+ * The port `process` is served on: the ingress proxy's route listens there (its replicas each
+ * listen on a port of their own, the route's upstreams).
+ */
 function processPort(app: string, process: string, spec: Infraspec): number {
   const p = spec.processes[process];
   if (!p) throw new NornError('NOT_FOUND', `app ${app} has no process ${process}`);

@@ -19,6 +19,7 @@ import { dockerUp, REPO_ROOT } from '../support/docker/engine.js';
 import {
   appContainers,
   fetchBody,
+  replicaBodies,
   freePorts,
   removeAppContainers,
 } from '../support/deploy-runtime/fixtures.js';
@@ -148,7 +149,8 @@ describe('deploying the example app end to end', () => {
       );
       // Both replicas answer on loopback.
       expect(await fetchBody(port)).toContain('hello from norn');
-      expect(await fetchBody(port + 1, '/healthz')).toContain('ok');
+      // Through the proxy, and each replica on its own port.
+      expect(await replicaBodies(name, '/healthz')).toEqual(['ok', 'ok']);
       const containers = await appContainers(name);
       expect(containers.length).toBe(2);
       // The app's database reaches its processes as DATABASE_URL (a secret: env, not a label).

@@ -16,7 +16,12 @@ import type { RunningApi } from '../../src/system.js';
 import { OPEN_REGISTRY } from '../support/docker/engine.js';
 import { registerApp, waitFor, waitForRun } from '../support/norn.js';
 import { runCli } from '../support/cli/norn-cli.js';
-import { appContainers, fetchBody, type WebImage } from '../support/deploy-runtime/fixtures.js';
+import {
+  appContainers,
+  fetchBody,
+  replicaBodies,
+  type WebImage,
+} from '../support/deploy-runtime/fixtures.js';
 import type { Runtime } from '../support/deploy-runtime/system.js';
 import { runtimeSuite } from '../support/deploy-runtime/suite.js';
 
@@ -195,7 +200,9 @@ describe('ports are owned', () => {
     expect(await running(d)).toEqual([]);
   }, 90_000);
 
-  it('names the app whose replica holds the port (replica 1 of a 2-replica app)', async () => {
+  // Before the ingress proxy, replica 1 held port + 1 and this named that container; now the
+  // served port is the proxy's route, and the route names the app that holds it.
+  it("names the app whose proxy route holds the port, and leaves that app's replicas serving", async () => {
     const e = app('h7d-pe');
     const first = await rt.deploy(e, spec({ web: web(19220, 2) }), source('v1'));
     expect(first.run.status, first.run.error ?? '').toBe('succeeded');
@@ -204,28 +211,27 @@ describe('ports are owned', () => {
     const started = Date.now();
     const result = await rt.deploy(
       f,
-      spec({ web: web(19221) }, { healthTimeout: '5m' }),
+      spec({ web: web(19220) }, { healthTimeout: '5m' }),
       source('v2'),
     );
     expect(result.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
     expect(result.run.error).toContain(
-      `port 19221 is already in use on the Docker host by container norn.${e}.web.1 of app ${e}`,
+      `port 19220 is already in use on the Docker host by the ingress proxy's route norn.${e}.web`,
     );
     expect(Date.now() - started).toBeLessThan(30_000);
-    expect([await fetchBody(19220), await fetchBody(19221)]).toEqual(['v1', 'v1']);
+    expect(await running(f)).toEqual([]);
+    expect([await fetchBody(19220), ...(await replicaBodies(e))]).toEqual(['v1', 'v1', 'v1']);
   }, 90_000);
 
-  it("lets an app move its ports onto its own replicas' old ones", async () => {
+  // Before the proxy this moved onto replica 1's old port 19251; now only the served port moves.
+  it('lets an app move its served port, even onto one its replicas held before the proxy', async () => {
     const m = app('h7d-mv');
     const first = await rt.deploy(m, spec({ web: web(19250, 2) }), source('v1'));
     expect(first.run.status, first.run.error ?? '').toBe('succeeded');
     const moved = await rt.deploy(m, spec({ web: web(19251, 2) }), source('v2'));
     expect(moved.run.status, moved.run.error ?? '').toBe('succeeded');
-    expect([await fetchBody(19250), await fetchBody(19251), await fetchBody(19252)]).toEqual([
-      'down',
-      'v2',
-      'v2',
-    ]);
+    expect([await fetchBody(19250), await fetchBody(19251)]).toEqual(['down', 'v2']);
+    expect(await replicaBodies(m)).toEqual(['v2', 'v2']);
   }, 90_000);
 });
 
@@ -371,12 +377,12 @@ describe('a cancel after submit began puts the app back as it was', () => {
       source('v2'),
     );
     await stepRunning(deploymentId, 'healthy');
-    expect([await fetchBody(19244), await fetchBody(19245)]).toEqual(['v2', 'v2']);
+    expect([await fetchBody(19244), ...(await replicaBodies(name))]).toEqual(['v2', 'v2', 'v2']);
     const { release: bad } = await cancelAndSettle(deploymentId);
     expect(bad.status).toBe('rolled_back');
     expect((await rt.releases.byId(v1.id))!.status).toBe('active');
     expect(await images_(name)).toEqual([images.v1, images.v1]);
-    expect([await fetchBody(19244), await fetchBody(19245)]).toEqual(['v1', 'v1']);
+    expect([await fetchBody(19244), ...(await replicaBodies(name))]).toEqual(['v1', 'v1', 'v1']);
   }, 120_000);
 
   it('in forge: the route the run wrote is reverted and the previous release is active again', async () => {

@@ -16,6 +16,7 @@ import {
   appContainers,
   appName,
   fetchBody,
+  replicaBodies,
   freePorts,
   makeAppRepo,
   type WebImage,
@@ -53,8 +54,11 @@ describe('submit and healthy on the docker target', () => {
     expect(first.run.status, first.run.error ?? '').toBe('succeeded');
     const c1 = await byName(app);
     expect(Object.keys(c1).sort()).toEqual([`norn.${app}.web.0`, `norn.${app}.web.1`]);
-    expect(c1[`norn.${app}.web.0`]!.env).toContain(`PORT=${port}`);
-    expect(c1[`norn.${app}.web.1`]!.env).toContain(`PORT=${port + 1}`);
+    // Behind the ingress proxy, each replica listens on a port of its own (recorded on it).
+    const ports = [0, 1].map((i) => Number(c1[`norn.${app}.web.${i}`]!.labels['norn.port']));
+    expect(c1[`norn.${app}.web.0`]!.env).toContain(`PORT=${ports[0]}`);
+    expect(c1[`norn.${app}.web.1`]!.env).toContain(`PORT=${ports[1]}`);
+    expect(new Set([port, ...ports]).size).toBe(3);
     expect(c1[`norn.${app}.web.1`]!.labels).toMatchObject({
       'norn.app': app,
       'norn.process': 'web',
@@ -63,9 +67,9 @@ describe('submit and healthy on the docker target', () => {
     });
     expect([
       await fetchBody(port),
-      await fetchBody(port + 1),
+      ...(await replicaBodies(app)),
       await fetchBody(port, '/healthz'),
-    ]).toEqual(['v1', 'v1', 'ok']);
+    ]).toEqual(['v1', 'v1', 'v1', 'ok']);
     const sub1 = first.outputs.submit as SubmitOutput;
     expect(sub1).toMatchObject({
       previousReleaseId: null,
@@ -81,12 +85,12 @@ describe('submit and healthy on the docker target', () => {
       1_000,
     );
 
-    // Watch both replicas while v2 rolls out: one must always serve, and there is a moment of v2 + v1.
+    // Watch the served port (the proxy) while v2 rolls out: it always answers, v1 then v2.
     const seen: string[] = [];
     let watching = true;
     const watcher = (async () => {
       while (watching) {
-        seen.push(`${await fetchBody(port)}|${await fetchBody(port + 1)}`);
+        seen.push(await fetchBody(port));
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -95,13 +99,14 @@ describe('submit and healthy on the docker target', () => {
     await watcher;
     expect(second.run.status, second.run.error ?? '').toBe('succeeded');
     const states = seen.filter((s, i) => s !== seen[i - 1]);
-    console.info(`replicas (web-0|web-1) during the v2 rollout: ${states.join(' → ')}`);
-    expect(states[0]).toBe('v1|v1');
-    expect(states.at(-1)).toBe('v2|v2');
-    // Replica 1 is only touched once replica 0 serves v2, so one replica always serves.
-    expect(states.filter((s) => !s.endsWith('|v1') && !s.startsWith('v2|'))).toEqual([]);
+    console.info(`port ${port} during the v2 rollout: ${states.join(' → ')}`);
+    expect(states[0]).toBe('v1');
+    expect(states.at(-1)).toBe('v2');
+    expect(seen).not.toContain('down');
+    expect(await replicaBodies(app)).toEqual(['v2', 'v2']);
+    // Each slot's new container runs next to its old one until it took over: the second name.
     const c2 = await byName(app);
-    const [r0, r1] = [c2[`norn.${app}.web.0`]!, c2[`norn.${app}.web.1`]!];
+    const [r0, r1] = [c2[`norn.${app}.web.0.b`]!, c2[`norn.${app}.web.1.b`]!];
     expect(r0.image).toBe(images.v2);
     // Replica 1 was created only after replica 0 had started and answered its health path.
     console.info(
@@ -137,7 +142,7 @@ describe('submit and healthy on the docker target', () => {
       /web replica \d not healthy: .*answered 404.*; rolled back to release \d+/,
     );
     expect(bad.run.error).toContain(`rolled back to release ${v1} (${images.v1})`);
-    expect([await fetchBody(port), await fetchBody(port + 1)]).toEqual(['v1', 'v1']);
+    expect(await replicaBodies(app)).toEqual(['v1', 'v1']);
     expect(Object.values(await byName(app)).map((c) => c.image)).toEqual([images.v1, images.v1]);
     const badRelease = await rt.releases.byDeployment(bad.run.id);
     expect(badRelease).toMatchObject({ status: 'rolled_back' });
@@ -153,7 +158,7 @@ describe('submit and healthy on the docker target', () => {
     expect(never.run.error).toMatch(
       /web replica 0 not healthy within 2000 ms: .*404.*; rolled back to release/,
     );
-    expect([await fetchBody(port), await fetchBody(port + 1)]).toEqual(['v1', 'v1']);
+    expect(await replicaBodies(app)).toEqual(['v1', 'v1']);
     expect((await rt.releases.byDeployment(never.run.id))!.status).toBe('rolled_back');
 
     // Without autoRollback the run fails, the release is failed, and v1 stays the last known good.
@@ -196,7 +201,7 @@ describe('secrets', () => {
     expect(ok.run.status, ok.run.error ?? '').toBe('succeeded');
     const [before] = await appContainers(app);
     expect(before!.env).toEqual(
-      expect.arrayContaining(['foo=bar', 'GREETING=hello', `PORT=${port}`]),
+      expect.arrayContaining(['foo=bar', 'GREETING=hello', `PORT=${before!.labels['norn.port']}`]),
     );
     const release = (await rt.releases.byDeployment(ok.run.id))!;
     expect(release.secretsEnc).toBe(encrypted);

@@ -26,6 +26,8 @@ export function testEnv(
     NORN_CANCEL_GRACE_MS: '2000',
     NORN_WS_HEARTBEAT_MS: '500',
     NORN_MIGRATE_ON_START: 'false',
+    // Replaced replicas drain for this long after leaving their route (the default is 2 s).
+    NORN_DRAIN_MS: '300',
     NORN_WORKER_CONCURRENCY: '4',
     NORN_SHUTDOWN_GRACE_MS: '3000',
     LOG_LEVEL: 'silent',

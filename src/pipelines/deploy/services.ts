@@ -1,6 +1,7 @@
 /** Builds the deploy steps' services from config: the one place that picks concrete drivers. */
 import type { Config } from '../../shared/config.js';
 import type { Db } from '../../shared/db.js';
+import { createCaddyDriver } from '../../shared/drivers/caddy.js';
 import { createDockerDriver } from '../../shared/drivers/docker.js';
 import type { Logger } from '../../shared/logger.js';
 import { keysFromEnv } from '../../shared/secrets/sops.js';
@@ -57,7 +58,14 @@ export function createDeployServices({
     docker,
     // The build engine is the docker target's engine too: one host builds and runs.
     targets: createTargets({
-      docker: { docker, cron, pollMs: d.healthPollMs },
+      docker: {
+        docker,
+        cron,
+        pollMs: d.healthPollMs,
+        proxy: createCaddyDriver({ adminUrl: d.ingress.caddyAdminUrl }),
+        drainMs: d.ingress.drainMs,
+        replicaPorts: d.ingress.replicaPorts,
+      },
       kubernetes: kubeEnv,
       nomad: d.nomad,
     }),

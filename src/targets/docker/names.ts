@@ -11,9 +11,19 @@
  * another app.
  */
 
-/** A long-running replica: `norn.<app>.<process>.<replica>`. */
-export const replicaName = (app: string, process: string, replica: number) =>
-  `norn.${app}.${process}.${replica}`;
+/**
+ * A long-running replica: `norn.<app>.<process>.<replica>`, or with `.b` after it. A rolling
+ * deploy starts a slot's new container next to the old one before the old one goes, so the two
+ * take turns between these two names (`alt`).
+ */
+export const replicaName = (app: string, process: string, replica: number, alt = false) =>
+  `norn.${app}.${process}.${replica}${alt ? '.b' : ''}`;
+
+/** The ingress proxy's route of a process (one Caddy server): `norn.<app>.<process>`. */
+export const routeId = (app: string, process: string) => `norn.${app}.${process}`;
+
+/** What every route id of `app` starts with (app names have no dots: no other app's matches). */
+export const routePrefix = (app: string) => `norn.${app}.`;
 
 /** The deploy's one-off test container: `norn.<app>.test_<run id>` (one per run). */
 export const testContainerName = (app: string, runId: string) => `norn.${app}.test_${runId}`;

@@ -1,29 +1,25 @@
 /**
  * The docker target's release mechanics: how a release's processes become containers (names,
- * labels, env), and rolling a release out one replica at a time. Looking at a replica is
+ * labels, env, ports). Rolling a release out is rolling.ts; looking at a replica is
  * replica-check.ts; watching a release become healthy is health.ts.
  *
- * Containers are `norn.<app>.<process>.<replica>` (names.ts); a process with port P runs replica i
- * on P+i (host networking: replicas cannot share a port). `docker.run` is idempotent by name, so
- * rolling a release out again (a re-run step, a rollback) keeps containers that are already right;
- * it never replaces another app's container, and never starts one on a port in use.
+ * Containers are `norn.<app>.<process>.<replica>` or the same with `.b` (names.ts). A process with
+ * port P is served by the Docker host's ingress proxy on P (one route per process, rolling.ts);
+ * each replica listens on a port of its own, taken free from NORN_DOCKER_REPLICA_PORTS and
+ * recorded on its container (label norn.port), and is one of the route's upstreams.
+ * `docker.run` is idempotent by name, so rolling a release out again (a re-run step, a rollback)
+ * keeps containers that are already right; it never replaces another app's container, and never
+ * starts one on a port in use.
  */
 import {
   PORT_LABEL,
   type ContainerSummary,
   type DockerDriver,
-  type RunOptions,
 } from '../../shared/drivers/docker.js';
-import { scrubbed } from '../../shared/scrub.js';
-import {
-  durationMs,
-  replicaPort,
-  type Infraspec,
-  type InfraspecProcess,
-} from '../../shared/spec/infraspec.js';
-import type { TargetRelease } from '../types.js';
+import type { IngressProxy } from '../../shared/drivers/caddy.js';
+import { durationMs, type Infraspec, type InfraspecProcess } from '../../shared/spec/infraspec.js';
 import { replicaName } from './names.js';
-import { waitForReplica, type Replica } from './replica-check.js';
+import type { Replica } from './replica-check.js';
 
 export const LABELS = {
   app: 'norn.app',
@@ -47,32 +43,90 @@ export interface RuntimeCall {
   pollMs: number;
   /** Secret values to scrub from anything that leaves (messages, log lines). */
   redact: string[];
+  ingress: IngressCall;
+}
+
+/** The Docker host's ingress proxy, and how the rollout uses it. */
+export interface IngressCall {
+  proxy: IngressProxy;
+  /** How long an old replica keeps serving its in-flight requests after it left the route. */
+  drainMs: number;
+  /** Where replicas' ports are taken from (inclusive). */
+  replicaPorts: { first: number; last: number };
 }
 
 export const isScheduled = (p: InfraspecProcess) => typeof p.schedule === 'string';
 
-/** Every replica of the release's long-running processes, in rollout order. */
-export function replicasOf(app: string, spec: Infraspec): Replica[] {
-  const out: Replica[] = [];
+/** One replica slot of a long-running process: what its container must be, before it has a port. */
+export interface Slot {
+  process: string;
+  index: number;
+  /** The port the process is served on (the proxy listens there); undefined: it serves none. */
+  servedPort: number | undefined;
+  healthPath: string | undefined;
+  probeTimeoutMs: number;
+}
+
+/** Every replica slot of the release's long-running processes, in rollout order. */
+export function slotsOf(spec: Infraspec): Slot[] {
+  const out: Slot[] = [];
   for (const [process, p] of Object.entries(spec.processes)) {
     if (isScheduled(p)) continue;
     for (let index = 0; index < p.replicas; index++) {
-      const port = replicaPort(p, index);
-      const probeTimeoutMs = p.health ? durationMs(p.health.timeout) : 5_000;
       out.push({
         process,
         index,
-        name: replicaName(app, process, index),
-        port,
-        healthUrl:
-          port !== undefined && p.health
-            ? `http://${DOCKER_HOST}:${port}${p.health.path}`
-            : undefined,
-        probeTimeoutMs,
+        servedPort: p.port,
+        healthPath: p.health?.path,
+        probeTimeoutMs: p.health ? durationMs(p.health.timeout) : 5_000,
       });
     }
   }
   return out;
+}
+
+/** The replica of `slot` as container `name` listening on `port` (undefined: the slot serves none). */
+export function replicaOf(slot: Slot, name: string, port: number | undefined): Replica {
+  return {
+    process: slot.process,
+    index: slot.index,
+    name,
+    port,
+    healthUrl:
+      port !== undefined && slot.healthPath
+        ? `http://${DOCKER_HOST}:${port}${slot.healthPath}`
+        : undefined,
+    probeTimeoutMs: slot.probeTimeoutMs,
+  };
+}
+
+/** The port a container recorded (PORT_LABEL), or undefined. */
+export const portOf = (c: { labels: Record<string, string> }): number | undefined => {
+  const port = Number(c.labels[PORT_LABEL]?.split(',')[0]);
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+};
+
+export const inSlot = (c: ContainerSummary, s: Pick<Slot, 'process' | 'index'>) =>
+  c.labels[LABELS.process] === s.process && c.labels[LABELS.replica] === String(s.index);
+
+/**
+ * The replicas of release `releaseId` as they run now, slot by slot: each slot's container of
+ * that release (its name and recorded port), or, where it has none, the slot's first name with no
+ * port (a look then says it does not exist, or whose it is).
+ */
+export async function releaseReplicas(
+  docker: DockerDriver,
+  app: string,
+  spec: Infraspec,
+  releaseId: number,
+): Promise<Replica[]> {
+  const live = await appReplicas(docker, app);
+  return slotsOf(spec).map((slot) => {
+    const c = live.find((x) => inSlot(x, slot) && x.labels[LABELS.release] === String(releaseId));
+    return c
+      ? replicaOf(slot, c.name, slot.servedPort === undefined ? undefined : portOf(c))
+      : replicaOf(slot, replicaName(app, slot.process, slot.index), undefined);
+  });
 }
 
 /** spec env, then the process's env, then secrets, then PORT (later wins). */
@@ -89,75 +143,6 @@ export function processEnv(
 /** `/bin/sh -c <command>`, or undefined for the image's own CMD. */
 export const processCmd = (p: InfraspecProcess | undefined) =>
   p?.command ? ['/bin/sh', '-c', p.command] : undefined;
-
-export interface RollOut {
-  release: Pick<TargetRelease, 'app' | 'id' | 'deploymentId' | 'imageRef' | 'spec' | 'secrets'>;
-  /** Called just before the first container is changed. */
-  onTouch?: () => void;
-}
-
-/**
- * Starts the release's containers replica by replica, each replacing the container that held its
- * slot (same process and replica) in the release before; a replica with a health path must answer
- * before the next one is replaced, and one that exits fails the rollout at once. Then removes the
- * app's containers the release does not have (scaled down, process removed).
- */
-export async function rollOut(call: RuntimeCall, o: RollOut): Promise<string[]> {
-  const { app, spec } = o.release;
-  const timeoutMs = durationMs(spec.deployPolicy.healthTimeout);
-  const replicas = replicasOf(app, spec);
-  const before = await call.docker.list({ [LABELS.app]: app });
-  for (const r of replicas) {
-    o.onTouch?.();
-    await clearSlot(call, before, r);
-    call.log(`starting ${r.name} (${o.release.imageRef})`);
-    const started = await call.docker.run(replicaOptions(call, o, r)).catch((err: unknown) => {
-      throw scrubbed(err, call.redact);
-    });
-    const expect = { releaseId: o.release.id, restarts: started.restartCount };
-    await waitForReplica(call, r, expect, timeoutMs);
-    call.log(r.healthUrl ? `${r.name} answers ${r.healthUrl}` : `${r.name} is running`);
-  }
-  await removeContainers(call, app, (c) => !replicas.some((r) => r.name === c.name));
-  return replicas.map((r) => r.name);
-}
-
-function replicaOptions(call: RuntimeCall, o: RollOut, r: Replica): RunOptions {
-  const { app, spec, secrets } = o.release;
-  return {
-    name: r.name,
-    image: o.release.imageRef,
-    cmd: processCmd(spec.processes[r.process]),
-    env: processEnv(spec, r.process, secrets, r.port),
-    labels: {
-      [LABELS.app]: app,
-      [LABELS.process]: r.process,
-      [LABELS.replica]: String(r.index),
-      [LABELS.deployment]: o.release.deploymentId,
-      [LABELS.release]: String(o.release.id),
-    },
-    ports: r.port === undefined ? undefined : [r.port],
-    signal: call.signal,
-  };
-}
-
-/**
- * Makes room for `r` among the app's own containers: one that held `r`'s slot under another name
- * (norn before names.ts called it norn-<app>-<process>-<i>) is found by its labels and replaced
- * like a same-named one, not orphaned holding the port; one of another slot that listens on `r`'s
- * port (the release moved its ports) goes first, or `r` could never start there.
- */
-async function clearSlot(call: RuntimeCall, before: ContainerSummary[], r: Replica): Promise<void> {
-  for (const c of before) {
-    if (c.name === r.name) continue;
-    const slot =
-      c.labels[LABELS.process] === r.process && c.labels[LABELS.replica] === String(r.index);
-    const port = r.port !== undefined && c.labels[PORT_LABEL] === String(r.port);
-    if (!slot && !port) continue;
-    call.log(`replacing ${c.name} with ${r.name}`);
-    await call.docker.stopAndRemove(c.id);
-  }
-}
 
 /** The app's long-running containers (one-off jobs, which carry no replica label, left out). */
 export async function appReplicas(docker: DockerDriver, app: string): Promise<ContainerSummary[]> {

@@ -20,6 +20,8 @@ import { submit } from '../../../src/pipelines/deploy/steps/submit.js';
 import { healthy } from '../../../src/pipelines/deploy/steps/healthy.js';
 import { forge } from '../../../src/pipelines/deploy/steps/forge.js';
 import { cleanup } from '../../../src/pipelines/deploy/steps/cleanup.js';
+import { createCaddyDriver } from '../../../src/shared/drivers/caddy.js';
+import { routePrefix } from '../../../src/targets/docker/names.js';
 import { busyboxContext, fakeSha } from '../docker/engine.js';
 import { git } from '../git/repos.js';
 
@@ -181,9 +183,13 @@ export async function appContainers(app: string) {
   return found.filter((c) => c !== undefined);
 }
 
+/** Removes the apps' containers, and their routes on the ingress proxy (which hold their ports). */
 export async function removeAppContainers(apps: string[]): Promise<void> {
   const docker = new Docker();
+  const proxy = createCaddyDriver();
   for (const app of apps) {
+    for (const id of await proxy.routeIds(routePrefix(app)).catch(() => []))
+      await proxy.removeRoute(id).catch(() => {});
     for (const c of await docker.listContainers({
       all: true,
       filters: { label: [`norn.app=${app}`] },
@@ -194,4 +200,16 @@ export async function removeAppContainers(apps: string[]): Promise<void> {
         .catch(() => {});
     }
   }
+}
+
+/**
+ * What each running replica of `app`'s `process` serves on its own port (recorded on its
+ * container as norn.port), in replica order: replicas sit behind the ingress proxy on ports of
+ * their own, so the served port (the proxy's) answers for all of them at once.
+ */
+export async function replicaBodies(app: string, path = '/', process = 'web'): Promise<string[]> {
+  const replicas = (await appContainers(app))
+    .filter((c) => c.running && c.labels['norn.process'] === process)
+    .sort((a, b) => Number(a.labels['norn.replica']) - Number(b.labels['norn.replica']));
+  return Promise.all(replicas.map((c) => fetchBody(Number(c.labels['norn.port']), path)));
 }
