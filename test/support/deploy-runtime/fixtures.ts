@@ -71,8 +71,11 @@ const serve = (extra = '') =>
 export const WEB_IMAGES = {
   v1: { body: 'v1', health: true, cmd: serve() },
   v2: { body: 'v2', health: true, cmd: serve() },
-  /** Healthy for ~1.5 s after it starts, then its health path answers 404 for good. */
-  degrading: { body: 'v3', health: true, cmd: serve('(sleep 1.5; rm /www/healthz) &') },
+  /**
+   * Healthy for ~3 s after it starts (long enough for a rolling submit on a slow machine), then
+   * its health path answers 404 for good, within the healthy step's minHealthyTime.
+   */
+  degrading: { body: 'v3', health: true, cmd: serve('(sleep 3; rm /www/healthz) &') },
   /** Never serves its health path. */
   nohealth: { body: 'v4', health: false, cmd: serve() },
 } as const;
