@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/shared/config.js';
-import { silentLogger } from '../../src/shared/logger.js';
+import { silentLogger, type Logger } from '../../src/shared/logger.js';
 import type { PipelineDefinition } from '../../src/queues/pipeline.js';
 import type { RunStatus } from '../../src/shared/store/runs.js';
 import { NornSystem, type RunningApi } from '../../src/system.js';
@@ -41,12 +41,13 @@ export function testSystem<S = unknown>(
   env: Record<string, string>,
   pipelines: PipelineDefinition<S>[] = testPipelines as PipelineDefinition<S>[],
   services?: (system: { config: Config; db: import('../../src/shared/db.js').Db }) => S,
+  log: Logger = silentLogger,
 ) {
   const config: Config = loadConfig(env);
   const system = new NornSystem<S>(config, {
     pipelines,
     services: undefined as S,
-    log: silentLogger,
+    log,
   });
   if (services) system.setServices(services({ config, db: system.stepDb }));
   return system;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtinPipelines, createStepServices } from '../../../src/pipelines/index.js';
 import type { DeployServices } from '../../../src/pipelines/deploy/types.js';
-import { silentLogger } from '../../../src/shared/logger.js';
+import { silentLogger, type Logger } from '../../../src/shared/logger.js';
 import type { NornSystem, RunningApi } from '../../../src/system.js';
 import { createTestDatabase } from '../db.js';
 import { dockerUp, REPO_ROOT } from '../docker/engine.js';
@@ -36,6 +36,8 @@ export async function startFleet(o: {
   name: string;
   env?: (work: string) => Record<string, string>;
   stepEnv?: Record<string, string>;
+  /** Where the fleet logs (default: nowhere). */
+  log?: Logger;
 }): Promise<Fleet> {
   await dockerUp();
   const tdb = await createTestDatabase();
@@ -52,12 +54,12 @@ export async function startFleet(o: {
     NORN_HOOK_POLL_MS: '50',
     ...o.env?.(work),
   });
-  const system = testSystem<DeployServices>(env, builtinPipelines());
+  const system = testSystem<DeployServices>(env, builtinPipelines(), undefined, o.log);
   const step = createStepServices(
     system.config,
     { ...process.env, HOME: '/nonexistent', ...o.stepEnv },
     system.stepDb,
-    silentLogger,
+    o.log ?? silentLogger,
   );
   system.setServices(step.services, step.extraQueues);
   await system.startWorker();
