@@ -124,7 +124,15 @@ export class RunService {
 
   constructor(private readonly deps: RunServiceDeps) {
     this.flows = new FlowProducer({ connection: deps.connection, prefix: deps.prefix });
+    this.flows.on('error', this.connectionError);
   }
+
+  /**
+   * BullMQ handles re-emit their connection's errors, and print them to stderr when nobody
+   * listens. The shared connection logs them already (src/shared/redis.ts): debug here.
+   */
+  private readonly connectionError = (err: Error) =>
+    this.deps.log.debug({ err }, 'Redis connection error (BullMQ handle)');
 
   /**
    * What follows a committed transition (a finalizer to schedule, the next run to start) must not
@@ -138,6 +146,7 @@ export class RunService {
     let q = this.queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: this.deps.connection, prefix: this.deps.prefix });
+      q.on('error', this.connectionError);
       this.queues.set(name, q);
     }
     return q;

@@ -40,14 +40,34 @@ export async function assertFree(port: number): Promise<void> {
     throw new Error(`127.0.0.1:${port} is in use; this test needs it for its own service`);
 }
 
-export async function ownRedis(port: number): Promise<Service> {
+/**
+ * A Redis of the test's own. By default it keeps nothing and `stop` kills it (a crash). With
+ * `aof`, it runs as production should (`appendonly yes`, `appendfsync everysec`, noeviction) in a
+ * directory of its own, `stop` shuts it down as a restart does (SIGTERM: the AOF is flushed), and
+ * `start` brings it back with its data.
+ */
+export async function ownRedis(port: number, opts: { aof?: boolean } = {}): Promise<Service> {
   await assertFree(port);
+  const dir = opts.aof ? mkdtempSync(join(tmpdir(), 'norn-redis-')) : undefined;
+  const persistence = dir
+    ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', dir]
+    : ['--appendonly', 'no'];
   let child: ChildProcess | undefined;
   const start = async () => {
     if (child && child.exitCode === null) return;
     child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--maxmemory-policy',
+        'noeviction',
+        ...persistence,
+      ],
       { stdio: 'ignore' },
     );
     await listening(port);
@@ -57,11 +77,16 @@ export async function ownRedis(port: number): Promise<Service> {
     child = undefined;
     if (!c || c.exitCode !== null) return;
     const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGKILL'); // as abrupt as a crash: clients see their connections reset
+    // Without AOF: as abrupt as a crash, clients see their connections reset. With it: a restart.
+    c.kill(dir ? 'SIGTERM' : 'SIGKILL');
     await exited;
   };
   await start();
-  return { url: `redis://127.0.0.1:${port}`, start, stop, destroy: stop };
+  const destroy = async () => {
+    await stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  };
+  return { url: `redis://127.0.0.1:${port}`, start, stop, destroy };
 }
 
 export async function ownPostgres(port: number): Promise<Service> {
