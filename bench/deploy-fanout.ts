@@ -106,11 +106,15 @@ async function main() {
   delete example.infrastructure;
   delete example.migrations;
   const apps: string[] = [];
+  const usedPorts = new Set<number>();
   const register = async (name: string) => {
     const spec = structuredClone(example);
     spec.name = name;
     spec.repo.url = repoUrl;
-    spec.processes.web.port = await freePort();
+    let port = await freePort();
+    while (usedPorts.has(port)) port = await freePort(); // a cleaned-up app still claims its port
+    usedPorts.add(port);
+    spec.processes.web.port = port;
     spec.processes.web.replicas = 1;
     spec.endpoints = [{ url: `${name}.example.test` }];
     spec.deployPolicy.minHealthyTime = '1s';
