@@ -17,6 +17,7 @@ import { REPO_ROOT } from '../support/docker/engine.js';
 import { freePorts, removeAppContainers } from '../support/deploy-runtime/fixtures.js';
 import { startFleet, type Fleet } from '../support/deploy/fleet.js';
 import { apiCaller, waitFor } from '../support/norn.js';
+import { aStack } from '../support/stacks.js';
 
 const TOKEN = 'dashboard-token-0123456789abcdef';
 const CHROMIUM = process.env.NORN_CHROMIUM ?? '/usr/bin/chromium';
@@ -188,6 +189,17 @@ describe('the dashboard in Chromium', () => {
     await expectText(row, /docker/);
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-apps.png') });
     expect(cspViolations).toEqual([]);
+  });
+
+  it('lists stacks with their review, release and drift status', async () => {
+    expect((await call('POST', '/api/stacks', aStack({ name: 'ui-net' }))).status).toBe(201);
+    await page.getByRole('link', { name: 'Stacks' }).click();
+    const card = page.locator('[data-stack="ui-net"]');
+    await expectText(card, /release\s*none.*drift\s*unknown/s);
+    await expectText(card, /no drift recorded/);
+    await expect(card.getByRole('button', { name: 'Check drift now' }).isEnabled()).resolves.toBe(
+      true,
+    );
   });
 
   it("shows a failed deploy's error", async () => {

@@ -93,11 +93,38 @@ const unreachable = (adminUrl: string, why: string, cause?: unknown) =>
     { retryable: true, cause, details: { adminUrl } },
   );
 
+/** Connection failures worth another try: Caddy closed or reset the connection mid-call. */
+const TRANSIENT = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
+const CONNECTION_RETRIES = 5;
+
 export function createCaddyDriver(o: { adminUrl?: string } = {}): IngressProxy {
   const adminUrl = (o.adminUrl ?? DEFAULT_CADDY_ADMIN_URL).replace(/\/+$/, '');
 
-  /** One admin call; the parsed body (null when empty), or the status and Caddy's error text. */
+  /**
+   * One admin call; the parsed body (null when empty), or the status and Caddy's error text.
+   * Every call is idempotent (reads, whole-server upserts, deletes), so a connection Caddy closed
+   * or reset under it (it restarts its servers on every config change, and many deploys change
+   * routes at once) is retried a few times before Caddy counts as unreachable.
+   */
   async function call(
+    method: string,
+    path: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<{ status: number; json: unknown; error: string | undefined }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await callOnce(method, path, body, signal);
+      } catch (err) {
+        const code = (err as { cause?: { cause?: { code?: string } } }).cause?.cause?.code;
+        if (attempt >= CONNECTION_RETRIES || !code || !TRANSIENT.has(code) || signal?.aborted)
+          throw err;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  async function callOnce(
     method: string,
     path: string,
     body: unknown,
