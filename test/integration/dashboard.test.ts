@@ -22,7 +22,8 @@ import { aStack } from '../support/stacks.js';
 const TOKEN = 'dashboard-token-0123456789abcdef';
 const CHROMIUM = process.env.NORN_CHROMIUM ?? '/usr/bin/chromium';
 const UI = join(REPO_ROOT, 'dist/ui');
-const SCREENSHOTS = process.env.NORN_SCREENSHOTS ?? join(REPO_ROOT, 'docs');
+// Written where tests keep their files; `NORN_SCREENSHOTS=docs` refreshes the README's.
+const SCREENSHOTS = join(REPO_ROOT, process.env.NORN_SCREENSHOTS ?? '.norn/screenshots');
 const STEPS = DEPLOY_STEPS;
 
 let fleet: Fleet;
