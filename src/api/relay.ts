@@ -3,8 +3,8 @@
  * each client follows one app (or one saga of it) with a cursor in that app's gapless sequence.
  * A message that skips ahead (lost or reordered publish) makes the relay read the missing events
  * from PostgreSQL, so a client sees every event once, in order. `lastEventId` on (re)connect
- * replays what was missed. Clients that miss a ping are dropped, and so are clients that fall more
- * than `maxBufferedBytes` behind (a bounded send buffer): a slow reader costs the api a bounded
+ * replays what was missed. Clients that send nothing (not even a pong) between two pings are
+ * dropped, and so are clients that fall more than `maxBufferedBytes` behind (a bounded send buffer): a slow reader costs the api a bounded
  * amount of memory and never slows the others; it reconnects with its lastEventId and catches up
  * from PostgreSQL.
  */
@@ -143,15 +143,20 @@ export class EventRelay {
       this.forget(c);
     });
     this.clients.add(client);
-    ws.on('pong', () => {
+    // Anything the client sends proves it is there: a pong can queue behind a burst of frames
+    // the client sent first, and reading those may outlast a heartbeat.
+    const seen = () => {
       client.alive = true;
-    });
+    };
+    ws.on('pong', seen);
+    ws.on('ping', seen);
     ws.on('close', () => this.forget(client));
     // e.g. a frame over maxPayload or invalid UTF-8: ws closes the connection itself (1009, 1007).
     ws.on('error', (err) => this.deps.log.debug({ err }, 'WebSocket client error'));
-    ws.on('message', (data, isBinary) =>
-      client.guard(() => this.onMessage(client, parseClientMessage(data, isBinary))),
-    );
+    ws.on('message', (data, isBinary) => {
+      seen();
+      client.guard(() => this.onMessage(client, parseClientMessage(data, isBinary)));
+    });
     const fromQuery = parseQuerySubscription(query);
     if (fromQuery) client.guard(() => this.onMessage(client, fromQuery));
   }

@@ -153,7 +153,9 @@ export const EnvSchema = z.object({
     ),
   NORN_WS_HEARTBEAT_MS: int(100)
     .default(15_000)
-    .describe('WebSocket ping interval; a client that misses one ping is dropped.'),
+    .describe(
+      'WebSocket ping interval; a client that sends nothing, not even a pong, between two pings is dropped.',
+    ),
   NORN_SESSION_TTL_S: int(60)
     .default(43_200)
     .describe(

@@ -124,3 +124,32 @@ describe('relay send buffer', () => {
     await relay.close();
   });
 });
+
+describe('relay heartbeat', () => {
+  const tick = (relay: EventRelay) => (relay as unknown as { tick(): void }).tick();
+
+  it('drops a client that sends nothing between two pings', async () => {
+    const { relay, connect } = relayWith(1_000_000);
+    await relay.start();
+    const silent = new FakeSocket(0);
+    connect(silent);
+    tick(relay);
+    tick(relay);
+    expect(silent.terminated).toBe(true);
+    await relay.close();
+  });
+
+  it('keeps a client whose pong queues behind frames it sent first: any frame proves it is there', async () => {
+    const { relay, connect } = relayWith(1_000_000);
+    await relay.start();
+    const busy = new FakeSocket(0);
+    connect(busy);
+    tick(relay);
+    busy.emit('message', Buffer.from('not json'), false); // still being read; no pong yet
+    tick(relay);
+    expect(busy.terminated).toBe(false);
+    tick(relay);
+    expect(busy.terminated).toBe(true);
+    await relay.close();
+  });
+});
