@@ -6,7 +6,8 @@
  * replays what was missed. Clients that send nothing (not even a pong) between two pings are
  * dropped, and so are clients that fall more than `maxBufferedBytes` behind (a bounded send buffer): a slow reader costs the api a bounded
  * amount of memory and never slows the others; it reconnects with its lastEventId and catches up
- * from PostgreSQL.
+ * from PostgreSQL. Catch-ups are paced by the client's backlog (they read from PostgreSQL at its
+ * speed), so a long catch-up never trips the bound itself.
  */
 import type { Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -28,6 +29,8 @@ import { acceptUpgrades, selectProtocol } from './ws-upgrade.js';
 
 /** Client frames are small JSON messages; anything larger is refused (ws closes with 1009). */
 export const WS_MAX_PAYLOAD = 64 * 1024;
+/** How often a paced catch-up looks at a client's backlog again. */
+const DRAIN_POLL_MS = 10;
 
 export interface RelayDeps {
   subscriber: Redis;
@@ -80,6 +83,19 @@ class Client {
       this.log.error({ err }, 'WebSocket message handler failed');
       this.ws.close(1011, 'internal error');
     }
+  }
+  /**
+   * Resolves once the socket's backlog is at most `bytes`, or the socket is closed. Catch-ups
+   * pace themselves with it: they read from PostgreSQL at the client's speed, so a client that
+   * reads slowly but keeps reading catches up instead of being dropped for the backlog they made.
+   * One that stops reading altogether misses its pings and is dropped by the heartbeat.
+   */
+  async drained(bytes: number): Promise<void> {
+    while (this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount > bytes)
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+  }
+  get open() {
+    return this.ws.readyState === this.ws.OPEN;
   }
   send(obj: unknown) {
     if (this.ws.readyState !== this.ws.OPEN) return;
@@ -232,7 +248,12 @@ export class EventRelay {
     if (!sub) return;
     for (;;) {
       const batch = await this.deps.events.byAppAfterSeq(sub.appId, client.cursor, 500, sub.sagaId);
-      for (const e of batch.events) client.send(e);
+      for (const e of batch.events) {
+        if (client.ws.bufferedAmount > this.deps.maxBufferedBytes / 2)
+          await client.drained(this.deps.maxBufferedBytes / 4);
+        if (!client.open) return;
+        client.send(e);
+      }
       client.cursor = batch.through;
       if (!batch.more) return;
     }

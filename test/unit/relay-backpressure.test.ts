@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { EventRelay, type RelayDeps } from '../../src/api/relay.js';
 import { channels, type EventEnvelope } from '../../src/shared/events.js';
 import { silentLogger } from '../../src/shared/logger.js';
+import { waitFor } from '../support/norn.js';
 
 class FakeSocket extends EventEmitter {
   readonly OPEN = 1;
@@ -47,7 +48,7 @@ const event = (seq: number): EventEnvelope => ({
   payload: { step: `s${seq}` },
 });
 
-function relayWith(maxBufferedBytes: number) {
+function relayWith(maxBufferedBytes: number, history: EventEnvelope[] = []) {
   const subscriber = new EventEmitter() as EventEmitter & Record<string, unknown>;
   subscriber.subscribe = async () => 1;
   subscriber.quit = async () => 'OK';
@@ -62,19 +63,20 @@ function relayWith(maxBufferedBytes: number) {
     store: { getRunBySaga: async () => null },
     events: {
       appSeqs: async (ids: string[]) => new Map(ids.map((id) => [id, head])),
-      byAppAfterSeq: async (_app: string, after: number) => ({
-        events: [],
-        through: Math.max(after, head),
-        more: false,
-      }),
+      byAppAfterSeq: async (_app: string, after: number, limit: number) => {
+        const events = history.filter((e) => e.seq > after).slice(0, limit);
+        const through = events.at(-1)?.seq ?? Math.max(after, head);
+        return { events, through, more: history.some((e) => e.seq > through) };
+      },
       get: async () => null,
     },
   } as unknown as RelayDeps;
   const relay = new EventRelay(deps);
-  const connect = (socket: FakeSocket) =>
+  head = history.at(-1)?.seq ?? 0;
+  const connect = (socket: FakeSocket, query: Record<string, string> = {}) =>
     (relay as unknown as { onConnection(ws: unknown, q: URLSearchParams): void }).onConnection(
       socket,
-      new URLSearchParams({ app: 'app-1' }),
+      new URLSearchParams({ app: 'app-1', ...query }),
     );
   const publish = (e: EventEnvelope) => {
     head = e.seq;
@@ -150,6 +152,42 @@ describe('relay heartbeat', () => {
     expect(busy.terminated).toBe(false);
     tick(relay);
     expect(busy.terminated).toBe(true);
+    await relay.close();
+  });
+});
+
+describe('relay catch-up', () => {
+  it('paces a long catch-up by the backlog instead of dropping a client that keeps reading', async () => {
+    const history = Array.from({ length: 600 }, (_, i) => event(i + 1));
+    const { relay, connect } = relayWith(10_000, history);
+    await relay.start();
+    const client = new FakeSocket(1_000); // each send queues 1,000 bytes ...
+    const reader = setInterval(() => (client.bufferedAmount = 0), 2); // ... which the reader takes
+    connect(client, { lastEventId: '0' });
+    await waitFor(
+      async () => client.terminated || client.sent.length > history.length,
+      'the catch-up',
+    );
+    clearInterval(reader);
+    expect(client.terminated).toBe(false);
+    const seqs = client.sent.filter((m) => m.type === 'step.completed').map((m) => m.seq);
+    expect(seqs).toEqual(history.map((e) => e.seq)); // every one, in order, across two reads
+    expect(relay.slowClientsDropped).toBe(0);
+    await relay.close();
+  });
+
+  it('stops a paced catch-up when the client goes away', async () => {
+    const history = Array.from({ length: 100 }, (_, i) => event(i + 1));
+    const { relay, connect } = relayWith(10_000, history);
+    await relay.start();
+    const client = new FakeSocket(1_000); // nobody reads: the catch-up waits after 6 events
+    connect(client, { lastEventId: '0' });
+    await settle();
+    const waiting = client.sent.length;
+    expect(waiting).toBeLessThan(10);
+    client.terminate();
+    await settle();
+    expect(client.sent.length).toBe(waiting);
     await relay.close();
   });
 });
