@@ -7,6 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { createApi } from './api/app.js';
 import type { AppContainers } from './api/deps.js';
+import type { WsStats } from './api/metrics.js';
 import { EventRelay } from './api/relay.js';
 import { SessionStore } from './shared/store/sessions.js';
 import { guardServer } from './api/server-guards.js';
@@ -200,7 +201,7 @@ export class NornSystem<S = unknown> {
     return fleet;
   }
 
-  createApi(o: { wsClients?: () => number } = {}) {
+  createApi(o: { ws?: WsStats } = {}) {
     const { redis, runs } = this.api();
     const driftSchedules = this.driftSchedules(runs);
     return createApi({
@@ -224,7 +225,7 @@ export class NornSystem<S = unknown> {
       metricsPublic: this.config.metricsPublic,
       sessionTtlS: this.config.sessionTtlS,
       uiDir: this.config.uiDir,
-      ...(o.wsClients ? { wsClients: o.wsClients } : {}),
+      ...(o.ws ? { ws: o.ws } : {}),
       queues: [...this.registry.queues(), ...this.extraQueues().map((q) => q.name)].map((q) =>
         runs.queue(q),
       ),
@@ -244,7 +245,9 @@ export class NornSystem<S = unknown> {
       sessions: new SessionStore(this.db),
       log: this.log,
     });
-    const app = this.createApi({ wsClients: () => relay.clientCount });
+    const app = this.createApi({
+      ws: { clients: () => relay.clientCount, slowDropped: () => relay.slowClientsDropped },
+    });
     await relay.start();
     await this.scheduleDriftChecks();
     const server = await new Promise<ServerType>((resolve) => {

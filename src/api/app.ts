@@ -82,7 +82,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   const metrics = createMetrics({
     db: deps.db,
     queues: deps.queues,
-    ...(deps.wsClients ? { wsClients: deps.wsClients } : {}),
+    ...(deps.ws ? { ws: deps.ws } : {}),
   });
   app.get('/metrics', async (c) =>
     c.body(await metrics.metrics(), 200, { 'content-type': metrics.contentType }),

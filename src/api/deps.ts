@@ -1,6 +1,7 @@
 /** What the api's routes are built from (app.ts wires them; routes import only this). */
 import type { Queue } from 'bullmq';
 import type { Db } from '../shared/db.js';
+import type { WsStats } from './metrics.js';
 import type { Logger } from '../shared/logger.js';
 import type { Redis } from '../shared/redis.js';
 import type { AppStore } from '../shared/store/apps.js';
@@ -45,8 +46,8 @@ export interface ApiDeps {
   driftSchedules?: DriftScheduler;
   /** NORN_METRICS_PUBLIC: GET /metrics answers without the token. */
   metricsPublic?: boolean;
-  /** WebSocket clients on this process's /ws, for /metrics. */
-  wsClients?: () => number;
+  /** This process's /ws relay, for /metrics. */
+  ws?: WsStats;
   /** NORN_SESSION_TTL_S: how long a dashboard session lasts. */
   sessionTtlS?: number;
   /** NORN_UI_DIR: the built dashboard, served at / (absent: no dashboard). */

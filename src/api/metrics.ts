@@ -14,8 +14,16 @@ import type { Db } from '../shared/db.js';
 export interface MetricsDeps {
   db: Pick<Db, 'query'>;
   queues: readonly Queue[];
-  /** WebSocket clients connected to this process's /ws (absent: not serving /ws). */
-  wsClients?: () => number;
+  /** This process's /ws relay (absent: not serving /ws). */
+  ws?: WsStats;
+}
+
+/** What /metrics reads from this process's /ws relay. */
+export interface WsStats {
+  /** Clients connected now. */
+  clients(): number;
+  /** Clients dropped since start because their send buffer passed NORN_WS_MAX_BUFFERED_BYTES. */
+  slowDropped(): number;
 }
 
 const QUEUE_STATES = [
@@ -204,7 +212,15 @@ export function createMetrics(deps: MetricsDeps): Registry {
     'norn_ws_clients',
     'WebSocket clients connected to this api process.',
     [],
-    async () => [{ labels: {}, value: deps.wsClients?.() ?? 0 }],
+    async () => [{ labels: {}, value: deps.ws?.clients() ?? 0 }],
+  );
+
+  collected(
+    Counter,
+    'norn_ws_slow_clients_dropped_total',
+    'WebSocket clients this api process dropped because they fell NORN_WS_MAX_BUFFERED_BYTES behind.',
+    [],
+    async () => [{ labels: {}, value: deps.ws?.slowDropped() ?? 0 }],
   );
 
   collected(
