@@ -57,6 +57,8 @@ class Client {
   cursor = 0;
   sub: Subscription | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** Work enqueued and not finished; while none is, a next event can be sent at once. */
+  private pending = 0;
   constructor(
     readonly ws: WebSocket,
     private readonly log: Logger,
@@ -65,15 +67,19 @@ class Client {
   ) {}
   /** Serializes everything done for one client (catch-ups are async). A failure closes it (1011). */
   enqueue(work: () => Promise<void>) {
-    this.chain = this.chain.then(work).catch((err: unknown) => {
-      const service = unavailableService(err);
-      if (!service) this.log.error({ err }, 'relaying to a WebSocket client failed');
-      this.send({
-        type: 'ws.error',
-        message: service ? `${service} is unreachable; reconnect later` : 'internal error',
+    this.pending++;
+    this.chain = this.chain
+      .then(work)
+      .finally(() => this.pending--)
+      .catch((err: unknown) => {
+        const service = unavailableService(err);
+        if (!service) this.log.error({ err }, 'relaying to a WebSocket client failed');
+        this.send({
+          type: 'ws.error',
+          message: service ? `${service} is unreachable; reconnect later` : 'internal error',
+        });
+        this.ws.close(1011, service ? 'unavailable' : 'internal error');
       });
-      this.ws.close(1011, service ? 'unavailable' : 'internal error');
-    });
   }
   /** Runs an event handler's work; a bug in it closes this client (1011), never the process. */
   guard(work: () => void) {
@@ -94,12 +100,20 @@ class Client {
     while (this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount > bytes)
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
   }
+  /** Nothing is queued for this client: what comes next may be done synchronously, in order. */
+  get idle() {
+    return this.pending === 0;
+  }
   get open() {
     return this.ws.readyState === this.ws.OPEN;
   }
   send(obj: unknown) {
+    this.sendText(JSON.stringify(obj));
+  }
+  /** Sends JSON text already made (an event is serialized once for all of its followers). */
+  sendText(text: string) {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(JSON.stringify(obj));
+    this.ws.send(text);
     // A close frame would queue behind the backlog: end the connection at once instead.
     if (this.ws.bufferedAmount > this.maxBufferedBytes) {
       this.log.info(
@@ -229,7 +243,16 @@ export class EventRelay {
   }
 
   private dispatch(event: EventEnvelope) {
+    let text: string | undefined;
     for (const client of this.followers.get(event.appId) ?? []) {
+      // The common case, with nothing queued for the client: the next event of its app, sent now
+      // (no promise per client and event: 1,000 followers of a busy fleet make that add up).
+      if (client.idle && event.seq === client.cursor + 1) {
+        client.cursor = event.seq;
+        if (!client.sub!.sagaId || client.sub!.sagaId === event.sagaId)
+          client.guard(() => client.sendText((text ??= JSON.stringify(event))));
+        continue;
+      }
       client.enqueue(async () => {
         if (event.seq <= client.cursor) return; // already delivered (replay or duplicate)
         if (event.seq === client.cursor + 1) {
