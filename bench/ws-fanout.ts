@@ -1,7 +1,11 @@
 /**
  * `npm run bench:ws`: the /ws relay's fan-out. 1,000 clients (BENCH_WS_CLIENTS) follow 100 apps
- * (BENCH_WS_APPS), 10 each, while one run per app goes through the 9-step bench pipeline on a
- * worker process; every event of every run reaches every follower of its app. Measured per event
+ * (BENCH_WS_APPS), 10 each, while one 9-step run per app goes through a worker process; every
+ * event of every run reaches every follower of its app. Two workloads: runs of no-op steps as
+ * fast as the engine goes (16 at a time: the 2-core machine is saturated by the worker,
+ * PostgreSQL and Redis, and what is measured is mostly waiting for a core), and all 100 runs at
+ * once at a deploy's pace, each step taking BENCH_WS_STEP_MS (100 ms), as real steps wait on
+ * builds and health checks. Measured per event
  * and client: publish-to-receive (from the moment a bare Redis subscriber in a process of its own hears
  * the publish, to the event's arrival in the clients' process), and
  * the api's memory per connected client. BENCH_WS_PAUSED clients (default 50) subscribe and then
@@ -23,7 +27,7 @@ import { channels, parseEvents } from '../src/shared/events.js';
 import { silentLogger } from '../src/shared/logger.js';
 import { createRedis } from '../src/shared/redis.js';
 import { NornSystem } from '../src/system.js';
-import { bench, pipelines } from './pipelines.js';
+import { bench, paced, pipelines } from './pipelines.js';
 import { summarize } from './report.js';
 import { checkPostgres, checkRedis, createBenchDatabase, removeKeys } from './services.js';
 import { nodeArgv, ROOT, WorkerPool } from './workers.js';
@@ -38,6 +42,29 @@ const PER_APP = Math.max(1, Math.round(CLIENTS / APPS));
 const CLIENT_PROCS = Number(process.env.BENCH_WS_CLIENT_PROCS || 2);
 const TOKEN = randomBytes(24).toString('base64url');
 const RUN_TIMEOUT_MS = 120_000;
+const STEP_MS = Number(process.env.BENCH_WS_STEP_MS || 100);
+/** Measured phases per relay and workload, taken in turns (bare, norn, bare, norn, ...). */
+const REPEATS = Number(process.env.BENCH_WS_REPEATS || 2);
+
+interface Workload {
+  name: string;
+  pipeline: string;
+  params: Record<string, unknown>;
+  concurrency: number;
+  /** Requests spread evenly over this many ms (none: all at once). */
+  spreadMs?: number;
+}
+const RUN_COMPLETED = new Set([`${bench.name}.completed`, `${paced.name}.completed`]);
+const WORKLOADS: Workload[] = [
+  { name: 'no-op steps, 16 runs at a time', pipeline: bench.name, params: {}, concurrency: 16 },
+  {
+    name: `steps of ${STEP_MS} ms, all runs at once`,
+    pipeline: paced.name,
+    params: { stepMs: STEP_MS },
+    concurrency: APPS,
+    spreadMs: 1_000,
+  },
+];
 
 interface Collected {
   arrivals: Array<[number, number]>;
@@ -128,7 +155,6 @@ async function main() {
     NORN_QUEUE_PREFIX: prefix,
     NORN_PIPELINES_MODULE: 'bench/pipelines.ts',
     NORN_DEPLOY_PIPELINE: bench.name,
-    NORN_WORKER_CONCURRENCY: '16',
     NORN_MIGRATE_ON_START: 'false',
     NORN_API_TOKEN: TOKEN,
     LOG_LEVEL: 'silent',
@@ -138,11 +164,10 @@ async function main() {
     services: {},
     log: silentLogger,
   });
-  const pool = new WorkerPool('engine');
   const completions = createRedis(REDIS_URL, 'subscriber', silentLogger);
   const done = new Set<string>();
   completions.on('message', (_ch: string, text: string) => {
-    for (const e of parseEvents(text)) if (e.type === `${bench.name}.completed`) done.add(e.sagaId);
+    for (const e of parseEvents(text)) if (RUN_COMPLETED.has(e.type)) done.add(e.sagaId);
   });
   await completions.subscribe(channels(prefix).events);
   const apps = Array.from({ length: APPS }, (_, i) => `ws-${String(i).padStart(3, '0')}`);
@@ -151,15 +176,9 @@ async function main() {
     await system.apps.upsert(id, spec, JSON.stringify(spec), 'json');
   }
   const api = await system.startApi(0);
-  await pool.start(
-    1,
-    nodeArgv('src/main.ts', 'worker'),
-    { ...env, LOG_LEVEL: 'warn' },
-    system.runs.queue('steps'),
-  );
 
-  /** Connects the clients to `url`, runs one bench run per app, and collects what arrived. */
-  const phase = async (url: string) => {
+  /** Connects the clients to `url`, runs one run of `w` per app, and collects what arrived. */
+  const phase = async (url: string, w: Workload) => {
     const before = memory();
     const clock = await Clients.clock(prefix);
     const clients = await Promise.all(
@@ -174,9 +193,11 @@ async function main() {
     const after = memory();
     done.clear();
     const sagas = await Promise.all(
-      apps.map(
-        async (appId) => (await system.runs.request({ appId, pipeline: bench.name })).sagaId,
-      ),
+      apps.map(async (appId, i) => {
+        if (w.spreadMs) await new Promise((r) => setTimeout(r, (w.spreadMs! * i) / apps.length));
+        return (await system.runs.request({ appId, pipeline: w.pipeline, params: w.params }))
+          .sagaId;
+      }),
     );
     const deadline = Date.now() + RUN_TIMEOUT_MS;
     while (sagas.some((s) => !done.has(s))) {
@@ -202,7 +223,7 @@ async function main() {
       for (const n of counts) if (n !== expected.get(appId)) short++;
     const events = [...expected.values()].reduce((a, b) => a + b, 0);
     return {
-      ...summarize(latencies),
+      latencies,
       deliveries: latencies.length,
       events,
       short,
@@ -210,38 +231,68 @@ async function main() {
     };
   };
 
+  type Phase = Awaited<ReturnType<typeof phase>>;
+  const merge = (phases: Phase[]) => ({
+    ...summarize(phases.flatMap((p) => p.latencies)),
+    events: phases.reduce((n, p) => n + p.events, 0),
+    deliveries: phases.reduce((n, p) => n + p.deliveries, 0),
+    short: phases.reduce((n, p) => n + p.short, 0),
+    perClientBytes: Math.max(...phases.map((p) => p.perClientBytes)),
+  });
+  const pools: WorkerPool[] = [];
   try {
     const bare = bareRelay(prefix);
     const bareUrl = await bare.start();
-    await phase(api.url); // warm-up: connections, JIT, pools
-    const norn = await phase(api.url);
-    const dropped = api.relay.slowClientsDropped;
-    const base = await phase(bareUrl);
+    const results = [];
+    for (const [i, w] of WORKLOADS.entries()) {
+      const pool = new WorkerPool('engine');
+      pools.push(pool);
+      await pool.start(
+        1,
+        nodeArgv('src/main.ts', 'worker'),
+        { ...env, NORN_WORKER_CONCURRENCY: String(w.concurrency), LOG_LEVEL: 'warn' },
+        system.runs.queue('steps'),
+      );
+      await phase(api.url, w); // warm-up: connections, JIT, the new worker, pools
+      // Taken in turns, so that neither relay gets the warmer (or the colder) machine.
+      const droppedBefore = api.relay.slowClientsDropped;
+      const norns: Phase[] = [];
+      const bases: Phase[] = [];
+      for (let rep = 0; rep < REPEATS; rep++) {
+        bases.push(await phase(bareUrl, w));
+        norns.push(await phase(api.url, w));
+      }
+      const dropped = api.relay.slowClientsDropped - droppedBefore;
+      await pool.stop();
+      results.push({ w, norn: merge(norns), base: merge(bases), dropped });
+    }
     await bare.close();
     const kb = (b: number) => (b / 1024).toFixed(1);
     console.log(
-      `${CLIENTS} clients over ${APPS} apps (${PER_APP} each, in ${CLIENT_PROCS} processes) + ${PAUSED} paused, one 9-step run per app, 1 worker process\n`,
+      `${CLIENTS} clients over ${APPS} apps (${PER_APP} each, in ${CLIENT_PROCS} processes) + ${PAUSED} paused, one 9-step run per app, 1 worker process, ${REPEATS} phases per relay and workload taken in turns\n`,
     );
     console.log(
-      '| relay | events | deliveries | missing or extra | p50 ms | p99 ms | api heap+external KiB/client |',
+      '| workload | relay | events | deliveries | missing or extra | p50 ms | p99 ms | api heap+external KiB/client |',
     );
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
-    for (const [name, r] of [
-      ['bare ws broadcast (baseline)', base],
-      ['norn /ws relay', norn],
-    ] as const)
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const { w, norn, base } of results)
+      for (const [name, r] of [
+        ['bare ws broadcast (baseline)', base],
+        ['norn /ws relay', norn],
+      ] as const)
+        console.log(
+          `| ${w.name} | ${name} | ${r.events} | ${r.deliveries} | ${r.short} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${kb(r.perClientBytes)} |`,
+        );
+    console.log('');
+    for (const { w, norn, base, dropped } of results) {
       console.log(
-        `| ${name} | ${r.events} | ${r.deliveries} | ${r.short} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${kb(r.perClientBytes)} |`,
+        `${w.name}: norn / baseline p50 ${(norn.p50 / base.p50).toFixed(2)}x, p99 ${(norn.p99 / base.p99).toFixed(2)}x; ` +
+          `target p99 <= 20 ms: ${norn.p99 <= 20 ? 'met' : 'MISSED'}; every reading client got every event once: ${norn.short === 0 ? 'yes' : 'NO'}; ` +
+          `paused clients dropped by the send bound: ${dropped}`,
       );
-    console.log(
-      `\nratio norn / baseline: p50 ${(norn.p50 / base.p50).toFixed(2)}x, p99 ${(norn.p99 / base.p99).toFixed(2)}x`,
-    );
-    console.log(`slow (paused) clients dropped by the send bound: ${dropped}`);
-    console.log(
-      `target p99 <= 20 ms: ${norn.p99 <= 20 ? 'met' : 'MISSED'}; every reading client got every event once: ${norn.short === 0 ? 'yes' : 'NO'}`,
-    );
+    }
   } finally {
-    await pool.stop();
+    for (const pool of pools) await pool.stop();
     await system.close(); // the api too
     await completions.quit();
     const r = createRedis(REDIS_URL, 'client', silentLogger);
