@@ -18,6 +18,12 @@
  * - `route.<hostname>` (`route.<hostname>[<path>]` for an endpoint with a path): a route the
  *   release's deploy writes that the ingress config lacks: `create`. Rules beyond those are not
  *   drift here, and a rule's service is not compared.
+ * - `proxy.<process>`, on targets where norn runs the ingress proxy (docker: Caddy): a served
+ *   process (a port and replicas) whose proxy route is missing: `create`, nothing answers on its
+ *   port; a route listening on another port, or leaving out a running replica of the process
+ *   (which then gets no traffic): `update`; a route of a process the release does not serve:
+ *   `delete`. An upstream with no replica behind it is not told again here: the missing or
+ *   stopped replica is its own address, and the proxy skips an upstream it cannot dial.
  *
  * Env is not compared: no target records a digest of a process's env that a check could
  * recompute. The docker target's `norn.config-hash` label hashes env together with the decrypted
@@ -66,6 +72,8 @@ export interface AppDriftRelease {
   processes: Record<string, { replicas: number }>;
   /** Scheduled processes that have a schedule on the target, by name: the id `live()` lists it by. */
   schedules: Record<string, string>;
+  /** Long-running processes served on a port (they have one and replicas), by name: the port. */
+  served?: Record<string, number>;
 }
 
 export interface AppDriftInput {
@@ -103,6 +111,7 @@ export function compareAppDrift(input: AppDriftInput): AppDriftFinding {
     ...unitDrift(release, input.live.units),
     ...scheduleDrift(release, input.live.schedules),
     ...(input.routes ? routeDrift(input.routes) : []),
+    ...(input.live.proxy ? proxyDrift(release, input.live) : []),
   ];
   found.sort((a, b) => byAddress(a.address, b.address));
   return finding(
@@ -217,6 +226,49 @@ function routeDrift(routes: { expected: string[]; present: string[] }): Found[] 
     }));
 }
 
+function proxyDrift(release: AppDriftRelease, live: LiveState): Found[] {
+  const routes = live.proxy ?? {};
+  const out: Found[] = [];
+  for (const [process, port] of Object.entries(release.served ?? {})) {
+    const route = Object.hasOwn(routes, process) ? routes[process] : undefined;
+    const address = `proxy.${process}`;
+    if (!route) {
+      out.push({
+        address,
+        action: 'create',
+        lines: [`proxy route of ${process}: missing, so nothing answers on port ${port}`],
+      });
+      continue;
+    }
+    const lines: string[] = [];
+    if (route.listenPort !== port)
+      lines.push(
+        `proxy route of ${process}: listens on port ${route.listenPort}, release ${release.id} serves it on ${port}`,
+      );
+    const routed = new Set(route.upstreams);
+    for (const u of live.units
+      .filter((u) => u.process === process && u.running && u.port !== undefined)
+      .sort((a, b) => a.replica - b.replica || byAddress(a.name, b.name))) {
+      if (!routed.has(u.port!))
+        lines.push(
+          `proxy route of ${process}: leaves out ${slotOf(u)} (port ${u.port}), which gets no traffic`,
+        );
+    }
+    if (lines.length) out.push({ address, action: 'update', lines });
+  }
+  for (const [process, route] of Object.entries(routes)) {
+    if (Object.hasOwn(release.served ?? {}, process)) continue;
+    out.push({
+      address: `proxy.${process}`,
+      action: 'delete',
+      lines: [
+        `proxy route of ${process} (port ${route.listenPort}): release ${release.id} serves no process ${process}`,
+      ],
+    });
+  }
+  return out;
+}
+
 /** How a route is named in addresses: its host name, and its path (a regex) in brackets. */
 export const routeKey = (r: Pick<AppRoute, 'hostname' | 'path'>) =>
   r.path ? `${r.hostname}[${r.path}]` : r.hostname;
@@ -240,12 +292,17 @@ export function expectedOf(
 ): AppDriftRelease {
   const processes: AppDriftRelease['processes'] = {};
   const schedules: AppDriftRelease['schedules'] = {};
+  const served: Record<string, number> = {};
   const scheduling = SCHEDULES[target];
   for (const [name, p] of Object.entries(spec.processes)) {
-    if (!isScheduled(p)) processes[name] = { replicas: p.replicas };
-    else if (p.replicas > 0 || scheduling.atZero) schedules[name] = scheduling.id(app, name);
+    if (isScheduled(p)) {
+      if (p.replicas > 0 || scheduling.atZero) schedules[name] = scheduling.id(app, name);
+      continue;
+    }
+    processes[name] = { replicas: p.replicas };
+    if (p.port !== undefined && p.replicas > 0) served[name] = p.port;
   }
-  return { id: release.id, imageRef: release.imageRef, processes, schedules };
+  return { id: release.id, imageRef: release.imageRef, processes, schedules, served };
 }
 
 /** The route keys the deploy's forge step writes for `spec` (none without endpoints: it skips). */

@@ -3,7 +3,7 @@
  * scheduled processes as BullMQ job schedulers whose ticks run one-off containers. The mechanics
  * are in docker/ (runtime.ts: rollout; replica-check.ts and health.ts: health; schedules.ts).
  */
-import { createCaddyDriver, type IngressProxy } from '../shared/drivers/caddy.js';
+import { createCaddyDriver, type IngressProxy, type ProxyRoute } from '../shared/drivers/caddy.js';
 import type { DockerDriver } from '../shared/drivers/docker.js';
 import { NornError } from '../shared/errors.js';
 import { durationMs, type Infraspec } from '../shared/spec/infraspec.js';
@@ -121,7 +121,7 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
       return [...removed, ...routes, ...schedules];
     },
 
-    async live(app) {
+    async live(app, signal) {
       const units = (await appReplicas(engine(), app)).map((c): LiveUnit => ({
         name: c.name,
         process: c.labels[LABELS.process] ?? '',
@@ -129,8 +129,15 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
         releaseId: c.labels[LABELS.release] ? Number(c.labels[LABELS.release]) : undefined,
         image: c.image,
         running: c.state === 'running',
+        ...(portOf(c) === undefined ? {} : { port: portOf(c) }),
       }));
-      return { units, schedules: (await deps.cron.list?.(app)) ?? [] };
+      const proxy: Record<string, ProxyRoute> = {};
+      const prefix = routePrefix(app);
+      for (const id of await ingress.proxy.routeIds(prefix, signal)) {
+        const route = await ingress.proxy.route(id, signal);
+        if (route) proxy[id.slice(prefix.length)] = route;
+      }
+      return { units, schedules: (await deps.cron.list?.(app)) ?? [], proxy };
     },
 
     async runScheduled({ release, process, runId, signal, timeoutMs, onLine }) {

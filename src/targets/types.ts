@@ -11,6 +11,7 @@
  * STEP_FAILED when the release itself does not run, UNAVAILABLE when the engine cannot be used,
  * CANCELLED when the signal aborted, NOT_FOUND/SPEC_INVALID for a process it cannot address.
  */
+import type { ProxyRoute } from '../shared/drivers/caddy.js';
 import { NornError } from '../shared/errors.js';
 import type { DeployTarget, Infraspec } from '../shared/spec/infraspec.js';
 
@@ -90,12 +91,19 @@ export interface LiveUnit {
   releaseId: number | undefined;
   image: string;
   running: boolean;
+  /** The host port it listens on, where the target records one (docker: its replica port). */
+  port?: number;
 }
 
 /** What runs for an app right now (for drift checks): its units and its schedules. */
 export interface LiveState {
   units: LiveUnit[];
   schedules: string[];
+  /**
+   * The ingress proxy's route of each of the app's processes, by process name, on targets where
+   * norn runs the proxy (docker: Caddy); absent elsewhere.
+   */
+  proxy?: Record<string, ProxyRoute>;
 }
 
 /** A scheduled process's one run (a tick of its schedule), for targets that norn ticks. */

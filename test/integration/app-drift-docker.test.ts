@@ -22,9 +22,11 @@ import {
 } from '../../src/gitops/app-drift.js';
 import { driftFingerprint } from '../../src/gitops/tofu-plan.js';
 import { CRON_QUEUE } from '../../src/pipelines/deploy/cron.js';
+import { createCaddyDriver } from '../../src/shared/drivers/caddy.js';
 import { removeAppIngress } from '../../src/shared/drivers/cloudflared.js';
 import { parseInfraspec, type Infraspec } from '../../src/shared/spec/infraspec.js';
 import type { NornSystem } from '../../src/system.js';
+import { routeId } from '../../src/targets/docker/names.js';
 import { startFleet, type Fleet } from '../support/deploy/fleet.js';
 import { freePorts, removeAppContainers } from '../support/deploy-runtime/fixtures.js';
 import { exampleSpecWithoutDatabase } from '../support/example.js';
@@ -151,6 +153,38 @@ describe('app drift on the docker target', () => {
     expect(found).toMatchObject({ drifted: false, details: [], summary: { byAction: none } });
     seen.push(found.fingerprint);
   }, 240_000);
+
+  it("its Caddy route changed through Caddy's admin API: a replica left out is its update, the route gone its create; put back, clean", async () => {
+    const proxy = createCaddyDriver({ adminUrl: fleet.system.config.deploy.ingress.caddyAdminUrl });
+    const id = routeId(APP, 'web');
+    const route = (await proxy.route(id))!;
+    expect(route.upstreams).toHaveLength(2);
+    const [kept, left] = route.upstreams as [number, number];
+    try {
+      await proxy.setRoute(id, { ...route, upstreams: [kept] });
+      const partial = await check();
+      expect(partial.summary.byAction).toEqual({ ...none, update: ['proxy.web'] });
+      expect(partial.details).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^proxy route of web: leaves out web\\[[01]\\] \\(port ${left}\\), which gets no traffic$`,
+          ),
+        ),
+      ]);
+      expect(seen).not.toContain(partial.fingerprint);
+
+      await proxy.removeRoute(id);
+      const gone = await check();
+      expect(gone.summary.byAction).toEqual({ ...none, create: ['proxy.web'] });
+      expect(gone.details).toEqual([
+        `proxy route of web: missing, so nothing answers on port ${route.listenPort}`,
+      ]);
+      expect(gone.fingerprint).not.toBe(partial.fingerprint);
+    } finally {
+      await proxy.setRoute(id, route);
+    }
+    expect(await check()).toMatchObject({ drifted: false, details: [] });
+  });
 
   it('a replica removed (docker rm -f) is drift: its create', async () => {
     docker('rm', '-f', replica(1));

@@ -50,6 +50,20 @@ const replacing = (name: string, by: Partial<LiveUnit>) =>
 
 const none = { create: [], update: [], delete: [], replace: [] };
 
+/** A rule of the comparison: this input finds these addresses by action, told by these lines. */
+interface Case {
+  rule: string;
+  input: AppDriftInput;
+  byAction: Partial<Record<'create' | 'update' | 'delete' | 'replace', string[]>>;
+  details: string[];
+}
+const expectFinding = ({ input, byAction, details }: Case) => {
+  const found = compareAppDrift(input);
+  expect(found.summary.byAction).toEqual({ ...none, ...byAction });
+  expect(found.details).toEqual(details);
+  expect(found.drifted).toBe(details.length > 0);
+};
+
 describe('compareAppDrift', () => {
   it('finds nothing when the live state and routes are what the release put on', () => {
     const found = compareAppDrift(clean());
@@ -69,12 +83,7 @@ describe('compareAppDrift', () => {
     ]);
   });
 
-  it.each<{
-    rule: string;
-    input: AppDriftInput;
-    byAction: Partial<Record<'create' | 'update' | 'delete' | 'replace', string[]>>;
-    details: string[];
-  }>([
+  it.each<Case>([
     {
       rule: 'a missing replica is created',
       input: withUnits((us) => us.filter((u) => u.name !== 'norn.shop.web.1')),
@@ -177,12 +186,7 @@ describe('compareAppDrift', () => {
       byAction: {},
       details: [],
     },
-  ])('$rule', ({ input, byAction, details }) => {
-    const found = compareAppDrift(input);
-    expect(found.summary.byAction).toEqual({ ...none, ...byAction });
-    expect(found.details).toEqual(details);
-    expect(found.drifted).toBe(details.length > 0);
-  });
+  ])('$rule', expectFinding);
 
   it('counts as a plan does: a replacement is one to add and one to destroy', () => {
     const input = withUnits(([web0, web1, worker0]) => [
@@ -281,6 +285,7 @@ describe('expectedOf', () => {
         imageRef: IMAGE,
         processes: { web: { replicas: 2 } },
         schedules,
+        served: { web: 8080 },
       });
     },
   );
@@ -290,6 +295,85 @@ describe('expectedOf', () => {
     expect(Object.keys(schedules).sort()).toEqual(['off', 'tick']);
     expect(schedules.tick).toMatch(/^shop-tick-[0-9a-f]{5}$/);
   });
+});
+
+describe('compareAppDrift: the ingress proxy (docker)', () => {
+  const served: AppDriftRelease = { ...RELEASE, served: { web: 8080 } };
+  /** web's two replicas on ports of their own, both in its route on 8080. */
+  const routed = (
+    proxy: Record<string, { listenPort: number; upstreams: number[] }> = {
+      web: { listenPort: 8080, upstreams: [20001, 20002] },
+    },
+    edit: (units: LiveUnit[]) => LiveUnit[] = (us) => us,
+  ): AppDriftInput => ({
+    app: 'shop',
+    release: served,
+    live: {
+      units: edit([
+        unit('web', 0, { port: 20001 }),
+        unit('web', 1, { port: 20002 }),
+        unit('worker', 0),
+      ]),
+      schedules: ['shop.tick'],
+      proxy,
+    },
+  });
+
+  it.each<Case>([
+    {
+      rule: 'a route to every running replica, on the served port, is not drift',
+      input: routed(),
+      byAction: {},
+      details: [],
+    },
+    {
+      rule: 'a served process without its route is created: nothing answers on its port',
+      input: routed({}),
+      byAction: { create: ['proxy.web'] },
+      details: ['proxy route of web: missing, so nothing answers on port 8080'],
+    },
+    {
+      rule: 'a route on another port is updated',
+      input: routed({ web: { listenPort: 9090, upstreams: [20001, 20002] } }),
+      byAction: { update: ['proxy.web'] },
+      details: ['proxy route of web: listens on port 9090, release 8 serves it on 8080'],
+    },
+    {
+      rule: 'a route that leaves out a running replica is updated, naming the replica',
+      input: routed({ web: { listenPort: 8080, upstreams: [20001] } }),
+      byAction: { update: ['proxy.web'] },
+      details: ['proxy route of web: leaves out web[1] (port 20002), which gets no traffic'],
+    },
+    {
+      rule: 'an upstream with no replica behind it is not told again: the replica is',
+      input: routed(undefined, (us) => us.filter((u) => u.name !== 'norn.shop.web.1')),
+      byAction: { create: ['process.web[1]'] },
+      details: ['web[1]: missing'],
+    },
+    {
+      rule: 'a stopped replica left out of the route is its replace only',
+      input: routed({ web: { listenPort: 8080, upstreams: [20001] } }, (us) =>
+        us.map((u) => (u.name === 'norn.shop.web.1' ? { ...u, running: false } : u)),
+      ),
+      byAction: { replace: ['process.web[1]'] },
+      details: ['web[1]: not running'],
+    },
+    {
+      rule: 'a route of a process the release does not serve is deleted',
+      input: routed({
+        web: { listenPort: 8080, upstreams: [20001, 20002] },
+        admin: { listenPort: 8081, upstreams: [20003] },
+      }),
+      byAction: { delete: ['proxy.admin'] },
+      details: ['proxy route of admin (port 8081): release 8 serves no process admin'],
+    },
+    {
+      rule: 'targets without norn’s proxy (no routes read) are not checked for it',
+      input: { ...routed(), live: { ...routed().live, proxy: undefined } },
+      byAction: {},
+      details: [],
+    },
+  ])('$rule', expectFinding);
 });
 
 describe('expectedRouteKeys', () => {

@@ -189,7 +189,8 @@ export function targetContract(name: string, makeFixture: () => Promise<TargetFi
     }, 60_000);
 
     it('reads back nothing for an app it never ran', async () => {
-      expect(await f.target.live(newApp('tc-none'))).toEqual({ units: [], schedules: [] });
+      const { units, schedules, proxy = {} } = await f.target.live(newApp('tc-none'));
+      expect({ units, schedules, proxy }).toEqual({ units: [], schedules: [], proxy: {} });
     });
 
     it('refuses to replace an object that belongs to another app, and leaves it alone', async () => {
