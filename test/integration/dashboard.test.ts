@@ -228,6 +228,13 @@ describe('the dashboard in Chromium', () => {
       new RegExp(`deploy run ${holder.runId.slice(0, 8)}`),
     );
     await expectText(why.locator('[data-position]'), /position 1 of 1 waiting/);
+    // The apps view says the same at a glance: who holds the app, and how many wait.
+    await page.getByRole('link', { name: 'Apps' }).click();
+    const row = page.locator(`tr[data-app="${name}"]`);
+    await expectText(row, new RegExp(`deploy ${holder.runId.slice(0, 8)} on`));
+    await expectText(row.locator('[data-queue]'), /^1$/);
+    await page.goto(`${fleet.api.url}/apps/${name}/runs/${queued.runId}`);
+    await expectText(why.locator('[data-position]'), /position 1 of 1 waiting/);
 
     // The queued one first (cancel asks first; "Keep it" changes nothing).
     await page.getByRole('button', { name: 'Cancel', exact: true }).click();

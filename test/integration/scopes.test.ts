@@ -162,6 +162,28 @@ describe('scopes', () => {
       'drift:sc-app',
     ]);
     expect(app.scopes[1].holder.runId).toBe(drift.runId);
+    // The list tells the same of every app at once (the dashboard's apps view polls it alone).
+    const listed = (await get('/api/apps')).apps as Array<{ id: string; status: unknown }>;
+    expect(listed.find((x) => x.id === 'sc-app')?.status).toEqual({
+      forge: 'unforged',
+      latestRun: {
+        runId: drift.runId,
+        pipeline: 'drift-check',
+        status: expect.stringMatching(/^(queued|running)$/),
+        createdAt: expect.any(String),
+      },
+      holder: {
+        runId: holder.runId,
+        pipeline: 'short',
+        holder: expect.any(String), // the worker running its step now: it may have moved on
+        acquiredAt: expect.any(String),
+      },
+      queued: 1,
+    });
+    expect(listed.find((x) => x.id === 'sc-other')?.status).toMatchObject({
+      holder: null,
+      queued: 0,
+    });
     // A scope nobody uses is free; a malformed one is a 400 saying what a scope looks like.
     expect(await get('/api/scopes/review:infra%2Fnet%2312')).toEqual({
       scope: 'review:infra/net#12',

@@ -1,7 +1,7 @@
 /** The dashboard's views: login, apps, an app (live), stacks. */
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import type { EventEnvelope } from '../../src/shared/events.js';
-import { api, ApiError, type AppDetail, type AppSummary, type Run } from './api.js';
+import { api, ApiError, type AppSummary } from './api.js';
 import { ActionButton, Ago, Badge, ErrorText, Section } from './components.js';
 import { navigate, useAction, useLoad } from './hooks.js';
 import { LiveFeed, type LiveStatus } from './live.js';
@@ -40,25 +40,9 @@ export function Login({ onLoggedIn }: { onLoggedIn: () => void }) {
   );
 }
 
-/** One row of the apps view: the app's own detail and latest run, read beside the list. */
-function AppRow({ app, tick }: { app: AppSummary; tick: number }) {
-  const [detail, setDetail] = useState<AppDetail>();
-  const [latest, setLatest] = useState<Run | null>();
-  useEffect(() => {
-    let live = true;
-    void Promise.all([api.app(app.id), api.runs(app.id, 1)]).then(
-      ([d, r]) => {
-        if (!live) return;
-        setDetail(d);
-        setLatest(r.runs[0] ?? null);
-      },
-      () => {},
-    );
-    return () => {
-      live = false;
-    };
-  }, [app.id, tick]);
-  const holder = detail?.lease.holder;
+/** One row of the apps view, from the list's own status of the app (no request per app). */
+function AppRow({ app }: { app: AppSummary }) {
+  const { forge, latestRun: latest, holder, queued } = app.status;
   return (
     <tr data-app={app.id}>
       <td>
@@ -74,16 +58,16 @@ function AppRow({ app, tick }: { app: AppSummary; tick: number }) {
       </td>
       <td>{app.target ?? 'docker'}</td>
       <td>
-        <Badge status={detail?.forge.state} />
+        <Badge status={forge} />
       </td>
       <td>
         {latest ? (
           <>
             {latest.pipeline} <Badge status={latest.status} /> <Ago ts={latest.createdAt} />
           </>
-        ) : latest === null ? (
+        ) : (
           <span className="muted">no runs</span>
-        ) : null}
+        )}
       </td>
       <td>
         {holder ? (
@@ -95,22 +79,13 @@ function AppRow({ app, tick }: { app: AppSummary; tick: number }) {
           <span className="muted">free</span>
         )}
       </td>
-      <td data-queue>{detail?.lease.waiting.length ?? ''}</td>
+      <td data-queue>{queued}</td>
     </tr>
   );
 }
 
 export function AppsView() {
-  const [tick, setTick] = useState(0);
-  const apps = useLoad(
-    async () => {
-      const list = await api.apps();
-      setTick((t) => t + 1);
-      return list;
-    },
-    [],
-    2_000,
-  );
+  const apps = useLoad(() => api.apps(), [], 2_000);
   return (
     <Section title="Apps">
       <ErrorText error={apps.error} />
@@ -127,7 +102,7 @@ export function AppsView() {
         </thead>
         <tbody>
           {apps.data?.apps.map((a) => (
-            <AppRow key={a.id} app={a} tick={tick} />
+            <AppRow key={a.id} app={a} />
           ))}
         </tbody>
       </table>

@@ -58,7 +58,13 @@ export const listApps = createRoute({
   tags: ['apps'],
   operationId: 'listApps',
   summary: 'List the apps (summaries: no env, no source)',
-  responses: { 200: json(AppList, 'Every registered app, by id.'), ...errors() },
+  responses: {
+    200: json(
+      AppList,
+      'Every registered app, by id, with where it stands (forge, latest run, lease holder, queue).',
+    ),
+    ...errors(),
+  },
 });
 
 export const getApp = createRoute({

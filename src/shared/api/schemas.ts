@@ -83,20 +83,6 @@ export const App = z
   .openapi('App');
 export type App = z.infer<typeof App>;
 
-export const AppSummary = z
-  .object({
-    id: z.string(),
-    target: z.string().nullable(),
-    repo: z.object({ url: z.string(), branch: z.string().nullable() }).strict().nullable(),
-    processes: z.array(z.string()),
-    sourceFormat: SourceFormat,
-    createdAt: Timestamp,
-    updatedAt: Timestamp,
-  })
-  .strict()
-  .openapi('AppSummary');
-export type AppSummary = z.infer<typeof AppSummary>;
-
 export const RunStatus = z
   .enum(['queued', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'])
   .openapi('RunStatus');
@@ -158,6 +144,48 @@ export const ForgeState = z
   .strict()
   .openapi('ForgeState');
 export type ForgeState = z.infer<typeof ForgeState>;
+
+/** An app at a glance, as GET /api/apps lists it for every app in one answer. */
+export const AppStatus = z
+  .object({
+    forge: ForgeState.shape.state,
+    latestRun: z
+      .object({ runId: Uuid, pipeline: z.string(), status: RunStatus, createdAt: Timestamp })
+      .strict()
+      .nullable(),
+    holder: z
+      .object({
+        runId: Uuid,
+        pipeline: z.string(),
+        holder: z.string().openapi({ description: 'The worker process holding the lease.' }),
+        acquiredAt: Timestamp,
+      })
+      .strict()
+      .nullable()
+      .openapi({ description: "The run holding the app's own scope (`app:<id>`)." }),
+    queued: z
+      .number()
+      .int()
+      .openapi({ description: "Runs queued for the app's own scope, behind the holder." }),
+  })
+  .strict()
+  .openapi('AppStatus');
+export type AppStatus = z.infer<typeof AppStatus>;
+
+export const AppSummary = z
+  .object({
+    id: z.string(),
+    target: z.string().nullable(),
+    repo: z.object({ url: z.string(), branch: z.string().nullable() }).strict().nullable(),
+    processes: z.array(z.string()),
+    sourceFormat: SourceFormat,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    status: AppStatus,
+  })
+  .strict()
+  .openapi('AppSummary');
+export type AppSummary = z.infer<typeof AppSummary>;
 
 /** GET /api/apps/{id}. */
 export const AppDetail = z

@@ -24,6 +24,31 @@ export interface AppSummary {
   sourceFormat: 'yaml' | 'json';
   createdAt: string;
   updatedAt: string;
+  /** Where it stands, at a glance: what the dashboard's apps view shows for every app at once. */
+  status: AppStatus;
+}
+
+/** An app's forge state, latest run, the run holding its own scope, and the runs queued there. */
+export interface AppStatus {
+  forge: 'unforged' | 'forging' | 'forged' | 'forge_failed' | 'tearing_down';
+  latestRun: { runId: string; pipeline: string; status: RunStatusName; createdAt: string } | null;
+  holder: { runId: string; pipeline: string; holder: string; acquiredAt: string } | null;
+  /** Runs queued for the app's own scope (`app:<id>`). */
+  queued: number;
+}
+type RunStatusName = 'queued' | 'running' | 'cancelling' | 'succeeded' | 'failed' | 'cancelled';
+
+interface ListRow extends Omit<AppSummary, 'status'> {
+  forge: AppStatus['forge'];
+  runId: string | null;
+  runPipeline: string | null;
+  runStatus: RunStatusName | null;
+  runCreatedAt: string | null;
+  holderRunId: string | null;
+  holderPipeline: string | null;
+  holder: string | null;
+  holderSince: string | null;
+  queued: number;
 }
 
 /** An app as webhook routing sees it (AppStore.webhookTargets). */
@@ -117,17 +142,57 @@ export class AppStore {
   }
 
   /** Every app, as summaries (built in SQL: no spec leaves the database). */
+  /** Every app with its status, in one query (the apps view polls it: no request per app). */
   async list(): Promise<AppSummary[]> {
-    const { rows } = await this.db.query<AppSummary>(
-      `SELECT id, spec->>'target' AS target,
-         CASE WHEN spec->'repo'->>'url' IS NULL THEN NULL
-              ELSE jsonb_build_object('url', spec->'repo'->>'url', 'branch', spec->'repo'->>'branch') END AS repo,
-         ARRAY(SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(spec->'processes') = 'object'
-                                             THEN spec->'processes' ELSE '{}' END) ORDER BY 1) AS processes,
-         source_format AS "sourceFormat", created_at AS "createdAt", updated_at AS "updatedAt"
-       FROM apps WHERE deleted_at IS NULL AND kind = 'app' ORDER BY id`,
+    const { rows } = await this.db.query<ListRow>(
+      `SELECT a.id, a.spec->>'target' AS target,
+         CASE WHEN a.spec->'repo'->>'url' IS NULL THEN NULL
+              ELSE jsonb_build_object('url', a.spec->'repo'->>'url', 'branch', a.spec->'repo'->>'branch') END AS repo,
+         ARRAY(SELECT jsonb_object_keys(CASE WHEN jsonb_typeof(a.spec->'processes') = 'object'
+                                             THEN a.spec->'processes' ELSE '{}' END) ORDER BY 1) AS processes,
+         a.source_format AS "sourceFormat", a.created_at AS "createdAt", a.updated_at AS "updatedAt",
+         COALESCE(f.state, 'unforged') AS forge,
+         r.id AS "runId", r.pipeline AS "runPipeline", r.status AS "runStatus", r.created_at AS "runCreatedAt",
+         l.run_id AS "holderRunId", lr.pipeline AS "holderPipeline", l.holder, l.acquired_at AS "holderSince",
+         (SELECT count(*)::int FROM runs q WHERE q.scope = 'app:' || a.id AND q.status = 'queued') AS queued
+       FROM apps a
+       LEFT JOIN forge_state f ON f.app_id = a.id
+       LEFT JOIN LATERAL (SELECT id, pipeline, status, created_at FROM runs
+                          WHERE app_id = a.id ORDER BY request_seq DESC LIMIT 1) r ON true
+       LEFT JOIN leases l ON l.scope = 'app:' || a.id
+       LEFT JOIN runs lr ON lr.id = l.run_id
+       WHERE a.deleted_at IS NULL AND a.kind = 'app' ORDER BY a.id`,
     );
-    return rows;
+    return rows.map((r) => ({
+      id: r.id,
+      target: r.target,
+      repo: r.repo,
+      processes: r.processes,
+      sourceFormat: r.sourceFormat,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      status: {
+        forge: r.forge,
+        latestRun: r.runId
+          ? {
+              runId: r.runId,
+              pipeline: r.runPipeline!,
+              status: r.runStatus!,
+              createdAt: r.runCreatedAt!,
+            }
+          : null,
+        holder:
+          r.holderRunId && r.holder
+            ? {
+                runId: r.holderRunId,
+                pipeline: r.holderPipeline ?? '',
+                holder: r.holder,
+                acquiredAt: r.holderSince!,
+              }
+            : null,
+        queued: r.queued,
+      },
+    }));
   }
 
   /**
