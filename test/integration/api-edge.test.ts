@@ -170,6 +170,8 @@ describe('listings', () => {
       sourceFormat: 'yaml',
       createdAt: expect.any(String),
       updatedAt: expect.any(String),
+      // Never run: nothing holds it, nothing waits, nothing forged.
+      status: { forge: 'unforged', latestRun: null, holder: null, queued: 0 },
     });
   });
 });

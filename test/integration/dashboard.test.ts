@@ -2,8 +2,10 @@
  * The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
  * fleet: the api serving the built dashboard, a worker running the deploy pipeline on Docker with
  * the example app. Logging in, a deploy's nine steps turning complete live, a failed deploy's
- * error, a queued run's "why waiting", a cancel from the page, and an api restart mid-run that
- * loses and duplicates no step. Screenshots of the apps view and the run panel go to docs/.
+ * error, a queued run's "why waiting" (and the apps view's holder and queue), a cancel from the
+ * page, an api restart mid-run that loses and duplicates no step, and a tab frozen mid-run that
+ * shows the whole run once it runs again. Screenshots of the apps view and the run panel go to
+ * .norn/screenshots (NORN_SCREENSHOTS=docs: docs/).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -299,6 +301,59 @@ describe('the dashboard in Chromium', () => {
     expect(new Set(last.map((s) => s.split(':')[0])).size).toBe(9);
     expect(last.map((s) => s.split(':')[0])).toEqual(STEPS);
     expect(cspViolations).toEqual([]);
+  });
+
+  it('a background tab frozen mid-run catches up when it is shown again', async () => {
+    const name = apps[0]!;
+    const spec = (await call('GET', `/api/apps/${name}`)).body.app.spec;
+    await register(name, spec.processes.web.port, '2s');
+    await page.goto(`${fleet.api.url}/apps/${name}`);
+    await page.getByLabel('Git ref').fill('main');
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
+    const runId = runIdInUrl()!;
+    await expectText(page.locator('li.step[data-step="clone"] .badge'), /running|complete/);
+
+    // As Chromium freezes a tab in the background: no script runs, no timer fires, no event is
+    // handled, until the tab is shown again; the run ends meanwhile. Headless Chromium can neither
+    // hide nor freeze a tab (Page.setWebLifecycleState changes nothing there: timers go on), so
+    // the debugger stops the page's scripts instead, which is what a freeze does to the page.
+    // A timer ticking every 50 ms shows the stop is real: it must all but stop meanwhile.
+    const ticks = () => page.evaluate(() => (window as unknown as { ticks: number }).ticks);
+    await page.evaluate(() => {
+      const w = window as unknown as { ticks: number };
+      w.ticks = 0;
+      setInterval(() => w.ticks++, 50);
+    });
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Debugger.enable');
+    const frozenAt = { ticks: await ticks(), ms: Date.now() };
+    const paused = new Promise((r) => cdp.once('Debugger.paused', r));
+    await cdp.send('Debugger.pause');
+    await paused;
+    await waitFor(
+      async () => (await call('GET', `/api/runs/${runId}`)).body.run.status === 'succeeded',
+      'the run to end while the tab is frozen',
+      120_000,
+    );
+    await cdp.send('Debugger.resume');
+    await cdp.send('Debugger.disable');
+    await cdp.detach();
+    const frozenFor = (Date.now() - frozenAt.ms) / 50;
+    expect(frozenFor).toBeGreaterThan(20); // the run took a while: a freeze worth the name
+    expect((await ticks()) - frozenAt.ticks).toBeLessThan(frozenFor / 4);
+    // Shown again.
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+
+    const { last } = await watchSteps(
+      (s) => s.length === 9 && s.every((x) => /:(complete|skipped)$/.test(x)),
+      20_000,
+    );
+    const server = (await call('GET', `/api/runs/${runId}`)).body;
+    expect(last).toEqual(
+      server.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`),
+    );
+    await expectText(page.locator('.run-head .badge'), /succeeded/);
   });
 });
 
