@@ -98,6 +98,17 @@ async function watchSteps(done: (shown: string[]) => boolean, timeoutMs = 150_00
 
 const runIdInUrl = () => /\/runs\/([0-9a-f-]{36})$/.exec(page.url())?.[1];
 
+/** Registers `name` again with `minHealthyTime`, deploys main from its page; the run's id. */
+async function redeployFromPage(name: string, minHealthyTime: string): Promise<string> {
+  const spec = (await call('GET', `/api/apps/${name}`)).body.app.spec;
+  await register(name, spec.processes.web.port, minHealthyTime);
+  await page.goto(`${fleet.api.url}/apps/${name}`);
+  await page.getByLabel('Git ref').fill('main');
+  await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+  await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
+  return runIdInUrl()!;
+}
+
 beforeAll(async () => {
   ensureBuilt();
   fleet = await startFleet({
@@ -264,14 +275,7 @@ describe('the dashboard in Chromium', () => {
   });
 
   it('survives an api restart mid-run: the banner shows, and no step is lost or shown twice', async () => {
-    const name = apps[0]!;
-    const spec = (await call('GET', `/api/apps/${name}`)).body.app.spec;
-    await register(name, spec.processes.web.port, '6s');
-    await page.goto(`${fleet.api.url}/apps/${name}`);
-    await page.getByLabel('Git ref').fill('main');
-    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
-    await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
-    const runId = runIdInUrl()!;
+    const runId = await redeployFromPage(apps[0]!, '6s');
     await expectText(
       page.locator('li.step[data-step="submit"] .badge'),
       /running|complete/,
@@ -304,14 +308,7 @@ describe('the dashboard in Chromium', () => {
   });
 
   it('a background tab frozen mid-run catches up when it is shown again', async () => {
-    const name = apps[0]!;
-    const spec = (await call('GET', `/api/apps/${name}`)).body.app.spec;
-    await register(name, spec.processes.web.port, '2s');
-    await page.goto(`${fleet.api.url}/apps/${name}`);
-    await page.getByLabel('Git ref').fill('main');
-    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
-    await page.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
-    const runId = runIdInUrl()!;
+    const runId = await redeployFromPage(apps[0]!, '2s');
     await expectText(page.locator('li.step[data-step="clone"] .badge'), /running|complete/);
 
     // As Chromium freezes a tab in the background: no script runs, no timer fires, no event is
