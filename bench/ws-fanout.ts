@@ -244,7 +244,7 @@ async function main() {
     const bare = bareRelay(prefix);
     const bareUrl = await bare.start();
     const results = [];
-    for (const [i, w] of WORKLOADS.entries()) {
+    for (const w of WORKLOADS) {
       const pool = new WorkerPool('engine');
       pools.push(pool);
       await pool.start(
