@@ -141,34 +141,34 @@ describe('ports are owned', () => {
   let listener: Server | undefined;
   afterAll(() => listener?.close());
 
-  it('refuses at registration a port range that overlaps another app, naming it', async () => {
+  it('refuses at registration a port another app is served on, naming it', async () => {
     const a = app('h7d-pa');
     const first = await post('/api/apps', { name: a, processes: { web: web(19210, 2) } });
     expect(first.status).toBe(201);
-    const res = await post('/api/apps', { name: 'h7d-pb', processes: { web: web(19211) } });
+    const res = await post('/api/apps', { name: 'h7d-pb', processes: { web: web(19210) } });
     expect(res.status).toBe(409);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('CONFLICT');
     expect(body.error.message).toContain(
-      `process web (port 19211) overlaps on port 19211 with app ${a}'s process web (port 19210-19211)`,
+      `process web wants port 19210, which app ${a}'s process web is served on`,
     );
-    // Its own processes may not overlap either: that is a spec error (400, with its path), found
-    // by the parser every deploy step uses. A scheduled process and other ports are fine.
+    // Its own processes may not share a port either: that is a spec error (400, with its path),
+    // found by the parser every deploy step uses. A scheduled process and other ports are fine,
+    // the one next to a process with two replicas too (they sit behind the proxy).
     const own = await post('/api/apps', {
       name: 'h7d-pb',
-      processes: { web: web(19212, 2), api: { port: 19213 } },
+      processes: { web: web(19212, 2), api: { port: 19212 } },
     });
     expect(own.status).toBe(400);
     const ownError = ((await own.json()) as { error: { code: string; problems: unknown[] } }).error;
     expect(ownError.code).toBe('SPEC_INVALID');
     expect(ownError.problems).toContainEqual({
       path: 'processes.api.port',
-      message:
-        'its replicas would listen on port 19213, but processes.web already takes ports 19212-19213',
+      message: 'it would be served on port 19212, but processes.web is served there already',
     });
     const fine = await post('/api/apps', {
       name: 'h7d-pb',
-      processes: { web: web(19212), tick: { schedule: '* * * * *', command: 'true' } },
+      processes: { web: web(19211), tick: { schedule: '* * * * *', command: 'true' } },
     });
     expect(fine.status).toBe(201);
     expect((await rt.system.apps.get('h7d-pb'))?.spec).toBeTruthy();
@@ -176,9 +176,9 @@ describe('ports are owned', () => {
 
   it('rechecks at submit an app registered past the check', async () => {
     const c = app('h7d-pc');
-    const result = await rt.deploy(c, spec({ web: web(19211) }), source('v1'));
+    const result = await rt.deploy(c, spec({ web: web(19210) }), source('v1'));
     expect(result.run).toMatchObject({ status: 'failed', failedStep: 'submit' });
-    expect(result.run.error).toMatch(/^CONFLICT: .*overlaps on port 19211 with app h7d-pa's/);
+    expect(result.run.error).toMatch(/^CONFLICT: .*wants port 19210, which app h7d-pa's/);
     expect(await appContainers(c)).toEqual([]);
   }, 60_000);
 

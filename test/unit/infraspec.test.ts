@@ -931,13 +931,16 @@ describe('the schema checks values with the code the deploy runs on them', () =>
     expect(specRefuses).toBe(throws(() => endpointToRoute(url, 'http://127.0.0.1:8080')));
   });
 
-  it('lets the last replica have port 65535 and no further', () => {
-    expect(parseInfraspec(aSpec({ processes: { web: { port: 65436, replicas: 100 } } })).ok).toBe(
+  it('takes one port per process, however many replicas (they sit behind the proxy)', () => {
+    expect(parseInfraspec(aSpec({ processes: { web: { port: 65535, replicas: 100 } } })).ok).toBe(
       true,
     );
-    expect(problemsOf(aSpec({ processes: { web: { port: 65437, replicas: 100 } } }))).toEqual([
-      { path: 'processes.web.replicas', message: expect.stringMatching(/at most 99 fit/) },
-    ]);
+    // The port next to a process with replicas is free for another one.
+    expect(
+      parseInfraspec(
+        aSpec({ processes: { web: { port: 3000, replicas: 3 }, api: { port: 3001 } } }),
+      ).ok,
+    ).toBe(true);
   });
 
   it('stores a spec that parses again to itself, as every deploy step parses it', () => {

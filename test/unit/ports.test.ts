@@ -11,7 +11,7 @@ const record = (id: string, spec: Record<string, unknown>): AppRecord => ({
 });
 
 describe('port claims on the Docker host', () => {
-  it('counts every replica, and nothing for scheduled, scaled-to-zero or other-target processes', () => {
+  it('claims the served port of each process, and nothing for scheduled, scaled-to-zero or other-target ones', () => {
     expect(
       portClaims('a', {
         processes: {
@@ -23,8 +23,8 @@ describe('port claims on the Docker host', () => {
         },
       }),
     ).toEqual([
-      { app: 'a', process: 'web', first: 8000, last: 8002 },
-      { app: 'a', process: 'one', first: 9000, last: 9000 },
+      { app: 'a', process: 'web', port: 8000 },
+      { app: 'a', process: 'one', port: 9000 },
     ]);
     expect(portClaims('k', { target: 'kubernetes', processes: { web: { port: 8000 } } })).toEqual(
       [],
@@ -32,21 +32,20 @@ describe('port claims on the Docker host', () => {
     expect(portClaims('x', null)).toEqual([]);
   });
 
-  it('refuses an overlap with another app, naming it, and ignores the app itself', () => {
+  it("refuses another app's port, naming it, and ignores the app itself", () => {
     const apps = [record('a', { processes: { web: { port: 8000, replicas: 2 } } })];
     expect(() =>
-      assertPortsFreeAmong({ name: 'a', processes: { web: { port: 8001 } } } as never, apps),
+      assertPortsFreeAmong({ name: 'a', processes: { web: { port: 8000 } } } as never, apps),
     ).not.toThrow();
+    // Its replicas are behind the proxy on ports of their own: 8001 is free.
     expect(() =>
-      assertPortsFreeAmong({ name: 'b', processes: { web: { port: 8002 } } } as never, apps),
+      assertPortsFreeAmong({ name: 'b', processes: { web: { port: 8001 } } } as never, apps),
     ).not.toThrow();
     expect(() =>
       assertPortsFreeAmong(
-        { name: 'b', processes: { api: { port: 7999, replicas: 2 } } } as never,
+        { name: 'b', processes: { api: { port: 8000, replicas: 2 } } } as never,
         apps,
       ),
-    ).toThrow(
-      "process api (port 7999-8000) overlaps on port 8000 with app a's process web (port 8000-8001)",
-    );
+    ).toThrow("process api wants port 8000, which app a's process web is served on");
   });
 });

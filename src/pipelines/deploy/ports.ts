@@ -1,28 +1,28 @@
 /**
  * Ports are owned. On the docker target every app shares one host network, and a process with
- * port P and N replicas listens on P..P+N-1; two claims that overlap would have one app's health
- * probe accept the other's listener. Registration (POST /api/apps) refuses an overlap with a 409
- * naming the other app and port; submit checks again (an app registered before, or a race), and
- * the driver refuses to start a replica on a port something else listens on.
+ * port P is served on P by the host's ingress proxy (its replicas listen on free ports of
+ * NORN_DOCKER_REPLICA_PORTS behind it, however many there are); two apps claiming one port would
+ * have the proxy serve only one of them there. Registration (POST /api/apps) refuses a taken port
+ * with a 409 naming the other app and process; submit checks again (an app registered before, or
+ * a race), and refuses a port another route of the proxy or a foreign process holds.
  */
 import { NornError } from '../../shared/errors.js';
 import type { AppRecord } from '../../shared/store/apps.js';
 
-/** One process's ports on the host. */
+/** One process's port on the host. */
 export interface PortClaim {
   app: string;
   process: string;
-  first: number;
-  last: number;
+  port: number;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * The ports a spec claims on the Docker host: every long-running process with a port and at least
- * one replica (scheduled processes serve nothing). Tolerant of stored specs of any age: it reads
- * the fields, it does not validate them. Other targets claim nothing here.
+ * The ports a spec claims on the Docker host: the served port of every long-running process with
+ * a port and at least one replica (scheduled processes serve nothing). Tolerant of stored specs
+ * of any age: it reads the fields, it does not validate them. Other targets claim nothing here.
  */
 export function portClaims(app: string, spec: unknown): PortClaim[] {
   if (!isRecord(spec) || (spec.target ?? 'docker') !== 'docker' || !isRecord(spec.processes))
@@ -32,12 +32,10 @@ export function portClaims(app: string, spec: unknown): PortClaim[] {
     if (!isRecord(p) || typeof p.port !== 'number' || typeof p.schedule === 'string') continue;
     const replicas = typeof p.replicas === 'number' ? p.replicas : 1;
     if (replicas < 1) continue;
-    claims.push({ app, process, first: p.port, last: p.port + replicas - 1 });
+    claims.push({ app, process, port: p.port });
   }
   return claims;
 }
-
-const range = (c: PortClaim) => (c.first === c.last ? `${c.first}` : `${c.first}-${c.last}`);
 
 export interface PortConflict {
   port: number;
@@ -45,26 +43,24 @@ export interface PortConflict {
   theirs: PortClaim;
 }
 
-/** Every overlap of `mine` with `theirs` (and of `mine`'s processes with each other). */
+/** Every port of `mine` that `theirs` claim too (or another of `mine`'s processes). */
 export function portConflicts(mine: PortClaim[], theirs: PortClaim[]): PortConflict[] {
   const found: PortConflict[] = [];
   mine.forEach((m, i) => {
-    for (const t of [...mine.slice(i + 1), ...theirs]) {
-      if (m.first <= t.last && t.first <= m.last)
-        found.push({ port: Math.max(m.first, t.first), mine: m, theirs: t });
-    }
+    for (const t of [...mine.slice(i + 1), ...theirs])
+      if (m.port === t.port) found.push({ port: m.port, mine: m, theirs: t });
   });
   return found;
 }
 
 const describe = (c: PortConflict) =>
-  `process ${c.mine.process} (port ${range(c.mine)}) overlaps on port ${c.port} with ${
+  `process ${c.mine.process} wants port ${c.port}, which ${
     c.theirs.app === c.mine.app ? '' : `app ${c.theirs.app}'s `
-  }process ${c.theirs.process} (port ${range(c.theirs)})`;
+  }process ${c.theirs.process} is served on`;
 
 /**
- * CONFLICT when app `spec.name`'s ports overlap those of another registered app on the Docker
- * host, or of its own processes; the message names each app, process and port.
+ * CONFLICT when a port of app `spec.name` is one another registered app on the Docker host is
+ * served on, or another of its own processes; the message names each app, process and port.
  */
 export function assertPortsFreeAmong(
   spec: { name: string },
@@ -75,7 +71,7 @@ export function assertPortsFreeAmong(
   if (!conflicts.length) return;
   throw new NornError(
     'CONFLICT',
-    `app ${spec.name} claims ports already taken on the Docker host (a process with port P and N replicas uses P..P+N-1): ${conflicts.map(describe).join('; ')}`,
+    `app ${spec.name} claims ports already taken on the Docker host (each process with a port is served on it by the host's ingress proxy): ${conflicts.map(describe).join('; ')}`,
     {
       details: {
         conflicts: conflicts.map((c) => ({

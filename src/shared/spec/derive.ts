@@ -10,14 +10,13 @@ export interface ProcessPorts {
   replicas: number;
 }
 
-/** Host networking: replica `index` of a process with port P listens on P + index. */
-export const replicaPort = (p: { port?: number }, index: number): number | undefined =>
-  p.port === undefined ? undefined : p.port + index;
-
-/** The first and last port a process's replicas listen on; undefined without a port or replicas. */
-export function portRange(p: ProcessPorts): { first: number; last: number } | undefined {
-  if (p.port === undefined || p.replicas < 1) return undefined;
-  return { first: p.port, last: replicaPort(p, p.replicas - 1)! };
+/**
+ * The host port a process is served on: its `port`, where the Docker host's ingress proxy
+ * listens for it (its replicas listen on ports of their own behind the proxy, however many there
+ * are). Undefined without a port or replicas.
+ */
+export function servedPort(p: ProcessPorts): number | undefined {
+  return p.port === undefined || p.replicas < 1 ? undefined : p.port;
 }
 
 /** Where the healthy step probes a replica: its port on loopback, plus the health path. */
@@ -30,6 +29,6 @@ export const healthUrl = (port: number, path: string) => `http://127.0.0.1:${por
 export function servingProcess<P extends ProcessPorts>(
   processes: Record<string, P>,
 ): [string, P] | undefined {
-  const serving = Object.entries(processes).filter(([, p]) => portRange(p) !== undefined);
+  const serving = Object.entries(processes).filter(([, p]) => servedPort(p) !== undefined);
   return serving.find(([name]) => name === 'web') ?? serving[0];
 }

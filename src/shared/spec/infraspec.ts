@@ -15,7 +15,7 @@ export { InfraspecSchema, TARGETS } from './schema.js';
 export type { DeployTarget, Infraspec, InfraspecProcess, InfraspecVolume } from './schema.js';
 export { formatProblems, type SpecProblem } from './problems.js';
 export { durationMs, parseDuration } from './durations.js';
-export { healthUrl, portRange, replicaPort, servingProcess } from './derive.js';
+export { healthUrl, servedPort, servingProcess } from './derive.js';
 export { SPEC_LIMITS } from './limits.js';
 export { DEFAULT_TIME_ZONE, schedulerRepeat } from './schedule.js';
 export { deployRefProblem } from './remote.js';

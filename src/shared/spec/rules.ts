@@ -4,7 +4,7 @@
  * still holds its raw input.
  */
 import type { z } from 'zod';
-import { healthUrl, portRange, servingProcess, type ProcessPorts } from './derive.js';
+import { healthUrl, servedPort, servingProcess, type ProcessPorts } from './derive.js';
 import { durationMs } from './durations.js';
 import { textProblem } from './fields.js';
 import { SPEC_LIMITS } from './limits.js';
@@ -47,7 +47,7 @@ function scheduledRules(p: ProcessFields, ctx: z.RefinementCtx): void {
   if (problem) issue(ctx, [problem.field], problem.message);
 }
 
-/** Replicas listen on port, port + 1, …: all of them must be ports; a health check needs one. */
+/** A health check needs a port to probe, and its path must make a URL on it. */
 function portRules(p: ProcessFields, ctx: z.RefinementCtx): void {
   const health = p.health as { path?: unknown } | undefined;
   if (health !== undefined && p.port === undefined) {
@@ -57,15 +57,7 @@ function portRules(p: ProcessFields, ctx: z.RefinementCtx): void {
       'a health check probes the process on its port, and this process has none (add a port or remove health)',
     );
   }
-  if (!isInt(p.port) || !isInt(p.replicas)) return;
-  const last = p.port + p.replicas - 1;
-  if (last > 65535) {
-    issue(
-      ctx,
-      ['replicas'],
-      `replica i listens on port ${p.port} + i, so ${p.replicas} replicas would need ports up to ${last}; with port ${p.port} at most ${65536 - p.port} fit`,
-    );
-  }
+  if (!isInt(p.port)) return;
   if (typeof health?.path === 'string' && !textProblem(health.path, SPEC_LIMITS.pathLength)) {
     let url: URL | undefined;
     try {
@@ -83,23 +75,21 @@ export function processRules(p: ProcessFields, ctx: z.RefinementCtx): void {
   portRules(p, ctx);
 }
 
-/** Host networking: two processes of one app cannot listen on the same port. */
+/** Host networking: two processes of one app cannot be served on the same port. */
 function portOverlaps(processes: Record<string, ProcessFields>, ctx: z.RefinementCtx): void {
-  const taken: Array<{ name: string; first: number; last: number }> = [];
+  const taken = new Map<number, string>();
   for (const [name, p] of Object.entries(processes)) {
     if (typeof p !== 'object' || p === null || !isInt(p.port) || !isInt(p.replicas)) continue;
-    const range = portRange({ port: p.port, replicas: p.replicas });
-    if (!range) continue;
-    const other = taken.find((t) => range.first <= t.last && t.first <= range.last);
-    if (other) {
-      const ports = (r: { first: number; last: number }) =>
-        r.first === r.last ? `port ${r.first}` : `ports ${r.first}-${r.last}`;
+    const port = servedPort({ port: p.port, replicas: p.replicas });
+    if (port === undefined) continue;
+    const other = taken.get(port);
+    if (other !== undefined)
       issue(
         ctx,
         ['processes', name, 'port'],
-        `its replicas would listen on ${ports(range)}, but processes.${other.name} already takes ${ports(other)}`,
+        `it would be served on port ${port}, but processes.${other} is served there already`,
       );
-    } else taken.push({ name, ...range });
+    else taken.set(port, name);
   }
 }
 
