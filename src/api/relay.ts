@@ -4,10 +4,11 @@
  * A message that skips ahead (lost or reordered publish) makes the relay read the missing events
  * from PostgreSQL, so a client sees every event once, in order. `lastEventId` on (re)connect
  * replays what was missed. Clients that send nothing (not even a pong) between two pings are
- * dropped, and so are clients that fall more than `maxBufferedBytes` behind (a bounded send buffer): a slow reader costs the api a bounded
- * amount of memory and never slows the others; it reconnects with its lastEventId and catches up
- * from PostgreSQL. Catch-ups are paced by the client's backlog (they read from PostgreSQL at its
- * speed), so a long catch-up never trips the bound itself.
+ * dropped, and so are clients that fall more than `maxBufferedBytes` behind (a bounded send
+ * buffer): a slow reader costs the api a bounded amount of memory and never slows the others; it
+ * reconnects with its lastEventId and catches up from PostgreSQL. Catch-ups are paced by the
+ * client's backlog (they read from PostgreSQL at its speed), so a long catch-up never trips the
+ * bound itself.
  */
 import type { Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -97,7 +98,7 @@ class Client {
    * One that stops reading altogether misses its pings and is dropped by the heartbeat.
    */
   async drained(bytes: number): Promise<void> {
-    while (this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount > bytes)
+    while (this.open && this.ws.bufferedAmount > bytes)
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
   }
   /** Nothing is queued for this client: what comes next may be done synchronously, in order. */
@@ -112,7 +113,7 @@ class Client {
   }
   /** Sends JSON text already made (an event is serialized once for all of its followers). */
   sendText(text: string) {
-    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (!this.open) return;
     this.ws.send(text);
     // A close frame would queue behind the backlog: end the connection at once instead.
     if (this.ws.bufferedAmount > this.maxBufferedBytes) {
@@ -244,22 +245,22 @@ export class EventRelay {
 
   private dispatch(event: EventEnvelope) {
     let text: string | undefined;
+    /** Moves the client's cursor onto the event; sends it unless it follows another saga. */
+    const next = (client: Client) => {
+      client.cursor = event.seq;
+      if (!client.sub!.sagaId || client.sub!.sagaId === event.sagaId)
+        client.sendText((text ??= JSON.stringify(event))); // serialized once for all followers
+    };
     for (const client of this.followers.get(event.appId) ?? []) {
       // The common case, with nothing queued for the client: the next event of its app, sent now
       // (no promise per client and event: 1,000 followers of a busy fleet make that add up).
       if (client.idle && event.seq === client.cursor + 1) {
-        client.cursor = event.seq;
-        if (!client.sub!.sagaId || client.sub!.sagaId === event.sagaId)
-          client.guard(() => client.sendText((text ??= JSON.stringify(event))));
+        client.guard(() => next(client));
         continue;
       }
       client.enqueue(async () => {
         if (event.seq <= client.cursor) return; // already delivered (replay or duplicate)
-        if (event.seq === client.cursor + 1) {
-          client.cursor = event.seq;
-          if (!client.sub!.sagaId || client.sub!.sagaId === event.sagaId) client.send(event);
-          return;
-        }
+        if (event.seq === client.cursor + 1) return next(client);
         await this.catchUp(client); // a gap: read it from PostgreSQL
       });
     }

@@ -41,6 +41,7 @@ import { NornError } from '../shared/errors.js';
 import {
   formatProblems,
   parseInfraspec,
+  servedPort,
   type DeployTarget,
   type Infraspec,
 } from '../shared/spec/infraspec.js';
@@ -300,7 +301,8 @@ export function expectedOf(
       continue;
     }
     processes[name] = { replicas: p.replicas };
-    if (p.port !== undefined && p.replicas > 0) served[name] = p.port;
+    const port = servedPort(p);
+    if (port !== undefined) served[name] = port;
   }
   return { id: release.id, imageRef: release.imageRef, processes, schedules, served };
 }

@@ -129,14 +129,13 @@ export function createDockerTarget(deps: DockerTargetDeps): Target {
         releaseId: c.labels[LABELS.release] ? Number(c.labels[LABELS.release]) : undefined,
         image: c.image,
         running: c.state === 'running',
-        ...(portOf(c) === undefined ? {} : { port: portOf(c) }),
+        port: portOf(c),
       }));
-      const proxy: Record<string, ProxyRoute> = {};
+      // The app's routes by process, read in one call to the proxy's admin API.
       const prefix = routePrefix(app);
-      for (const id of await ingress.proxy.routeIds(prefix, signal)) {
-        const route = await ingress.proxy.route(id, signal);
-        if (route) proxy[id.slice(prefix.length)] = route;
-      }
+      const proxy: Record<string, ProxyRoute> = {};
+      for (const [id, route] of Object.entries(await ingress.proxy.routes(signal)))
+        if (id.startsWith(prefix)) proxy[id.slice(prefix.length)] = route;
       return { units, schedules: (await deps.cron.list?.(app)) ?? [], proxy };
     },
 

@@ -153,14 +153,7 @@ export const AppStatus = z
       .object({ runId: Uuid, pipeline: z.string(), status: RunStatus, createdAt: Timestamp })
       .strict()
       .nullable(),
-    holder: z
-      .object({
-        runId: Uuid,
-        pipeline: z.string(),
-        holder: z.string().openapi({ description: 'The worker process holding the lease.' }),
-        acquiredAt: Timestamp,
-      })
-      .strict()
+    holder: ScopeHolder.pick({ runId: true, pipeline: true, holder: true, acquiredAt: true })
       .nullable()
       .openapi({ description: "The run holding the app's own scope (`app:<id>`)." }),
     queued: z

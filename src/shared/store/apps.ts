@@ -141,8 +141,10 @@ export class AppStore {
     return rows;
   }
 
-  /** Every app, as summaries (built in SQL: no spec leaves the database). */
-  /** Every app with its status, in one query (the apps view polls it: no request per app). */
+  /**
+   * Every app, as summaries with their status, in one query: built in SQL (no spec leaves the
+   * database), and the apps view polls it, so no request per app.
+   */
   async list(): Promise<AppSummary[]> {
     const { rows } = await this.db.query<ListRow>(
       `SELECT a.id, a.spec->>'target' AS target,
