@@ -1,8 +1,10 @@
 /**
  * The relay's bounded send buffer: a client whose socket backlog passes maxBufferedBytes is cut
  * off at once (a close frame would queue behind the backlog) while the app's other followers get
- * every event. Fakes stand in for the socket, Redis and PostgreSQL so the backlog can be set
- * exactly; the real sockets are exercised by relay.test.ts and bench/ws-fanout.ts.
+ * every event; a catch-up waits for the backlog instead; and the heartbeat takes any frame from
+ * the client as a sign of life. Fakes stand in for the socket, Redis and PostgreSQL so the backlog
+ * can be set exactly; the real sockets are exercised by relay.test.ts, ws-slow-client.test.ts and
+ * bench/ws-fanout.ts.
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
